@@ -1,0 +1,95 @@
+// Elementwise family: fill, unary maps (sigmoid, tanh, scale) and binary maps (add, sub, mul,
+// and the activation derivatives written in terms of the activation's output).
+// One thread per element; the grid may be 2-D when there are more than 65535 workgroups.
+
+struct Params {
+    n: u32,      // elements of the output
+    op: u32,     // which map (see the constants below and ops/elementwise.rs)
+    alpha: f32,  // fill value or scale factor
+    b_len: u32,  // elements of b; b is repeated when shorter (trailing broadcast)
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+const WG: u32 = 256u;
+
+// Unary ops.
+const SIGMOID: u32 = 0u;
+const TANH: u32 = 1u;
+const SCALE: u32 = 2u;
+// Binary ops.
+const ADD: u32 = 0u;
+const SUB: u32 = 1u;
+const MUL: u32 = 2u;
+const SIGMOID_BACKWARD: u32 = 3u; // a = sigmoid output y, b = dy: dy * y * (1 - y)
+const TANH_BACKWARD: u32 = 4u;    // a = tanh output y, b = dy: dy * (1 - y^2)
+const ADD_SCALED: u32 = 5u;       // a + alpha * b
+
+fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG + lid;
+}
+
+fn sigmoid(x: f32) -> f32 {
+    // Split by sign so exp never overflows.
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + exp(-x));
+    }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+fn safe_tanh(x: f32) -> f32 {
+    // Some drivers compute tanh through exp and return NaN for large |x|.
+    let e = exp(-2.0 * abs(x));
+    return sign(x) * (1.0 - e) / (1.0 + e);
+}
+
+@compute @workgroup_size(WG)
+fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i < p.n) {
+        out[i] = p.alpha;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.n) {
+        return;
+    }
+    let x = a[i];
+    var y: f32;
+    switch p.op {
+        case SIGMOID: { y = sigmoid(x); }
+        case TANH: { y = safe_tanh(x); }
+        default: { y = p.alpha * x; }
+    }
+    out[i] = y;
+}
+
+@compute @workgroup_size(WG)
+fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.n) {
+        return;
+    }
+    let x = a[i];
+    let y = b[i % p.b_len];
+    var r: f32;
+    switch p.op {
+        case ADD: { r = x + y; }
+        case SUB: { r = x - y; }
+        case MUL: { r = x * y; }
+        case SIGMOID_BACKWARD: { r = y * x * (1.0 - x); }
+        case TANH_BACKWARD: { r = y * (1.0 - x * x); }
+        default: { r = x + p.alpha * y; }
+    }
+    out[i] = r;
+}

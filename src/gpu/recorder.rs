@@ -1,0 +1,204 @@
+//! The recorder: ops append dispatches here instead of running; `submit` turns everything
+//! recorded into one command buffer with as few compute passes as possible (a pass is only
+//! broken by a buffer copy) and one queue submit.
+//!
+//! Each dispatch's parameters go into one uniform arena, written once per submit and bound
+//! with a dynamic offset, so bind groups do not depend on the parameters and stay cached.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::gpu::context::Context;
+use crate::gpu::kernels::{Kernel, KernelRegistry};
+use crate::gpu::pool::PooledBuffer;
+
+/// Counters over the context's lifetime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecorderStats {
+    /// Compute dispatches recorded.
+    pub dispatches: u64,
+    /// Compute passes encoded.
+    pub passes: u64,
+    /// Queue submits.
+    pub submits: u64,
+    /// Buffer-to-buffer copies recorded.
+    pub copies: u64,
+}
+
+pub(crate) enum Command {
+    Dispatch {
+        kernel: Arc<Kernel>,
+        /// Held until the submit so no buffer goes back to the pool while work still names it.
+        buffers: Vec<Arc<PooledBuffer>>,
+        offset: u32,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: Arc<PooledBuffer>,
+        src_offset: u64,
+        dst: Arc<PooledBuffer>,
+        dst_offset: u64,
+        bytes: u64,
+    },
+    /// Copy into a host-visible staging buffer for a read-back.
+    ReadBack { src: Arc<PooledBuffer>, staging: wgpu::Buffer, bytes: u64 },
+}
+
+pub struct Recorder {
+    commands: Vec<Command>,
+    arena: Vec<u8>,
+    align: u64,
+    /// The GPU copy of the arena: (id, buffer, capacity).
+    uniform: Option<(u64, wgpu::Buffer, u64)>,
+    next_arena_id: u64,
+    stats: RecorderStats,
+}
+
+impl Recorder {
+    pub fn new(min_uniform_align: u32) -> Self {
+        Recorder {
+            commands: Vec::new(),
+            arena: Vec::new(),
+            align: min_uniform_align.max(16) as u64,
+            uniform: None,
+            next_arena_id: 1 << 40,
+            stats: RecorderStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> RecorderStats {
+        self.stats
+    }
+
+    /// Commands waiting for the next submit.
+    pub fn pending(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// Appends a dispatch. `params` must be exactly the kernel's uniform struct.
+    pub(crate) fn dispatch(
+        &mut self,
+        kernel: Arc<Kernel>,
+        params: &[u8],
+        buffers: Vec<Arc<PooledBuffer>>,
+        groups: [u32; 3],
+    ) -> Result<()> {
+        if buffers.len() != kernel.storage.len() {
+            return Err(Error::invalid(
+                "dispatch",
+                format!("{} binds {} storage buffers, got {}", kernel.label, kernel.storage.len(), buffers.len()),
+            ));
+        }
+        let offset = match kernel.uniform {
+            Some((_, size)) => {
+                if params.len() as u64 > size {
+                    return Err(Error::invalid(
+                        "dispatch",
+                        format!("{} takes {} bytes of parameters, got {}", kernel.label, size, params.len()),
+                    ));
+                }
+                let start = self.arena.len().next_multiple_of(self.align as usize);
+                self.arena.resize(start, 0);
+                self.arena.extend_from_slice(params);
+                self.arena.resize(start + size as usize, 0);
+                start as u32
+            }
+            None => 0,
+        };
+        if groups.contains(&0) {
+            return Ok(()); // nothing to do: an empty launch is not an error
+        }
+        self.commands.push(Command::Dispatch { kernel, buffers, offset, groups });
+        self.stats.dispatches += 1;
+        Ok(())
+    }
+
+    pub(crate) fn copy(
+        &mut self,
+        src: Arc<PooledBuffer>,
+        src_offset: u64,
+        dst: Arc<PooledBuffer>,
+        dst_offset: u64,
+        bytes: u64,
+    ) {
+        if bytes > 0 {
+            self.commands.push(Command::Copy { src, src_offset, dst, dst_offset, bytes });
+            self.stats.copies += 1;
+        }
+    }
+
+    pub(crate) fn read_back(&mut self, src: Arc<PooledBuffer>, staging: wgpu::Buffer, bytes: u64) {
+        self.commands.push(Command::ReadBack { src, staging, bytes });
+    }
+
+    /// Encodes and submits everything recorded, inside error scopes.
+    pub(crate) fn submit(&mut self, ctx: &Context, kernels: &mut KernelRegistry) -> Result<()> {
+        if self.commands.is_empty() {
+            return Ok(());
+        }
+        let commands = std::mem::take(&mut self.commands);
+        let arena = std::mem::take(&mut self.arena);
+        let device = &ctx.device;
+
+        // Grow the uniform arena's GPU buffer if this submit needs more.
+        let need = (arena.len() as u64).max(256);
+        if self.uniform.as_ref().is_none_or(|(_, _, cap)| *cap < need) {
+            if let Some((old, _, _)) = self.uniform.take() {
+                kernels.forget_arena(old);
+            }
+            let cap = need.next_power_of_two().max(64 * 1024);
+            ctx.check_buffer_size("uniform arena", cap)?;
+            let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("rims.uniform_arena"),
+                size: cap,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            self.uniform = Some((self.next_arena_id, buffer, cap));
+            self.next_arena_id += 1;
+        }
+        let (arena_id, arena_buf, _) = self.uniform.as_ref().expect("arena allocated above");
+        let mut passes = 0;
+        ctx.scoped("submit", || {
+            if !arena.is_empty() {
+                ctx.queue.write_buffer(arena_buf, 0, &arena);
+            }
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("rims") });
+            let mut i = 0;
+            while i < commands.len() {
+                match &commands[i] {
+                    Command::Dispatch { .. } => {
+                        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                            label: Some("rims"),
+                            timestamp_writes: None,
+                        });
+                        passes += 1;
+                        while let Some(Command::Dispatch { kernel, buffers, offset, groups }) = commands.get(i) {
+                            let bufs: Vec<(u64, &wgpu::Buffer)> = buffers.iter().map(|b| (b.id, &b.buffer)).collect();
+                            let bg = kernels.bind_group(device, kernel, Some((*arena_id, arena_buf)), &bufs);
+                            pass.set_pipeline(&kernel.pipeline);
+                            let offsets: &[u32] = if kernel.uniform.is_some() { &[*offset] } else { &[] };
+                            pass.set_bind_group(0, &bg, offsets);
+                            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                            i += 1;
+                        }
+                    }
+                    Command::Copy { src, src_offset, dst, dst_offset, bytes } => {
+                        encoder.copy_buffer_to_buffer(&src.buffer, *src_offset, &dst.buffer, *dst_offset, *bytes);
+                        i += 1;
+                    }
+                    Command::ReadBack { src, staging, bytes } => {
+                        encoder.copy_buffer_to_buffer(&src.buffer, 0, staging, 0, *bytes);
+                        i += 1;
+                    }
+                }
+            }
+            ctx.queue.submit([encoder.finish()]);
+        })?;
+        self.stats.passes += passes;
+        self.stats.submits += 1;
+        // `commands` drops here: buffers go back to the pool, now that the queue orders any
+        // later use after this submit.
+        Ok(())
+    }
+}

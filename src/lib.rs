@@ -1,0 +1,16 @@
+//! `rims`: a hand-written GPU compute engine (wgpu + WGSL) that trains and runs Recurrent
+//! Independent Mechanisms, checked against an f64 CPU reference.
+//!
+//! Layers, bottom up: [`gpu`] (context, pool, kernels, recorder), [`tensor`], [`ops`] (one file
+//! per op family, paired with `shaders/<name>.wgsl` and [`reference`]`::<name>`).
+
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod reference;
+pub mod rng;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::{Context, DeviceRequest};
+pub use tensor::{DType, Tensor};

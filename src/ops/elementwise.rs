@@ -1,0 +1,100 @@
+//! Elementwise family: fill, sigmoid, tanh, scale, add, sub, mul, add-scaled, and the
+//! activation derivatives. Kernels: `shaders/elementwise.wgsl`; oracle: `reference::elementwise`.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Context, grid};
+use crate::tensor::{DType, Tensor};
+
+/// Threads per workgroup in `elementwise.wgsl`.
+const WG: u64 = 256;
+
+/// Maps of one tensor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unary {
+    Sigmoid,
+    Tanh,
+    /// Multiply by a constant.
+    Scale(f32),
+}
+
+/// Maps of two tensors. `b` may be shorter than `a` if its shape equals a's trailing dims
+/// (it is then repeated, as for a bias).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    /// `a + alpha * b`.
+    AddScaled(f32),
+    /// `a` = sigmoid output y, `b` = dy: returns dy·y·(1−y).
+    SigmoidBackward,
+    /// `a` = tanh output y, `b` = dy: returns dy·(1−y²).
+    TanhBackward,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    op: u32,
+    alpha: f32,
+    b_len: u32,
+}
+
+fn elements(op: &'static str, t: &Tensor) -> Result<u32> {
+    t.expect_dtype(op, DType::F32)?;
+    t.expect_nonempty(op, "input")?;
+    u32::try_from(t.len()).map_err(|_| Error::DeviceLimit {
+        what: format!("{op} over {} elements", t.len()),
+        requested: t.len() as u64,
+        limit: u32::MAX as u64,
+    })
+}
+
+/// Sets every element of `t` to `value` (recorded).
+pub fn fill(ctx: &Context, t: &Tensor, value: f32) -> Result<()> {
+    let n = elements("fill", t)?;
+    let k = ctx.kernel("elementwise", "fill", &[])?;
+    let groups = grid(ctx, "fill", (n as u64).div_ceil(WG))?;
+    ctx.dispatch(k, &Params { n, op: 0, alpha: value, b_len: 1 }, &[t], groups)
+}
+
+/// `op(x)` as a new tensor.
+pub fn unary(ctx: &Context, op: Unary, x: &Tensor) -> Result<Tensor> {
+    let n = elements("unary", x)?;
+    let (code, alpha) = match op {
+        Unary::Sigmoid => (0, 0.0),
+        Unary::Tanh => (1, 0.0),
+        Unary::Scale(s) => (2, s),
+    };
+    let out = Tensor::uninit(ctx, x.shape())?;
+    let k = ctx.kernel("elementwise", "unary", &[])?;
+    let groups = grid(ctx, "unary", (n as u64).div_ceil(WG))?;
+    ctx.dispatch(k, &Params { n, op: code, alpha, b_len: 1 }, &[x, &out], groups)?;
+    Ok(out)
+}
+
+/// `op(a, b)` as a new tensor of a's shape.
+pub fn binary(ctx: &Context, op: Binary, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let n = elements("binary", a)?;
+    let b_len = elements("binary", b)?;
+    if !a.shape().ends_with(b.shape()) {
+        return Err(Error::shape(
+            "binary",
+            format!("b {:?} must equal a {:?} or its trailing dimensions", b.shape(), a.shape()),
+        ));
+    }
+    let (code, alpha) = match op {
+        Binary::Add => (0, 0.0),
+        Binary::Sub => (1, 0.0),
+        Binary::Mul => (2, 0.0),
+        Binary::SigmoidBackward => (3, 0.0),
+        Binary::TanhBackward => (4, 0.0),
+        Binary::AddScaled(s) => (5, s),
+    };
+    let out = Tensor::uninit(ctx, a.shape())?;
+    let k = ctx.kernel("elementwise", "binary", &[])?;
+    let groups = grid(ctx, "binary", (n as u64).div_ceil(WG))?;
+    ctx.dispatch(k, &Params { n, op: code, alpha, b_len }, &[a, b, &out], groups)?;
+    Ok(out)
+}

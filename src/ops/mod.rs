@@ -1,0 +1,7 @@
+//! GPU ops, one file per op family. Each checks shapes, fills its parameter struct and records
+//! its dispatches; `shaders/<name>.wgsl` holds the kernels and `reference::<name>` the f64 oracle.
+
+pub mod cross_entropy;
+pub mod elementwise;
+pub mod matmul;
+pub mod reduce;

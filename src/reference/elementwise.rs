@@ -1,0 +1,35 @@
+//! f64 oracle for `ops::elementwise`.
+
+use crate::ops::elementwise::{Binary, Unary};
+
+pub fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+pub fn unary(op: Unary, x: &[f64]) -> Vec<f64> {
+    x.iter()
+        .map(|&v| match op {
+            Unary::Sigmoid => sigmoid(v),
+            Unary::Tanh => v.tanh(),
+            Unary::Scale(s) => s as f64 * v,
+        })
+        .collect()
+}
+
+/// `b` is repeated over `a` when shorter (trailing broadcast).
+pub fn binary(op: Binary, a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let y = b[i % b.len()];
+            match op {
+                Binary::Add => x + y,
+                Binary::Sub => x - y,
+                Binary::Mul => x * y,
+                Binary::AddScaled(s) => x + s as f64 * y,
+                Binary::SigmoidBackward => y * x * (1.0 - x),
+                Binary::TanhBackward => y * (1.0 - x * x),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,207 @@
+//! Device tensors: a pooled storage buffer with a shape. Cloning a tensor shares its buffer.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::gpu::context::{Context, lock};
+use crate::gpu::pool::{BufferPool, PooledBuffer};
+
+/// Element type of a tensor. Values are f32; class indices (targets) are u32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    U32,
+}
+
+/// An f32 (or u32) tensor in device memory, row-major.
+#[derive(Clone)]
+pub struct Tensor {
+    buf: Arc<PooledBuffer>,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+/// Number of elements of `shape`, or an error if it overflows.
+pub fn numel(shape: &[usize]) -> Result<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| Error::DeviceLimit {
+        what: format!("tensor of shape {shape:?}"),
+        requested: u64::MAX,
+        limit: u64::MAX,
+    })
+}
+
+impl Tensor {
+    /// A tensor whose contents are unspecified (a reused buffer keeps old values). Ops use this
+    /// for outputs they overwrite completely.
+    pub fn uninit(ctx: &Context, shape: &[usize]) -> Result<Tensor> {
+        Self::alloc(ctx, shape, DType::F32)
+    }
+
+    fn alloc(ctx: &Context, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let n = numel(shape)?;
+        let bytes = (n as u64).checked_mul(4).ok_or_else(|| Error::DeviceLimit {
+            what: format!("tensor of shape {shape:?}"),
+            requested: u64::MAX,
+            limit: ctx.limits().max_buffer_size,
+        })?;
+        ctx.check_buffer_size(&format!("tensor of shape {shape:?}"), bytes)?;
+        let buf = BufferPool::take(&ctx.pool, &ctx.device, bytes);
+        Ok(Tensor { buf, shape: shape.to_vec(), dtype })
+    }
+
+    /// Uploads `data` (row-major) as a tensor of `shape`.
+    pub fn from_slice(ctx: &Context, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        check_len("Tensor::from_slice", shape, data.len())?;
+        let t = Self::alloc(ctx, shape, DType::F32)?;
+        ctx.queue.write_buffer(&t.buf.buffer, 0, bytemuck::cast_slice(data));
+        Ok(t)
+    }
+
+    /// Uploads u32 values (class indices, for example).
+    pub fn from_u32(ctx: &Context, shape: &[usize], data: &[u32]) -> Result<Tensor> {
+        check_len("Tensor::from_u32", shape, data.len())?;
+        let t = Self::alloc(ctx, shape, DType::U32)?;
+        ctx.queue.write_buffer(&t.buf.buffer, 0, bytemuck::cast_slice(data));
+        Ok(t)
+    }
+
+    /// A tensor filled with `value` (recorded as a dispatch, like any op).
+    pub fn full(ctx: &Context, shape: &[usize], value: f32) -> Result<Tensor> {
+        let t = Self::alloc(ctx, shape, DType::F32)?;
+        crate::ops::elementwise::fill(ctx, &t, value)?;
+        Ok(t)
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(ctx: &Context, shape: &[usize]) -> Result<Tensor> {
+        Self::full(ctx, shape, 0.0)
+    }
+
+    /// Overwrites the contents with `data`. Work recorded earlier is submitted first so that it
+    /// sees the old contents.
+    pub fn write(&self, ctx: &Context, data: &[f32]) -> Result<()> {
+        check_len("Tensor::write", &self.shape, data.len())?;
+        self.expect_dtype("Tensor::write", DType::F32)?;
+        ctx.submit()?;
+        ctx.queue.write_buffer(&self.buf.buffer, 0, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Submits pending work, waits for it, and reads the tensor back.
+    pub fn to_vec(&self, ctx: &Context) -> Result<Vec<f32>> {
+        self.expect_dtype("Tensor::to_vec", DType::F32)?;
+        Ok(bytemuck::cast_slice(&self.read_bytes(ctx)?).to_vec())
+    }
+
+    /// Reads back a u32 tensor.
+    pub fn to_vec_u32(&self, ctx: &Context) -> Result<Vec<u32>> {
+        self.expect_dtype("Tensor::to_vec_u32", DType::U32)?;
+        Ok(bytemuck::cast_slice(&self.read_bytes(ctx)?).to_vec())
+    }
+
+    fn read_bytes(&self, ctx: &Context) -> Result<Vec<u8>> {
+        let bytes = (self.len() * 4) as u64;
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("rims.readback"),
+            size: bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        lock(&ctx.recorder).read_back(self.buf.clone(), staging.clone(), bytes);
+        ctx.submit()?;
+        let slice = staging.slice(..bytes);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu { during: "read-back".into(), message: e.to_string() })?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Gpu { during: "read-back".into(), message: e.to_string() }),
+            Err(_) => return Err(Error::Gpu { during: "read-back".into(), message: "map callback never ran".into() }),
+        }
+        ctx.check_uncaptured("read-back")?;
+        let out = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu { during: "read-back".into(), message: format!("{e:?}") })?
+            .to_vec();
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// A new tensor with the same contents (a recorded buffer copy).
+    pub fn duplicate(&self, ctx: &Context) -> Result<Tensor> {
+        let out = Self::alloc(ctx, &self.shape, self.dtype)?;
+        lock(&ctx.recorder).copy(self.buf.clone(), 0, out.buf.clone(), 0, (self.len() * 4) as u64);
+        Ok(out)
+    }
+
+    /// The same buffer viewed with another shape of the same size.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        if numel(shape)? != self.len() {
+            return Err(Error::shape("reshape", format!("{:?} ({} elements) to {shape:?}", self.shape, self.len())));
+        }
+        Ok(Tensor { buf: self.buf.clone(), shape: shape.to_vec(), dtype: self.dtype })
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether two tensors share one buffer.
+    pub fn same_buffer(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.buf, &other.buf)
+    }
+
+    pub(crate) fn buffer(&self) -> &Arc<PooledBuffer> {
+        &self.buf
+    }
+
+    /// Errors unless the tensor has the expected element type.
+    pub fn expect_dtype(&self, op: &'static str, dtype: DType) -> Result<()> {
+        if self.dtype != dtype {
+            return Err(Error::invalid(op, format!("expected a {dtype:?} tensor, got {:?}", self.dtype)));
+        }
+        Ok(())
+    }
+
+    /// Errors if the tensor has no elements.
+    pub fn expect_nonempty(&self, op: &'static str, what: &str) -> Result<()> {
+        if self.is_empty() {
+            return Err(Error::Empty { op, what: format!("{what} {:?}", self.shape) });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({:?}, {:?})", self.dtype, self.shape)
+    }
+}
+
+fn check_len(op: &'static str, shape: &[usize], len: usize) -> Result<()> {
+    let n = numel(shape)?;
+    if n != len {
+        return Err(Error::shape(op, format!("shape {shape:?} has {n} elements but {len} values were given")));
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+use rims::ops::elementwise::{self, Binary, Unary};
+use rims::reference::elementwise as reference;
+use rims::rng::Rng;
+use rims::{Error, Tensor};
+
+use crate::common::{assert_close, ctx, to_f64};
+
+const SIZES: &[usize] = &[1, 3, 255, 256, 257, 1000];
+
+#[test]
+fn unary_ops_match_reference() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new(1);
+    for &n in SIZES {
+        let x = rng.vec_f32(n, -6.0, 6.0);
+        let t = Tensor::from_slice(ctx, &[n], &x).unwrap();
+        for op in [Unary::Sigmoid, Unary::Tanh, Unary::Scale(-2.5)] {
+            let y = elementwise::unary(ctx, op, &t).unwrap().to_vec(ctx).unwrap();
+            assert_close(&format!("{op:?} n={n}"), &y, &reference::unary(op, &to_f64(&x)), 1e-6, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn tanh_and_sigmoid_saturate_without_nan() {
+    let Some(ctx) = ctx() else { return };
+    let x = [-200.0f32, -90.0, 0.0, 90.0, 200.0];
+    let t = Tensor::from_slice(ctx, &[5], &x).unwrap();
+    let th = elementwise::unary(ctx, Unary::Tanh, &t).unwrap().to_vec(ctx).unwrap();
+    assert_eq!(th, vec![-1.0, -1.0, 0.0, 1.0, 1.0]);
+    let sg = elementwise::unary(ctx, Unary::Sigmoid, &t).unwrap().to_vec(ctx).unwrap();
+    assert_eq!(sg, vec![0.0, 0.0, 0.5, 1.0, 1.0]);
+}
+
+#[test]
+fn binary_ops_match_reference_with_broadcast() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new(2);
+    for &(rows, cols) in &[(1, 1), (3, 7), (5, 64), (2, 300)] {
+        let n = rows * cols;
+        let a = rng.vec_f32(n, -1.0, 1.0);
+        let b = rng.vec_f32(n, -1.0, 1.0);
+        let bias = rng.vec_f32(cols, -1.0, 1.0);
+        let ta = Tensor::from_slice(ctx, &[rows, cols], &a).unwrap();
+        let tb = Tensor::from_slice(ctx, &[rows, cols], &b).unwrap();
+        let tbias = Tensor::from_slice(ctx, &[cols], &bias).unwrap();
+        let ops = [
+            Binary::Add,
+            Binary::Sub,
+            Binary::Mul,
+            Binary::AddScaled(0.25),
+            Binary::SigmoidBackward,
+            Binary::TanhBackward,
+        ];
+        for op in ops {
+            let got = elementwise::binary(ctx, op, &ta, &tb).unwrap().to_vec(ctx).unwrap();
+            let want = reference::binary(op, &to_f64(&a), &to_f64(&b));
+            assert_close(&format!("{op:?} {rows}x{cols}"), &got, &want, 1e-6, 1e-5);
+        }
+        let got = elementwise::binary(ctx, Binary::Add, &ta, &tbias).unwrap().to_vec(ctx).unwrap();
+        assert_close("bias add", &got, &reference::binary(Binary::Add, &to_f64(&a), &to_f64(&bias)), 1e-6, 1e-6);
+    }
+}
+
+#[test]
+fn fill_and_zeros() {
+    let Some(ctx) = ctx() else { return };
+    let t = Tensor::full(ctx, &[3, 100], 1.5).unwrap();
+    assert_eq!(t.to_vec(ctx).unwrap(), vec![1.5; 300]);
+    let z = Tensor::zeros(ctx, &[7]).unwrap();
+    assert_eq!(z.to_vec(ctx).unwrap(), vec![0.0; 7]);
+}
+
+#[test]
+fn elementwise_rejects_bad_shapes_and_empty() {
+    let Some(ctx) = ctx() else { return };
+    let a = Tensor::from_slice(ctx, &[2, 3], &[0.0; 6]).unwrap();
+    let b = Tensor::from_slice(ctx, &[2], &[0.0; 2]).unwrap();
+    assert!(matches!(elementwise::binary(ctx, Binary::Add, &a, &b), Err(Error::Shape { .. })));
+    let e = Tensor::from_slice(ctx, &[0, 3], &[]).unwrap();
+    assert!(matches!(elementwise::unary(ctx, Unary::Tanh, &e), Err(Error::Empty { .. })));
+    let idx = Tensor::from_u32(ctx, &[2], &[1, 2]).unwrap();
+    assert!(matches!(elementwise::unary(ctx, Unary::Tanh, &idx), Err(Error::InvalidArgument { .. })));
+}

@@ -1,0 +1,6 @@
+//! GPU ops against the f64 reference, and the error paths. One binary so the context and its
+//! compiled pipelines are shared.
+
+mod common;
+mod elementwise;
+mod engine;
