@@ -1,1 +1,447 @@
-//! placeholder
+//! Matmul family: batched, strided, transposed and grouped products, C = op(A)·op(B) (+ bias)
+//! (+ C). Kernels: `shaders/matmul.wgsl`; oracle: `reference::matmul`.
+//!
+//! Everything is one primitive, [`gemm`]: a batch of matrices described by strides. A
+//! transpose swaps a view's row and column strides; a grouped product (one weight matrix per
+//! mechanism, block-diagonal weights) is a batch whose A rows are strided by the group count.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Context, grid};
+use crate::tensor::{DType, Tensor};
+
+/// Where a batch of matrices lives inside a tensor, in elements: element (i, j) of matrix b is
+/// at `offset + b*batch_stride + i*row_stride + j*col_stride`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatView {
+    pub offset: usize,
+    pub batch_stride: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl MatView {
+    /// A dense row-major `rows x cols` matrix, repeated every `rows*cols` elements.
+    pub fn row_major(rows: usize, cols: usize) -> Self {
+        MatView { offset: 0, batch_stride: rows * cols, row_stride: cols, col_stride: 1 }
+    }
+
+    /// The same elements viewed transposed.
+    pub fn t(self) -> Self {
+        MatView { row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+
+    /// The same matrix for every batch entry (a shared weight).
+    pub fn shared(self) -> Self {
+        MatView { batch_stride: 0, ..self }
+    }
+
+    /// Largest element index touched for `batch` matrices of `rows x cols`.
+    fn last_index(&self, batch: usize, rows: usize, cols: usize) -> Option<usize> {
+        let b = (batch - 1).checked_mul(self.batch_stride)?;
+        let r = (rows - 1).checked_mul(self.row_stride)?;
+        let c = (cols - 1).checked_mul(self.col_stride)?;
+        self.offset.checked_add(b)?.checked_add(r)?.checked_add(c)
+    }
+}
+
+/// One batched product: for each b < batch, C_b (m x n) = A_b (m x k) · B_b (k x n).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gemm {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: MatView,
+    pub b: MatView,
+    /// C's column stride must be 1.
+    pub c: MatView,
+    /// Bias view: element j of batch b is `bias[offset + b*batch_stride + j]`.
+    pub bias: Option<MatView>,
+    /// Add the product to C's current contents instead of overwriting them.
+    pub accumulate: bool,
+}
+
+/// Which kernel runs a product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Any strides, scalar loads. The fallback.
+    Scalar,
+    /// vec4 loads and a 16 x 16 register block per invocation; needs K % 4 == 0 and a
+    /// contiguous axis in A and B with offsets and strides divisible by 4. Best on llvmpipe.
+    Vec4,
+    /// Workgroup-shared tiles; for hardware GPUs.
+    Tiled,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_off: u32,
+    a_bs: u32,
+    a_rs: u32,
+    a_cs: u32,
+    b_off: u32,
+    b_bs: u32,
+    b_rs: u32,
+    b_cs: u32,
+    c_off: u32,
+    c_bs: u32,
+    c_rs: u32,
+    flags: u32,
+    bias_off: u32,
+    bias_bs: u32,
+    tiles_m: u32,
+    tiles_n: u32,
+}
+
+const FLAG_BIAS: u32 = 1;
+const FLAG_ACCUMULATE: u32 = 2;
+/// Invocations per workgroup in gemm_scalar and gemm_vec4 (`WG` in the shader).
+const WG: u64 = 64;
+/// Outputs per invocation in gemm_scalar (`SM` x `SN`).
+const SCALAR_BLOCK: (usize, usize) = (4, 4);
+/// Outputs per invocation in gemm_vec4 (`TM` x `TN`).
+const VEC4_BLOCK: (usize, usize) = (16, 16);
+/// Outputs per workgroup in gemm_tiled (`TS`).
+const TILE: usize = 64;
+
+fn to_u32(what: &str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::DeviceLimit {
+        what: format!("matmul {what}"),
+        requested: v as u64,
+        limit: u32::MAX as u64,
+    })
+}
+
+/// Whether `view` can be read as vec4 along its contiguous axis: `along_rows` selects the
+/// axis whose stride must be 1; everything else must be divisible by 4.
+fn vec4_ok(view: &MatView, contiguous_is_col: bool, contiguous_len: usize) -> bool {
+    let (unit, other) = if contiguous_is_col {
+        (view.col_stride, view.row_stride)
+    } else {
+        (view.row_stride, view.col_stride)
+    };
+    unit == 1
+        && other % 4 == 0
+        && view.offset % 4 == 0
+        && view.batch_stride % 4 == 0
+        && contiguous_len % 4 == 0
+}
+
+/// For the vec4 kernel: (A contiguous along K?, B contiguous along N?), if it can run at all.
+fn vec4_layout(g: &Gemm) -> Option<(bool, bool)> {
+    if g.k % 4 != 0 {
+        return None;
+    }
+    let a_k = if vec4_ok(&g.a, true, g.k) {
+        true
+    } else if vec4_ok(&g.a, false, g.m) {
+        false
+    } else {
+        return None;
+    };
+    let b_n = if vec4_ok(&g.b, true, g.n) {
+        true
+    } else if vec4_ok(&g.b, false, g.k) {
+        false
+    } else {
+        return None;
+    };
+    Some((a_k, b_n))
+}
+
+/// Whether `kernel` can run `g` (the vec4 kernel needs an aligned contiguous layout).
+pub fn kernel_supports(kernel: Kernel, g: &Gemm) -> bool {
+    kernel != Kernel::Vec4 || vec4_layout(g).is_some()
+}
+
+/// The kernel the engine uses for `g` on this adapter: shared-memory tiles on hardware GPUs,
+/// register blocks with vec4 loads on software rasterisers (llvmpipe), where tiling is slower.
+pub fn choose_kernel(ctx: &Context, g: &Gemm) -> Kernel {
+    if !ctx.adapter().is_software() {
+        Kernel::Tiled
+    } else if vec4_layout(g).is_some() {
+        Kernel::Vec4
+    } else {
+        Kernel::Scalar
+    }
+}
+
+fn check_view(what: &str, t: &Tensor, view: &MatView, batch: usize, rows: usize, cols: usize) -> Result<()> {
+    t.expect_dtype("gemm", DType::F32)?;
+    match view.last_index(batch, rows, cols) {
+        Some(last) if last < t.len() => Ok(()),
+        _ => Err(Error::shape(
+            "gemm",
+            format!(
+                "{what} view {view:?} of {batch} x {rows} x {cols} reaches past the tensor {:?} ({} elements)",
+                t.shape(),
+                t.len()
+            ),
+        )),
+    }
+}
+
+/// Records C = A·B (+ bias) (+ C) for every matrix of the batch, with the kernel
+/// [`choose_kernel`] picks.
+pub fn gemm(ctx: &Context, g: &Gemm, a: &Tensor, b: &Tensor, bias: Option<&Tensor>, c: &Tensor) -> Result<()> {
+    gemm_with(ctx, choose_kernel(ctx, g), g, a, b, bias, c)
+}
+
+/// Like [`gemm`] with an explicit kernel (tests and benchmarks compare them).
+pub fn gemm_with(
+    ctx: &Context,
+    kernel: Kernel,
+    g: &Gemm,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+) -> Result<()> {
+    if g.batch == 0 || g.m == 0 || g.n == 0 || g.k == 0 {
+        return Err(Error::Empty {
+            op: "gemm",
+            what: format!("product of batch {} m {} n {} k {}", g.batch, g.m, g.n, g.k),
+        });
+    }
+    check_view("A", a, &g.a, g.batch, g.m, g.k)?;
+    check_view("B", b, &g.b, g.batch, g.k, g.n)?;
+    if g.c.col_stride != 1 {
+        return Err(Error::invalid("gemm", "C must have column stride 1"));
+    }
+    check_view("C", c, &g.c, g.batch, g.m, g.n)?;
+    if a.same_buffer(c) || b.same_buffer(c) || bias.is_some_and(|t| t.same_buffer(c)) {
+        return Err(Error::invalid("gemm", "the output C must not share a buffer with A, B or the bias"));
+    }
+    let mut flags = if g.accumulate { FLAG_ACCUMULATE } else { 0 };
+    let bias_view = match (bias, g.bias) {
+        (Some(t), Some(v)) => {
+            check_view("bias", t, &v, g.batch, 1, g.n)?;
+            flags |= FLAG_BIAS;
+            v
+        }
+        (None, None) => MatView { offset: 0, batch_stride: 0, row_stride: 0, col_stride: 0 },
+        _ => return Err(Error::invalid("gemm", "a bias tensor needs a bias view and the other way round")),
+    };
+    for t in [a, b, c] {
+        to_u32("tensor length", t.len())?;
+    }
+    let (bm, bn) = match kernel {
+        Kernel::Scalar => SCALAR_BLOCK,
+        Kernel::Vec4 => VEC4_BLOCK,
+        Kernel::Tiled => (TILE, TILE),
+    };
+    let tiles_m = g.m.div_ceil(bm);
+    let tiles_n = g.n.div_ceil(bn);
+    let blocks = (g.batch as u64) * (tiles_m as u64) * (tiles_n as u64);
+    let params = Params {
+        m: to_u32("m", g.m)?,
+        n: to_u32("n", g.n)?,
+        k: to_u32("k", g.k)?,
+        batch: to_u32("batch", g.batch)?,
+        a_off: to_u32("offset", g.a.offset)?,
+        a_bs: to_u32("stride", g.a.batch_stride)?,
+        a_rs: to_u32("stride", g.a.row_stride)?,
+        a_cs: to_u32("stride", g.a.col_stride)?,
+        b_off: to_u32("offset", g.b.offset)?,
+        b_bs: to_u32("stride", g.b.batch_stride)?,
+        b_rs: to_u32("stride", g.b.row_stride)?,
+        b_cs: to_u32("stride", g.b.col_stride)?,
+        c_off: to_u32("offset", g.c.offset)?,
+        c_bs: to_u32("stride", g.c.batch_stride)?,
+        c_rs: to_u32("stride", g.c.row_stride)?,
+        flags,
+        bias_off: to_u32("offset", bias_view.offset)?,
+        bias_bs: to_u32("stride", bias_view.batch_stride)?,
+        tiles_m: to_u32("tiles", tiles_m)?,
+        tiles_n: to_u32("tiles", tiles_n)?,
+    };
+    to_u32("blocks", blocks as usize)?;
+    // Without a bias the shader still names the binding; A stands in (read-only twice is fine).
+    let bias_t = bias.unwrap_or(a);
+    match kernel {
+        Kernel::Scalar => {
+            let k = ctx.kernel("matmul", "gemm_scalar", &[])?;
+            let groups = grid(ctx, "gemm", blocks.div_ceil(WG))?;
+            ctx.dispatch(k, &params, &[a, b, bias_t, c], groups)
+        }
+        Kernel::Vec4 => {
+            let (a_k, b_n) = vec4_layout(g).ok_or_else(|| {
+                Error::invalid("gemm", format!("the vec4 kernel cannot read this layout: {g:?}"))
+            })?;
+            let spec = [("A_K_CONTIG", a_k as u32), ("B_N_CONTIG", b_n as u32)];
+            let k = ctx.kernel("matmul", "gemm_vec4", &spec)?;
+            let groups = grid(ctx, "gemm", blocks.div_ceil(WG))?;
+            ctx.dispatch(k, &params, &[bias_t, c, a, b], groups)
+        }
+        Kernel::Tiled => {
+            let k = ctx.kernel("matmul", "gemm_tiled", &[])?;
+            let groups = grid(ctx, "gemm", blocks)?;
+            ctx.dispatch(k, &params, &[a, b, bias_t, c], groups)
+        }
+    }
+}
+
+/// Options of [`matmul`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MatmulOptions<'a> {
+    /// Use Aᵀ: A is stored [..., K, M].
+    pub trans_a: bool,
+    /// Use Bᵀ: B is stored [..., N, K] (or [N, K] when shared).
+    pub trans_b: bool,
+    /// Bias [N], added to every row.
+    pub bias: Option<&'a Tensor>,
+}
+
+fn split_matrix(op: &'static str, what: &str, t: &Tensor) -> Result<(usize, usize, usize)> {
+    let s = t.shape();
+    if s.len() < 2 {
+        return Err(Error::shape(op, format!("{what} must have at least 2 dimensions, got {s:?}")));
+    }
+    let batch = s[..s.len() - 2].iter().product();
+    Ok((batch, s[s.len() - 2], s[s.len() - 1]))
+}
+
+/// `op(A)·op(B) (+ bias)` as a new tensor. A is [..., M, K]; B is either [K, N] (shared by the
+/// whole batch) or has A's leading dimensions. Transposes are read through strides, never copied.
+pub fn matmul(ctx: &Context, a: &Tensor, b: &Tensor, opts: MatmulOptions<'_>) -> Result<Tensor> {
+    let (batch, ar, ac) = split_matrix("matmul", "A", a)?;
+    let (bbatch, br, bc) = split_matrix("matmul", "B", b)?;
+    let (m, k) = if opts.trans_a { (ac, ar) } else { (ar, ac) };
+    let (kb, n) = if opts.trans_b { (bc, br) } else { (br, bc) };
+    if k != kb {
+        return Err(Error::shape(
+            "matmul",
+            format!("inner dimensions differ: A {:?} (trans {}) and B {:?} (trans {})", a.shape(), opts.trans_a, b.shape(), opts.trans_b),
+        ));
+    }
+    let shared_b = b.shape().len() == 2;
+    if !shared_b && a.shape()[..a.shape().len() - 2] != b.shape()[..b.shape().len() - 2] {
+        return Err(Error::shape(
+            "matmul",
+            format!("batch dimensions differ: A {:?} and B {:?}", a.shape(), b.shape()),
+        ));
+    }
+    debug_assert!(shared_b || bbatch == batch);
+    if let Some(bias) = opts.bias
+        && bias.shape() != [n]
+    {
+        return Err(Error::shape("matmul", format!("bias must be [{n}], got {:?}", bias.shape())));
+    }
+    let mut out_shape = a.shape()[..a.shape().len() - 2].to_vec();
+    out_shape.extend([m, n]);
+    let c = Tensor::uninit(ctx, &out_shape)?;
+    let av = MatView::row_major(ar, ac);
+    let bv = MatView::row_major(br, bc);
+    let g = Gemm {
+        batch,
+        m,
+        n,
+        k,
+        a: if opts.trans_a { av.t() } else { av },
+        b: {
+            let v = if opts.trans_b { bv.t() } else { bv };
+            if shared_b { v.shared() } else { v }
+        },
+        c: MatView::row_major(m, n),
+        bias: opts.bias.map(|_| MatView { offset: 0, batch_stride: 0, row_stride: 0, col_stride: 1 }),
+        accumulate: false,
+    };
+    gemm(ctx, &g, a, b, opts.bias, &c)?;
+    Ok(c)
+}
+
+fn grouped_dims(x: &Tensor, w: &Tensor) -> Result<(usize, usize, usize, usize)> {
+    let (xs, ws) = (x.shape(), w.shape());
+    if xs.len() != 3 || ws.len() != 3 {
+        return Err(Error::shape("grouped_matmul", format!("x must be [B, G, K] and w [G, K, N]; got {xs:?} and {ws:?}")));
+    }
+    if xs[1] != ws[0] || xs[2] != ws[1] {
+        return Err(Error::shape("grouped_matmul", format!("x {xs:?} does not fit w {ws:?} (x[1] = G, x[2] = K)")));
+    }
+    Ok((xs[0], xs[1], xs[2], ws[2]))
+}
+
+/// Grouped product for per-mechanism weights: x [B, G, K], w [G, K, N] (+ bias [G, N]) →
+/// y [B, G, N] with y[b, g] = x[b, g]·w[g] + bias[g]. One dispatch for all groups.
+pub fn grouped_matmul(ctx: &Context, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let (bsz, g, k, n) = grouped_dims(x, w)?;
+    if let Some(bias) = bias
+        && bias.shape() != [g, n]
+    {
+        return Err(Error::shape("grouped_matmul", format!("bias must be [{g}, {n}], got {:?}", bias.shape())));
+    }
+    let y = Tensor::uninit(ctx, &[bsz, g, n])?;
+    let gemm_desc = Gemm {
+        batch: g,
+        m: bsz,
+        n,
+        k,
+        a: MatView { offset: 0, batch_stride: k, row_stride: g * k, col_stride: 1 },
+        b: MatView::row_major(k, n),
+        c: MatView { offset: 0, batch_stride: n, row_stride: g * n, col_stride: 1 },
+        bias: bias.map(|_| MatView { offset: 0, batch_stride: n, row_stride: 0, col_stride: 1 }),
+        accumulate: false,
+    };
+    gemm(ctx, &gemm_desc, x, w, bias, &y)?;
+    Ok(y)
+}
+
+/// Backward of [`grouped_matmul`] with respect to x: dx[b, g] = dy[b, g]·w[g]ᵀ.
+pub fn grouped_matmul_grad_x(ctx: &Context, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let ws = w.shape();
+    let ds = dy.shape();
+    if ws.len() != 3 || ds.len() != 3 || ds[1] != ws[0] || ds[2] != ws[2] {
+        return Err(Error::shape("grouped_matmul_grad_x", format!("dy must be [B, G, N] for w [G, K, N]; got {ds:?} and {ws:?}")));
+    }
+    let (bsz, g, k, n) = (ds[0], ws[0], ws[1], ws[2]);
+    let dx = Tensor::uninit(ctx, &[bsz, g, k])?;
+    let desc = Gemm {
+        batch: g,
+        m: bsz,
+        n: k,
+        k: n,
+        a: MatView { offset: 0, batch_stride: n, row_stride: g * n, col_stride: 1 },
+        b: MatView::row_major(k, n).t(),
+        c: MatView { offset: 0, batch_stride: k, row_stride: g * k, col_stride: 1 },
+        bias: None,
+        accumulate: false,
+    };
+    gemm(ctx, &desc, dy, w, None, &dx)?;
+    Ok(dx)
+}
+
+/// Backward of [`grouped_matmul`] with respect to w: dw[g] = Σ_b x[b, g]ᵀ·dy[b, g]. With
+/// `accumulate_into`, adds into that [G, K, N] tensor (gradient accumulation over time steps)
+/// and returns it; otherwise returns a new tensor.
+pub fn grouped_matmul_grad_w(ctx: &Context, x: &Tensor, dy: &Tensor, accumulate_into: Option<&Tensor>) -> Result<Tensor> {
+    let (xs, ds) = (x.shape(), dy.shape());
+    if xs.len() != 3 || ds.len() != 3 || xs[0] != ds[0] || xs[1] != ds[1] {
+        return Err(Error::shape("grouped_matmul_grad_w", format!("x [B, G, K] and dy [B, G, N] must agree on B and G; got {xs:?} and {ds:?}")));
+    }
+    let (bsz, g, k, n) = (xs[0], xs[1], xs[2], ds[2]);
+    let dw = match accumulate_into {
+        Some(t) if t.shape() == [g, k, n] => t.clone(),
+        Some(t) => {
+            return Err(Error::shape("grouped_matmul_grad_w", format!("accumulator must be [{g}, {k}, {n}], got {:?}", t.shape())));
+        }
+        None => Tensor::uninit(ctx, &[g, k, n])?,
+    };
+    let desc = Gemm {
+        batch: g,
+        m: k,
+        n,
+        k: bsz,
+        a: MatView { offset: 0, batch_stride: k, row_stride: 1, col_stride: g * k },
+        b: MatView { offset: 0, batch_stride: n, row_stride: g * n, col_stride: 1 },
+        c: MatView::row_major(k, n),
+        bias: None,
+        accumulate: accumulate_into.is_some(),
+    };
+    gemm(ctx, &desc, x, dy, None, &dw)?;
+    Ok(dw)
+}

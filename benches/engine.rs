@@ -1,0 +1,126 @@
+//! Engine benchmarks: matmul GFLOP/s per kernel and the cost of a dispatch.
+//!
+//! Every measurement synchronises with the device before the clock is read (`iter_custom`).
+//! Throughput is in elements = floating-point operations, so criterion's "Gelem/s" reads as
+//! GFLOP/s. Run with `cargo bench --bench engine`; set RIMS_ADAPTER to pick an adapter.
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rims::ops::elementwise;
+use rims::ops::matmul::{self, Gemm, Kernel, MatView};
+use rims::rng::Rng;
+use rims::{Context, Tensor};
+
+fn context() -> Context {
+    let ctx = Context::from_env().expect("a GPU adapter (llvmpipe on machines without a GPU)");
+    eprintln!("adapter: {} ({:?}, {:?})", ctx.adapter().name, ctx.adapter().backend, ctx.adapter().device_type);
+    ctx
+}
+
+fn random(ctx: &Context, rng: &mut Rng, shape: &[usize]) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_slice(ctx, shape, &rng.vec_f32(n, -1.0, 1.0)).unwrap()
+}
+
+/// Times `iters` recorded runs of `f`, submitted together and waited for.
+fn timed(ctx: &Context, iters: u64, mut f: impl FnMut()) -> Duration {
+    ctx.synchronize().unwrap();
+    let start = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    ctx.synchronize().unwrap();
+    start.elapsed()
+}
+
+fn kernels_for(ctx: &Context) -> Vec<Kernel> {
+    if ctx.adapter().is_software() {
+        vec![Kernel::Vec4, Kernel::Scalar, Kernel::Tiled]
+    } else {
+        vec![Kernel::Tiled, Kernel::Vec4, Kernel::Scalar]
+    }
+}
+
+fn bench_matmul(c: &mut Criterion) {
+    let ctx = context();
+    let mut rng = Rng::new(0);
+    let big = !ctx.adapter().is_software();
+    let mut group = c.benchmark_group("matmul");
+    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    for n in [256usize, 1024] {
+        let a = random(&ctx, &mut rng, &[n, n]);
+        let b = random(&ctx, &mut rng, &[n, n]);
+        let out = Tensor::uninit(&ctx, &[n, n]).unwrap();
+        let g = Gemm {
+            batch: 1,
+            m: n,
+            n,
+            k: n,
+            a: MatView::row_major(n, n),
+            b: MatView::row_major(n, n),
+            c: MatView::row_major(n, n),
+            bias: None,
+            accumulate: false,
+        };
+        group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
+        for kernel in kernels_for(&ctx) {
+            // The scalar and tiled kernels are far off the pace on llvmpipe at 1024³; one
+            // figure for them is enough there.
+            if !big && n == 1024 && kernel != Kernel::Vec4 {
+                continue;
+            }
+            group.bench_with_input(BenchmarkId::new(format!("{kernel:?}"), format!("{n}^3")), &n, |bch, _| {
+                bch.iter_custom(|iters| {
+                    timed(&ctx, iters, || matmul::gemm_with(&ctx, kernel, &g, &a, &b, None, &out).unwrap())
+                })
+            });
+        }
+    }
+    // Grouped: 6 mechanisms, each (64 x 400)·(400 x 400), in one dispatch.
+    let (bsz, groups, k, n) = (64usize, 6usize, 400usize, 400usize);
+    let x = random(&ctx, &mut rng, &[bsz, groups, k]);
+    let w = random(&ctx, &mut rng, &[groups, k, n]);
+    group.throughput(Throughput::Elements((2 * bsz * groups * k * n) as u64));
+    group.bench_function("grouped 6x(64x400·400x400)", |bch| {
+        bch.iter_custom(|iters| {
+            timed(&ctx, iters, || {
+                matmul::grouped_matmul(&ctx, &x, &w, None).unwrap();
+            })
+        })
+    });
+    group.finish();
+}
+
+fn bench_dispatch(c: &mut Criterion) {
+    let ctx = context();
+    let t = Tensor::zeros(&ctx, &[64]).unwrap();
+    let mut group = c.benchmark_group("dispatch");
+    group.sample_size(10).measurement_time(Duration::from_secs(2));
+    const N: u64 = 200;
+    group.throughput(Throughput::Elements(N));
+    group.bench_function("200 fills in one pass, one submit", |bch| {
+        bch.iter_custom(|iters| {
+            timed(&ctx, iters, || {
+                for _ in 0..N {
+                    elementwise::fill(&ctx, &t, 1.0).unwrap();
+                }
+                ctx.submit().unwrap();
+            })
+        })
+    });
+    group.bench_function("200 fills, a submit each", |bch| {
+        bch.iter_custom(|iters| {
+            timed(&ctx, iters, || {
+                for _ in 0..N {
+                    elementwise::fill(&ctx, &t, 1.0).unwrap();
+                    ctx.submit().unwrap();
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_matmul, bench_dispatch);
+criterion_main!(benches);
