@@ -14,7 +14,12 @@ use rims::{Context, Tensor};
 
 fn context() -> Context {
     let ctx = Context::from_env().expect("a GPU adapter (llvmpipe on machines without a GPU)");
-    eprintln!("adapter: {} ({:?}, {:?})", ctx.adapter().name, ctx.adapter().backend, ctx.adapter().device_type);
+    eprintln!(
+        "adapter: {} ({:?}, {:?})",
+        ctx.adapter().name,
+        ctx.adapter().backend,
+        ctx.adapter().device_type
+    );
     ctx
 }
 
@@ -36,9 +41,16 @@ fn timed(ctx: &Context, iters: u64, mut f: impl FnMut()) -> Duration {
 
 fn kernels_for(ctx: &Context) -> Vec<Kernel> {
     if ctx.adapter().is_software() {
-        vec![Kernel::Vec4, Kernel::Scalar, Kernel::Tiled]
+        vec![
+            Kernel::VEC4,
+            Kernel::Vec4 { rows: 8, cols: 16 },
+            Kernel::Vec4 { rows: 8, cols: 8 },
+            Kernel::Vec4 { rows: 16, cols: 8 },
+            Kernel::Scalar,
+            Kernel::Tiled,
+        ]
     } else {
-        vec![Kernel::Tiled, Kernel::Vec4, Kernel::Scalar]
+        vec![Kernel::Tiled, Kernel::VEC4, Kernel::Scalar]
     }
 }
 
@@ -47,7 +59,10 @@ fn bench_matmul(c: &mut Criterion) {
     let mut rng = Rng::new(0);
     let big = !ctx.adapter().is_software();
     let mut group = c.benchmark_group("matmul");
-    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
     for n in [256usize, 1024] {
         let a = random(&ctx, &mut rng, &[n, n]);
         let b = random(&ctx, &mut rng, &[n, n]);
@@ -67,14 +82,20 @@ fn bench_matmul(c: &mut Criterion) {
         for kernel in kernels_for(&ctx) {
             // The scalar and tiled kernels are far off the pace on llvmpipe at 1024³; one
             // figure for them is enough there.
-            if !big && n == 1024 && kernel != Kernel::Vec4 {
+            if !big && n == 1024 && !matches!(kernel, Kernel::Vec4 { .. }) {
                 continue;
             }
-            group.bench_with_input(BenchmarkId::new(format!("{kernel:?}"), format!("{n}^3")), &n, |bch, _| {
-                bch.iter_custom(|iters| {
-                    timed(&ctx, iters, || matmul::gemm_with(&ctx, kernel, &g, &a, &b, None, &out).unwrap())
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("{kernel:?}"), format!("{n}^3")),
+                &n,
+                |bch, _| {
+                    bch.iter_custom(|iters| {
+                        timed(&ctx, iters, || {
+                            matmul::gemm_with(&ctx, kernel, &g, &a, &b, None, &out).unwrap()
+                        })
+                    })
+                },
+            );
         }
     }
     // Grouped: 6 mechanisms, each (64 x 400)·(400 x 400), in one dispatch.
@@ -96,7 +117,9 @@ fn bench_dispatch(c: &mut Criterion) {
     let ctx = context();
     let t = Tensor::zeros(&ctx, &[64]).unwrap();
     let mut group = c.benchmark_group("dispatch");
-    group.sample_size(10).measurement_time(Duration::from_secs(2));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(2));
     const N: u64 = 200;
     group.throughput(Throughput::Elements(N));
     group.bench_function("200 fills in one pass, one submit", |bch| {

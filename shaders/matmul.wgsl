@@ -16,6 +16,7 @@ struct Params {
     b_off: u32, b_bs: u32, b_rs: u32, b_cs: u32,
     c_off: u32, c_bs: u32, c_rs: u32, flags: u32,   // flags: 1 = add bias, 2 = accumulate into C
     bias_off: u32, bias_bs: u32, tiles_m: u32, tiles_n: u32,
+    wg_cols: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -58,7 +59,7 @@ fn store(batch: u32, i: u32, j: u32, v: f32) {
     c[idx] = r;
 }
 
-// Which (batch, block row, block col) this invocation owns; false when past the end.
+// Which (batch, tile row, tile col) workgroup `flat` owns; false when past the end.
 fn block_of(flat: u32, out: ptr<function, vec3<u32>>) -> bool {
     let per_batch = p.tiles_m * p.tiles_n;
     if (flat >= per_batch * p.batch) {
@@ -70,11 +71,24 @@ fn block_of(flat: u32, out: ptr<function, vec3<u32>>) -> bool {
     return true;
 }
 
+// For the per-invocation-block kernels: a workgroup covers (WG / wg_cols) x wg_cols blocks, a
+// squarish patch of C, so the rows of A and columns of B it streams stay in cache. Returns
+// (batch, block row, block col) of this invocation.
+fn invocation_block(flat_wg: u32, lid: u32, out: ptr<function, vec3<u32>>) -> bool {
+    var t: vec3<u32>;
+    if (!block_of(flat_wg, &t)) {
+        return false;
+    }
+    let wg_rows = WG / p.wg_cols;
+    *out = vec3<u32>(t.x, t.y * wg_rows + lid / p.wg_cols, t.z * p.wg_cols + lid % p.wg_cols);
+    return true;
+}
+
 @compute @workgroup_size(WG)
 fn gemm_scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
     var blk: vec3<u32>;
-    if (!block_of((wid.x + wid.y * nwg.x) * WG + lid, &blk)) {
+    if (!invocation_block(wid.x + wid.y * nwg.x, lid, &blk)) {
         return;
     }
     let bt = blk.x;
@@ -114,7 +128,7 @@ fn gemm_scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 fn gemm_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
     var blk: vec3<u32>;
-    if (!block_of((wid.x + wid.y * nwg.x) * WG + lid, &blk)) {
+    if (!invocation_block(wid.x + wid.y * nwg.x, lid, &blk)) {
         return;
     }
     let bt = blk.x;

@@ -26,11 +26,19 @@ pub enum Error {
 
     /// A request larger than the device allows.
     #[error("{what} needs {requested} but the device limit is {limit}")]
-    DeviceLimit { what: String, requested: u64, limit: u64 },
+    DeviceLimit {
+        what: String,
+        requested: u64,
+        limit: u64,
+    },
 
     /// A WGSL file failed to parse or validate (a bug in the project, or a bad specialisation).
     #[error("shader '{shader}' (entry '{entry}'): {message}")]
-    Shader { shader: String, entry: String, message: String },
+    Shader {
+        shader: String,
+        entry: String,
+        message: String,
+    },
 
     /// wgpu reported a validation or out-of-memory error while we recorded or submitted work.
     #[error("GPU error during {during}: {message}")]
@@ -56,11 +64,17 @@ pub enum Error {
 impl Error {
     /// Shorthand for a shape error.
     pub fn shape(op: &'static str, detail: impl Into<String>) -> Self {
-        Error::Shape { op, detail: detail.into() }
+        Error::Shape {
+            op,
+            detail: detail.into(),
+        }
     }
 
     /// Shorthand for an invalid-argument error.
     pub fn invalid(op: &'static str, detail: impl Into<String>) -> Self {
-        Error::InvalidArgument { op, detail: detail.into() }
+        Error::InvalidArgument {
+            op,
+            detail: detail.into(),
+        }
     }
 }

@@ -23,11 +23,14 @@ pub struct Tensor {
 
 /// Number of elements of `shape`, or an error if it overflows.
 pub fn numel(shape: &[usize]) -> Result<usize> {
-    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| Error::DeviceLimit {
-        what: format!("tensor of shape {shape:?}"),
-        requested: u64::MAX,
-        limit: u64::MAX,
-    })
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::DeviceLimit {
+            what: format!("tensor of shape {shape:?}"),
+            requested: u64::MAX,
+            limit: u64::MAX,
+        })
 }
 
 impl Tensor {
@@ -39,21 +42,28 @@ impl Tensor {
 
     fn alloc(ctx: &Context, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let n = numel(shape)?;
-        let bytes = (n as u64).checked_mul(4).ok_or_else(|| Error::DeviceLimit {
-            what: format!("tensor of shape {shape:?}"),
-            requested: u64::MAX,
-            limit: ctx.limits().max_buffer_size,
-        })?;
+        let bytes = (n as u64)
+            .checked_mul(4)
+            .ok_or_else(|| Error::DeviceLimit {
+                what: format!("tensor of shape {shape:?}"),
+                requested: u64::MAX,
+                limit: ctx.limits().max_buffer_size,
+            })?;
         ctx.check_buffer_size(&format!("tensor of shape {shape:?}"), bytes)?;
         let buf = BufferPool::take(&ctx.pool, &ctx.device, bytes);
-        Ok(Tensor { buf, shape: shape.to_vec(), dtype })
+        Ok(Tensor {
+            buf,
+            shape: shape.to_vec(),
+            dtype,
+        })
     }
 
     /// Uploads `data` (row-major) as a tensor of `shape`.
     pub fn from_slice(ctx: &Context, shape: &[usize], data: &[f32]) -> Result<Tensor> {
         check_len("Tensor::from_slice", shape, data.len())?;
         let t = Self::alloc(ctx, shape, DType::F32)?;
-        ctx.queue.write_buffer(&t.buf.buffer, 0, bytemuck::cast_slice(data));
+        ctx.queue
+            .write_buffer(&t.buf.buffer, 0, bytemuck::cast_slice(data));
         Ok(t)
     }
 
@@ -61,7 +71,8 @@ impl Tensor {
     pub fn from_u32(ctx: &Context, shape: &[usize], data: &[u32]) -> Result<Tensor> {
         check_len("Tensor::from_u32", shape, data.len())?;
         let t = Self::alloc(ctx, shape, DType::U32)?;
-        ctx.queue.write_buffer(&t.buf.buffer, 0, bytemuck::cast_slice(data));
+        ctx.queue
+            .write_buffer(&t.buf.buffer, 0, bytemuck::cast_slice(data));
         Ok(t)
     }
 
@@ -83,7 +94,8 @@ impl Tensor {
         check_len("Tensor::write", &self.shape, data.len())?;
         self.expect_dtype("Tensor::write", DType::F32)?;
         ctx.submit()?;
-        ctx.queue.write_buffer(&self.buf.buffer, 0, bytemuck::cast_slice(data));
+        ctx.queue
+            .write_buffer(&self.buf.buffer, 0, bytemuck::cast_slice(data));
         Ok(())
     }
 
@@ -119,16 +131,32 @@ impl Tensor {
         });
         ctx.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu { during: "read-back".into(), message: e.to_string() })?;
+            .map_err(|e| Error::Gpu {
+                during: "read-back".into(),
+                message: e.to_string(),
+            })?;
         match rx.recv() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::Gpu { during: "read-back".into(), message: e.to_string() }),
-            Err(_) => return Err(Error::Gpu { during: "read-back".into(), message: "map callback never ran".into() }),
+            Ok(Err(e)) => {
+                return Err(Error::Gpu {
+                    during: "read-back".into(),
+                    message: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(Error::Gpu {
+                    during: "read-back".into(),
+                    message: "map callback never ran".into(),
+                });
+            }
         }
         ctx.check_uncaptured("read-back")?;
         let out = slice
             .get_mapped_range()
-            .map_err(|e| Error::Gpu { during: "read-back".into(), message: format!("{e:?}") })?
+            .map_err(|e| Error::Gpu {
+                during: "read-back".into(),
+                message: format!("{e:?}"),
+            })?
             .to_vec();
         staging.unmap();
         Ok(out)
@@ -137,16 +165,29 @@ impl Tensor {
     /// A new tensor with the same contents (a recorded buffer copy).
     pub fn duplicate(&self, ctx: &Context) -> Result<Tensor> {
         let out = Self::alloc(ctx, &self.shape, self.dtype)?;
-        lock(&ctx.recorder).copy(self.buf.clone(), 0, out.buf.clone(), 0, (self.len() * 4) as u64);
+        lock(&ctx.recorder).copy(
+            self.buf.clone(),
+            0,
+            out.buf.clone(),
+            0,
+            (self.len() * 4) as u64,
+        );
         Ok(out)
     }
 
     /// The same buffer viewed with another shape of the same size.
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         if numel(shape)? != self.len() {
-            return Err(Error::shape("reshape", format!("{:?} ({} elements) to {shape:?}", self.shape, self.len())));
+            return Err(Error::shape(
+                "reshape",
+                format!("{:?} ({} elements) to {shape:?}", self.shape, self.len()),
+            ));
         }
-        Ok(Tensor { buf: self.buf.clone(), shape: shape.to_vec(), dtype: self.dtype })
+        Ok(Tensor {
+            buf: self.buf.clone(),
+            shape: shape.to_vec(),
+            dtype: self.dtype,
+        })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -178,7 +219,10 @@ impl Tensor {
     /// Errors unless the tensor has the expected element type.
     pub fn expect_dtype(&self, op: &'static str, dtype: DType) -> Result<()> {
         if self.dtype != dtype {
-            return Err(Error::invalid(op, format!("expected a {dtype:?} tensor, got {:?}", self.dtype)));
+            return Err(Error::invalid(
+                op,
+                format!("expected a {dtype:?} tensor, got {:?}", self.dtype),
+            ));
         }
         Ok(())
     }
@@ -186,7 +230,10 @@ impl Tensor {
     /// Errors if the tensor has no elements.
     pub fn expect_nonempty(&self, op: &'static str, what: &str) -> Result<()> {
         if self.is_empty() {
-            return Err(Error::Empty { op, what: format!("{what} {:?}", self.shape) });
+            return Err(Error::Empty {
+                op,
+                what: format!("{what} {:?}", self.shape),
+            });
         }
         Ok(())
     }
@@ -201,7 +248,10 @@ impl std::fmt::Debug for Tensor {
 fn check_len(op: &'static str, shape: &[usize], len: usize) -> Result<()> {
     let n = numel(shape)?;
     if n != len {
-        return Err(Error::shape(op, format!("shape {shape:?} has {n} elements but {len} values were given")));
+        return Err(Error::shape(
+            op,
+            format!("shape {shape:?} has {n} elements but {len} values were given"),
+        ));
     }
     Ok(())
 }

@@ -54,6 +54,8 @@ pub struct AdapterSummary {
     pub driver_info: String,
     /// Whether the adapter can run compute shaders at all (some GL adapters cannot).
     pub compute: bool,
+    /// Optional features the adapter offers (the engine needs none of them).
+    pub features: wgpu::Features,
 }
 
 impl AdapterSummary {
@@ -70,6 +72,7 @@ impl AdapterSummary {
             driver: info.driver,
             driver_info: info.driver_info,
             compute,
+            features: adapter.features(),
         }
     }
 
@@ -164,6 +167,7 @@ pub struct Context {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     adapter: AdapterSummary,
+    adapter_index: usize,
     adapters: Vec<AdapterSummary>,
     limits: wgpu::Limits,
     pub(crate) kernels: Mutex<KernelRegistry>,
@@ -210,12 +214,18 @@ impl Context {
                 .collect();
             return Err(Error::NoAdapter(format!(
                 "none with compute shaders matches {}; found: {}",
-                wanted.map(|w| format!("RIMS_ADAPTER='{w}'")).unwrap_or_else(|| "the request".into()),
+                wanted
+                    .map(|w| format!("RIMS_ADAPTER='{w}'"))
+                    .unwrap_or_else(|| "the request".into()),
                 names.join(", ")
             )));
         }
         candidates.sort_by_key(|&i| {
-            (device_rank(summaries[i].device_type), backend_rank(summaries[i].backend), i)
+            (
+                device_rank(summaries[i].device_type),
+                backend_rank(summaries[i].backend),
+                i,
+            )
         });
         let chosen = candidates[0];
         let adapter = &adapters[chosen];
@@ -230,7 +240,10 @@ impl Context {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|e| Error::DeviceRequest { adapter: summary.name.clone(), reason: e.to_string() })?;
+        .map_err(|e| Error::DeviceRequest {
+            adapter: summary.name.clone(),
+            reason: e.to_string(),
+        })?;
 
         // Anything that escapes an error scope lands here instead of aborting the process.
         let uncaptured: Uncaptured = Arc::new(Mutex::new(Vec::new()));
@@ -244,6 +257,7 @@ impl Context {
             device,
             queue,
             adapter: summary,
+            adapter_index: chosen,
             adapters: summaries,
             limits,
             kernels: Mutex::new(KernelRegistry::new()),
@@ -261,6 +275,11 @@ impl Context {
     /// The adapter in use.
     pub fn adapter(&self) -> &AdapterSummary {
         &self.adapter
+    }
+
+    /// Index of the adapter in use within [`Context::adapters`].
+    pub fn adapter_index(&self) -> usize {
+        self.adapter_index
     }
 
     /// Every adapter that was found, usable or not.
@@ -300,7 +319,10 @@ impl Context {
         self.submit()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu { during: "synchronize".into(), message: e.to_string() })?;
+            .map_err(|e| Error::Gpu {
+                during: "synchronize".into(),
+                message: e.to_string(),
+            })?;
         self.check_uncaptured("synchronize")
     }
 
@@ -312,7 +334,10 @@ impl Context {
         }
         let message = errs.join("; ");
         errs.clear();
-        Err(Error::Gpu { during: during.to_string(), message })
+        Err(Error::Gpu {
+            during: during.to_string(),
+            message,
+        })
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes and turns what they catch into
@@ -324,7 +349,10 @@ impl Context {
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
         if let Some(e) = v.or(o) {
-            return Err(Error::Gpu { during: during.to_string(), message: e.to_string() });
+            return Err(Error::Gpu {
+                during: during.to_string(),
+                message: e.to_string(),
+            });
         }
         self.check_uncaptured(during)?;
         Ok(out)
@@ -332,9 +360,16 @@ impl Context {
 
     /// Checks a buffer size against the device limits before anything is created.
     pub(crate) fn check_buffer_size(&self, what: &str, bytes: u64) -> Result<()> {
-        let limit = self.limits.max_buffer_size.min(self.limits.max_storage_buffer_binding_size);
+        let limit = self
+            .limits
+            .max_buffer_size
+            .min(self.limits.max_storage_buffer_binding_size);
         if bytes > limit {
-            return Err(Error::DeviceLimit { what: format!("{what} ({bytes} bytes)"), requested: bytes, limit });
+            return Err(Error::DeviceLimit {
+                what: format!("{what} ({bytes} bytes)"),
+                requested: bytes,
+                limit,
+            });
         }
         Ok(())
     }
@@ -342,6 +377,8 @@ impl Context {
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("adapter", &self.adapter).finish_non_exhaustive()
+        f.debug_struct("Context")
+            .field("adapter", &self.adapter)
+            .finish_non_exhaustive()
     }
 }

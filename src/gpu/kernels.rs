@@ -15,8 +15,14 @@ use crate::error::{Error, Result};
 
 /// Every shader file of the engine, by name (the file is `shaders/<name>.wgsl`).
 pub static SHADERS: &[(&str, &str)] = &[
-    ("cross_entropy", include_str!("../../shaders/cross_entropy.wgsl")),
-    ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
+    (
+        "cross_entropy",
+        include_str!("../../shaders/cross_entropy.wgsl"),
+    ),
+    (
+        "elementwise",
+        include_str!("../../shaders/elementwise.wgsl"),
+    ),
     ("matmul", include_str!("../../shaders/matmul.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
 ];
@@ -77,7 +83,9 @@ pub fn specialise(shader: &str, spec: Spec<'_>) -> Result<String> {
         let start = text.find(&pattern).ok_or_else(|| Error::Shader {
             shader: shader.into(),
             entry: String::new(),
-            message: format!("specialisation constant '{name}' is not declared as `const {name}: u32`"),
+            message: format!(
+                "specialisation constant '{name}' is not declared as `const {name}: u32`"
+            ),
         })? + pattern.len();
         let end = start
             + text[start..].find(';').ok_or_else(|| Error::Shader {
@@ -91,7 +99,9 @@ pub fn specialise(shader: &str, spec: Spec<'_>) -> Result<String> {
 }
 
 /// Parses and validates WGSL with naga; the same check tests/shaders.rs runs on every file.
-pub fn validate_wgsl(source: &str) -> std::result::Result<(naga::Module, naga::valid::ModuleInfo), String> {
+pub fn validate_wgsl(
+    source: &str,
+) -> std::result::Result<(naga::Module, naga::valid::ModuleInfo), String> {
     let module = naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string(source))?;
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
@@ -115,7 +125,11 @@ fn reflect(
     module: &naga::Module,
     info: &naga::valid::ModuleInfo,
 ) -> Result<Reflection> {
-    let err = |message: String| Error::Shader { shader: shader.into(), entry: entry.into(), message };
+    let err = |message: String| Error::Shader {
+        shader: shader.into(),
+        entry: entry.into(),
+        message,
+    };
     let ep_index = module
         .entry_points
         .iter()
@@ -125,12 +139,17 @@ fn reflect(
     let mut bound: Vec<(u32, wgpu::BindingType)> = Vec::new();
     let mut uniform = None;
     for (handle, var) in module.global_variables.iter() {
-        let Some(binding) = &var.binding else { continue };
+        let Some(binding) = &var.binding else {
+            continue;
+        };
         if uses[handle].is_empty() {
             continue;
         }
         if binding.group != 0 {
-            return Err(err(format!("binding {} uses group {}; only group 0 is supported", binding.binding, binding.group)));
+            return Err(err(format!(
+                "binding {} uses group {}; only group 0 is supported",
+                binding.binding, binding.group
+            )));
         }
         let ty = match var.space {
             naga::AddressSpace::Uniform => {
@@ -157,7 +176,15 @@ fn reflect(
     bound.sort_by_key(|(b, _)| *b);
     let storage = bound
         .iter()
-        .filter(|(_, t)| !matches!(t, wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, .. }))
+        .filter(|(_, t)| {
+            !matches!(
+                t,
+                wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    ..
+                }
+            )
+        })
         .map(|(b, _)| *b)
         .collect();
     let entries = bound
@@ -169,12 +196,20 @@ fn reflect(
             count: None,
         })
         .collect();
-    Ok(Reflection { entries, storage, uniform })
+    Ok(Reflection {
+        entries,
+        storage,
+        uniform,
+    })
 }
 
 impl KernelRegistry {
     pub fn new() -> Self {
-        KernelRegistry { kernels: HashMap::new(), bind_groups: HashMap::new(), next_id: 1 }
+        KernelRegistry {
+            kernels: HashMap::new(),
+            bind_groups: HashMap::new(),
+            next_id: 1,
+        }
     }
 
     /// Number of compiled pipelines.
@@ -203,8 +238,11 @@ impl KernelRegistry {
             return Ok(k.clone());
         }
         let source = specialise(shader, spec)?;
-        let (module, info) = validate_wgsl(&source)
-            .map_err(|message| Error::Shader { shader: shader.into(), entry: entry.into(), message })?;
+        let (module, info) = validate_wgsl(&source).map_err(|message| Error::Shader {
+            shader: shader.into(),
+            entry: entry.into(),
+            message,
+        })?;
         let refl = reflect(shader, entry, &module, &info)?;
         let device = &ctx.device;
         let kernel = ctx.scoped(&format!("compiling {key}"), || {
@@ -253,7 +291,11 @@ impl KernelRegistry {
         arena: Option<(u64, &wgpu::Buffer)>,
         buffers: &[(u64, &wgpu::Buffer)],
     ) -> wgpu::BindGroup {
-        let key: BindKey = (kernel.id, arena.map(|a| a.0).unwrap_or(0), buffers.iter().map(|b| b.0).collect());
+        let key: BindKey = (
+            kernel.id,
+            arena.map(|a| a.0).unwrap_or(0),
+            buffers.iter().map(|b| b.0).collect(),
+        );
         if let Some(bg) = self.bind_groups.get(&key) {
             return bg.clone();
         }
@@ -272,7 +314,10 @@ impl KernelRegistry {
             });
         }
         for (binding, (_, buffer)) in kernel.storage.iter().zip(buffers) {
-            entries.push(wgpu::BindGroupEntry { binding: *binding, resource: buffer.as_entire_binding() });
+            entries.push(wgpu::BindGroupEntry {
+                binding: *binding,
+                resource: buffer.as_entire_binding(),
+            });
         }
         let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&kernel.label),

@@ -69,13 +69,19 @@ impl Drop for PooledBuffer {
         let mut pool = lock(&self.pool);
         pool.stats.bytes_live -= self.class;
         pool.stats.bytes_free += self.class;
-        pool.free.entry(self.class).or_default().push((self.id, self.buffer.clone()));
+        pool.free
+            .entry(self.class)
+            .or_default()
+            .push((self.id, self.buffer.clone()));
     }
 }
 
 impl BufferPool {
     pub fn new() -> Self {
-        BufferPool { free: HashMap::new(), stats: PoolStats::default() }
+        BufferPool {
+            free: HashMap::new(),
+            stats: PoolStats::default(),
+        }
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -84,7 +90,11 @@ impl BufferPool {
 
     /// Takes a buffer of at least `bytes` from the free list or creates one. Its contents are
     /// whatever the last user left (fresh buffers are zero).
-    pub fn take(pool: &Arc<Mutex<BufferPool>>, device: &wgpu::Device, bytes: u64) -> Arc<PooledBuffer> {
+    pub fn take(
+        pool: &Arc<Mutex<BufferPool>>,
+        device: &wgpu::Device,
+        bytes: u64,
+    ) -> Arc<PooledBuffer> {
         let class = size_class(bytes);
         let mut guard = lock(pool);
         let reused = guard.free.get_mut(&class).and_then(|v| v.pop());

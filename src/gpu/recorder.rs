@@ -41,7 +41,11 @@ pub(crate) enum Command {
         bytes: u64,
     },
     /// Copy into a host-visible staging buffer for a read-back.
-    ReadBack { src: Arc<PooledBuffer>, staging: wgpu::Buffer, bytes: u64 },
+    ReadBack {
+        src: Arc<PooledBuffer>,
+        staging: wgpu::Buffer,
+        bytes: u64,
+    },
 }
 
 pub struct Recorder {
@@ -86,7 +90,12 @@ impl Recorder {
         if buffers.len() != kernel.storage.len() {
             return Err(Error::invalid(
                 "dispatch",
-                format!("{} binds {} storage buffers, got {}", kernel.label, kernel.storage.len(), buffers.len()),
+                format!(
+                    "{} binds {} storage buffers, got {}",
+                    kernel.label,
+                    kernel.storage.len(),
+                    buffers.len()
+                ),
             ));
         }
         let offset = match kernel.uniform {
@@ -94,7 +103,12 @@ impl Recorder {
                 if params.len() as u64 > size {
                     return Err(Error::invalid(
                         "dispatch",
-                        format!("{} takes {} bytes of parameters, got {}", kernel.label, size, params.len()),
+                        format!(
+                            "{} takes {} bytes of parameters, got {}",
+                            kernel.label,
+                            size,
+                            params.len()
+                        ),
                     ));
                 }
                 let start = self.arena.len().next_multiple_of(self.align as usize);
@@ -108,7 +122,12 @@ impl Recorder {
         if groups.contains(&0) {
             return Ok(()); // nothing to do: an empty launch is not an error
         }
-        self.commands.push(Command::Dispatch { kernel, buffers, offset, groups });
+        self.commands.push(Command::Dispatch {
+            kernel,
+            buffers,
+            offset,
+            groups,
+        });
         self.stats.dispatches += 1;
         Ok(())
     }
@@ -122,13 +141,23 @@ impl Recorder {
         bytes: u64,
     ) {
         if bytes > 0 {
-            self.commands.push(Command::Copy { src, src_offset, dst, dst_offset, bytes });
+            self.commands.push(Command::Copy {
+                src,
+                src_offset,
+                dst,
+                dst_offset,
+                bytes,
+            });
             self.stats.copies += 1;
         }
     }
 
     pub(crate) fn read_back(&mut self, src: Arc<PooledBuffer>, staging: wgpu::Buffer, bytes: u64) {
-        self.commands.push(Command::ReadBack { src, staging, bytes });
+        self.commands.push(Command::ReadBack {
+            src,
+            staging,
+            bytes,
+        });
     }
 
     /// Encodes and submits everything recorded, inside error scopes.
@@ -163,7 +192,9 @@ impl Recorder {
             if !arena.is_empty() {
                 ctx.queue.write_buffer(arena_buf, 0, &arena);
             }
-            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("rims") });
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("rims"),
+            });
             let mut i = 0;
             while i < commands.len() {
                 match &commands[i] {
@@ -173,21 +204,53 @@ impl Recorder {
                             timestamp_writes: None,
                         });
                         passes += 1;
-                        while let Some(Command::Dispatch { kernel, buffers, offset, groups }) = commands.get(i) {
-                            let bufs: Vec<(u64, &wgpu::Buffer)> = buffers.iter().map(|b| (b.id, &b.buffer)).collect();
-                            let bg = kernels.bind_group(device, kernel, Some((*arena_id, arena_buf)), &bufs);
+                        while let Some(Command::Dispatch {
+                            kernel,
+                            buffers,
+                            offset,
+                            groups,
+                        }) = commands.get(i)
+                        {
+                            let bufs: Vec<(u64, &wgpu::Buffer)> =
+                                buffers.iter().map(|b| (b.id, &b.buffer)).collect();
+                            let bg = kernels.bind_group(
+                                device,
+                                kernel,
+                                Some((*arena_id, arena_buf)),
+                                &bufs,
+                            );
                             pass.set_pipeline(&kernel.pipeline);
-                            let offsets: &[u32] = if kernel.uniform.is_some() { &[*offset] } else { &[] };
+                            let offsets: &[u32] = if kernel.uniform.is_some() {
+                                &[*offset]
+                            } else {
+                                &[]
+                            };
                             pass.set_bind_group(0, &bg, offsets);
                             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
                             i += 1;
                         }
                     }
-                    Command::Copy { src, src_offset, dst, dst_offset, bytes } => {
-                        encoder.copy_buffer_to_buffer(&src.buffer, *src_offset, &dst.buffer, *dst_offset, *bytes);
+                    Command::Copy {
+                        src,
+                        src_offset,
+                        dst,
+                        dst_offset,
+                        bytes,
+                    } => {
+                        encoder.copy_buffer_to_buffer(
+                            &src.buffer,
+                            *src_offset,
+                            &dst.buffer,
+                            *dst_offset,
+                            *bytes,
+                        );
                         i += 1;
                     }
-                    Command::ReadBack { src, staging, bytes } => {
+                    Command::ReadBack {
+                        src,
+                        staging,
+                        bytes,
+                    } => {
                         encoder.copy_buffer_to_buffer(&src.buffer, 0, staging, 0, *bytes);
                         i += 1;
                     }

@@ -56,7 +56,17 @@ pub fn fill(ctx: &Context, t: &Tensor, value: f32) -> Result<()> {
     let n = elements("fill", t)?;
     let k = ctx.kernel("elementwise", "fill", &[])?;
     let groups = grid(ctx, "fill", (n as u64).div_ceil(WG))?;
-    ctx.dispatch(k, &Params { n, op: 0, alpha: value, b_len: 1 }, &[t], groups)
+    ctx.dispatch(
+        k,
+        &Params {
+            n,
+            op: 0,
+            alpha: value,
+            b_len: 1,
+        },
+        &[t],
+        groups,
+    )
 }
 
 /// `op(x)` as a new tensor.
@@ -70,7 +80,17 @@ pub fn unary(ctx: &Context, op: Unary, x: &Tensor) -> Result<Tensor> {
     let out = Tensor::uninit(ctx, x.shape())?;
     let k = ctx.kernel("elementwise", "unary", &[])?;
     let groups = grid(ctx, "unary", (n as u64).div_ceil(WG))?;
-    ctx.dispatch(k, &Params { n, op: code, alpha, b_len: 1 }, &[x, &out], groups)?;
+    ctx.dispatch(
+        k,
+        &Params {
+            n,
+            op: code,
+            alpha,
+            b_len: 1,
+        },
+        &[x, &out],
+        groups,
+    )?;
     Ok(out)
 }
 
@@ -81,7 +101,11 @@ pub fn binary(ctx: &Context, op: Binary, a: &Tensor, b: &Tensor) -> Result<Tenso
     if !a.shape().ends_with(b.shape()) {
         return Err(Error::shape(
             "binary",
-            format!("b {:?} must equal a {:?} or its trailing dimensions", b.shape(), a.shape()),
+            format!(
+                "b {:?} must equal a {:?} or its trailing dimensions",
+                b.shape(),
+                a.shape()
+            ),
         ));
     }
     let (code, alpha) = match op {
@@ -95,6 +119,16 @@ pub fn binary(ctx: &Context, op: Binary, a: &Tensor, b: &Tensor) -> Result<Tenso
     let out = Tensor::uninit(ctx, a.shape())?;
     let k = ctx.kernel("elementwise", "binary", &[])?;
     let groups = grid(ctx, "binary", (n as u64).div_ceil(WG))?;
-    ctx.dispatch(k, &Params { n, op: code, alpha, b_len }, &[a, b, &out], groups)?;
+    ctx.dispatch(
+        k,
+        &Params {
+            n,
+            op: code,
+            alpha,
+            b_len,
+        },
+        &[a, b, &out],
+        groups,
+    )?;
     Ok(out)
 }

@@ -22,17 +22,29 @@ pub struct MatView {
 impl MatView {
     /// A dense row-major `rows x cols` matrix, repeated every `rows*cols` elements.
     pub fn row_major(rows: usize, cols: usize) -> Self {
-        MatView { offset: 0, batch_stride: rows * cols, row_stride: cols, col_stride: 1 }
+        MatView {
+            offset: 0,
+            batch_stride: rows * cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
     }
 
     /// The same elements viewed transposed.
     pub fn t(self) -> Self {
-        MatView { row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+        MatView {
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
     }
 
     /// The same matrix for every batch entry (a shared weight).
     pub fn shared(self) -> Self {
-        MatView { batch_stride: 0, ..self }
+        MatView {
+            batch_stride: 0,
+            ..self
+        }
     }
 
     /// Largest element index touched for `batch` matrices of `rows x cols`.
@@ -66,11 +78,17 @@ pub struct Gemm {
 pub enum Kernel {
     /// Any strides, scalar loads. The fallback.
     Scalar,
-    /// vec4 loads and a 16 x 16 register block per invocation; needs K % 4 == 0 and a
-    /// contiguous axis in A and B with offsets and strides divisible by 4. Best on llvmpipe.
-    Vec4,
+    /// vec4 loads and a `rows x cols` register block per invocation (multiples of 4);
+    /// needs K % 4 == 0 and a contiguous axis in A and B with offsets and strides divisible
+    /// by 4. Best on llvmpipe with 16 x 16 ([`Kernel::VEC4`]).
+    Vec4 { rows: u32, cols: u32 },
     /// Workgroup-shared tiles; for hardware GPUs.
     Tiled,
+}
+
+impl Kernel {
+    /// The vec4 kernel with the block measured best on llvmpipe.
+    pub const VEC4: Kernel = Kernel::Vec4 { rows: 16, cols: 16 };
 }
 
 #[repr(C)]
@@ -96,6 +114,8 @@ struct Params {
     bias_bs: u32,
     tiles_m: u32,
     tiles_n: u32,
+    wg_cols: u32,
+    _pad: [u32; 3],
 }
 
 const FLAG_BIAS: u32 = 1;
@@ -104,8 +124,6 @@ const FLAG_ACCUMULATE: u32 = 2;
 const WG: u64 = 64;
 /// Outputs per invocation in gemm_scalar (`SM` x `SN`).
 const SCALAR_BLOCK: (usize, usize) = (4, 4);
-/// Outputs per invocation in gemm_vec4 (`TM` x `TN`).
-const VEC4_BLOCK: (usize, usize) = (16, 16);
 /// Outputs per workgroup in gemm_tiled (`TS`).
 const TILE: usize = 64;
 
@@ -117,8 +135,8 @@ fn to_u32(what: &str, v: usize) -> Result<u32> {
     })
 }
 
-/// Whether `view` can be read as vec4 along its contiguous axis: `along_rows` selects the
-/// axis whose stride must be 1; everything else must be divisible by 4.
+/// Whether `view` can be read as vec4 along its contiguous axis (`contiguous_is_col`: the
+/// column axis has stride 1, else the row axis); everything else must be divisible by 4.
 fn vec4_ok(view: &MatView, contiguous_is_col: bool, contiguous_len: usize) -> bool {
     let (unit, other) = if contiguous_is_col {
         (view.col_stride, view.row_stride)
@@ -126,15 +144,15 @@ fn vec4_ok(view: &MatView, contiguous_is_col: bool, contiguous_len: usize) -> bo
         (view.row_stride, view.col_stride)
     };
     unit == 1
-        && other % 4 == 0
-        && view.offset % 4 == 0
-        && view.batch_stride % 4 == 0
-        && contiguous_len % 4 == 0
+        && other.is_multiple_of(4)
+        && view.offset.is_multiple_of(4)
+        && view.batch_stride.is_multiple_of(4)
+        && contiguous_len.is_multiple_of(4)
 }
 
 /// For the vec4 kernel: (A contiguous along K?, B contiguous along N?), if it can run at all.
 fn vec4_layout(g: &Gemm) -> Option<(bool, bool)> {
-    if g.k % 4 != 0 {
+    if !g.k.is_multiple_of(4) {
         return None;
     }
     let a_k = if vec4_ok(&g.a, true, g.k) {
@@ -156,7 +174,7 @@ fn vec4_layout(g: &Gemm) -> Option<(bool, bool)> {
 
 /// Whether `kernel` can run `g` (the vec4 kernel needs an aligned contiguous layout).
 pub fn kernel_supports(kernel: Kernel, g: &Gemm) -> bool {
-    kernel != Kernel::Vec4 || vec4_layout(g).is_some()
+    !matches!(kernel, Kernel::Vec4 { .. }) || vec4_layout(g).is_some()
 }
 
 /// The kernel the engine uses for `g` on this adapter: shared-memory tiles on hardware GPUs,
@@ -165,13 +183,20 @@ pub fn choose_kernel(ctx: &Context, g: &Gemm) -> Kernel {
     if !ctx.adapter().is_software() {
         Kernel::Tiled
     } else if vec4_layout(g).is_some() {
-        Kernel::Vec4
+        Kernel::VEC4
     } else {
         Kernel::Scalar
     }
 }
 
-fn check_view(what: &str, t: &Tensor, view: &MatView, batch: usize, rows: usize, cols: usize) -> Result<()> {
+fn check_view(
+    what: &str,
+    t: &Tensor,
+    view: &MatView,
+    batch: usize,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
     t.expect_dtype("gemm", DType::F32)?;
     match view.last_index(batch, rows, cols) {
         Some(last) if last < t.len() => Ok(()),
@@ -188,7 +213,14 @@ fn check_view(what: &str, t: &Tensor, view: &MatView, batch: usize, rows: usize,
 
 /// Records C = A·B (+ bias) (+ C) for every matrix of the batch, with the kernel
 /// [`choose_kernel`] picks.
-pub fn gemm(ctx: &Context, g: &Gemm, a: &Tensor, b: &Tensor, bias: Option<&Tensor>, c: &Tensor) -> Result<()> {
+pub fn gemm(
+    ctx: &Context,
+    g: &Gemm,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+) -> Result<()> {
     gemm_with(ctx, choose_kernel(ctx, g), g, a, b, bias, c)
 }
 
@@ -215,7 +247,10 @@ pub fn gemm_with(
     }
     check_view("C", c, &g.c, g.batch, g.m, g.n)?;
     if a.same_buffer(c) || b.same_buffer(c) || bias.is_some_and(|t| t.same_buffer(c)) {
-        return Err(Error::invalid("gemm", "the output C must not share a buffer with A, B or the bias"));
+        return Err(Error::invalid(
+            "gemm",
+            "the output C must not share a buffer with A, B or the bias",
+        ));
     }
     let mut flags = if g.accumulate { FLAG_ACCUMULATE } else { 0 };
     let bias_view = match (bias, g.bias) {
@@ -224,20 +259,59 @@ pub fn gemm_with(
             flags |= FLAG_BIAS;
             v
         }
-        (None, None) => MatView { offset: 0, batch_stride: 0, row_stride: 0, col_stride: 0 },
-        _ => return Err(Error::invalid("gemm", "a bias tensor needs a bias view and the other way round")),
+        (None, None) => MatView {
+            offset: 0,
+            batch_stride: 0,
+            row_stride: 0,
+            col_stride: 0,
+        },
+        _ => {
+            return Err(Error::invalid(
+                "gemm",
+                "a bias tensor needs a bias view and the other way round",
+            ));
+        }
     };
     for t in [a, b, c] {
         to_u32("tensor length", t.len())?;
     }
     let (bm, bn) = match kernel {
         Kernel::Scalar => SCALAR_BLOCK,
-        Kernel::Vec4 => VEC4_BLOCK,
+        Kernel::Vec4 { rows, cols } => {
+            if rows == 0
+                || cols == 0
+                || !rows.is_multiple_of(4)
+                || !cols.is_multiple_of(4)
+                || rows * cols > 512
+            {
+                return Err(Error::invalid(
+                    "gemm",
+                    format!(
+                        "vec4 block {rows} x {cols}: need multiples of 4 and at most 512 outputs"
+                    ),
+                ));
+            }
+            (rows as usize, cols as usize)
+        }
         Kernel::Tiled => (TILE, TILE),
     };
-    let tiles_m = g.m.div_ceil(bm);
-    let tiles_n = g.n.div_ceil(bn);
-    let blocks = (g.batch as u64) * (tiles_m as u64) * (tiles_n as u64);
+    let (blocks_m, blocks_n) = (g.m.div_ceil(bm), g.n.div_ceil(bn));
+    // Per-invocation-block kernels: a workgroup takes a (WG / wg_cols) x wg_cols patch of
+    // blocks, as square as the matrix allows, so that it streams few rows of A and columns of B.
+    let wg = WG as usize;
+    let wg_rows = if kernel == Kernel::Tiled {
+        1
+    } else {
+        blocks_m.next_power_of_two().min(8)
+    };
+    let wg_cols = if kernel == Kernel::Tiled {
+        1
+    } else {
+        wg / wg_rows
+    };
+    let tiles_m = blocks_m.div_ceil(wg_rows);
+    let tiles_n = blocks_n.div_ceil(wg_cols);
+    let workgroups = (g.batch as u64) * (tiles_m as u64) * (tiles_n as u64);
     let params = Params {
         m: to_u32("m", g.m)?,
         n: to_u32("n", g.n)?,
@@ -259,28 +333,37 @@ pub fn gemm_with(
         bias_bs: to_u32("stride", bias_view.batch_stride)?,
         tiles_m: to_u32("tiles", tiles_m)?,
         tiles_n: to_u32("tiles", tiles_n)?,
+        wg_cols: wg_cols as u32,
+        _pad: [0; 3],
     };
-    to_u32("blocks", blocks as usize)?;
     // Without a bias the shader still names the binding; A stands in (read-only twice is fine).
     let bias_t = bias.unwrap_or(a);
     match kernel {
         Kernel::Scalar => {
             let k = ctx.kernel("matmul", "gemm_scalar", &[])?;
-            let groups = grid(ctx, "gemm", blocks.div_ceil(WG))?;
+            let groups = grid(ctx, "gemm", workgroups)?;
             ctx.dispatch(k, &params, &[a, b, bias_t, c], groups)
         }
-        Kernel::Vec4 => {
+        Kernel::Vec4 { rows, cols } => {
             let (a_k, b_n) = vec4_layout(g).ok_or_else(|| {
-                Error::invalid("gemm", format!("the vec4 kernel cannot read this layout: {g:?}"))
+                Error::invalid(
+                    "gemm",
+                    format!("the vec4 kernel cannot read this layout: {g:?}"),
+                )
             })?;
-            let spec = [("A_K_CONTIG", a_k as u32), ("B_N_CONTIG", b_n as u32)];
+            let spec = [
+                ("TM", rows),
+                ("TN", cols),
+                ("A_K_CONTIG", a_k as u32),
+                ("B_N_CONTIG", b_n as u32),
+            ];
             let k = ctx.kernel("matmul", "gemm_vec4", &spec)?;
-            let groups = grid(ctx, "gemm", blocks.div_ceil(WG))?;
+            let groups = grid(ctx, "gemm", workgroups)?;
             ctx.dispatch(k, &params, &[bias_t, c, a, b], groups)
         }
         Kernel::Tiled => {
             let k = ctx.kernel("matmul", "gemm_tiled", &[])?;
-            let groups = grid(ctx, "gemm", blocks)?;
+            let groups = grid(ctx, "gemm", workgroups)?;
             ctx.dispatch(k, &params, &[a, b, bias_t, c], groups)
         }
     }
@@ -300,7 +383,10 @@ pub struct MatmulOptions<'a> {
 fn split_matrix(op: &'static str, what: &str, t: &Tensor) -> Result<(usize, usize, usize)> {
     let s = t.shape();
     if s.len() < 2 {
-        return Err(Error::shape(op, format!("{what} must have at least 2 dimensions, got {s:?}")));
+        return Err(Error::shape(
+            op,
+            format!("{what} must have at least 2 dimensions, got {s:?}"),
+        ));
     }
     let batch = s[..s.len() - 2].iter().product();
     Ok((batch, s[s.len() - 2], s[s.len() - 1]))
@@ -316,21 +402,34 @@ pub fn matmul(ctx: &Context, a: &Tensor, b: &Tensor, opts: MatmulOptions<'_>) ->
     if k != kb {
         return Err(Error::shape(
             "matmul",
-            format!("inner dimensions differ: A {:?} (trans {}) and B {:?} (trans {})", a.shape(), opts.trans_a, b.shape(), opts.trans_b),
+            format!(
+                "inner dimensions differ: A {:?} (trans {}) and B {:?} (trans {})",
+                a.shape(),
+                opts.trans_a,
+                b.shape(),
+                opts.trans_b
+            ),
         ));
     }
     let shared_b = b.shape().len() == 2;
     if !shared_b && a.shape()[..a.shape().len() - 2] != b.shape()[..b.shape().len() - 2] {
         return Err(Error::shape(
             "matmul",
-            format!("batch dimensions differ: A {:?} and B {:?}", a.shape(), b.shape()),
+            format!(
+                "batch dimensions differ: A {:?} and B {:?}",
+                a.shape(),
+                b.shape()
+            ),
         ));
     }
     debug_assert!(shared_b || bbatch == batch);
     if let Some(bias) = opts.bias
         && bias.shape() != [n]
     {
-        return Err(Error::shape("matmul", format!("bias must be [{n}], got {:?}", bias.shape())));
+        return Err(Error::shape(
+            "matmul",
+            format!("bias must be [{n}], got {:?}", bias.shape()),
+        ));
     }
     let mut out_shape = a.shape()[..a.shape().len() - 2].to_vec();
     out_shape.extend([m, n]);
@@ -348,7 +447,12 @@ pub fn matmul(ctx: &Context, a: &Tensor, b: &Tensor, opts: MatmulOptions<'_>) ->
             if shared_b { v.shared() } else { v }
         },
         c: MatView::row_major(m, n),
-        bias: opts.bias.map(|_| MatView { offset: 0, batch_stride: 0, row_stride: 0, col_stride: 1 }),
+        bias: opts.bias.map(|_| MatView {
+            offset: 0,
+            batch_stride: 0,
+            row_stride: 0,
+            col_stride: 1,
+        }),
         accumulate: false,
     };
     gemm(ctx, &g, a, b, opts.bias, &c)?;
@@ -358,22 +462,36 @@ pub fn matmul(ctx: &Context, a: &Tensor, b: &Tensor, opts: MatmulOptions<'_>) ->
 fn grouped_dims(x: &Tensor, w: &Tensor) -> Result<(usize, usize, usize, usize)> {
     let (xs, ws) = (x.shape(), w.shape());
     if xs.len() != 3 || ws.len() != 3 {
-        return Err(Error::shape("grouped_matmul", format!("x must be [B, G, K] and w [G, K, N]; got {xs:?} and {ws:?}")));
+        return Err(Error::shape(
+            "grouped_matmul",
+            format!("x must be [B, G, K] and w [G, K, N]; got {xs:?} and {ws:?}"),
+        ));
     }
     if xs[1] != ws[0] || xs[2] != ws[1] {
-        return Err(Error::shape("grouped_matmul", format!("x {xs:?} does not fit w {ws:?} (x[1] = G, x[2] = K)")));
+        return Err(Error::shape(
+            "grouped_matmul",
+            format!("x {xs:?} does not fit w {ws:?} (x[1] = G, x[2] = K)"),
+        ));
     }
     Ok((xs[0], xs[1], xs[2], ws[2]))
 }
 
 /// Grouped product for per-mechanism weights: x [B, G, K], w [G, K, N] (+ bias [G, N]) →
 /// y [B, G, N] with y[b, g] = x[b, g]·w[g] + bias[g]. One dispatch for all groups.
-pub fn grouped_matmul(ctx: &Context, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+pub fn grouped_matmul(
+    ctx: &Context,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<Tensor> {
     let (bsz, g, k, n) = grouped_dims(x, w)?;
     if let Some(bias) = bias
         && bias.shape() != [g, n]
     {
-        return Err(Error::shape("grouped_matmul", format!("bias must be [{g}, {n}], got {:?}", bias.shape())));
+        return Err(Error::shape(
+            "grouped_matmul",
+            format!("bias must be [{g}, {n}], got {:?}", bias.shape()),
+        ));
     }
     let y = Tensor::uninit(ctx, &[bsz, g, n])?;
     let gemm_desc = Gemm {
@@ -381,10 +499,25 @@ pub fn grouped_matmul(ctx: &Context, x: &Tensor, w: &Tensor, bias: Option<&Tenso
         m: bsz,
         n,
         k,
-        a: MatView { offset: 0, batch_stride: k, row_stride: g * k, col_stride: 1 },
+        a: MatView {
+            offset: 0,
+            batch_stride: k,
+            row_stride: g * k,
+            col_stride: 1,
+        },
         b: MatView::row_major(k, n),
-        c: MatView { offset: 0, batch_stride: n, row_stride: g * n, col_stride: 1 },
-        bias: bias.map(|_| MatView { offset: 0, batch_stride: n, row_stride: 0, col_stride: 1 }),
+        c: MatView {
+            offset: 0,
+            batch_stride: n,
+            row_stride: g * n,
+            col_stride: 1,
+        },
+        bias: bias.map(|_| MatView {
+            offset: 0,
+            batch_stride: n,
+            row_stride: 0,
+            col_stride: 1,
+        }),
         accumulate: false,
     };
     gemm(ctx, &gemm_desc, x, w, bias, &y)?;
@@ -396,7 +529,10 @@ pub fn grouped_matmul_grad_x(ctx: &Context, dy: &Tensor, w: &Tensor) -> Result<T
     let ws = w.shape();
     let ds = dy.shape();
     if ws.len() != 3 || ds.len() != 3 || ds[1] != ws[0] || ds[2] != ws[2] {
-        return Err(Error::shape("grouped_matmul_grad_x", format!("dy must be [B, G, N] for w [G, K, N]; got {ds:?} and {ws:?}")));
+        return Err(Error::shape(
+            "grouped_matmul_grad_x",
+            format!("dy must be [B, G, N] for w [G, K, N]; got {ds:?} and {ws:?}"),
+        ));
     }
     let (bsz, g, k, n) = (ds[0], ws[0], ws[1], ws[2]);
     let dx = Tensor::uninit(ctx, &[bsz, g, k])?;
@@ -405,9 +541,19 @@ pub fn grouped_matmul_grad_x(ctx: &Context, dy: &Tensor, w: &Tensor) -> Result<T
         m: bsz,
         n: k,
         k: n,
-        a: MatView { offset: 0, batch_stride: n, row_stride: g * n, col_stride: 1 },
+        a: MatView {
+            offset: 0,
+            batch_stride: n,
+            row_stride: g * n,
+            col_stride: 1,
+        },
         b: MatView::row_major(k, n).t(),
-        c: MatView { offset: 0, batch_stride: k, row_stride: g * k, col_stride: 1 },
+        c: MatView {
+            offset: 0,
+            batch_stride: k,
+            row_stride: g * k,
+            col_stride: 1,
+        },
         bias: None,
         accumulate: false,
     };
@@ -418,16 +564,27 @@ pub fn grouped_matmul_grad_x(ctx: &Context, dy: &Tensor, w: &Tensor) -> Result<T
 /// Backward of [`grouped_matmul`] with respect to w: dw[g] = Σ_b x[b, g]ᵀ·dy[b, g]. With
 /// `accumulate_into`, adds into that [G, K, N] tensor (gradient accumulation over time steps)
 /// and returns it; otherwise returns a new tensor.
-pub fn grouped_matmul_grad_w(ctx: &Context, x: &Tensor, dy: &Tensor, accumulate_into: Option<&Tensor>) -> Result<Tensor> {
+pub fn grouped_matmul_grad_w(
+    ctx: &Context,
+    x: &Tensor,
+    dy: &Tensor,
+    accumulate_into: Option<&Tensor>,
+) -> Result<Tensor> {
     let (xs, ds) = (x.shape(), dy.shape());
     if xs.len() != 3 || ds.len() != 3 || xs[0] != ds[0] || xs[1] != ds[1] {
-        return Err(Error::shape("grouped_matmul_grad_w", format!("x [B, G, K] and dy [B, G, N] must agree on B and G; got {xs:?} and {ds:?}")));
+        return Err(Error::shape(
+            "grouped_matmul_grad_w",
+            format!("x [B, G, K] and dy [B, G, N] must agree on B and G; got {xs:?} and {ds:?}"),
+        ));
     }
     let (bsz, g, k, n) = (xs[0], xs[1], xs[2], ds[2]);
     let dw = match accumulate_into {
         Some(t) if t.shape() == [g, k, n] => t.clone(),
         Some(t) => {
-            return Err(Error::shape("grouped_matmul_grad_w", format!("accumulator must be [{g}, {k}, {n}], got {:?}", t.shape())));
+            return Err(Error::shape(
+                "grouped_matmul_grad_w",
+                format!("accumulator must be [{g}, {k}, {n}], got {:?}", t.shape()),
+            ));
         }
         None => Tensor::uninit(ctx, &[g, k, n])?,
     };
@@ -436,8 +593,18 @@ pub fn grouped_matmul_grad_w(ctx: &Context, x: &Tensor, dy: &Tensor, accumulate_
         m: k,
         n,
         k: bsz,
-        a: MatView { offset: 0, batch_stride: k, row_stride: 1, col_stride: g * k },
-        b: MatView { offset: 0, batch_stride: n, row_stride: g * n, col_stride: 1 },
+        a: MatView {
+            offset: 0,
+            batch_stride: k,
+            row_stride: 1,
+            col_stride: g * k,
+        },
+        b: MatView {
+            offset: 0,
+            batch_stride: n,
+            row_stride: g * n,
+            col_stride: 1,
+        },
         c: MatView::row_major(k, n),
         bias: None,
         accumulate: accumulate_into.is_some(),

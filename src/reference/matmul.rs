@@ -49,7 +49,15 @@ pub fn transpose(a: &[f64], rows: usize, cols: usize) -> Vec<f64> {
 }
 
 /// Grouped product: x [bsz, g, k], w [g, k, n] (+ bias [g, n]) → [bsz, g, n].
-pub fn grouped_matmul(x: &[f64], w: &[f64], bias: Option<&[f64]>, bsz: usize, g: usize, k: usize, n: usize) -> Vec<f64> {
+pub fn grouped_matmul(
+    x: &[f64],
+    w: &[f64],
+    bias: Option<&[f64]>,
+    bsz: usize,
+    g: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f64> {
     let mut y = vec![0.0; bsz * g * n];
     for b in 0..bsz {
         for gi in 0..g {

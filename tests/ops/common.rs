@@ -12,10 +12,15 @@ pub fn ctx() -> Option<&'static Context> {
     match made {
         Ok(c) => Some(c),
         Err(e) => {
-            if std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false) {
+            if std::env::var("CI")
+                .map(|v| v == "true" || v == "1")
+                .unwrap_or(false)
+            {
                 panic!("CI=true and no GPU adapter could be opened: {e}");
             }
-            eprintln!("SKIPPING GPU TEST: no adapter ({e}); install mesa-vulkan-drivers for llvmpipe");
+            eprintln!(
+                "SKIPPING GPU TEST: no adapter ({e}); install mesa-vulkan-drivers for llvmpipe"
+            );
             None
         }
     }
@@ -35,14 +40,20 @@ pub fn assert_close(what: &str, gpu: &[f32], reference: &[f64], atol: f64, rtol:
     for (i, (&g, &r)) in gpu.iter().zip(reference).enumerate() {
         let err = (g as f64 - r).abs();
         let excess = err - (atol + rtol * r.abs());
-        assert!(g.is_finite(), "{what}[{i}]: gpu value {g} is not finite (reference {r})");
+        assert!(
+            g.is_finite(),
+            "{what}[{i}]: gpu value {g} is not finite (reference {r})"
+        );
         if excess > worst.1 {
             worst = (i, excess);
         }
     }
     if worst.1 > 0.0 {
         let i = worst.0;
-        panic!("{what}[{i}]: gpu {} vs reference {} (atol {atol}, rtol {rtol})", gpu[i], reference[i]);
+        panic!(
+            "{what}[{i}]: gpu {} vs reference {} (atol {atol}, rtol {rtol})",
+            gpu[i], reference[i]
+        );
     }
 }
 

@@ -15,8 +15,17 @@ fn unary_ops_match_reference() {
         let x = rng.vec_f32(n, -6.0, 6.0);
         let t = Tensor::from_slice(ctx, &[n], &x).unwrap();
         for op in [Unary::Sigmoid, Unary::Tanh, Unary::Scale(-2.5)] {
-            let y = elementwise::unary(ctx, op, &t).unwrap().to_vec(ctx).unwrap();
-            assert_close(&format!("{op:?} n={n}"), &y, &reference::unary(op, &to_f64(&x)), 1e-6, 1e-5);
+            let y = elementwise::unary(ctx, op, &t)
+                .unwrap()
+                .to_vec(ctx)
+                .unwrap();
+            assert_close(
+                &format!("{op:?} n={n}"),
+                &y,
+                &reference::unary(op, &to_f64(&x)),
+                1e-6,
+                1e-5,
+            );
         }
     }
 }
@@ -26,9 +35,15 @@ fn tanh_and_sigmoid_saturate_without_nan() {
     let Some(ctx) = ctx() else { return };
     let x = [-200.0f32, -90.0, 0.0, 90.0, 200.0];
     let t = Tensor::from_slice(ctx, &[5], &x).unwrap();
-    let th = elementwise::unary(ctx, Unary::Tanh, &t).unwrap().to_vec(ctx).unwrap();
+    let th = elementwise::unary(ctx, Unary::Tanh, &t)
+        .unwrap()
+        .to_vec(ctx)
+        .unwrap();
     assert_eq!(th, vec![-1.0, -1.0, 0.0, 1.0, 1.0]);
-    let sg = elementwise::unary(ctx, Unary::Sigmoid, &t).unwrap().to_vec(ctx).unwrap();
+    let sg = elementwise::unary(ctx, Unary::Sigmoid, &t)
+        .unwrap()
+        .to_vec(ctx)
+        .unwrap();
     assert_eq!(sg, vec![0.0, 0.0, 0.5, 1.0, 1.0]);
 }
 
@@ -53,12 +68,24 @@ fn binary_ops_match_reference_with_broadcast() {
             Binary::TanhBackward,
         ];
         for op in ops {
-            let got = elementwise::binary(ctx, op, &ta, &tb).unwrap().to_vec(ctx).unwrap();
+            let got = elementwise::binary(ctx, op, &ta, &tb)
+                .unwrap()
+                .to_vec(ctx)
+                .unwrap();
             let want = reference::binary(op, &to_f64(&a), &to_f64(&b));
             assert_close(&format!("{op:?} {rows}x{cols}"), &got, &want, 1e-6, 1e-5);
         }
-        let got = elementwise::binary(ctx, Binary::Add, &ta, &tbias).unwrap().to_vec(ctx).unwrap();
-        assert_close("bias add", &got, &reference::binary(Binary::Add, &to_f64(&a), &to_f64(&bias)), 1e-6, 1e-6);
+        let got = elementwise::binary(ctx, Binary::Add, &ta, &tbias)
+            .unwrap()
+            .to_vec(ctx)
+            .unwrap();
+        assert_close(
+            "bias add",
+            &got,
+            &reference::binary(Binary::Add, &to_f64(&a), &to_f64(&bias)),
+            1e-6,
+            1e-6,
+        );
     }
 }
 
@@ -76,9 +103,18 @@ fn elementwise_rejects_bad_shapes_and_empty() {
     let Some(ctx) = ctx() else { return };
     let a = Tensor::from_slice(ctx, &[2, 3], &[0.0; 6]).unwrap();
     let b = Tensor::from_slice(ctx, &[2], &[0.0; 2]).unwrap();
-    assert!(matches!(elementwise::binary(ctx, Binary::Add, &a, &b), Err(Error::Shape { .. })));
+    assert!(matches!(
+        elementwise::binary(ctx, Binary::Add, &a, &b),
+        Err(Error::Shape { .. })
+    ));
     let e = Tensor::from_slice(ctx, &[0, 3], &[]).unwrap();
-    assert!(matches!(elementwise::unary(ctx, Unary::Tanh, &e), Err(Error::Empty { .. })));
+    assert!(matches!(
+        elementwise::unary(ctx, Unary::Tanh, &e),
+        Err(Error::Empty { .. })
+    ));
     let idx = Tensor::from_u32(ctx, &[2], &[1, 2]).unwrap();
-    assert!(matches!(elementwise::unary(ctx, Unary::Tanh, &idx), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        elementwise::unary(ctx, Unary::Tanh, &idx),
+        Err(Error::InvalidArgument { .. })
+    ));
 }

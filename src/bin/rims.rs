@@ -1,0 +1,382 @@
+//! `rims`: the command-line front end of the engine.
+//!
+//! One subcommand per job (`rims info` for now; train, eval, infer, bench, verify and viz join
+//! [`Command`] as they are built). Every failure ends the process with a nonzero exit code and
+//! a one-line `error: ...` on stderr; nothing here panics on user input.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use rims::gpu::AdapterSummary;
+use rims::{Context, Error, Result};
+use serde_json::{Value, json};
+
+/// Environment variables that steer adapter choice, in the order `rims info` shows them.
+const ENV_VARS: [&str; 2] = ["RIMS_ADAPTER", "RIMS_BACKEND"];
+
+/// Recurrent Independent Mechanisms on the GPU (wgpu + WGSL), checked against an f64 CPU
+/// reference.
+#[derive(Debug, Parser)]
+#[command(name = "rims", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the adapters found, mark the one chosen, and show its compute limits and the
+    /// environment that steers the choice.
+    Info(InfoArgs),
+}
+
+#[derive(Debug, Args)]
+struct InfoArgs {
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed stderr leaves nothing to report to; the exit code still says it failed.
+            let _ = writeln!(std::io::stderr(), "error: {}", one_line(&e.to_string()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info(args) => info(&args),
+    }
+}
+
+/// Folds a possibly multi-line message (wgpu and driver errors can span lines) into one line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Writes `text` to stdout. A reader that went away early (`rims info | head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io(e)),
+        _ => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// rims info
+// ---------------------------------------------------------------------------------------------
+
+/// How a limit's value reads.
+#[derive(Clone, Copy, Debug)]
+enum Unit {
+    Bytes,
+    Count,
+}
+
+/// Everything `rims info` reports, gathered once and then rendered as text or JSON.
+struct InfoReport {
+    adapters: Vec<AdapterSummary>,
+    /// Index into `adapters` of the one the context opened.
+    chosen: Option<usize>,
+    limits: Vec<(&'static str, u64, Unit)>,
+    /// Each variable with its raw value; `None` when unset.
+    env: Vec<(&'static str, Option<String>)>,
+}
+
+fn info(args: &InfoArgs) -> Result<()> {
+    let ctx = Context::from_env()?;
+    let report = InfoReport::gather(&ctx);
+    if args.json {
+        let mut text = serde_json::to_string_pretty(&report.to_json())
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        text.push('\n');
+        emit(&text)
+    } else {
+        emit(&report.to_text())
+    }
+}
+
+impl InfoReport {
+    fn gather(ctx: &Context) -> Self {
+        let adapters = ctx.adapters().to_vec();
+        let chosen = Some(ctx.adapter_index());
+        let l = ctx.limits();
+        let limits = vec![
+            ("max_buffer_size", l.max_buffer_size, Unit::Bytes),
+            (
+                "max_storage_buffer_binding_size",
+                l.max_storage_buffer_binding_size,
+                Unit::Bytes,
+            ),
+            (
+                "max_storage_buffers_per_shader_stage",
+                l.max_storage_buffers_per_shader_stage.into(),
+                Unit::Count,
+            ),
+            (
+                "max_compute_workgroup_size_x",
+                l.max_compute_workgroup_size_x.into(),
+                Unit::Count,
+            ),
+            (
+                "max_compute_workgroup_size_y",
+                l.max_compute_workgroup_size_y.into(),
+                Unit::Count,
+            ),
+            (
+                "max_compute_workgroup_size_z",
+                l.max_compute_workgroup_size_z.into(),
+                Unit::Count,
+            ),
+            (
+                "max_compute_invocations_per_workgroup",
+                l.max_compute_invocations_per_workgroup.into(),
+                Unit::Count,
+            ),
+            (
+                "max_compute_workgroup_storage_size",
+                l.max_compute_workgroup_storage_size.into(),
+                Unit::Bytes,
+            ),
+            (
+                "max_compute_workgroups_per_dimension",
+                l.max_compute_workgroups_per_dimension.into(),
+                Unit::Count,
+            ),
+            (
+                "min_uniform_buffer_offset_alignment",
+                l.min_uniform_buffer_offset_alignment.into(),
+                Unit::Bytes,
+            ),
+            (
+                "min_storage_buffer_offset_alignment",
+                l.min_storage_buffer_offset_alignment.into(),
+                Unit::Bytes,
+            ),
+        ];
+        let env = ENV_VARS
+            .iter()
+            .map(|&name| {
+                (
+                    name,
+                    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        InfoReport {
+            adapters,
+            chosen,
+            limits,
+            env,
+        }
+    }
+
+    fn to_text(&self) -> String {
+        let mut s = String::new();
+        let mut line = |text: String| {
+            s.push_str(&text);
+            s.push('\n');
+        };
+        line(format!("rims {}", env!("CARGO_PKG_VERSION")));
+        line(String::new());
+        line(format!(
+            "adapters ({} found, * = chosen):",
+            self.adapters.len()
+        ));
+        for (i, a) in self.adapters.iter().enumerate() {
+            let chosen = self.chosen == Some(i);
+            line(format!(
+                "{} [{i}] {}{}",
+                if chosen { "*" } else { " " },
+                a.name,
+                if chosen { "  (chosen)" } else { "" }
+            ));
+            line(format!("        backend      {}", a.backend));
+            line(format!(
+                "        device type  {}",
+                device_type_text(a.device_type)
+            ));
+            line(format!("        driver       {}", or_dash(&a.driver)));
+            line(format!("        driver info  {}", or_dash(&a.driver_info)));
+            line(format!(
+                "        compute      {}",
+                if a.compute { "yes" } else { "no" }
+            ));
+            line(format!("        features     {}", feature_text(a.features)));
+        }
+        line(String::new());
+        line("device limits (as opened by the engine):".into());
+        let width = self
+            .limits
+            .iter()
+            .map(|(name, ..)| name.len())
+            .max()
+            .unwrap_or(0);
+        for &(name, value, unit) in &self.limits {
+            let pretty = match unit {
+                Unit::Bytes if value >= 1024 => format!("  ({})", human_bytes(value)),
+                _ => String::new(),
+            };
+            line(format!("  {name:<width$}  {value:>12}{pretty}"));
+        }
+        line(String::new());
+        line("environment:".into());
+        for (name, value) in &self.env {
+            let shown = match value.as_deref() {
+                None => "(unset)".to_string(),
+                Some("") => "\"\" (empty: ignored)".to_string(),
+                Some(v) => format!("{v:?}"),
+            };
+            line(format!("  {name}  {shown}"));
+        }
+        s
+    }
+
+    fn to_json(&self) -> Value {
+        let adapters: Vec<Value> = self
+            .adapters
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                json!({
+                    "index": i,
+                    "name": a.name,
+                    "backend": a.backend.to_str(),
+                    "device_type": device_type_key(a.device_type),
+                    "driver": a.driver,
+                    "driver_info": a.driver_info,
+                    "compute": a.compute,
+                    "features": feature_names(a.features),
+                    "chosen": self.chosen == Some(i),
+                })
+            })
+            .collect();
+        let limits: serde_json::Map<String, Value> = self
+            .limits
+            .iter()
+            .map(|&(name, value, _)| (name.to_string(), json!(value)))
+            .collect();
+        let env: serde_json::Map<String, Value> = self
+            .env
+            .iter()
+            .map(|(name, value)| (name.to_string(), json!(value)))
+            .collect();
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "adapters": adapters,
+            "chosen": self.chosen,
+            "limits": limits,
+            "env": env,
+        })
+    }
+}
+
+/// The adapter features a kernel writer cares about, by name.
+fn feature_names(f: wgpu::Features) -> Vec<&'static str> {
+    let known = [
+        (wgpu::Features::SHADER_F16, "shader-f16"),
+        (wgpu::Features::SUBGROUP, "subgroup"),
+        (wgpu::Features::TIMESTAMP_QUERY, "timestamp-query"),
+        (wgpu::Features::SHADER_F64, "shader-f64"),
+        (wgpu::Features::IMMEDIATES, "immediates"),
+    ];
+    known
+        .iter()
+        .filter(|(flag, _)| f.contains(*flag))
+        .map(|(_, name)| *name)
+        .collect()
+}
+
+fn feature_text(f: wgpu::Features) -> String {
+    let names = feature_names(f);
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn device_type_text(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+        wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+        wgpu::DeviceType::VirtualGpu => "virtual GPU",
+        wgpu::DeviceType::Cpu => "CPU (software rasteriser)",
+        wgpu::DeviceType::Other => "other",
+    }
+}
+
+fn device_type_key(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => "discrete_gpu",
+        wgpu::DeviceType::IntegratedGpu => "integrated_gpu",
+        wgpu::DeviceType::VirtualGpu => "virtual_gpu",
+        wgpu::DeviceType::Cpu => "cpu",
+        wgpu::DeviceType::Other => "other",
+    }
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
+}
+
+/// 1536 -> "1.5 KiB", 2147483648 -> "2 GiB".
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn info_parses_with_and_without_json() {
+        let cli = Cli::try_parse_from(["rims", "info", "--json"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Info(InfoArgs { json: true })
+        ));
+        let cli = Cli::try_parse_from(["rims", "info"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Info(InfoArgs { json: false })
+        ));
+        assert!(Cli::try_parse_from(["rims"]).is_err());
+    }
+
+    #[test]
+    fn errors_fold_to_one_line() {
+        assert_eq!(one_line("a\n  b\tc\n"), "a b c");
+    }
+
+    #[test]
+    fn bytes_read_well() {
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(16384), "16 KiB");
+        assert_eq!(human_bytes(2147483648), "2 GiB");
+        assert_eq!(human_bytes(134217728), "128 MiB");
+    }
+}
