@@ -13,13 +13,21 @@ pub enum DType {
     U32,
 }
 
-/// An f32 (or u32) tensor in device memory, row-major.
+/// An f32 (or u32) tensor in device memory, row-major. A tensor may be a view into part of a
+/// larger buffer (the parameter store carves every parameter out of one allocation); ops bind
+/// exactly the view's range.
 #[derive(Clone)]
 pub struct Tensor {
     buf: Arc<PooledBuffer>,
+    /// Start of the view in the buffer, in elements (a multiple of [`VIEW_ALIGN`]).
+    offset: usize,
     shape: Vec<usize>,
     dtype: DType,
 }
+
+/// Views start at multiples of this many elements: 256 bytes, WebGPU's largest allowed
+/// `min_storage_buffer_offset_alignment`, so a view can be bound on any adapter.
+pub const VIEW_ALIGN: usize = 64;
 
 /// Number of elements of `shape`, or an error if it overflows.
 pub fn numel(shape: &[usize]) -> Result<usize> {
@@ -53,6 +61,7 @@ impl Tensor {
         let buf = BufferPool::take(&ctx.pool, &ctx.device, bytes);
         Ok(Tensor {
             buf,
+            offset: 0,
             shape: shape.to_vec(),
             dtype,
         })
@@ -94,8 +103,11 @@ impl Tensor {
         check_len("Tensor::write", &self.shape, data.len())?;
         self.expect_dtype("Tensor::write", DType::F32)?;
         ctx.submit()?;
-        ctx.queue
-            .write_buffer(&self.buf.buffer, 0, bytemuck::cast_slice(data));
+        ctx.queue.write_buffer(
+            &self.buf.buffer,
+            self.byte_offset(),
+            bytemuck::cast_slice(data),
+        );
         Ok(())
     }
 
@@ -122,7 +134,7 @@ impl Tensor {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        lock(&ctx.recorder).read_back(self.buf.clone(), staging.clone(), bytes);
+        lock(&ctx.recorder).read_back(self.buf.clone(), self.byte_offset(), staging.clone(), bytes);
         ctx.submit()?;
         let slice = staging.slice(..bytes);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -167,7 +179,7 @@ impl Tensor {
         let out = Self::alloc(ctx, &self.shape, self.dtype)?;
         lock(&ctx.recorder).copy(
             self.buf.clone(),
-            0,
+            self.byte_offset(),
             out.buf.clone(),
             0,
             (self.len() * 4) as u64,
@@ -185,9 +197,51 @@ impl Tensor {
         }
         Ok(Tensor {
             buf: self.buf.clone(),
+            offset: self.offset,
             shape: shape.to_vec(),
             dtype: self.dtype,
         })
+    }
+
+    /// A view of `shape` starting `offset` elements into this tensor (a multiple of
+    /// [`VIEW_ALIGN`]), sharing its buffer.
+    pub fn view(&self, offset: usize, shape: &[usize]) -> Result<Tensor> {
+        let n = numel(shape)?;
+        if !offset.is_multiple_of(VIEW_ALIGN) {
+            return Err(Error::invalid(
+                "view",
+                format!("offset {offset} is not a multiple of {VIEW_ALIGN} elements"),
+            ));
+        }
+        if offset.checked_add(n).is_none_or(|end| end > self.len()) {
+            return Err(Error::shape(
+                "view",
+                format!(
+                    "{shape:?} at offset {offset} does not fit in {:?} ({} elements)",
+                    self.shape,
+                    self.len()
+                ),
+            ));
+        }
+        Ok(Tensor {
+            buf: self.buf.clone(),
+            offset: self.offset + offset,
+            shape: shape.to_vec(),
+            dtype: self.dtype,
+        })
+    }
+
+    /// Start of the view in its buffer, in bytes.
+    pub(crate) fn byte_offset(&self) -> u64 {
+        (self.offset * 4) as u64
+    }
+
+    /// The byte range ops bind: the view rounded up to 16 bytes (so vec4 arrays cover it),
+    /// never past the buffer.
+    pub(crate) fn binding_range(&self) -> (u64, u64) {
+        let start = self.byte_offset();
+        let size = ((self.len() * 4) as u64).next_multiple_of(16).max(16);
+        (start, size.min(self.buf.capacity() - start))
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -207,7 +261,8 @@ impl Tensor {
         self.len() == 0
     }
 
-    /// Whether two tensors share one buffer.
+    /// Whether two tensors share one buffer. wgpu tracks usage per buffer, not per range, so
+    /// one dispatch may not write a buffer it also reads, even through disjoint views.
     pub fn same_buffer(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.buf, &other.buf)
     }

@@ -54,7 +54,8 @@ impl Kernel {
     }
 }
 
-type BindKey = (u64, u64, Vec<u64>);
+/// (kernel, uniform arena, [(buffer, offset, size)]).
+type BindKey = (u64, u64, Vec<(u64, u64, u64)>);
 
 /// Compiled kernels and cached bind groups.
 pub struct KernelRegistry {
@@ -289,12 +290,12 @@ impl KernelRegistry {
         device: &wgpu::Device,
         kernel: &Kernel,
         arena: Option<(u64, &wgpu::Buffer)>,
-        buffers: &[(u64, &wgpu::Buffer)],
+        buffers: &[(u64, &wgpu::Buffer, u64, u64)],
     ) -> wgpu::BindGroup {
         let key: BindKey = (
             kernel.id,
             arena.map(|a| a.0).unwrap_or(0),
-            buffers.iter().map(|b| b.0).collect(),
+            buffers.iter().map(|b| (b.0, b.2, b.3)).collect(),
         );
         if let Some(bg) = self.bind_groups.get(&key) {
             return bg.clone();
@@ -313,10 +314,14 @@ impl KernelRegistry {
                 }),
             });
         }
-        for (binding, (_, buffer)) in kernel.storage.iter().zip(buffers) {
+        for (binding, (_, buffer, offset, size)) in kernel.storage.iter().zip(buffers) {
             entries.push(wgpu::BindGroupEntry {
                 binding: *binding,
-                resource: buffer.as_entire_binding(),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer,
+                    offset: *offset,
+                    size: std::num::NonZeroU64::new(*size),
+                }),
             });
         }
         let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {

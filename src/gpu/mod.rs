@@ -57,7 +57,13 @@ impl Context {
                 limit: max as u64,
             });
         }
-        let buffers = tensors.iter().map(|t| t.buffer().clone()).collect();
+        let buffers = tensors
+            .iter()
+            .map(|t| {
+                let (offset, size) = t.binding_range();
+                (t.buffer().clone(), offset, size)
+            })
+            .collect();
         lock(&self.recorder).dispatch(kernel, bytemuck::bytes_of(params), buffers, groups)
     }
 }

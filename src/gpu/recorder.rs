@@ -28,8 +28,9 @@ pub struct RecorderStats {
 pub(crate) enum Command {
     Dispatch {
         kernel: Arc<Kernel>,
-        /// Held until the submit so no buffer goes back to the pool while work still names it.
-        buffers: Vec<Arc<PooledBuffer>>,
+        /// Held until the submit so no buffer goes back to the pool while work still names it;
+        /// each with the (offset, size) in bytes of the bound range.
+        buffers: Vec<(Arc<PooledBuffer>, u64, u64)>,
         offset: u32,
         groups: [u32; 3],
     },
@@ -43,6 +44,7 @@ pub(crate) enum Command {
     /// Copy into a host-visible staging buffer for a read-back.
     ReadBack {
         src: Arc<PooledBuffer>,
+        src_offset: u64,
         staging: wgpu::Buffer,
         bytes: u64,
     },
@@ -84,7 +86,7 @@ impl Recorder {
         &mut self,
         kernel: Arc<Kernel>,
         params: &[u8],
-        buffers: Vec<Arc<PooledBuffer>>,
+        buffers: Vec<(Arc<PooledBuffer>, u64, u64)>,
         groups: [u32; 3],
     ) -> Result<()> {
         if buffers.len() != kernel.storage.len() {
@@ -152,9 +154,16 @@ impl Recorder {
         }
     }
 
-    pub(crate) fn read_back(&mut self, src: Arc<PooledBuffer>, staging: wgpu::Buffer, bytes: u64) {
+    pub(crate) fn read_back(
+        &mut self,
+        src: Arc<PooledBuffer>,
+        src_offset: u64,
+        staging: wgpu::Buffer,
+        bytes: u64,
+    ) {
         self.commands.push(Command::ReadBack {
             src,
+            src_offset,
             staging,
             bytes,
         });
@@ -211,8 +220,10 @@ impl Recorder {
                             groups,
                         }) = commands.get(i)
                         {
-                            let bufs: Vec<(u64, &wgpu::Buffer)> =
-                                buffers.iter().map(|b| (b.id, &b.buffer)).collect();
+                            let bufs: Vec<_> = buffers
+                                .iter()
+                                .map(|(b, off, size)| (b.id, &b.buffer, *off, *size))
+                                .collect();
                             let bg = kernels.bind_group(
                                 device,
                                 kernel,
@@ -248,10 +259,11 @@ impl Recorder {
                     }
                     Command::ReadBack {
                         src,
+                        src_offset,
                         staging,
                         bytes,
                     } => {
-                        encoder.copy_buffer_to_buffer(&src.buffer, 0, staging, 0, *bytes);
+                        encoder.copy_buffer_to_buffer(&src.buffer, *src_offset, staging, 0, *bytes);
                         i += 1;
                     }
                 }

@@ -171,3 +171,67 @@ fn recording_is_one_submit_until_read() {
         "the five dispatches share one compute pass"
     );
 }
+
+#[test]
+fn views_bind_exactly_their_range() {
+    let Some(ctx) = ctx() else { return };
+    let flat = Tensor::zeros(ctx, &[300]).unwrap();
+    let first = flat.view(0, &[2, 3]).unwrap();
+    let second = flat.view(64, &[3, 2]).unwrap();
+    assert!(first.same_buffer(&second));
+    assert!(matches!(
+        flat.view(10, &[2]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(flat.view(256, &[64]), Err(Error::Shape { .. })));
+    rims::ops::elementwise::fill(ctx, &second, 2.0).unwrap();
+    second.write(ctx, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    first.write(ctx, &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).unwrap();
+    // A product of two views of one buffer into a view of another (wgpu tracks usage per
+    // buffer, so the output may not live in the inputs' buffer).
+    let out_flat = Tensor::zeros(ctx, &[200]).unwrap();
+    let out = out_flat.view(128, &[2, 2]).unwrap();
+    assert!(matches!(
+        rims::ops::matmul::gemm(
+            ctx,
+            &g_of(),
+            &first,
+            &second,
+            None,
+            &flat.view(128, &[2, 2]).unwrap()
+        ),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let g = g_of();
+    rims::ops::matmul::gemm(ctx, &g, &first, &second, None, &out).unwrap();
+    assert_eq!(out.to_vec(ctx).unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(
+        &out_flat.to_vec(ctx).unwrap()[..128],
+        &[0.0; 128][..],
+        "nothing outside the view was written"
+    );
+    let all = flat.to_vec(ctx).unwrap();
+    assert_eq!(
+        &all[6..64],
+        &[0.0; 58][..],
+        "nothing outside the views was written"
+    );
+    assert_eq!(
+        second.to_vec(ctx).unwrap(),
+        vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    );
+}
+
+fn g_of() -> rims::ops::matmul::Gemm {
+    rims::ops::matmul::Gemm {
+        batch: 1,
+        m: 2,
+        n: 2,
+        k: 3,
+        a: rims::ops::matmul::MatView::row_major(2, 3),
+        b: rims::ops::matmul::MatView::row_major(3, 2),
+        c: rims::ops::matmul::MatView::row_major(2, 2),
+        bias: None,
+        accumulate: false,
+    }
+}
