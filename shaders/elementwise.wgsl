@@ -93,3 +93,13 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
     out[i] = r;
 }
+
+// out += alpha * a, in place: gradient accumulation.
+@compute @workgroup_size(WG)
+fn add_assign(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i < p.n) {
+        out[i] = out[i] + p.alpha * a[i];
+    }
+}

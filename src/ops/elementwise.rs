@@ -18,7 +18,7 @@ pub enum Unary {
 }
 
 /// Maps of two tensors. `b` may be shorter than `a` if its shape equals a's trailing dims
-/// (it is then repeated, as for a bias).
+/// (it is then repeated, as for a bias) or if it has one element (a scalar).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Binary {
     Add,
@@ -98,7 +98,7 @@ pub fn unary(ctx: &Context, op: Unary, x: &Tensor) -> Result<Tensor> {
 pub fn binary(ctx: &Context, op: Binary, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let n = elements("binary", a)?;
     let b_len = elements("binary", b)?;
-    if !a.shape().ends_with(b.shape()) {
+    if !a.shape().ends_with(b.shape()) && b.len() != 1 {
         return Err(Error::shape(
             "binary",
             format!(
@@ -131,4 +131,24 @@ pub fn binary(ctx: &Context, op: Binary, a: &Tensor, b: &Tensor) -> Result<Tenso
         groups,
     )?;
     Ok(out)
+}
+
+/// `dst += alpha * src`, in place (gradient accumulation). `dst` and `src` must have the same
+/// number of elements and live in different buffers.
+pub fn add_assign(ctx: &Context, dst: &Tensor, src: &Tensor, alpha: f32) -> Result<()> {
+    let n = elements("add_assign", dst)?;
+    elements("add_assign", src)?;
+    if dst.len() != src.len() {
+        return Err(Error::shape(
+            "add_assign",
+            format!("dst {:?} and src {:?} differ in size", dst.shape(), src.shape()),
+        ));
+    }
+    if dst.same_buffer(src) {
+        return Err(Error::invalid("add_assign", "dst and src share a buffer"));
+    }
+    let k = ctx.kernel("elementwise", "add_assign", &[])?;
+    let groups = grid(ctx, "add_assign", (n as u64).div_ceil(WG))?;
+    let params = Params { n, op: 0, alpha, b_len: n };
+    ctx.dispatch(k, &params, &[src, dst], groups)
 }

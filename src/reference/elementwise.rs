@@ -33,3 +33,10 @@ pub fn binary(op: Binary, a: &[f64], b: &[f64]) -> Vec<f64> {
         })
         .collect()
 }
+
+/// `dst += alpha * src`.
+pub fn add_assign(dst: &mut [f64], src: &[f64], alpha: f64) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += alpha * s;
+    }
+}

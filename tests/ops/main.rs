@@ -2,6 +2,8 @@
 //! compiled pipelines are shared.
 
 mod common;
+mod cross_entropy;
 mod elementwise;
 mod engine;
 mod matmul;
+mod reduce;
