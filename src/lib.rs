@@ -6,9 +6,12 @@
 
 pub mod error;
 pub mod gpu;
+pub mod io;
+pub mod nn;
 pub mod ops;
 pub mod reference;
 pub mod rng;
+pub mod tape;
 pub mod tensor;
 
 pub use error::{Error, Result};

@@ -40,3 +40,13 @@ pub fn add_assign(dst: &mut [f64], src: &[f64], alpha: f64) {
         *d += alpha * s;
     }
 }
+
+/// Derivative of sigmoid through its output: dx = dy·y·(1−y).
+pub fn sigmoid_backward(y: &[f64], dy: &[f64]) -> Vec<f64> {
+    y.iter().zip(dy).map(|(y, d)| d * y * (1.0 - y)).collect()
+}
+
+/// Derivative of tanh through its output: dx = dy·(1−y²).
+pub fn tanh_backward(y: &[f64], dy: &[f64]) -> Vec<f64> {
+    y.iter().zip(dy).map(|(y, d)| d * (1.0 - y * y)).collect()
+}

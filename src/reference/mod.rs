@@ -5,3 +5,20 @@ pub mod cross_entropy;
 pub mod elementwise;
 pub mod matmul;
 pub mod reduce;
+
+/// Central finite differences of a scalar function, for checking gradients: returns
+/// d f / d x_i for every i, with step `h`.
+pub fn finite_differences(x: &[f64], h: f64, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+    let mut xp = x.to_vec();
+    (0..x.len())
+        .map(|i| {
+            let orig = xp[i];
+            xp[i] = orig + h;
+            let up = f(&xp);
+            xp[i] = orig - h;
+            let down = f(&xp);
+            xp[i] = orig;
+            (up - down) / (2.0 * h)
+        })
+        .collect()
+}

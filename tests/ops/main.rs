@@ -5,5 +5,6 @@ mod common;
 mod cross_entropy;
 mod elementwise;
 mod engine;
+mod grad;
 mod matmul;
 mod reduce;

@@ -1,0 +1,5 @@
+//! Models and their parameters.
+
+pub mod params;
+
+pub use params::{Init, ParamSpec, ParamStore};

@@ -1,0 +1,258 @@
+//! The parameter store: every parameter of a model carved out of one device allocation (llm.c
+//! style), with a twin allocation for gradients. Ops see each parameter as a tensor view; the
+//! optimizer updates all of them in one dispatch over the flat buffers.
+//!
+//! Trainable parameters come first, frozen ones (e.g. variant A's zero input-attention biases)
+//! after them, so the optimizer simply stops at [`ParamStore::trainable_len`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::io::write_atomic;
+use crate::ops::elementwise;
+use crate::rng::Rng;
+use crate::tensor::{Tensor, VIEW_ALIGN, numel};
+
+/// How a parameter starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    Zeros,
+    Constant(f32),
+    /// Uniform in [lo, hi).
+    Uniform(f32, f32),
+    /// Normal with this mean and standard deviation.
+    Normal(f32, f32),
+}
+
+/// A parameter to create.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+    /// False for parameters that exist in the file format but are never updated.
+    pub trainable: bool,
+}
+
+impl ParamSpec {
+    pub fn new(name: &str, shape: &[usize], init: Init) -> Self {
+        ParamSpec { name: name.to_string(), shape: shape.to_vec(), init, trainable: true }
+    }
+
+    /// The same parameter, never updated by the optimizer.
+    pub fn frozen(self) -> Self {
+        ParamSpec { trainable: false, ..self }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    name: String,
+    shape: Vec<usize>,
+    offset: usize,
+    trainable: bool,
+}
+
+/// Named parameters in one flat buffer, gradients in another.
+pub struct ParamStore {
+    values: Tensor,
+    grads: Tensor,
+    entries: Vec<Entry>,
+    index: HashMap<String, usize>,
+    trainable_len: usize,
+}
+
+impl std::fmt::Debug for ParamStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParamStore").field("names", &self.names()).finish_non_exhaustive()
+    }
+}
+
+impl ParamStore {
+    /// Creates the parameters in `specs` order (trainable first), initialised from `seed`: the
+    /// same seed gives the same values on every machine.
+    pub fn new(ctx: &Context, specs: &[ParamSpec], seed: u64) -> Result<Self> {
+        let mut seen = HashMap::new();
+        for (i, s) in specs.iter().enumerate() {
+            if seen.insert(s.name.clone(), i).is_some() {
+                return Err(Error::Config { field: "params", reason: format!("duplicate parameter '{}'", s.name) });
+            }
+            if numel(&s.shape)? == 0 {
+                return Err(Error::Config {
+                    field: "params",
+                    reason: format!("parameter '{}' has shape {:?} with no elements", s.name, s.shape),
+                });
+            }
+        }
+        // Initial values are drawn in spec order, whatever the layout order.
+        let mut rng = Rng::new(seed);
+        let initial: Vec<Vec<f32>> = specs
+            .iter()
+            .map(|s| {
+                let n = s.shape.iter().product();
+                (0..n)
+                    .map(|_| match s.init {
+                        Init::Zeros => 0.0,
+                        Init::Constant(c) => c,
+                        Init::Uniform(lo, hi) => rng.uniform(lo as f64, hi as f64) as f32,
+                        Init::Normal(mean, std) => (mean as f64 + std as f64 * rng.normal()) as f32,
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..specs.len()).collect();
+        order.sort_by_key(|&i| !specs[i].trainable);
+        let mut entries = Vec::with_capacity(specs.len());
+        let mut offset = 0usize;
+        let mut trainable_len = 0;
+        for &i in &order {
+            let s = &specs[i];
+            if !s.trainable && trainable_len == 0 {
+                trainable_len = offset;
+            }
+            entries.push(Entry { name: s.name.clone(), shape: s.shape.clone(), offset, trainable: s.trainable });
+            offset += initial[i].len().next_multiple_of(VIEW_ALIGN);
+        }
+        if entries.iter().all(|e| e.trainable) {
+            trainable_len = offset;
+        }
+        let total = offset.max(VIEW_ALIGN);
+        let mut flat = vec![0.0f32; total];
+        for (e, &i) in entries.iter().zip(&order) {
+            flat[e.offset..e.offset + initial[i].len()].copy_from_slice(&initial[i]);
+        }
+        let values = Tensor::from_slice(ctx, &[total], &flat)?;
+        let grads = Tensor::zeros(ctx, &[total])?;
+        let index = entries.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
+        Ok(ParamStore { values, grads, entries, index, trainable_len })
+    }
+
+    fn entry(&self, name: &str) -> Result<&Entry> {
+        self.index.get(name).map(|&i| &self.entries[i]).ok_or_else(|| Error::Config {
+            field: "params",
+            reason: format!("no parameter named '{name}' (have: {})", self.names().join(", ")),
+        })
+    }
+
+    /// The parameter's values, a view of the flat buffer.
+    pub fn value(&self, name: &str) -> Result<Tensor> {
+        let e = self.entry(name)?;
+        self.values.view(e.offset, &e.shape)
+    }
+
+    /// The parameter's gradient, a view of the flat gradient buffer.
+    pub fn grad(&self, name: &str) -> Result<Tensor> {
+        let e = self.entry(name)?;
+        self.grads.view(e.offset, &e.shape)
+    }
+
+    pub fn shape(&self, name: &str) -> Result<&[usize]> {
+        Ok(&self.entry(name)?.shape)
+    }
+
+    pub fn is_trainable(&self, name: &str) -> Result<bool> {
+        Ok(self.entry(name)?.trainable)
+    }
+
+    /// Names in layout order.
+    pub fn names(&self) -> Vec<&str> {
+        self.entries.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    /// The flat value buffer (padding between parameters included).
+    pub fn flat_values(&self) -> &Tensor {
+        &self.values
+    }
+
+    /// The flat gradient buffer.
+    pub fn flat_grads(&self) -> &Tensor {
+        &self.grads
+    }
+
+    /// Elements of the flat buffers the optimizer updates (all trainable parameters and their
+    /// padding, which always has zero gradient).
+    pub fn trainable_len(&self) -> usize {
+        self.trainable_len
+    }
+
+    /// Number of parameter values (without padding).
+    pub fn count(&self) -> usize {
+        self.entries.iter().map(|e| e.shape.iter().product::<usize>()).sum()
+    }
+
+    /// Records zeroing of every gradient (one dispatch).
+    pub fn zero_grads(&self, ctx: &Context) -> Result<()> {
+        elementwise::fill(ctx, &self.grads, 0.0)
+    }
+
+    /// Reads every parameter back: name → (shape, values).
+    pub fn to_host(&self, ctx: &Context) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
+        let flat = self.values.to_vec(ctx)?;
+        Ok(self
+            .entries
+            .iter()
+            .map(|e| {
+                let n: usize = e.shape.iter().product();
+                (e.name.clone(), (e.shape.clone(), flat[e.offset..e.offset + n].to_vec()))
+            })
+            .collect())
+    }
+
+    /// Overwrites one parameter's values.
+    pub fn set(&self, ctx: &Context, name: &str, data: &[f32]) -> Result<()> {
+        self.value(name)?.write(ctx, data)
+    }
+
+    /// Writes all parameters as safetensors (f32, row-major, canonical names) with `metadata`.
+    /// The file is written beside the target and renamed, so a crash never leaves half a file.
+    pub fn save(&self, ctx: &Context, path: &Path, metadata: &BTreeMap<String, String>) -> Result<()> {
+        let host = self.to_host(ctx)?;
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = host
+            .into_iter()
+            .map(|(name, (shape, data))| (name, shape, bytemuck::cast_slice(&data).to_vec()))
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(name, shape, data)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                    .map(|v| (name.clone(), v))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::File { path: path.to_path_buf(), reason: format!("cannot encode: {e}") })?;
+        let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
+        let encoded = safetensors::serialize(views, Some(meta))
+            .map_err(|e| Error::File { path: path.to_path_buf(), reason: format!("cannot encode: {e}") })?;
+        write_atomic(path, &encoded)
+    }
+
+    /// Loads values saved by [`ParamStore::save`] (or any safetensors file with the same names
+    /// and shapes) and returns the file's metadata. Every tensor is checked before anything is
+    /// written, so a bad file leaves the store as it was.
+    pub fn load(&self, ctx: &Context, path: &Path) -> Result<BTreeMap<String, String>> {
+        let bad = |reason: String| Error::File { path: path.to_path_buf(), reason };
+        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+        let file = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+        let mut updates = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
+            let t = file.tensor(&e.name).map_err(|_| bad(format!("missing tensor '{}'", e.name)))?;
+            if t.dtype() != safetensors::Dtype::F32 {
+                return Err(bad(format!("tensor '{}' is {:?}, expected F32", e.name, t.dtype())));
+            }
+            if t.shape() != e.shape.as_slice() {
+                return Err(bad(format!("tensor '{}' has shape {:?}, expected {:?}", e.name, t.shape(), e.shape)));
+            }
+            let data: Vec<f32> =
+                t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            updates.push((e, data));
+        }
+        for (e, data) in updates {
+            self.values.view(e.offset, &e.shape)?.write(ctx, &data)?;
+        }
+        Ok(header.metadata().clone().unwrap_or_default().into_iter().collect())
+    }
+}

@@ -1,0 +1,489 @@
+//! Autograd tape. An op on tracked values records one node that holds exactly what its
+//! backward needs; [`Tape::backward`] walks the nodes in reverse, records their backward
+//! kernels (into the same recorder as the forward, so forward and backward share one submit),
+//! accumulates gradients where a value feeds several ops, and drops each node — and with it the
+//! activations it saved — as soon as it has run.
+//!
+//! Values that need no gradient record nothing: with no tracked input an op only runs its
+//! forward (the inference fast path), and [`Tape::untracked`] gives a tape that never records.
+//!
+//! Parameters come from a [`ParamStore`]: their gradients accumulate straight into the store's
+//! flat gradient buffer, which the optimizer then updates in one dispatch.
+
+use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::nn::params::ParamStore;
+use crate::ops::elementwise::{self, Binary, Unary};
+use crate::ops::matmul::{self, Gemm, MatView};
+use crate::ops::{cross_entropy, reduce};
+use crate::tensor::Tensor;
+
+/// A value on the tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Var(usize);
+
+/// What the backward pass of one op does. `grad_out` is the gradient of the op's output;
+/// the op adds its inputs' gradients to `grads`.
+pub trait Backward {
+    fn backward(self: Box<Self>, ctx: &Context, grad_out: Tensor, grads: &mut Grads) -> Result<()>;
+}
+
+struct Slot {
+    value: Tensor,
+    tracked: bool,
+    /// For parameters: the view of the store's gradient buffer to accumulate into.
+    grad_target: Option<Tensor>,
+}
+
+struct Node {
+    output: Var,
+    op: Box<dyn Backward>,
+}
+
+/// Gradients collected during [`Tape::backward`].
+pub struct Grads {
+    grads: Vec<Option<Tensor>>,
+    tracked: Vec<bool>,
+    targets: Vec<Option<Tensor>>,
+}
+
+impl Grads {
+    /// Whether `v` wants a gradient (skip work for inputs that do not).
+    pub fn wants(&self, v: Var) -> bool {
+        self.tracked[v.0]
+    }
+
+    /// The buffer a parameter's gradient accumulates into, so that an op can accumulate in
+    /// place (a weight gradient written by a matmul with accumulate). None for other values.
+    pub fn target(&self, v: Var) -> Option<&Tensor> {
+        self.targets[v.0].as_ref()
+    }
+
+    /// Adds `g` to the gradient of `v`: into the parameter's buffer, or kept until `v`'s own
+    /// node runs (summed if several ops contribute).
+    pub fn add(&mut self, ctx: &Context, v: Var, g: Tensor) -> Result<()> {
+        if !self.tracked[v.0] {
+            return Ok(());
+        }
+        if let Some(target) = &self.targets[v.0] {
+            return elementwise::add_assign(ctx, target, &g, 1.0);
+        }
+        self.grads[v.0] = Some(match self.grads[v.0].take() {
+            None => g,
+            Some(prev) => elementwise::binary(ctx, Binary::Add, &prev, &g)?,
+        });
+        Ok(())
+    }
+
+    /// The gradient collected for a value (after backward), e.g. of an input.
+    pub fn get(&self, v: Var) -> Option<&Tensor> {
+        self.grads[v.0].as_ref()
+    }
+}
+
+/// The tape: values and the nodes that produced them.
+pub struct Tape {
+    slots: Vec<Slot>,
+    nodes: Vec<Node>,
+    recording: bool,
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tape {
+    /// A tape that records ops on tracked values.
+    pub fn new() -> Self {
+        Tape { slots: Vec::new(), nodes: Vec::new(), recording: true }
+    }
+
+    /// A tape that never records (inference): ops only run forward.
+    pub fn untracked() -> Self {
+        Tape { recording: false, ..Self::new() }
+    }
+
+    /// Nodes recorded so far.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    fn push(&mut self, value: Tensor, tracked: bool, grad_target: Option<Tensor>) -> Var {
+        self.slots.push(Slot { value, tracked: tracked && self.recording, grad_target });
+        Var(self.slots.len() - 1)
+    }
+
+    /// A value that needs no gradient (data, targets).
+    pub fn constant(&mut self, value: Tensor) -> Var {
+        self.push(value, false, None)
+    }
+
+    /// A value whose gradient [`Tape::backward`] returns (e.g. an input to check).
+    pub fn input(&mut self, value: Tensor) -> Var {
+        self.push(value, true, None)
+    }
+
+    /// A parameter of `store`: its gradient accumulates into the store's gradient buffer.
+    pub fn param(&mut self, store: &ParamStore, name: &str) -> Result<Var> {
+        let value = store.value(name)?;
+        if !store.is_trainable(name)? {
+            return Ok(self.constant(value));
+        }
+        let grad = store.grad(name)?;
+        Ok(self.push(value, true, Some(grad)))
+    }
+
+    /// The tensor behind a value.
+    pub fn value(&self, v: Var) -> &Tensor {
+        &self.slots[v.0].value
+    }
+
+    /// Whether `v` carries a gradient.
+    pub fn tracked(&self, v: Var) -> bool {
+        self.slots[v.0].tracked
+    }
+
+    /// Records the result of an op. With no tracked input nothing is saved: `op` is dropped.
+    pub fn record(&mut self, value: Tensor, inputs: &[Var], op: Box<dyn Backward>) -> Var {
+        let tracked = self.recording && inputs.iter().any(|&v| self.slots[v.0].tracked);
+        let out = self.push(value, tracked, None);
+        if tracked {
+            self.nodes.push(Node { output: out, op });
+        }
+        out
+    }
+
+    /// Runs the backward pass from `loss` (a one-element value): records every node's backward
+    /// kernels in reverse order and consumes the tape. Parameter gradients are added to the
+    /// store's gradient buffer (zero it first with `ParamStore::zero_grads` unless you mean to
+    /// accumulate); gradients of [`Tape::input`] values are returned.
+    pub fn backward(self, ctx: &Context, loss: Var) -> Result<Grads> {
+        let n = self.slots.len();
+        if self.slots[loss.0].value.len() != 1 {
+            return Err(Error::shape(
+                "backward",
+                format!("the loss must have one element, got {:?}", self.slots[loss.0].value.shape()),
+            ));
+        }
+        let mut grads = Grads {
+            grads: vec![None; n],
+            tracked: self.slots.iter().map(|s| s.tracked).collect(),
+            targets: self.slots.iter().map(|s| s.grad_target.clone()).collect(),
+        };
+        // The forward values are no longer needed: what a backward needs, its node saved.
+        drop(self.slots);
+        if !grads.tracked[loss.0] {
+            return Err(Error::invalid("backward", "the loss does not depend on any tracked value"));
+        }
+        let seed = Tensor::full(ctx, &[1], 1.0)?;
+        grads.add(ctx, loss, seed)?;
+        let mut nodes = self.nodes;
+        while let Some(node) = nodes.pop() {
+            // A node whose output got no gradient contributes nothing.
+            let Some(g) = grads.grads[node.output.0].take() else { continue };
+            node.op.backward(ctx, g, &mut grads)?;
+        }
+        Ok(grads)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ops on the tape. Each: forward through `ops`, then a node with what its backward needs.
+
+/// Column sums of a [rows, cols] gradient, as a product with a vector of ones (one dispatch;
+/// accumulates straight into `target` when given).
+fn column_sums(ctx: &Context, g: &Tensor, rows: usize, cols: usize, target: Option<&Tensor>) -> Result<Tensor> {
+    let ones = Tensor::full(ctx, &[rows], 1.0)?;
+    let out = match target {
+        Some(t) => t.clone(),
+        None => Tensor::uninit(ctx, &[cols])?,
+    };
+    let desc = Gemm {
+        batch: 1,
+        m: 1,
+        n: cols,
+        k: rows,
+        a: MatView::row_major(1, rows),
+        b: MatView::row_major(rows, cols),
+        c: MatView::row_major(1, cols),
+        bias: None,
+        accumulate: target.is_some(),
+    };
+    matmul::gemm(ctx, &desc, &ones, g, None, &out)?;
+    Ok(out)
+}
+
+/// Rows and columns of a value used as a matrix: leading dimensions are flattened into rows.
+fn as_matrix(op: &'static str, t: &Tensor) -> Result<(usize, usize)> {
+    let s = t.shape();
+    match s.len() {
+        0 => Err(Error::shape(op, "a scalar is not a matrix")),
+        1 => Ok((1, s[0])),
+        _ => Ok((s[..s.len() - 1].iter().product(), s[s.len() - 1])),
+    }
+}
+
+struct MatmulNode {
+    a: Var,
+    b: Var,
+    bias: Option<Var>,
+    a_val: Tensor,
+    b_val: Tensor,
+    m: usize,
+    k: usize,
+    n: usize,
+}
+
+impl Backward for MatmulNode {
+    fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
+        let (m, k, n) = (self.m, self.k, self.n);
+        if grads.wants(self.a) {
+            // dA = dC·Bᵀ
+            let da = Tensor::uninit(ctx, self.a_val.shape())?;
+            let desc = Gemm {
+                batch: 1,
+                m,
+                n: k,
+                k: n,
+                a: MatView::row_major(m, n),
+                b: MatView::row_major(k, n).t(),
+                c: MatView::row_major(m, k),
+                bias: None,
+                accumulate: false,
+            };
+            matmul::gemm(ctx, &desc, &g, &self.b_val, None, &da)?;
+            grads.add(ctx, self.a, da)?;
+        }
+        if grads.wants(self.b) {
+            // dB = Aᵀ·dC, accumulated in place into a parameter's gradient.
+            let target = grads.target(self.b).cloned();
+            let db = target.clone().map_or_else(|| Tensor::uninit(ctx, self.b_val.shape()), Ok)?;
+            let desc = Gemm {
+                batch: 1,
+                m: k,
+                n,
+                k: m,
+                a: MatView::row_major(m, k).t(),
+                b: MatView::row_major(m, n),
+                c: MatView::row_major(k, n),
+                bias: None,
+                accumulate: target.is_some(),
+            };
+            matmul::gemm(ctx, &desc, &self.a_val, &g, None, &db)?;
+            if target.is_none() {
+                grads.add(ctx, self.b, db)?;
+            }
+        }
+        if let Some(bias) = self.bias
+            && grads.wants(bias)
+        {
+            let target = grads.target(bias).cloned();
+            let db = column_sums(ctx, &g, m, n, target.as_ref())?;
+            if target.is_none() {
+                grads.add(ctx, bias, db)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct AddNode {
+    a: Var,
+    b: Var,
+    b_shape: Vec<usize>,
+    /// -1 for subtraction.
+    b_sign: f32,
+}
+
+impl Backward for AddNode {
+    fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
+        let b_len: usize = self.b_shape.iter().product();
+        if grads.wants(self.b) {
+            let gb = if b_len == g.len() {
+                if self.b_sign < 0.0 { elementwise::unary(ctx, Unary::Scale(-1.0), &g)? } else { g.clone() }
+            } else {
+                // b was broadcast over leading rows (or was a scalar): sum the rows.
+                let cols = b_len;
+                let rows = g.len() / cols;
+                let sums = column_sums(ctx, &g.reshape(&[rows, cols])?, rows, cols, None)?;
+                let sums = if self.b_sign < 0.0 { elementwise::unary(ctx, Unary::Scale(-1.0), &sums)? } else { sums };
+                sums.reshape(&self.b_shape)?
+            };
+            grads.add(ctx, self.b, gb)?;
+        }
+        grads.add(ctx, self.a, g)
+    }
+}
+
+struct MulNode {
+    a: Var,
+    b: Var,
+    a_val: Tensor,
+    b_val: Tensor,
+}
+
+impl Backward for MulNode {
+    fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
+        if grads.wants(self.a) {
+            grads.add(ctx, self.a, elementwise::binary(ctx, Binary::Mul, &g, &self.b_val)?)?;
+        }
+        if grads.wants(self.b) {
+            grads.add(ctx, self.b, elementwise::binary(ctx, Binary::Mul, &g, &self.a_val)?)?;
+        }
+        Ok(())
+    }
+}
+
+struct ScaleNode {
+    a: Var,
+    s: f32,
+}
+
+impl Backward for ScaleNode {
+    fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
+        grads.add(ctx, self.a, elementwise::unary(ctx, Unary::Scale(self.s), &g)?)
+    }
+}
+
+/// Activations whose derivative is a function of the output.
+struct ActivationNode {
+    a: Var,
+    y: Tensor,
+    derivative: Binary,
+}
+
+impl Backward for ActivationNode {
+    fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
+        grads.add(ctx, self.a, elementwise::binary(ctx, self.derivative, &self.y, &g)?)
+    }
+}
+
+struct SumNode {
+    a: Var,
+    shape: Vec<usize>,
+}
+
+impl Backward for SumNode {
+    fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
+        // Broadcast the scalar gradient: ones ⊙ g.
+        let ones = Tensor::full(ctx, &self.shape, 1.0)?;
+        grads.add(ctx, self.a, elementwise::binary(ctx, Binary::Mul, &ones, &g)?)
+    }
+}
+
+struct CrossEntropyNode {
+    logits: Var,
+    /// d(mean loss)/d(logits), computed by the forward kernel.
+    dlogits: Tensor,
+}
+
+impl Backward for CrossEntropyNode {
+    fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
+        grads.add(ctx, self.logits, elementwise::binary(ctx, Binary::Mul, &self.dlogits, &g)?)
+    }
+}
+
+impl Tape {
+    /// `a·b (+ bias)`: a [..., K] (leading dims flattened), b [K, N], bias [N].
+    pub fn matmul(&mut self, ctx: &Context, a: Var, b: Var, bias: Option<Var>) -> Result<Var> {
+        let (av, bv) = (self.value(a).clone(), self.value(b).clone());
+        let (m, k) = as_matrix("tape.matmul", &av)?;
+        if bv.shape().len() != 2 || bv.shape()[0] != k {
+            return Err(Error::shape(
+                "tape.matmul",
+                format!("b must be [{k}, N] for a {:?}, got {:?}", av.shape(), bv.shape()),
+            ));
+        }
+        let a2 = av.reshape(&[m, k])?;
+        let bias_t = bias.map(|v| self.value(v).clone());
+        let y = matmul::matmul(ctx, &a2, &bv, matmul::MatmulOptions { bias: bias_t.as_ref(), ..Default::default() })?;
+        let n = bv.shape()[1];
+        let mut out_shape = av.shape()[..av.shape().len().saturating_sub(1)].to_vec();
+        out_shape.push(n);
+        let y = y.reshape(&out_shape)?;
+        let mut inputs = vec![a, b];
+        inputs.extend(bias);
+        let node = MatmulNode { a, b, bias, a_val: a2, b_val: bv, m, k, n };
+        Ok(self.record(y, &inputs, Box::new(node)))
+    }
+
+    fn add_like(&mut self, ctx: &Context, a: Var, b: Var, sign: f32) -> Result<Var> {
+        let op = if sign < 0.0 { Binary::Sub } else { Binary::Add };
+        let y = elementwise::binary(ctx, op, self.value(a), self.value(b))?;
+        let b_shape = self.value(b).shape().to_vec();
+        Ok(self.record(y, &[a, b], Box::new(AddNode { a, b, b_shape, b_sign: sign })))
+    }
+
+    /// `a + b`, b broadcast over a's leading dimensions (a bias) or a scalar.
+    pub fn add(&mut self, ctx: &Context, a: Var, b: Var) -> Result<Var> {
+        self.add_like(ctx, a, b, 1.0)
+    }
+
+    /// `a - b`, with the broadcasting of [`Tape::add`].
+    pub fn sub(&mut self, ctx: &Context, a: Var, b: Var) -> Result<Var> {
+        self.add_like(ctx, a, b, -1.0)
+    }
+
+    /// `a ⊙ b`, same shapes.
+    pub fn mul(&mut self, ctx: &Context, a: Var, b: Var) -> Result<Var> {
+        let (av, bv) = (self.value(a).clone(), self.value(b).clone());
+        if av.shape() != bv.shape() {
+            return Err(Error::shape("tape.mul", format!("{:?} and {:?} differ", av.shape(), bv.shape())));
+        }
+        let y = elementwise::binary(ctx, Binary::Mul, &av, &bv)?;
+        Ok(self.record(y, &[a, b], Box::new(MulNode { a, b, a_val: av, b_val: bv })))
+    }
+
+    /// `s · a`.
+    pub fn scale(&mut self, ctx: &Context, a: Var, s: f32) -> Result<Var> {
+        let y = elementwise::unary(ctx, Unary::Scale(s), self.value(a))?;
+        Ok(self.record(y, &[a], Box::new(ScaleNode { a, s })))
+    }
+
+    /// Logistic sigmoid.
+    pub fn sigmoid(&mut self, ctx: &Context, a: Var) -> Result<Var> {
+        let y = elementwise::unary(ctx, Unary::Sigmoid, self.value(a))?;
+        let node = ActivationNode { a, y: y.clone(), derivative: Binary::SigmoidBackward };
+        Ok(self.record(y, &[a], Box::new(node)))
+    }
+
+    /// Hyperbolic tangent.
+    pub fn tanh(&mut self, ctx: &Context, a: Var) -> Result<Var> {
+        let y = elementwise::unary(ctx, Unary::Tanh, self.value(a))?;
+        let node = ActivationNode { a, y: y.clone(), derivative: Binary::TanhBackward };
+        Ok(self.record(y, &[a], Box::new(node)))
+    }
+
+    /// Sum of all elements, as a [1] value.
+    pub fn sum(&mut self, ctx: &Context, a: Var) -> Result<Var> {
+        let y = reduce::sum_all(ctx, self.value(a))?;
+        let shape = self.value(a).shape().to_vec();
+        Ok(self.record(y, &[a], Box::new(SumNode { a, shape })))
+    }
+
+    /// Mean of all elements, as a [1] value.
+    pub fn mean(&mut self, ctx: &Context, a: Var) -> Result<Var> {
+        let n = self.value(a).len();
+        let s = self.sum(ctx, a)?;
+        self.scale(ctx, s, 1.0 / n as f32)
+    }
+
+    /// Mean squared error between `pred` and a constant `target` of the same shape, as [1].
+    pub fn mse(&mut self, ctx: &Context, pred: Var, target: Var) -> Result<Var> {
+        let d = self.sub(ctx, pred, target)?;
+        let sq = self.mul(ctx, d, d)?;
+        self.mean(ctx, sq)
+    }
+
+    /// Mean softmax cross-entropy of logits [rows, classes] against u32 targets [rows], as [1].
+    pub fn cross_entropy(&mut self, ctx: &Context, logits: Var, targets: &Tensor) -> Result<Var> {
+        let (loss, dlogits) = cross_entropy::mean_cross_entropy(ctx, self.value(logits), targets)?;
+        Ok(self.record(loss, &[logits], Box::new(CrossEntropyNode { logits, dlogits })))
+    }
+}
