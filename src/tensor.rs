@@ -128,12 +128,24 @@ impl Tensor {
         if bytes == 0 {
             return Ok(Vec::new());
         }
-        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("rims.readback"),
-            size: bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let mut cached = lock(&ctx.staging);
+        let staging = match cached.take() {
+            Some(b) if b.size() >= bytes => b,
+            _ => ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("rims.readback"),
+                size: bytes.next_power_of_two().max(4096),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        };
+        let out = self.read_through(ctx, &staging, bytes)?;
+        // Only a buffer that was read and unmapped cleanly goes back to the cache.
+        *cached = Some(staging);
+        Ok(out)
+    }
+
+    fn read_through(&self, ctx: &Context, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let gpu_err = |message: String| Error::Gpu { during: "read-back".into(), message };
         lock(&ctx.recorder).read_back(self.buf.clone(), self.byte_offset(), staging.clone(), bytes);
         ctx.submit()?;
         let slice = staging.slice(..bytes);
@@ -143,33 +155,14 @@ impl Tensor {
         });
         ctx.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                during: "read-back".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| gpu_err(e.to_string()))?;
         match rx.recv() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(Error::Gpu {
-                    during: "read-back".into(),
-                    message: e.to_string(),
-                });
-            }
-            Err(_) => {
-                return Err(Error::Gpu {
-                    during: "read-back".into(),
-                    message: "map callback never ran".into(),
-                });
-            }
+            Ok(Err(e)) => return Err(gpu_err(e.to_string())),
+            Err(_) => return Err(gpu_err("map callback never ran".into())),
         }
         ctx.check_uncaptured("read-back")?;
-        let out = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu {
-                during: "read-back".into(),
-                message: format!("{e:?}"),
-            })?
-            .to_vec();
+        let out = slice.get_mapped_range().map_err(|e| gpu_err(format!("{e:?}")))?.to_vec();
         staging.unmap();
         Ok(out)
     }

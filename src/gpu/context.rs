@@ -173,6 +173,9 @@ pub struct Context {
     pub(crate) kernels: Mutex<KernelRegistry>,
     pub(crate) pool: Arc<Mutex<BufferPool>>,
     pub(crate) recorder: Mutex<Recorder>,
+    /// A host-visible buffer reused by read-backs (creating one per read costs milliseconds on
+    /// the software device); grows to the largest read so far.
+    pub(crate) staging: Mutex<Option<wgpu::Buffer>>,
     uncaptured: Uncaptured,
 }
 
@@ -263,6 +266,7 @@ impl Context {
             kernels: Mutex::new(KernelRegistry::new()),
             pool: Arc::new(Mutex::new(BufferPool::new())),
             recorder: Mutex::new(Recorder::new(min_uniform_align)),
+            staging: Mutex::new(None),
             uncaptured,
         })
     }
