@@ -9,6 +9,7 @@ pub mod gpu;
 pub mod io;
 pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod reference;
 pub mod rng;
 pub mod tape;

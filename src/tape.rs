@@ -97,12 +97,19 @@ impl Default for Tape {
 impl Tape {
     /// A tape that records ops on tracked values.
     pub fn new() -> Self {
-        Tape { slots: Vec::new(), nodes: Vec::new(), recording: true }
+        Tape {
+            slots: Vec::new(),
+            nodes: Vec::new(),
+            recording: true,
+        }
     }
 
     /// A tape that never records (inference): ops only run forward.
     pub fn untracked() -> Self {
-        Tape { recording: false, ..Self::new() }
+        Tape {
+            recording: false,
+            ..Self::new()
+        }
     }
 
     /// Nodes recorded so far.
@@ -115,7 +122,11 @@ impl Tape {
     }
 
     fn push(&mut self, value: Tensor, tracked: bool, grad_target: Option<Tensor>) -> Var {
-        self.slots.push(Slot { value, tracked: tracked && self.recording, grad_target });
+        self.slots.push(Slot {
+            value,
+            tracked: tracked && self.recording,
+            grad_target,
+        });
         Var(self.slots.len() - 1)
     }
 
@@ -168,7 +179,10 @@ impl Tape {
         if self.slots[loss.0].value.len() != 1 {
             return Err(Error::shape(
                 "backward",
-                format!("the loss must have one element, got {:?}", self.slots[loss.0].value.shape()),
+                format!(
+                    "the loss must have one element, got {:?}",
+                    self.slots[loss.0].value.shape()
+                ),
             ));
         }
         let mut grads = Grads {
@@ -179,14 +193,19 @@ impl Tape {
         // The forward values are no longer needed: what a backward needs, its node saved.
         drop(self.slots);
         if !grads.tracked[loss.0] {
-            return Err(Error::invalid("backward", "the loss does not depend on any tracked value"));
+            return Err(Error::invalid(
+                "backward",
+                "the loss does not depend on any tracked value",
+            ));
         }
         let seed = Tensor::full(ctx, &[1], 1.0)?;
         grads.add(ctx, loss, seed)?;
         let mut nodes = self.nodes;
         while let Some(node) = nodes.pop() {
             // A node whose output got no gradient contributes nothing.
-            let Some(g) = grads.grads[node.output.0].take() else { continue };
+            let Some(g) = grads.grads[node.output.0].take() else {
+                continue;
+            };
             node.op.backward(ctx, g, &mut grads)?;
         }
         Ok(grads)
@@ -198,7 +217,13 @@ impl Tape {
 
 /// Column sums of a [rows, cols] gradient, as a product with a vector of ones (one dispatch;
 /// accumulates straight into `target` when given).
-fn column_sums(ctx: &Context, g: &Tensor, rows: usize, cols: usize, target: Option<&Tensor>) -> Result<Tensor> {
+fn column_sums(
+    ctx: &Context,
+    g: &Tensor,
+    rows: usize,
+    cols: usize,
+    target: Option<&Tensor>,
+) -> Result<Tensor> {
     let ones = Tensor::full(ctx, &[rows], 1.0)?;
     let out = match target {
         Some(t) => t.clone(),
@@ -263,7 +288,9 @@ impl Backward for MatmulNode {
         if grads.wants(self.b) {
             // dB = Aᵀ·dC, accumulated in place into a parameter's gradient.
             let target = grads.target(self.b).cloned();
-            let db = target.clone().map_or_else(|| Tensor::uninit(ctx, self.b_val.shape()), Ok)?;
+            let db = target
+                .clone()
+                .map_or_else(|| Tensor::uninit(ctx, self.b_val.shape()), Ok)?;
             let desc = Gemm {
                 batch: 1,
                 m: k,
@@ -306,13 +333,21 @@ impl Backward for AddNode {
         let b_len: usize = self.b_shape.iter().product();
         if grads.wants(self.b) {
             let gb = if b_len == g.len() {
-                if self.b_sign < 0.0 { elementwise::unary(ctx, Unary::Scale(-1.0), &g)? } else { g.clone() }
+                if self.b_sign < 0.0 {
+                    elementwise::unary(ctx, Unary::Scale(-1.0), &g)?
+                } else {
+                    g.clone()
+                }
             } else {
                 // b was broadcast over leading rows (or was a scalar): sum the rows.
                 let cols = b_len;
                 let rows = g.len() / cols;
                 let sums = column_sums(ctx, &g.reshape(&[rows, cols])?, rows, cols, None)?;
-                let sums = if self.b_sign < 0.0 { elementwise::unary(ctx, Unary::Scale(-1.0), &sums)? } else { sums };
+                let sums = if self.b_sign < 0.0 {
+                    elementwise::unary(ctx, Unary::Scale(-1.0), &sums)?
+                } else {
+                    sums
+                };
                 sums.reshape(&self.b_shape)?
             };
             grads.add(ctx, self.b, gb)?;
@@ -331,10 +366,18 @@ struct MulNode {
 impl Backward for MulNode {
     fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
         if grads.wants(self.a) {
-            grads.add(ctx, self.a, elementwise::binary(ctx, Binary::Mul, &g, &self.b_val)?)?;
+            grads.add(
+                ctx,
+                self.a,
+                elementwise::binary(ctx, Binary::Mul, &g, &self.b_val)?,
+            )?;
         }
         if grads.wants(self.b) {
-            grads.add(ctx, self.b, elementwise::binary(ctx, Binary::Mul, &g, &self.a_val)?)?;
+            grads.add(
+                ctx,
+                self.b,
+                elementwise::binary(ctx, Binary::Mul, &g, &self.a_val)?,
+            )?;
         }
         Ok(())
     }
@@ -347,7 +390,11 @@ struct ScaleNode {
 
 impl Backward for ScaleNode {
     fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
-        grads.add(ctx, self.a, elementwise::unary(ctx, Unary::Scale(self.s), &g)?)
+        grads.add(
+            ctx,
+            self.a,
+            elementwise::unary(ctx, Unary::Scale(self.s), &g)?,
+        )
     }
 }
 
@@ -360,7 +407,11 @@ struct ActivationNode {
 
 impl Backward for ActivationNode {
     fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
-        grads.add(ctx, self.a, elementwise::binary(ctx, self.derivative, &self.y, &g)?)
+        grads.add(
+            ctx,
+            self.a,
+            elementwise::binary(ctx, self.derivative, &self.y, &g)?,
+        )
     }
 }
 
@@ -373,7 +424,11 @@ impl Backward for SumNode {
     fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
         // Broadcast the scalar gradient: ones ⊙ g.
         let ones = Tensor::full(ctx, &self.shape, 1.0)?;
-        grads.add(ctx, self.a, elementwise::binary(ctx, Binary::Mul, &ones, &g)?)
+        grads.add(
+            ctx,
+            self.a,
+            elementwise::binary(ctx, Binary::Mul, &ones, &g)?,
+        )
     }
 }
 
@@ -385,7 +440,11 @@ struct CrossEntropyNode {
 
 impl Backward for CrossEntropyNode {
     fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
-        grads.add(ctx, self.logits, elementwise::binary(ctx, Binary::Mul, &self.dlogits, &g)?)
+        grads.add(
+            ctx,
+            self.logits,
+            elementwise::binary(ctx, Binary::Mul, &self.dlogits, &g)?,
+        )
     }
 }
 
@@ -397,19 +456,40 @@ impl Tape {
         if bv.shape().len() != 2 || bv.shape()[0] != k {
             return Err(Error::shape(
                 "tape.matmul",
-                format!("b must be [{k}, N] for a {:?}, got {:?}", av.shape(), bv.shape()),
+                format!(
+                    "b must be [{k}, N] for a {:?}, got {:?}",
+                    av.shape(),
+                    bv.shape()
+                ),
             ));
         }
         let a2 = av.reshape(&[m, k])?;
         let bias_t = bias.map(|v| self.value(v).clone());
-        let y = matmul::matmul(ctx, &a2, &bv, matmul::MatmulOptions { bias: bias_t.as_ref(), ..Default::default() })?;
+        let y = matmul::matmul(
+            ctx,
+            &a2,
+            &bv,
+            matmul::MatmulOptions {
+                bias: bias_t.as_ref(),
+                ..Default::default()
+            },
+        )?;
         let n = bv.shape()[1];
         let mut out_shape = av.shape()[..av.shape().len().saturating_sub(1)].to_vec();
         out_shape.push(n);
         let y = y.reshape(&out_shape)?;
         let mut inputs = vec![a, b];
         inputs.extend(bias);
-        let node = MatmulNode { a, b, bias, a_val: a2, b_val: bv, m, k, n };
+        let node = MatmulNode {
+            a,
+            b,
+            bias,
+            a_val: a2,
+            b_val: bv,
+            m,
+            k,
+            n,
+        };
         Ok(self.record(y, &inputs, Box::new(node)))
     }
 
@@ -417,7 +497,16 @@ impl Tape {
         let op = if sign < 0.0 { Binary::Sub } else { Binary::Add };
         let y = elementwise::binary(ctx, op, self.value(a), self.value(b))?;
         let b_shape = self.value(b).shape().to_vec();
-        Ok(self.record(y, &[a, b], Box::new(AddNode { a, b, b_shape, b_sign: sign })))
+        Ok(self.record(
+            y,
+            &[a, b],
+            Box::new(AddNode {
+                a,
+                b,
+                b_shape,
+                b_sign: sign,
+            }),
+        ))
     }
 
     /// `a + b`, b broadcast over a's leading dimensions (a bias) or a scalar.
@@ -434,10 +523,22 @@ impl Tape {
     pub fn mul(&mut self, ctx: &Context, a: Var, b: Var) -> Result<Var> {
         let (av, bv) = (self.value(a).clone(), self.value(b).clone());
         if av.shape() != bv.shape() {
-            return Err(Error::shape("tape.mul", format!("{:?} and {:?} differ", av.shape(), bv.shape())));
+            return Err(Error::shape(
+                "tape.mul",
+                format!("{:?} and {:?} differ", av.shape(), bv.shape()),
+            ));
         }
         let y = elementwise::binary(ctx, Binary::Mul, &av, &bv)?;
-        Ok(self.record(y, &[a, b], Box::new(MulNode { a, b, a_val: av, b_val: bv })))
+        Ok(self.record(
+            y,
+            &[a, b],
+            Box::new(MulNode {
+                a,
+                b,
+                a_val: av,
+                b_val: bv,
+            }),
+        ))
     }
 
     /// `s · a`.
@@ -449,14 +550,22 @@ impl Tape {
     /// Logistic sigmoid.
     pub fn sigmoid(&mut self, ctx: &Context, a: Var) -> Result<Var> {
         let y = elementwise::unary(ctx, Unary::Sigmoid, self.value(a))?;
-        let node = ActivationNode { a, y: y.clone(), derivative: Binary::SigmoidBackward };
+        let node = ActivationNode {
+            a,
+            y: y.clone(),
+            derivative: Binary::SigmoidBackward,
+        };
         Ok(self.record(y, &[a], Box::new(node)))
     }
 
     /// Hyperbolic tangent.
     pub fn tanh(&mut self, ctx: &Context, a: Var) -> Result<Var> {
         let y = elementwise::unary(ctx, Unary::Tanh, self.value(a))?;
-        let node = ActivationNode { a, y: y.clone(), derivative: Binary::TanhBackward };
+        let node = ActivationNode {
+            a,
+            y: y.clone(),
+            derivative: Binary::TanhBackward,
+        };
         Ok(self.record(y, &[a], Box::new(node)))
     }
 
@@ -484,6 +593,10 @@ impl Tape {
     /// Mean softmax cross-entropy of logits [rows, classes] against u32 targets [rows], as [1].
     pub fn cross_entropy(&mut self, ctx: &Context, logits: Var, targets: &Tensor) -> Result<Var> {
         let (loss, dlogits) = cross_entropy::mean_cross_entropy(ctx, self.value(logits), targets)?;
-        Ok(self.record(loss, &[logits], Box::new(CrossEntropyNode { logits, dlogits })))
+        Ok(self.record(
+            loss,
+            &[logits],
+            Box::new(CrossEntropyNode { logits, dlogits }),
+        ))
     }
 }

@@ -145,7 +145,10 @@ impl Tensor {
     }
 
     fn read_through(&self, ctx: &Context, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
-        let gpu_err = |message: String| Error::Gpu { during: "read-back".into(), message };
+        let gpu_err = |message: String| Error::Gpu {
+            during: "read-back".into(),
+            message,
+        };
         lock(&ctx.recorder).read_back(self.buf.clone(), self.byte_offset(), staging.clone(), bytes);
         ctx.submit()?;
         let slice = staging.slice(..bytes);
@@ -162,7 +165,10 @@ impl Tensor {
             Err(_) => return Err(gpu_err("map callback never ran".into())),
         }
         ctx.check_uncaptured("read-back")?;
-        let out = slice.get_mapped_range().map_err(|e| gpu_err(format!("{e:?}")))?.to_vec();
+        let out = slice
+            .get_mapped_range()
+            .map_err(|e| gpu_err(format!("{e:?}")))?
+            .to_vec();
         staging.unmap();
         Ok(out)
     }

@@ -24,6 +24,7 @@ pub static SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/elementwise.wgsl"),
     ),
     ("matmul", include_str!("../../shaders/matmul.wgsl")),
+    ("optim", include_str!("../../shaders/optim.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
 ];
 

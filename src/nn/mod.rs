@@ -1,5 +1,7 @@
 //! Models and their parameters.
 
+pub mod config;
 pub mod params;
 
-pub use params::{Init, ParamSpec, ParamStore};
+pub use config::{CellKind, RimsConfig};
+pub use params::{HostParams, Init, ParamSpec, ParamStore};

@@ -15,6 +15,9 @@ use crate::ops::elementwise;
 use crate::rng::Rng;
 use crate::tensor::{Tensor, VIEW_ALIGN, numel};
 
+/// Parameters on the host: name → (shape, values).
+pub type HostParams = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// How a parameter starts.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
@@ -38,12 +41,20 @@ pub struct ParamSpec {
 
 impl ParamSpec {
     pub fn new(name: &str, shape: &[usize], init: Init) -> Self {
-        ParamSpec { name: name.to_string(), shape: shape.to_vec(), init, trainable: true }
+        ParamSpec {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            init,
+            trainable: true,
+        }
     }
 
     /// The same parameter, never updated by the optimizer.
     pub fn frozen(self) -> Self {
-        ParamSpec { trainable: false, ..self }
+        ParamSpec {
+            trainable: false,
+            ..self
+        }
     }
 }
 
@@ -66,7 +77,9 @@ pub struct ParamStore {
 
 impl std::fmt::Debug for ParamStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ParamStore").field("names", &self.names()).finish_non_exhaustive()
+        f.debug_struct("ParamStore")
+            .field("names", &self.names())
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,12 +90,18 @@ impl ParamStore {
         let mut seen = HashMap::new();
         for (i, s) in specs.iter().enumerate() {
             if seen.insert(s.name.clone(), i).is_some() {
-                return Err(Error::Config { field: "params", reason: format!("duplicate parameter '{}'", s.name) });
+                return Err(Error::Config {
+                    field: "params",
+                    reason: format!("duplicate parameter '{}'", s.name),
+                });
             }
             if numel(&s.shape)? == 0 {
                 return Err(Error::Config {
                     field: "params",
-                    reason: format!("parameter '{}' has shape {:?} with no elements", s.name, s.shape),
+                    reason: format!(
+                        "parameter '{}' has shape {:?} with no elements",
+                        s.name, s.shape
+                    ),
                 });
             }
         }
@@ -112,7 +131,12 @@ impl ParamStore {
             if !s.trainable && trainable_len == 0 {
                 trainable_len = offset;
             }
-            entries.push(Entry { name: s.name.clone(), shape: s.shape.clone(), offset, trainable: s.trainable });
+            entries.push(Entry {
+                name: s.name.clone(),
+                shape: s.shape.clone(),
+                offset,
+                trainable: s.trainable,
+            });
             offset += initial[i].len().next_multiple_of(VIEW_ALIGN);
         }
         if entries.iter().all(|e| e.trainable) {
@@ -125,15 +149,31 @@ impl ParamStore {
         }
         let values = Tensor::from_slice(ctx, &[total], &flat)?;
         let grads = Tensor::zeros(ctx, &[total])?;
-        let index = entries.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
-        Ok(ParamStore { values, grads, entries, index, trainable_len })
+        let index = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
+        Ok(ParamStore {
+            values,
+            grads,
+            entries,
+            index,
+            trainable_len,
+        })
     }
 
     fn entry(&self, name: &str) -> Result<&Entry> {
-        self.index.get(name).map(|&i| &self.entries[i]).ok_or_else(|| Error::Config {
-            field: "params",
-            reason: format!("no parameter named '{name}' (have: {})", self.names().join(", ")),
-        })
+        self.index
+            .get(name)
+            .map(|&i| &self.entries[i])
+            .ok_or_else(|| Error::Config {
+                field: "params",
+                reason: format!(
+                    "no parameter named '{name}' (have: {})",
+                    self.names().join(", ")
+                ),
+            })
     }
 
     /// The parameter's values, a view of the flat buffer.
@@ -179,7 +219,10 @@ impl ParamStore {
 
     /// Number of parameter values (without padding).
     pub fn count(&self) -> usize {
-        self.entries.iter().map(|e| e.shape.iter().product::<usize>()).sum()
+        self.entries
+            .iter()
+            .map(|e| e.shape.iter().product::<usize>())
+            .sum()
     }
 
     /// Records zeroing of every gradient (one dispatch).
@@ -188,14 +231,17 @@ impl ParamStore {
     }
 
     /// Reads every parameter back: name → (shape, values).
-    pub fn to_host(&self, ctx: &Context) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
+    pub fn to_host(&self, ctx: &Context) -> Result<HostParams> {
         let flat = self.values.to_vec(ctx)?;
         Ok(self
             .entries
             .iter()
             .map(|e| {
                 let n: usize = e.shape.iter().product();
-                (e.name.clone(), (e.shape.clone(), flat[e.offset..e.offset + n].to_vec()))
+                (
+                    e.name.clone(),
+                    (e.shape.clone(), flat[e.offset..e.offset + n].to_vec()),
+                )
             })
             .collect())
     }
@@ -207,7 +253,12 @@ impl ParamStore {
 
     /// Writes all parameters as safetensors (f32, row-major, canonical names) with `metadata`.
     /// The file is written beside the target and renamed, so a crash never leaves half a file.
-    pub fn save(&self, ctx: &Context, path: &Path, metadata: &BTreeMap<String, String>) -> Result<()> {
+    pub fn save(
+        &self,
+        ctx: &Context,
+        path: &Path,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<()> {
         let host = self.to_host(ctx)?;
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = host
             .into_iter()
@@ -220,10 +271,15 @@ impl ParamStore {
                     .map(|v| (name.clone(), v))
             })
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::File { path: path.to_path_buf(), reason: format!("cannot encode: {e}") })?;
+            .map_err(|e| Error::File {
+                path: path.to_path_buf(),
+                reason: format!("cannot encode: {e}"),
+            })?;
         let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-        let encoded = safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::File { path: path.to_path_buf(), reason: format!("cannot encode: {e}") })?;
+        let encoded = safetensors::serialize(views, Some(meta)).map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            reason: format!("cannot encode: {e}"),
+        })?;
         write_atomic(path, &encoded)
     }
 
@@ -231,7 +287,10 @@ impl ParamStore {
     /// and shapes) and returns the file's metadata. Every tensor is checked before anything is
     /// written, so a bad file leaves the store as it was.
     pub fn load(&self, ctx: &Context, path: &Path) -> Result<BTreeMap<String, String>> {
-        let bad = |reason: String| Error::File { path: path.to_path_buf(), reason };
+        let bad = |reason: String| Error::File {
+            path: path.to_path_buf(),
+            reason,
+        };
         let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
         let file = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
@@ -239,20 +298,39 @@ impl ParamStore {
             .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
         let mut updates = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
-            let t = file.tensor(&e.name).map_err(|_| bad(format!("missing tensor '{}'", e.name)))?;
+            let t = file
+                .tensor(&e.name)
+                .map_err(|_| bad(format!("missing tensor '{}'", e.name)))?;
             if t.dtype() != safetensors::Dtype::F32 {
-                return Err(bad(format!("tensor '{}' is {:?}, expected F32", e.name, t.dtype())));
+                return Err(bad(format!(
+                    "tensor '{}' is {:?}, expected F32",
+                    e.name,
+                    t.dtype()
+                )));
             }
             if t.shape() != e.shape.as_slice() {
-                return Err(bad(format!("tensor '{}' has shape {:?}, expected {:?}", e.name, t.shape(), e.shape)));
+                return Err(bad(format!(
+                    "tensor '{}' has shape {:?}, expected {:?}",
+                    e.name,
+                    t.shape(),
+                    e.shape
+                )));
             }
-            let data: Vec<f32> =
-                t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let data: Vec<f32> = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
             updates.push((e, data));
         }
         for (e, data) in updates {
             self.values.view(e.offset, &e.shape)?.write(ctx, &data)?;
         }
-        Ok(header.metadata().clone().unwrap_or_default().into_iter().collect())
+        Ok(header
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect())
     }
 }

@@ -141,7 +141,11 @@ pub fn add_assign(ctx: &Context, dst: &Tensor, src: &Tensor, alpha: f32) -> Resu
     if dst.len() != src.len() {
         return Err(Error::shape(
             "add_assign",
-            format!("dst {:?} and src {:?} differ in size", dst.shape(), src.shape()),
+            format!(
+                "dst {:?} and src {:?} differ in size",
+                dst.shape(),
+                src.shape()
+            ),
         ));
     }
     if dst.same_buffer(src) {
@@ -149,6 +153,11 @@ pub fn add_assign(ctx: &Context, dst: &Tensor, src: &Tensor, alpha: f32) -> Resu
     }
     let k = ctx.kernel("elementwise", "add_assign", &[])?;
     let groups = grid(ctx, "add_assign", (n as u64).div_ceil(WG))?;
-    let params = Params { n, op: 0, alpha, b_len: n };
+    let params = Params {
+        n,
+        op: 0,
+        alpha,
+        b_len: n,
+    };
     ctx.dispatch(k, &params, &[src, dst], groups)
 }

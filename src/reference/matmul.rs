@@ -74,7 +74,14 @@ pub fn grouped_matmul(
 }
 
 /// Backward of `matmul`: given dC [m, n], returns (dA = dC·Bᵀ [m, k], dB = Aᵀ·dC [k, n]).
-pub fn matmul_backward(a: &[f64], b: &[f64], dc: &[f64], m: usize, k: usize, n: usize) -> (Vec<f64>, Vec<f64>) {
+pub fn matmul_backward(
+    a: &[f64],
+    b: &[f64],
+    dc: &[f64],
+    m: usize,
+    k: usize,
+    n: usize,
+) -> (Vec<f64>, Vec<f64>) {
     let da = matmul(dc, &transpose(b, k, n), m, n, k);
     let db = matmul(&transpose(a, m, k), dc, k, m, n);
     (da, db)

@@ -2,8 +2,10 @@
 //! obviously correct rather than fast. GPU results are compared with these at named tolerances.
 
 pub mod cross_entropy;
+pub mod dropout;
 pub mod elementwise;
 pub mod matmul;
+pub mod optim;
 pub mod reduce;
 
 /// Central finite differences of a scalar function, for checking gradients: returns

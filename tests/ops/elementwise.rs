@@ -131,14 +131,29 @@ fn add_assign_and_scalar_broadcast() {
         elementwise::add_assign(ctx, &td, &ts, -0.5).unwrap();
         let mut want = to_f64(&d);
         reference::add_assign(&mut want, &to_f64(&s), -0.5);
-        assert_close(&format!("add_assign n={n}"), &td.to_vec(ctx).unwrap(), &want, 1e-6, 1e-6);
+        assert_close(
+            &format!("add_assign n={n}"),
+            &td.to_vec(ctx).unwrap(),
+            &want,
+            1e-6,
+            1e-6,
+        );
         let scalar = Tensor::from_slice(ctx, &[1], &[3.0]).unwrap();
-        let got = elementwise::binary(ctx, Binary::Mul, &ts, &scalar).unwrap().to_vec(ctx).unwrap();
+        let got = elementwise::binary(ctx, Binary::Mul, &ts, &scalar)
+            .unwrap()
+            .to_vec(ctx)
+            .unwrap();
         let want = reference::binary(Binary::Mul, &to_f64(&s), &[3.0]);
         assert_close("scalar broadcast", &got, &want, 1e-6, 1e-6);
     }
     let a = Tensor::zeros(ctx, &[4]).unwrap();
     let b = Tensor::zeros(ctx, &[5]).unwrap();
-    assert!(matches!(elementwise::add_assign(ctx, &a, &b, 1.0), Err(Error::Shape { .. })));
-    assert!(matches!(elementwise::add_assign(ctx, &a, &a, 1.0), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        elementwise::add_assign(ctx, &a, &b, 1.0),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        elementwise::add_assign(ctx, &a, &a, 1.0),
+        Err(Error::InvalidArgument { .. })
+    ));
 }

@@ -7,4 +7,7 @@ mod elementwise;
 mod engine;
 mod grad;
 mod matmul;
+mod optim;
+mod params;
 mod reduce;
+mod train;

@@ -44,10 +44,19 @@ fn layout_init_and_views() {
     assert_eq!(s.value("w").unwrap().shape(), &[3, 5]);
     assert!(!s.is_trainable("b_frozen").unwrap());
     assert!(matches!(s.value("nope"), Err(Error::Config { .. })));
-    let dup = vec![ParamSpec::new("a", &[1], Init::Zeros), ParamSpec::new("a", &[2], Init::Zeros)];
-    assert!(matches!(ParamStore::new(ctx, &dup, 0), Err(Error::Config { .. })));
+    let dup = vec![
+        ParamSpec::new("a", &[1], Init::Zeros),
+        ParamSpec::new("a", &[2], Init::Zeros),
+    ];
+    assert!(matches!(
+        ParamStore::new(ctx, &dup, 0),
+        Err(Error::Config { .. })
+    ));
     let empty = vec![ParamSpec::new("a", &[0, 3], Init::Zeros)];
-    assert!(matches!(ParamStore::new(ctx, &empty, 0), Err(Error::Config { .. })));
+    assert!(matches!(
+        ParamStore::new(ctx, &empty, 0),
+        Err(Error::Config { .. })
+    ));
 }
 
 #[test]
@@ -67,7 +76,13 @@ fn save_load_round_trip_with_metadata() {
     let bytes = std::fs::read(&path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     assert_eq!(st.tensor("w").unwrap().shape(), &[3, 5]);
-    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp")));
+    assert!(
+        std::fs::read_dir(&dir).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp"))
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -94,10 +109,24 @@ fn bad_files_are_errors_and_change_nothing() {
     let other_path = dir.join("other.safetensors");
     other.save(ctx, &other_path, &BTreeMap::new()).unwrap();
     let err = s.load(ctx, &other_path).unwrap_err();
-    assert!(err.to_string().contains("shape") || err.to_string().contains("missing"), "{err}");
-    assert_eq!(s.to_host(ctx).unwrap(), before, "a failed load must not change the parameters");
+    assert!(
+        err.to_string().contains("shape") || err.to_string().contains("missing"),
+        "{err}"
+    );
+    assert_eq!(
+        s.to_host(ctx).unwrap(),
+        before,
+        "a failed load must not change the parameters"
+    );
     // Saving into a directory that does not exist fails cleanly; saving over a good file
     // replaces it whole.
-    assert!(matches!(s.save(ctx, &dir.join("no/such/dir/x.safetensors"), &BTreeMap::new()), Err(Error::File { .. })));
+    assert!(matches!(
+        s.save(
+            ctx,
+            &dir.join("no/such/dir/x.safetensors"),
+            &BTreeMap::new()
+        ),
+        Err(Error::File { .. })
+    ));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,0 +1,152 @@
+//! Configuration of a RIMs cell (`rims-spec.md` §0-1): sizes, heads, cell kind, dropout.
+
+use crate::error::{Error, Result};
+
+/// The recurrent update each mechanism runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellKind {
+    /// Gate order [i, f, g, o] (PyTorch's LSTMCell), G = 4.
+    Lstm,
+    /// Gate order [r, z, n] (PyTorch's GRUCell), G = 3.
+    Gru,
+}
+
+impl CellKind {
+    /// Gates per hidden unit: 4 for LSTM, 3 for GRU.
+    pub fn gates(self) -> usize {
+        match self {
+            CellKind::Lstm => 4,
+            CellKind::Gru => 3,
+        }
+    }
+
+    /// The name used in checkpoints' metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            CellKind::Lstm => "LSTM",
+            CellKind::Gru => "GRU",
+        }
+    }
+}
+
+/// Sizes of one RIMs cell. Defaults are the paper's sequential-MNIST setting (N = 6, k = 4,
+/// H = 100, D = 600, A = 400, one input head with d_k = 64, four communication heads of 16).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RimsConfig {
+    /// N: number of mechanisms.
+    pub mechanisms: usize,
+    /// k: mechanisms active at each step.
+    pub active: usize,
+    /// H: hidden size per mechanism.
+    pub hidden: usize,
+    /// D: input size.
+    pub input: usize,
+    /// d_k: input-attention key/query size per head.
+    pub input_key: usize,
+    /// d_vin: input-attention value size per head; the cell input of a mechanism is
+    /// A = input_heads · input_value.
+    pub input_value: usize,
+    /// h_in: input-attention heads (1 in the authors' code).
+    pub input_heads: usize,
+    /// h_c: communication heads.
+    pub comm_heads: usize,
+    /// d_kc: communication key/query size per head.
+    pub comm_key: usize,
+    /// d_vc: communication value size per head.
+    pub comm_value: usize,
+    pub cell: CellKind,
+    /// Dropout on the input-attention output u and on the communication output (0.1 in the
+    /// authors' code; 0 to compare with PyTorch in eval mode).
+    pub dropout: f32,
+}
+
+impl Default for RimsConfig {
+    fn default() -> Self {
+        RimsConfig {
+            mechanisms: 6,
+            active: 4,
+            hidden: 100,
+            input: 600,
+            input_key: 64,
+            input_value: 400,
+            input_heads: 1,
+            comm_heads: 4,
+            comm_key: 16,
+            comm_value: 16,
+            cell: CellKind::Lstm,
+            dropout: 0.1,
+        }
+    }
+}
+
+impl RimsConfig {
+    /// A: the input size of each mechanism's recurrent cell.
+    pub fn cell_input(&self) -> usize {
+        self.input_heads * self.input_value
+    }
+
+    /// G·H: gate pre-activations per mechanism.
+    pub fn gate_width(&self) -> usize {
+        self.cell.gates() * self.hidden
+    }
+
+    /// Checks every field; the error names the field at fault.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("mechanisms", self.mechanisms),
+            ("active", self.active),
+            ("hidden", self.hidden),
+            ("input", self.input),
+            ("input_key", self.input_key),
+            ("input_value", self.input_value),
+            ("input_heads", self.input_heads),
+            ("comm_heads", self.comm_heads),
+            ("comm_key", self.comm_key),
+            ("comm_value", self.comm_value),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err(Error::Config {
+                    field,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        if self.active > self.mechanisms {
+            return Err(Error::Config {
+                field: "active",
+                reason: format!(
+                    "k = {} exceeds the number of mechanisms N = {}",
+                    self.active, self.mechanisms
+                ),
+            });
+        }
+        if !(0.0..1.0).contains(&self.dropout) || !self.dropout.is_finite() {
+            return Err(Error::Config {
+                field: "dropout",
+                reason: format!("{} is not in [0, 1)", self.dropout),
+            });
+        }
+        // The fused kernels keep a row's mechanisms in one workgroup.
+        if self.mechanisms > 64 {
+            return Err(Error::Config {
+                field: "mechanisms",
+                reason: format!("{} exceeds the supported 64", self.mechanisms),
+            });
+        }
+        let sizes = [
+            ("hidden", self.hidden),
+            ("input", self.input),
+            ("input_value", self.input_value),
+        ];
+        for (field, v) in sizes {
+            if v > 1 << 20 {
+                return Err(Error::Config {
+                    field,
+                    reason: format!("{v} is unreasonably large (limit 2^20)"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
