@@ -69,6 +69,7 @@ fn bench_matmul(c: &mut Criterion) {
         let out = Tensor::uninit(&ctx, &[n, n]).unwrap();
         let g = Gemm {
             batch: 1,
+            inner: 1,
             m: n,
             n,
             k: n,

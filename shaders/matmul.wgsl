@@ -16,7 +16,8 @@ struct Params {
     b_off: u32, b_bs: u32, b_rs: u32, b_cs: u32,
     c_off: u32, c_bs: u32, c_rs: u32, flags: u32,   // flags: 1 = add bias, 2 = accumulate into C
     bias_off: u32, bias_bs: u32, tiles_m: u32, tiles_n: u32,
-    wg_cols: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    wg_cols: u32, inner: u32, a_bs2: u32, b_bs2: u32,
+    c_bs2: u32, bias_bs2: u32, _pad0: u32, _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -46,13 +47,18 @@ const B_N_CONTIG: u32 = 1u;  // 1: B[k, j..j+4] is one vec4; 0: B[k..k+4, j] is 
 const TS: u32 = 64u;
 const BK: u32 = 16u;
 
+// Offset of batch entry `bt` = (outer, inner) for a view with these two strides.
+fn boff(bt: u32, outer_stride: u32, inner_stride: u32) -> u32 {
+    return (bt / p.inner) * outer_stride + (bt % p.inner) * inner_stride;
+}
+
 // Writes one output, applying bias and accumulation.
 fn store(batch: u32, i: u32, j: u32, v: f32) {
     var r = v;
     if ((p.flags & FLAG_BIAS) != 0u) {
-        r += bias[p.bias_off + batch * p.bias_bs + j];
+        r += bias[p.bias_off + boff(batch, p.bias_bs, p.bias_bs2) + j];
     }
-    let idx = p.c_off + batch * p.c_bs + i * p.c_rs + j;
+    let idx = p.c_off + boff(batch, p.c_bs, p.c_bs2) + i * p.c_rs + j;
     if ((p.flags & FLAG_ACCUMULATE) != 0u) {
         r += c[idx];
     }
@@ -97,10 +103,10 @@ fn gemm_scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     var rows: array<u32, SM>;
     var cols: array<u32, SN>;
     for (var r = 0u; r < SM; r++) {
-        rows[r] = p.a_off + bt * p.a_bs + min(i0 + r, p.m - 1u) * p.a_rs;
+        rows[r] = p.a_off + boff(bt, p.a_bs, p.a_bs2) + min(i0 + r, p.m - 1u) * p.a_rs;
     }
     for (var s = 0u; s < SN; s++) {
-        cols[s] = p.b_off + bt * p.b_bs + min(j0 + s, p.n - 1u) * p.b_cs;
+        cols[s] = p.b_off + boff(bt, p.b_bs, p.b_bs2) + min(j0 + s, p.n - 1u) * p.b_cs;
     }
     var acc: array<f32, SM * SN>;
     for (var kk = 0u; kk < p.k; kk++) {
@@ -138,17 +144,17 @@ fn gemm_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     var abase: array<u32, TM>;
     for (var r = 0u; r < TM; r++) {
         if (A_K_CONTIG == 1u) {
-            abase[r] = (p.a_off + bt * p.a_bs + min(i0 + r, p.m - 1u) * p.a_rs) / 4u;
+            abase[r] = (p.a_off + boff(bt, p.a_bs, p.a_bs2) + min(i0 + r, p.m - 1u) * p.a_rs) / 4u;
         } else {
-            abase[r] = (p.a_off + bt * p.a_bs + min(i0 + 4u * r, p.m - 4u)) / 4u;
+            abase[r] = (p.a_off + boff(bt, p.a_bs, p.a_bs2) + min(i0 + 4u * r, p.m - 4u)) / 4u;
         }
     }
     var bbase: array<u32, TN>;
     for (var s = 0u; s < TN; s++) {
         if (B_N_CONTIG == 1u) {
-            bbase[s] = (p.b_off + bt * p.b_bs + min(j0 + 4u * s, p.n - 4u)) / 4u;
+            bbase[s] = (p.b_off + boff(bt, p.b_bs, p.b_bs2) + min(j0 + 4u * s, p.n - 4u)) / 4u;
         } else {
-            bbase[s] = (p.b_off + bt * p.b_bs + min(j0 + s, p.n - 1u) * p.b_cs) / 4u;
+            bbase[s] = (p.b_off + boff(bt, p.b_bs, p.b_bs2) + min(j0 + s, p.n - 1u) * p.b_cs) / 4u;
         }
     }
     var acc: array<vec4<f32>, TM * TN / 4u>;
@@ -236,8 +242,8 @@ fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let bt = blk.x;
     let i0 = blk.y * TS;
     let j0 = blk.z * TS;
-    let a_base = p.a_off + bt * p.a_bs;
-    let b_base = p.b_off + bt * p.b_bs;
+    let a_base = p.a_off + boff(bt, p.a_bs, p.a_bs2);
+    let b_base = p.b_off + boff(bt, p.b_bs, p.b_bs2);
     var acc: array<f32, 16>;
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         // 256 threads load BK * TS values of each tile; zero outside the matrix.

@@ -231,6 +231,7 @@ fn column_sums(
     };
     let desc = Gemm {
         batch: 1,
+        inner: 1,
         m: 1,
         n: cols,
         k: rows,
@@ -273,6 +274,7 @@ impl Backward for MatmulNode {
             let da = Tensor::uninit(ctx, self.a_val.shape())?;
             let desc = Gemm {
                 batch: 1,
+                inner: 1,
                 m,
                 n: k,
                 k: n,
@@ -293,6 +295,7 @@ impl Backward for MatmulNode {
                 .map_or_else(|| Tensor::uninit(ctx, self.b_val.shape()), Ok)?;
             let desc = Gemm {
                 batch: 1,
+                inner: 1,
                 m: k,
                 n,
                 k: m,

@@ -15,7 +15,8 @@ fn every_shader_file_validates() {
             continue;
         }
         let source = std::fs::read_to_string(&path).unwrap();
-        if let Err(message) = validate_wgsl(&source) {
+        let resolved = rims::gpu::kernels::resolve_includes(&source).unwrap();
+        if let Err(message) = validate_wgsl(&resolved) {
             panic!("{}:\n{message}", path.display());
         }
         let name = path.file_stem().unwrap().to_str().unwrap();
@@ -33,6 +34,21 @@ fn every_shader_file_validates() {
     }
     assert_eq!(checked, SHADERS.len(), "every embedded shader has its file");
     assert!(checked >= 5);
+}
+
+#[test]
+fn every_library_validates_on_its_own() {
+    for (name, source) in rims::gpu::kernels::LIBRARIES {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("shaders/lib")
+            .join(format!("{name}.wgsl"));
+        assert_eq!(
+            &std::fs::read_to_string(&path).unwrap(),
+            source,
+            "{name} differs from its file"
+        );
+        validate_wgsl(source).unwrap_or_else(|e| panic!("lib/{name}.wgsl: {e}"));
+    }
 }
 
 #[test]

@@ -28,6 +28,29 @@ pub static SHADERS: &[(&str, &str)] = &[
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
 ];
 
+/// Function libraries a shader can pull in with a line `//#include <name>` (WGSL has no
+/// includes). Each is valid WGSL on its own (functions and constants only).
+pub static LIBRARIES: &[(&str, &str)] =
+    &[("common", include_str!("../../shaders/lib/common.wgsl"))];
+
+/// Replaces every `//#include <name>` line of `source` with the library's text.
+pub fn resolve_includes(source: &str) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(source.len());
+    for line in source.lines() {
+        if let Some(name) = line.trim().strip_prefix("//#include ") {
+            let lib = LIBRARIES
+                .iter()
+                .find(|(n, _)| *n == name.trim())
+                .ok_or_else(|| format!("unknown library '{}' in #include", name.trim()))?;
+            out.push_str(lib.1);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// A specialisation: values for `const NAME: u32` declarations of a shader.
 pub type Spec<'a> = &'a [(&'a str, u32)];
 
@@ -79,7 +102,11 @@ pub fn specialise(shader: &str, spec: Spec<'_>) -> Result<String> {
             entry: String::new(),
             message: "no such shader".into(),
         })?;
-    let mut text = source.to_string();
+    let mut text = resolve_includes(source).map_err(|message| Error::Shader {
+        shader: shader.into(),
+        entry: String::new(),
+        message,
+    })?;
     for (name, value) in spec {
         let pattern = format!("const {name}: u32 = ");
         let start = text.find(&pattern).ok_or_else(|| Error::Shader {

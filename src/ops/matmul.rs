@@ -9,14 +9,17 @@ use crate::error::{Error, Result};
 use crate::gpu::{Context, grid};
 use crate::tensor::{DType, Tensor};
 
-/// Where a batch of matrices lives inside a tensor, in elements: element (i, j) of matrix b is
-/// at `offset + b*batch_stride + i*row_stride + j*col_stride`.
+/// Where a batch of matrices lives inside a tensor, in elements: element (i, j) of matrix
+/// (b, s) — outer batch index b, inner batch index s — is at
+/// `offset + b*batch_stride + s*inner_stride + i*row_stride + j*col_stride`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatView {
     pub offset: usize,
     pub batch_stride: usize,
     pub row_stride: usize,
     pub col_stride: usize,
+    /// Stride of the inner batch index (see [`Gemm::inner`]); 0 when there is none.
+    pub inner_stride: usize,
 }
 
 impl MatView {
@@ -27,6 +30,7 @@ impl MatView {
             batch_stride: rows * cols,
             row_stride: cols,
             col_stride: 1,
+            inner_stride: 0,
         }
     }
 
@@ -48,18 +52,23 @@ impl MatView {
     }
 
     /// Largest element index touched for `batch` matrices of `rows x cols`.
-    fn last_index(&self, batch: usize, rows: usize, cols: usize) -> Option<usize> {
+    fn last_index(&self, batch: usize, inner: usize, rows: usize, cols: usize) -> Option<usize> {
         let b = (batch - 1).checked_mul(self.batch_stride)?;
+        let b = b.checked_add((inner - 1).checked_mul(self.inner_stride)?)?;
         let r = (rows - 1).checked_mul(self.row_stride)?;
         let c = (cols - 1).checked_mul(self.col_stride)?;
         self.offset.checked_add(b)?.checked_add(r)?.checked_add(c)
     }
 }
 
-/// One batched product: for each b < batch, C_b (m x n) = A_b (m x k) · B_b (k x n).
+/// One batched product: for each b < batch and s < inner, C_bs (m x n) = A_bs (m x k) · B_bs (k x n).
+/// The inner index lets one dispatch cover, say, the query, key and value weights of every
+/// mechanism (s = which projection, b = which mechanism).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gemm {
     pub batch: usize,
+    /// Inner batch count (1 for a plain batch); views step by their `inner_stride`.
+    pub inner: usize,
     pub m: usize,
     pub n: usize,
     pub k: usize,
@@ -115,7 +124,12 @@ struct Params {
     tiles_m: u32,
     tiles_n: u32,
     wg_cols: u32,
-    _pad: [u32; 3],
+    inner: u32,
+    a_bs2: u32,
+    b_bs2: u32,
+    c_bs2: u32,
+    bias_bs2: u32,
+    _pad: [u32; 2],
 }
 
 const FLAG_BIAS: u32 = 1;
@@ -147,6 +161,7 @@ fn vec4_ok(view: &MatView, contiguous_is_col: bool, contiguous_len: usize) -> bo
         && other.is_multiple_of(4)
         && view.offset.is_multiple_of(4)
         && view.batch_stride.is_multiple_of(4)
+        && view.inner_stride.is_multiple_of(4)
         && contiguous_len.is_multiple_of(4)
 }
 
@@ -194,11 +209,12 @@ fn check_view(
     t: &Tensor,
     view: &MatView,
     batch: usize,
+    inner: usize,
     rows: usize,
     cols: usize,
 ) -> Result<()> {
     t.expect_dtype("gemm", DType::F32)?;
-    match view.last_index(batch, rows, cols) {
+    match view.last_index(batch, inner, rows, cols) {
         Some(last) if last < t.len() => Ok(()),
         _ => Err(Error::shape(
             "gemm",
@@ -234,18 +250,19 @@ pub fn gemm_with(
     bias: Option<&Tensor>,
     c: &Tensor,
 ) -> Result<()> {
-    if g.batch == 0 || g.m == 0 || g.n == 0 || g.k == 0 {
+    if g.batch == 0 || g.inner == 0 || g.m == 0 || g.n == 0 || g.k == 0 {
         return Err(Error::Empty {
             op: "gemm",
             what: format!("product of batch {} m {} n {} k {}", g.batch, g.m, g.n, g.k),
         });
     }
-    check_view("A", a, &g.a, g.batch, g.m, g.k)?;
-    check_view("B", b, &g.b, g.batch, g.k, g.n)?;
+    let inner = g.inner;
+    check_view("A", a, &g.a, g.batch, inner, g.m, g.k)?;
+    check_view("B", b, &g.b, g.batch, inner, g.k, g.n)?;
     if g.c.col_stride != 1 {
         return Err(Error::invalid("gemm", "C must have column stride 1"));
     }
-    check_view("C", c, &g.c, g.batch, g.m, g.n)?;
+    check_view("C", c, &g.c, g.batch, inner, g.m, g.n)?;
     if a.same_buffer(c) || b.same_buffer(c) || bias.is_some_and(|t| t.same_buffer(c)) {
         return Err(Error::invalid(
             "gemm",
@@ -255,7 +272,7 @@ pub fn gemm_with(
     let mut flags = if g.accumulate { FLAG_ACCUMULATE } else { 0 };
     let bias_view = match (bias, g.bias) {
         (Some(t), Some(v)) => {
-            check_view("bias", t, &v, g.batch, 1, g.n)?;
+            check_view("bias", t, &v, g.batch, inner, 1, g.n)?;
             flags |= FLAG_BIAS;
             v
         }
@@ -264,6 +281,7 @@ pub fn gemm_with(
             batch_stride: 0,
             row_stride: 0,
             col_stride: 0,
+            inner_stride: 0,
         },
         _ => {
             return Err(Error::invalid(
@@ -311,12 +329,12 @@ pub fn gemm_with(
     };
     let tiles_m = blocks_m.div_ceil(wg_rows);
     let tiles_n = blocks_n.div_ceil(wg_cols);
-    let workgroups = (g.batch as u64) * (tiles_m as u64) * (tiles_n as u64);
+    let workgroups = (g.batch as u64) * (g.inner as u64) * (tiles_m as u64) * (tiles_n as u64);
     let params = Params {
         m: to_u32("m", g.m)?,
         n: to_u32("n", g.n)?,
         k: to_u32("k", g.k)?,
-        batch: to_u32("batch", g.batch)?,
+        batch: to_u32("batch", g.batch * g.inner)?,
         a_off: to_u32("offset", g.a.offset)?,
         a_bs: to_u32("stride", g.a.batch_stride)?,
         a_rs: to_u32("stride", g.a.row_stride)?,
@@ -334,7 +352,12 @@ pub fn gemm_with(
         tiles_m: to_u32("tiles", tiles_m)?,
         tiles_n: to_u32("tiles", tiles_n)?,
         wg_cols: wg_cols as u32,
-        _pad: [0; 3],
+        inner: to_u32("inner", g.inner)?,
+        a_bs2: to_u32("stride", g.a.inner_stride)?,
+        b_bs2: to_u32("stride", g.b.inner_stride)?,
+        c_bs2: to_u32("stride", g.c.inner_stride)?,
+        bias_bs2: to_u32("stride", bias_view.inner_stride)?,
+        _pad: [0; 2],
     };
     // Without a bias the shader still names the binding; A stands in (read-only twice is fine).
     let bias_t = bias.unwrap_or(a);
@@ -438,6 +461,7 @@ pub fn matmul(ctx: &Context, a: &Tensor, b: &Tensor, opts: MatmulOptions<'_>) ->
     let bv = MatView::row_major(br, bc);
     let g = Gemm {
         batch,
+        inner: 1,
         m,
         n,
         k,
@@ -452,6 +476,7 @@ pub fn matmul(ctx: &Context, a: &Tensor, b: &Tensor, opts: MatmulOptions<'_>) ->
             batch_stride: 0,
             row_stride: 0,
             col_stride: 1,
+            inner_stride: 0,
         }),
         accumulate: false,
     };
@@ -496,6 +521,7 @@ pub fn grouped_matmul(
     let y = Tensor::uninit(ctx, &[bsz, g, n])?;
     let gemm_desc = Gemm {
         batch: g,
+        inner: 1,
         m: bsz,
         n,
         k,
@@ -504,6 +530,7 @@ pub fn grouped_matmul(
             batch_stride: k,
             row_stride: g * k,
             col_stride: 1,
+            inner_stride: 0,
         },
         b: MatView::row_major(k, n),
         c: MatView {
@@ -511,12 +538,14 @@ pub fn grouped_matmul(
             batch_stride: n,
             row_stride: g * n,
             col_stride: 1,
+            inner_stride: 0,
         },
         bias: bias.map(|_| MatView {
             offset: 0,
             batch_stride: n,
             row_stride: 0,
             col_stride: 1,
+            inner_stride: 0,
         }),
         accumulate: false,
     };
@@ -538,6 +567,7 @@ pub fn grouped_matmul_grad_x(ctx: &Context, dy: &Tensor, w: &Tensor) -> Result<T
     let dx = Tensor::uninit(ctx, &[bsz, g, k])?;
     let desc = Gemm {
         batch: g,
+        inner: 1,
         m: bsz,
         n: k,
         k: n,
@@ -546,6 +576,7 @@ pub fn grouped_matmul_grad_x(ctx: &Context, dy: &Tensor, w: &Tensor) -> Result<T
             batch_stride: n,
             row_stride: g * n,
             col_stride: 1,
+            inner_stride: 0,
         },
         b: MatView::row_major(k, n).t(),
         c: MatView {
@@ -553,6 +584,7 @@ pub fn grouped_matmul_grad_x(ctx: &Context, dy: &Tensor, w: &Tensor) -> Result<T
             batch_stride: k,
             row_stride: g * k,
             col_stride: 1,
+            inner_stride: 0,
         },
         bias: None,
         accumulate: false,
@@ -590,6 +622,7 @@ pub fn grouped_matmul_grad_w(
     };
     let desc = Gemm {
         batch: g,
+        inner: 1,
         m: k,
         n,
         k: bsz,
@@ -598,12 +631,14 @@ pub fn grouped_matmul_grad_w(
             batch_stride: k,
             row_stride: 1,
             col_stride: g * k,
+            inner_stride: 0,
         },
         b: MatView {
             offset: 0,
             batch_stride: n,
             row_stride: g * n,
             col_stride: 1,
+            inner_stride: 0,
         },
         c: MatView::row_major(k, n),
         bias: None,

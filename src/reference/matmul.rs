@@ -2,24 +2,29 @@
 
 use crate::ops::matmul::{Gemm, MatView};
 
-fn at(v: &MatView, batch: usize, i: usize, j: usize) -> usize {
-    v.offset + batch * v.batch_stride + i * v.row_stride + j * v.col_stride
+/// Index of element (i, j) of batch entry `bt` = (outer, inner).
+fn at(v: &MatView, inner: usize, bt: usize, i: usize, j: usize) -> usize {
+    v.offset
+        + (bt / inner) * v.batch_stride
+        + (bt % inner) * v.inner_stride
+        + i * v.row_stride
+        + j * v.col_stride
 }
 
 /// Applies `g` to flat buffers: c is updated in place (overwritten, or added to when
 /// `g.accumulate`).
 pub fn gemm(g: &Gemm, a: &[f64], b: &[f64], bias: Option<&[f64]>, c: &mut [f64]) {
-    for bt in 0..g.batch {
+    for bt in 0..g.batch * g.inner {
         for i in 0..g.m {
             for j in 0..g.n {
                 let mut s = 0.0;
                 for kk in 0..g.k {
-                    s += a[at(&g.a, bt, i, kk)] * b[at(&g.b, bt, kk, j)];
+                    s += a[at(&g.a, g.inner, bt, i, kk)] * b[at(&g.b, g.inner, bt, kk, j)];
                 }
                 if let (Some(bias), Some(bv)) = (bias, &g.bias) {
-                    s += bias[bv.offset + bt * bv.batch_stride + j];
+                    s += bias[at(bv, g.inner, bt, 0, j)];
                 }
-                let idx = at(&g.c, bt, i, j);
+                let idx = at(&g.c, g.inner, bt, i, j);
                 c[idx] = if g.accumulate { c[idx] + s } else { s };
             }
         }

@@ -225,6 +225,7 @@ fn views_bind_exactly_their_range() {
 fn g_of() -> rims::ops::matmul::Gemm {
     rims::ops::matmul::Gemm {
         batch: 1,
+        inner: 1,
         m: 2,
         n: 2,
         k: 3,

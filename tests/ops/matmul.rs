@@ -25,9 +25,9 @@ fn check_gemm(
     let a = rng.vec_f32(a_len, -1.0, 1.0);
     let b = rng.vec_f32(b_len, -1.0, 1.0);
     let c0 = rng.vec_f32(c_len, -1.0, 1.0);
-    let bias_len = g
-        .bias
-        .map_or(1, |v| v.offset + (g.batch - 1) * v.batch_stride + g.n);
+    let bias_len = g.bias.map_or(1, |v| {
+        v.offset + (g.batch - 1) * v.batch_stride + (g.inner - 1) * v.inner_stride + g.n
+    });
     let bias = rng.vec_f32(bias_len, -1.0, 1.0);
     let mut want = to_f64(&c0);
     reference::gemm(
@@ -77,6 +77,7 @@ fn dense(
     };
     let g = Gemm {
         batch,
+        inner: 1,
         m,
         n,
         k,
@@ -88,6 +89,7 @@ fn dense(
             batch_stride: n,
             row_stride: 0,
             col_stride: 1,
+            inner_stride: 0,
         }),
         accumulate,
     };
@@ -338,4 +340,57 @@ fn matmul_errors_are_values() {
         matmul::grouped_matmul(ctx, &x, &w, None),
         Err(Error::Shape { .. })
     ));
+}
+
+#[test]
+fn gemm_inner_batch_covers_several_weight_sets() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new(15);
+    // Like the communication projections: for mechanism j (outer) and projection s (inner),
+    // C[s, :, j] = A[:, j] · W_s[j], A shared by the inner index.
+    for &(rows, groups, projections, k, n) in &[(5, 3, 3, 4, 8), (4, 6, 2, 16, 16), (3, 2, 3, 7, 5)]
+    {
+        let g = Gemm {
+            batch: groups,
+            inner: projections,
+            m: rows,
+            n,
+            k,
+            a: MatView {
+                offset: 0,
+                batch_stride: k,
+                row_stride: groups * k,
+                col_stride: 1,
+                inner_stride: 0,
+            },
+            b: MatView {
+                offset: 0,
+                batch_stride: k * n,
+                row_stride: n,
+                col_stride: 1,
+                inner_stride: groups * k * n,
+            },
+            c: MatView {
+                offset: 0,
+                batch_stride: n,
+                row_stride: groups * n,
+                col_stride: 1,
+                inner_stride: rows * groups * n,
+            },
+            bias: Some(MatView {
+                offset: 0,
+                batch_stride: 0,
+                row_stride: 0,
+                col_stride: 1,
+                inner_stride: n,
+            }),
+            accumulate: false,
+        };
+        let (al, bl, cl) = (
+            rows * groups * k,
+            projections * groups * k * n,
+            projections * rows * groups * n,
+        );
+        check_gemm(ctx, &mut rng, &g, al, bl, cl, true);
+    }
 }
