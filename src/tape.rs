@@ -170,6 +170,16 @@ impl Tape {
         out
     }
 
+    /// Records an op whose backward must run whenever the tape records, tracked inputs or not
+    /// (a layer whose parameters live in a store and always want gradients).
+    pub fn record_always(&mut self, value: Tensor, op: Box<dyn Backward>) -> Var {
+        let out = self.push(value, self.recording, None);
+        if self.recording {
+            self.nodes.push(Node { output: out, op });
+        }
+        out
+    }
+
     /// Runs the backward pass from `loss` (a one-element value): records every node's backward
     /// kernels in reverse order and consumes the tape. Parameter gradients are added to the
     /// store's gradient buffer (zero it first with `ParamStore::zero_grads` unless you mean to

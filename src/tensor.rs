@@ -173,6 +173,52 @@ impl Tensor {
         Ok(out)
     }
 
+    /// Records a copy of all of `src` into this tensor starting at element `offset`.
+    pub fn copy_from(&self, ctx: &Context, src: &Tensor, offset: usize) -> Result<()> {
+        if offset
+            .checked_add(src.len())
+            .is_none_or(|end| end > self.len())
+        {
+            return Err(Error::shape(
+                "copy_from",
+                format!(
+                    "{:?} at offset {offset} does not fit in {:?}",
+                    src.shape(),
+                    self.shape
+                ),
+            ));
+        }
+        lock(&ctx.recorder).copy(
+            src.buf.clone(),
+            src.byte_offset(),
+            self.buf.clone(),
+            self.byte_offset() + (offset * 4) as u64,
+            (src.len() * 4) as u64,
+        );
+        Ok(())
+    }
+
+    /// Records a copy of `len` elements of this tensor from element `offset` into a new tensor
+    /// of `shape`.
+    pub fn slice_copy(&self, ctx: &Context, offset: usize, shape: &[usize]) -> Result<Tensor> {
+        let n = numel(shape)?;
+        if offset.checked_add(n).is_none_or(|end| end > self.len()) {
+            return Err(Error::shape(
+                "slice_copy",
+                format!("{shape:?} at {offset} is outside {:?}", self.shape),
+            ));
+        }
+        let out = Self::alloc(ctx, shape, self.dtype)?;
+        lock(&ctx.recorder).copy(
+            self.buf.clone(),
+            self.byte_offset() + (offset * 4) as u64,
+            out.buf.clone(),
+            0,
+            (n * 4) as u64,
+        );
+        Ok(out)
+    }
+
     /// A new tensor with the same contents (a recorded buffer copy).
     pub fn duplicate(&self, ctx: &Context) -> Result<Tensor> {
         let out = Self::alloc(ctx, &self.shape, self.dtype)?;

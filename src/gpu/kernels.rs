@@ -15,6 +15,16 @@ use crate::error::{Error, Result};
 
 /// Every shader file of the engine, by name (the file is `shaders/<name>.wgsl`).
 pub static SHADERS: &[(&str, &str)] = &[
+    ("cell", include_str!("../../shaders/cell.wgsl")),
+    (
+        "communication",
+        include_str!("../../shaders/communication.wgsl"),
+    ),
+    (
+        "input_attention",
+        include_str!("../../shaders/input_attention.wgsl"),
+    ),
+    ("merge", include_str!("../../shaders/merge.wgsl")),
     (
         "cross_entropy",
         include_str!("../../shaders/cross_entropy.wgsl"),

@@ -2,6 +2,8 @@
 
 pub mod config;
 pub mod params;
+pub mod rims;
 
 pub use config::{CellKind, RimsConfig};
 pub use params::{HostParams, Init, ParamSpec, ParamStore};
+pub use rims::{Rims, RimsOptions, RimsOutput};

@@ -188,6 +188,11 @@ impl ParamStore {
         self.grads.view(e.offset, &e.shape)
     }
 
+    /// Where the parameter starts in the flat buffers, in elements.
+    pub fn offset(&self, name: &str) -> Result<usize> {
+        Ok(self.entry(name)?.offset)
+    }
+
     pub fn shape(&self, name: &str) -> Result<&[usize]> {
         Ok(&self.entry(name)?.shape)
     }

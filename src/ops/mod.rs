@@ -1,7 +1,11 @@
 //! GPU ops, one file per op family. Each checks shapes, fills its parameter struct and records
 //! its dispatches; `shaders/<name>.wgsl` holds the kernels and `reference::<name>` the f64 oracle.
 
+pub mod cell;
+pub mod communication;
 pub mod cross_entropy;
 pub mod elementwise;
+pub mod input_attention;
 pub mod matmul;
+pub mod merge;
 pub mod reduce;

@@ -10,4 +10,5 @@ mod matmul;
 mod optim;
 mod params;
 mod reduce;
+mod rims;
 mod train;

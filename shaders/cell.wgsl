@@ -1,0 +1,182 @@
+// The mechanisms' recurrent cells (rims-spec.md §1.4): the gates of every mechanism's LSTM or
+// GRU, after the grouped matmuls zx = u·W_x + b_x and zh = h·W_h + b_h. One thread per
+// (batch row, mechanism, hidden unit). All N mechanisms are computed; the merge decides which
+// results are kept.
+// Layouts: zx, zh, act [T, B, N, G*H] (gate blocks of H: LSTM [i, f, g, o], GRU [r, z, n]);
+// hs, cs [T+1, B, N*H] (state before step t at index t); hp, cp [T, B, N, H] (h', c').
+// Backward: mask [T, B, N]; dres [2, B, N, H] (the merge's gradient into h' and c');
+// dhpc [B, N, H] (communication's gradient into h'); dz [2, T, B, N, G*H] (dzx, dzh);
+// dh, dc [B, N*H] (the gradient flowing to the previous state, accumulated).
+
+//#include common
+
+struct Params {
+    batch: u32, n: u32, h: u32, t: u32,
+    plane: u32, _p0: u32, _p1: u32, _p2: u32,  // plane: elements of one half of dz (T*B*N*G*H)
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> zx: array<f32>;
+@group(0) @binding(2) var<storage, read> zh: array<f32>;
+@group(0) @binding(3) var<storage, read> hs: array<f32>;
+@group(0) @binding(4) var<storage, read> cs: array<f32>;
+@group(0) @binding(5) var<storage, read_write> act: array<f32>;
+@group(0) @binding(6) var<storage, read_write> hp: array<f32>;
+@group(0) @binding(7) var<storage, read_write> cp: array<f32>;
+// Backward.
+@group(0) @binding(8) var<storage, read> act_in: array<f32>;
+@group(0) @binding(9) var<storage, read> cp_in: array<f32>;
+@group(0) @binding(10) var<storage, read> mask: array<f32>;
+@group(0) @binding(11) var<storage, read> dres: array<f32>;
+@group(0) @binding(12) var<storage, read> dhpc: array<f32>;
+@group(0) @binding(13) var<storage, read_write> dz: array<f32>;
+@group(0) @binding(14) var<storage, read_write> dcarry: array<f32>;
+
+const WG: u32 = 64u;
+
+struct Site {
+    ok: bool,
+    b: u32,
+    i: u32,
+    r: u32,
+    state: u32,   // index into a [B, N*H] state (add the time offset)
+    unit: u32,    // index into a [B, N, H] per-step tensor
+    gate: u32,    // index of gate block 0 in a [B, N, G*H] per-step tensor
+}
+
+fn site(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, gates: u32) -> Site {
+    var s: Site;
+    let flat = (wid.x + wid.y * nwg.x) * WG + lid;
+    let nh = p.n * p.h;
+    s.ok = flat < p.batch * nh;
+    s.b = flat / nh;
+    s.i = (flat % nh) / p.h;
+    s.r = flat % p.h;
+    s.state = flat;
+    s.unit = flat;
+    s.gate = (s.b * p.n + s.i) * gates * p.h + s.r;
+    return s;
+}
+
+@compute @workgroup_size(WG)
+fn lstm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let s = site(wid, nwg, lid, 4u);
+    if (!s.ok) {
+        return;
+    }
+    let bnh = p.batch * p.n * p.h;
+    let g0 = p.t * bnh * 4u + s.gate;
+    let h = p.h;
+    let ig = sigmoid(zx[g0] + zh[g0]);
+    let fg = sigmoid(zx[g0 + h] + zh[g0 + h]);
+    let gg = safe_tanh(zx[g0 + 2u * h] + zh[g0 + 2u * h]);
+    let og = sigmoid(zx[g0 + 3u * h] + zh[g0 + 3u * h]);
+    let c_new = fg * cs[p.t * bnh + s.state] + ig * gg;
+    act[g0] = ig;
+    act[g0 + h] = fg;
+    act[g0 + 2u * h] = gg;
+    act[g0 + 3u * h] = og;
+    cp[p.t * bnh + s.unit] = c_new;
+    hp[p.t * bnh + s.unit] = og * safe_tanh(c_new);
+}
+
+@compute @workgroup_size(WG)
+fn gru_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let s = site(wid, nwg, lid, 3u);
+    if (!s.ok) {
+        return;
+    }
+    let bnh = p.batch * p.n * p.h;
+    let g0 = p.t * bnh * 3u + s.gate;
+    let h = p.h;
+    let rg = sigmoid(zx[g0] + zh[g0]);
+    let zg = sigmoid(zx[g0 + h] + zh[g0 + h]);
+    let ng = safe_tanh(zx[g0 + 2u * h] + rg * zh[g0 + 2u * h]);
+    act[g0] = rg;
+    act[g0 + h] = zg;
+    act[g0 + 2u * h] = ng;
+    hp[p.t * bnh + s.unit] = (1.0 - zg) * ng + zg * hs[p.t * bnh + s.state];
+}
+
+// dh' = the merge's residual gradient + communication's (already blocked for inactive
+// mechanisms: an inactive mechanism gets no gradient here at all, so it is skipped).
+@compute @workgroup_size(WG)
+fn lstm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let s = site(wid, nwg, lid, 4u);
+    if (!s.ok) {
+        return;
+    }
+    let bnh = p.batch * p.n * p.h;
+    let h = p.h;
+    let g0 = p.t * bnh * 4u + s.gate;
+    let plane = p.plane;
+    let d0 = g0;
+    if (mask[(p.t * p.batch + s.b) * p.n + s.i] < 0.5) {
+        for (var g = 0u; g < 4u; g++) {
+            dz[d0 + g * h] = 0.0;
+            dz[plane + d0 + g * h] = 0.0;
+        }
+        return;
+    }
+    let dhp = dres[s.unit] + dhpc[s.unit];
+    let dcp = dres[bnh + s.unit];
+    let ig = act_in[g0];
+    let fg = act_in[g0 + h];
+    let gg = act_in[g0 + 2u * h];
+    let og = act_in[g0 + 3u * h];
+    let tc = safe_tanh(cp_in[p.t * bnh + s.unit]);
+    let dc_tot = dcp + dhp * og * (1.0 - tc * tc);
+    let c_prev = cs[p.t * bnh + s.state];
+    let d_i = dc_tot * gg * ig * (1.0 - ig);
+    let d_f = dc_tot * c_prev * fg * (1.0 - fg);
+    let d_g = dc_tot * ig * (1.0 - gg * gg);
+    let d_o = dhp * tc * og * (1.0 - og);
+    dz[d0] = d_i;
+    dz[d0 + h] = d_f;
+    dz[d0 + 2u * h] = d_g;
+    dz[d0 + 3u * h] = d_o;
+    dz[plane + d0] = d_i;
+    dz[plane + d0 + h] = d_f;
+    dz[plane + d0 + 2u * h] = d_g;
+    dz[plane + d0 + 3u * h] = d_o;
+    dcarry[s.state] += dc_tot * fg;
+}
+
+@compute @workgroup_size(WG)
+fn gru_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let s = site(wid, nwg, lid, 3u);
+    if (!s.ok) {
+        return;
+    }
+    let bnh = p.batch * p.n * p.h;
+    let h = p.h;
+    let g0 = p.t * bnh * 3u + s.gate;
+    let plane = p.plane;
+    if (mask[(p.t * p.batch + s.b) * p.n + s.i] < 0.5) {
+        for (var g = 0u; g < 3u; g++) {
+            dz[g0 + g * h] = 0.0;
+            dz[plane + g0 + g * h] = 0.0;
+        }
+        return;
+    }
+    let dhp = dres[s.unit] + dhpc[s.unit];
+    let rg = act_in[g0];
+    let zg = act_in[g0 + h];
+    let ng = act_in[g0 + 2u * h];
+    let zh_n = zh[g0 + 2u * h];
+    let h_prev = hs[p.t * bnh + s.state];
+    let da_n = dhp * (1.0 - zg) * (1.0 - ng * ng);
+    let dz_pre = dhp * (h_prev - ng) * zg * (1.0 - zg);
+    let dr_pre = da_n * zh_n * rg * (1.0 - rg);
+    dz[g0] = dr_pre;
+    dz[g0 + h] = dz_pre;
+    dz[g0 + 2u * h] = da_n;
+    dz[plane + g0] = dr_pre;
+    dz[plane + g0 + h] = dz_pre;
+    dz[plane + g0 + 2u * h] = da_n * rg;
+    dcarry[s.state] += dhp * zg;
+}

@@ -1,0 +1,117 @@
+//! The mechanisms' LSTM or GRU gates for one step, forward and backward, after the grouped
+//! matmuls. Kernels: `shaders/cell.wgsl`; oracle: `reference::rims` and `reference::recurrent`.
+
+use crate::error::Result;
+use crate::gpu::{Context, grid};
+use crate::nn::CellKind;
+use crate::tensor::Tensor;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    n: u32,
+    h: u32,
+    t: u32,
+    plane: u32,
+    _pad: [u32; 3],
+}
+
+/// Sizes: `units` mechanisms of `hidden` units for `batch` rows; `plane` = T·B·N·G·H.
+#[derive(Clone, Copy, Debug)]
+pub struct Dims {
+    pub batch: usize,
+    pub units: usize,
+    pub hidden: usize,
+    pub plane: usize,
+}
+
+fn params(d: Dims, t: usize) -> Params {
+    Params {
+        batch: d.batch as u32,
+        n: d.units as u32,
+        h: d.hidden as u32,
+        t: t as u32,
+        plane: d.plane as u32,
+        _pad: [0; 3],
+    }
+}
+
+fn groups(ctx: &Context, d: Dims) -> Result<[u32; 3]> {
+    grid(
+        ctx,
+        "cell",
+        ((d.batch * d.units * d.hidden) as u64).div_ceil(64),
+    )
+}
+
+/// Records the gates of step t: act, h' (and c' for LSTM) from zx, zh and the previous state.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    ctx: &Context,
+    kind: CellKind,
+    d: Dims,
+    t: usize,
+    zx: &Tensor,
+    zh: &Tensor,
+    hs: &Tensor,
+    cs: &Tensor,
+    act: &Tensor,
+    hp: &Tensor,
+    cp: &Tensor,
+) -> Result<()> {
+    let p = params(d, t);
+    match kind {
+        CellKind::Lstm => {
+            let k = ctx.kernel("cell", "lstm_forward", &[])?;
+            ctx.dispatch(k, &p, &[zx, zh, cs, act, hp, cp], groups(ctx, d)?)
+        }
+        CellKind::Gru => {
+            let k = ctx.kernel("cell", "gru_forward", &[])?;
+            ctx.dispatch(k, &p, &[zx, zh, hs, act, hp], groups(ctx, d)?)
+        }
+    }
+}
+
+/// Buffers of the backward step.
+pub struct Backward<'a> {
+    pub zh: &'a Tensor,
+    pub hs: &'a Tensor,
+    pub cs: &'a Tensor,
+    pub act: &'a Tensor,
+    pub cp: &'a Tensor,
+    pub mask: &'a Tensor,
+    /// [2, B, N, H]: the merge's gradient into h' and c'.
+    pub dres: &'a Tensor,
+    /// [B, N, H]: communication's gradient into h'.
+    pub dhpc: &'a Tensor,
+    /// [2, T, B, N, G·H]: output dzx, dzh.
+    pub dz: &'a Tensor,
+    /// [B, N·H]: LSTM adds to dc, GRU to dh.
+    pub carry: &'a Tensor,
+}
+
+/// Records the gates' backward of step t; inactive mechanisms get zero and are skipped.
+pub fn backward(ctx: &Context, kind: CellKind, d: Dims, t: usize, b: &Backward<'_>) -> Result<()> {
+    let p = params(d, t);
+    match kind {
+        CellKind::Lstm => {
+            let k = ctx.kernel("cell", "lstm_backward", &[])?;
+            ctx.dispatch(
+                k,
+                &p,
+                &[b.cs, b.act, b.cp, b.mask, b.dres, b.dhpc, b.dz, b.carry],
+                groups(ctx, d)?,
+            )
+        }
+        CellKind::Gru => {
+            let k = ctx.kernel("cell", "gru_backward", &[])?;
+            ctx.dispatch(
+                k,
+                &p,
+                &[b.zh, b.hs, b.act, b.mask, b.dres, b.dhpc, b.dz, b.carry],
+                groups(ctx, d)?,
+            )
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! RIMs communication attention for one step, forward and backward (the projections are
+//! grouped matmuls around it). Kernels: `shaders/communication.wgsl`; oracle: `reference::rims`.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Context, grid};
+use crate::nn::RimsConfig;
+use crate::tensor::Tensor;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    n: u32,
+    heads: u32,
+    dk: u32,
+    dv: u32,
+    w: u32,
+    t: u32,
+    plane: u32,
+    inv_sqrt_dk: f32,
+    _pad: [u32; 3],
+}
+
+/// Mechanisms the kernels keep in registers (`MAX_N`).
+pub const MAX_N: usize = 64;
+
+/// Row width of the [3, T, B, N, W] projection buffer: the wider of keys and values.
+pub fn qkv_width(cfg: &RimsConfig) -> usize {
+    (cfg.comm_heads * cfg.comm_key).max(cfg.comm_heads * cfg.comm_value)
+}
+
+fn setup(
+    ctx: &Context,
+    cfg: &RimsConfig,
+    batch: usize,
+    steps: usize,
+    t: usize,
+) -> Result<(Params, [u32; 3])> {
+    if cfg.mechanisms > MAX_N {
+        return Err(Error::Config {
+            field: "mechanisms",
+            reason: format!("at most {MAX_N}"),
+        });
+    }
+    let w = qkv_width(cfg);
+    let p = Params {
+        batch: batch as u32,
+        n: cfg.mechanisms as u32,
+        heads: cfg.comm_heads as u32,
+        dk: cfg.comm_key as u32,
+        dv: cfg.comm_value as u32,
+        w: w as u32,
+        t: t as u32,
+        plane: (steps * batch * cfg.mechanisms * w) as u32,
+        inv_sqrt_dk: 1.0 / (cfg.comm_key as f32).sqrt(),
+        _pad: [0; 3],
+    };
+    let groups = grid(
+        ctx,
+        "communication",
+        ((batch * cfg.comm_heads * cfg.mechanisms) as u64).div_ceil(64),
+    )?;
+    Ok((p, groups))
+}
+
+/// Records the attention of step t: probs [T, B, h_c, N, N] and ctx [T, B, N, h_c·d_vc] from
+/// qkv [3, T, B, N, W].
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    ctx: &Context,
+    cfg: &RimsConfig,
+    batch: usize,
+    steps: usize,
+    t: usize,
+    qkv: &Tensor,
+    probs: &Tensor,
+    out: &Tensor,
+) -> Result<()> {
+    let (p, groups) = setup(ctx, cfg, batch, steps, t)?;
+    let k = ctx.kernel("communication", "forward", &[])?;
+    ctx.dispatch(k, &p, &[qkv, probs, out], groups)
+}
+
+/// Records the attention's backward of step t (two dispatches): from dctx [B, N, h_c·d_vc]
+/// to dqkv [3, T, B, N, W] at step t, using the scratch ds [B, h_c, N, N].
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    ctx: &Context,
+    cfg: &RimsConfig,
+    batch: usize,
+    steps: usize,
+    t: usize,
+    qkv: &Tensor,
+    probs: &Tensor,
+    dctx: &Tensor,
+    ds: &Tensor,
+    dqkv: &Tensor,
+) -> Result<()> {
+    let (p, groups) = setup(ctx, cfg, batch, steps, t)?;
+    let rows = ctx.kernel("communication", "backward_rows", &[])?;
+    ctx.dispatch(rows, &p, &[qkv, probs, dctx, ds, dqkv], groups)?;
+    let cols = ctx.kernel("communication", "backward_cols", &[])?;
+    ctx.dispatch(cols, &p, &[qkv, probs, dctx, ds, dqkv], groups)
+}

@@ -1,0 +1,164 @@
+//! RIMs input attention fused with the queries and the top-k mask, forward and backward, for
+//! one time step of a recorded sequence. Kernels: `shaders/input_attention.wgsl`; oracle:
+//! `reference::rims` (the whole cell).
+
+use crate::error::{Error, Result};
+use crate::gpu::{Context, grid};
+use crate::nn::RimsConfig;
+use crate::tensor::Tensor;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    n: u32,
+    h: u32,
+    heads: u32,
+    dk: u32,
+    dv: u32,
+    k_active: u32,
+    t: u32,
+    use_override: u32,
+    seed: u32,
+    step: u32,
+    threshold: u32,
+    scale: f32,
+    inv_sqrt_dk: f32,
+    _pad: [u32; 2],
+}
+
+/// Where a step's dropout comes from.
+#[derive(Clone, Copy, Debug)]
+pub struct Dropout {
+    pub seed: u32,
+    pub step: u32,
+    /// Drop probability (0 in evaluation).
+    pub p: f32,
+}
+
+impl Dropout {
+    pub(crate) fn threshold(&self) -> u32 {
+        crate::reference::dropout::threshold(self.p)
+    }
+
+    pub(crate) fn scale(&self) -> f32 {
+        if self.p == 0.0 {
+            1.0
+        } else {
+            1.0 / (1.0 - self.p)
+        }
+    }
+}
+
+/// Scores per row the fused kernel keeps in workgroup memory (`MAX_SCORES`).
+pub const MAX_SCORES: usize = 256;
+
+fn params(
+    cfg: &RimsConfig,
+    batch: usize,
+    t: usize,
+    use_override: bool,
+    d: Dropout,
+) -> Result<Params> {
+    if cfg.mechanisms * cfg.input_heads > MAX_SCORES {
+        return Err(Error::Config {
+            field: "input_heads",
+            reason: format!("mechanisms × input heads must be at most {MAX_SCORES}"),
+        });
+    }
+    Ok(Params {
+        batch: batch as u32,
+        n: cfg.mechanisms as u32,
+        h: cfg.hidden as u32,
+        heads: cfg.input_heads as u32,
+        dk: cfg.input_key as u32,
+        dv: cfg.input_value as u32,
+        k_active: cfg.active as u32,
+        t: t as u32,
+        use_override: use_override as u32,
+        seed: d.seed,
+        step: d.step,
+        threshold: d.threshold(),
+        scale: d.scale(),
+        inv_sqrt_dk: 1.0 / (cfg.input_key as f32).sqrt(),
+        _pad: [0; 2],
+    })
+}
+
+/// Buffers of the forward step.
+pub struct Forward<'a> {
+    /// [T+1, B, N·H]: the state before step t is at index t.
+    pub hs: &'a Tensor,
+    /// [N, H, h_in·d_k].
+    pub in_q: &'a Tensor,
+    /// [T, B, h_in·d_k + A]: key and value of every input.
+    pub kv: &'a Tensor,
+    /// [T, B, N] mask override (1 = active), if any.
+    pub mask_override: Option<&'a Tensor>,
+    /// Outputs: q [T, B, N, h_in·d_k], alpha [T, B, N, h_in], mask [T, B, N], u [T, B, N, A].
+    pub q: &'a Tensor,
+    pub alpha: &'a Tensor,
+    pub mask: &'a Tensor,
+    pub u: &'a Tensor,
+}
+
+/// Records step `t`: queries, scores, mask and attended values (one dispatch).
+pub fn forward(
+    ctx: &Context,
+    cfg: &RimsConfig,
+    batch: usize,
+    t: usize,
+    d: Dropout,
+    f: &Forward<'_>,
+) -> Result<()> {
+    let k = ctx.kernel("input_attention", "forward", &[])?;
+    let params = params(cfg, batch, t, f.mask_override.is_some(), d)?;
+    let mask_in = f.mask_override.unwrap_or(f.in_q);
+    let groups = grid(ctx, "input attention", batch as u64)?;
+    if groups[1] != 1 {
+        return Err(Error::DeviceLimit {
+            what: "batch rows for input attention".into(),
+            requested: batch as u64,
+            limit: ctx.limits().max_compute_workgroups_per_dimension as u64,
+        });
+    }
+    ctx.dispatch(
+        k,
+        &params,
+        &[f.hs, f.in_q, f.kv, mask_in, f.q, f.alpha, f.mask, f.u],
+        groups,
+    )
+}
+
+/// Buffers of the backward step.
+pub struct Backward<'a> {
+    pub kv: &'a Tensor,
+    /// [B, N, A]: this step's gradient of u.
+    pub du: &'a Tensor,
+    pub q: &'a Tensor,
+    pub alpha: &'a Tensor,
+    pub mask: &'a Tensor,
+    /// Outputs: dq [T, B, N, h_in·d_k] and d(k | v) [T, B, h_in·d_k + A] at step t.
+    pub dq: &'a Tensor,
+    pub dkv: &'a Tensor,
+}
+
+/// Records the backward of step `t` (one dispatch).
+pub fn backward(
+    ctx: &Context,
+    cfg: &RimsConfig,
+    batch: usize,
+    t: usize,
+    d: Dropout,
+    b: &Backward<'_>,
+) -> Result<()> {
+    let k = ctx.kernel("input_attention", "backward", &[])?;
+    let params = params(cfg, batch, t, false, d)?;
+    let groups = grid(ctx, "input attention", batch as u64)?;
+    ctx.dispatch(
+        k,
+        &params,
+        &[b.kv, b.du, b.q, b.alpha, b.mask, b.dq, b.dkv],
+        groups,
+    )
+}

@@ -1,0 +1,128 @@
+//! The end of a RIMs step: the communication residual and the merge that keeps inactive
+//! mechanisms' state, forward and backward. Kernels: `shaders/merge.wgsl`; oracle:
+//! `reference::rims`.
+
+use crate::error::Result;
+use crate::gpu::{Context, grid};
+use crate::nn::CellKind;
+use crate::ops::input_attention::Dropout;
+use crate::tensor::Tensor;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    n: u32,
+    h: u32,
+    t: u32,
+    seed: u32,
+    step: u32,
+    threshold: u32,
+    scale: f32,
+}
+
+fn setup(
+    ctx: &Context,
+    batch: usize,
+    n: usize,
+    h: usize,
+    t: usize,
+    d: Dropout,
+) -> Result<(Params, [u32; 3])> {
+    let p = Params {
+        batch: batch as u32,
+        n: n as u32,
+        h: h as u32,
+        t: t as u32,
+        seed: d.seed,
+        step: d.step,
+        threshold: d.threshold(),
+        scale: d.scale(),
+    };
+    Ok((
+        p,
+        grid(ctx, "merge", ((batch * n * h) as u64).div_ceil(64))?,
+    ))
+}
+
+/// Buffers of the forward merge.
+pub struct Forward<'a> {
+    pub og: &'a Tensor,
+    pub hp: &'a Tensor,
+    pub cp: &'a Tensor,
+    pub mask: &'a Tensor,
+    pub hs: &'a Tensor,
+    pub cs: &'a Tensor,
+    pub tg: &'a Tensor,
+}
+
+/// Records step t's residual and merge: writes h_t (and c_t) at index t+1 of hs (cs).
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    ctx: &Context,
+    kind: CellKind,
+    batch: usize,
+    n: usize,
+    h: usize,
+    t: usize,
+    d: Dropout,
+    f: &Forward<'_>,
+) -> Result<()> {
+    let (p, groups) = setup(ctx, batch, n, h, t, d)?;
+    match kind {
+        CellKind::Lstm => {
+            let k = ctx.kernel("merge", "forward_lstm", &[])?;
+            ctx.dispatch(k, &p, &[f.og, f.hp, f.cp, f.mask, f.hs, f.cs, f.tg], groups)
+        }
+        CellKind::Gru => {
+            let k = ctx.kernel("merge", "forward_gru", &[])?;
+            ctx.dispatch(k, &p, &[f.og, f.hp, f.mask, f.hs, f.tg], groups)
+        }
+    }
+}
+
+/// Buffers of the backward merge.
+pub struct Backward<'a> {
+    pub mask: &'a Tensor,
+    pub dh_out: &'a Tensor,
+    pub tg: &'a Tensor,
+    pub dh: &'a Tensor,
+    pub dc: &'a Tensor,
+    pub dres: &'a Tensor,
+    pub dog: &'a Tensor,
+}
+
+/// Records step t's backward merge (one dispatch).
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    ctx: &Context,
+    kind: CellKind,
+    batch: usize,
+    n: usize,
+    h: usize,
+    t: usize,
+    d: Dropout,
+    b: &Backward<'_>,
+) -> Result<()> {
+    let (p, groups) = setup(ctx, batch, n, h, t, d)?;
+    match kind {
+        CellKind::Lstm => {
+            let k = ctx.kernel("merge", "backward_lstm", &[])?;
+            ctx.dispatch(
+                k,
+                &p,
+                &[b.mask, b.dh_out, b.tg, b.dh, b.dc, b.dres, b.dog],
+                groups,
+            )
+        }
+        CellKind::Gru => {
+            let k = ctx.kernel("merge", "backward_gru", &[])?;
+            ctx.dispatch(
+                k,
+                &p,
+                &[b.mask, b.dh_out, b.tg, b.dh, b.dres, b.dog],
+                groups,
+            )
+        }
+    }
+}
