@@ -100,6 +100,9 @@ fn gemm_scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let bt = blk.x;
     let i0 = blk.y * SM;
     let j0 = blk.z * SN;
+    if (i0 >= p.m || j0 >= p.n) {
+        return;
+    }
     var rows: array<u32, SM>;
     var cols: array<u32, SN>;
     for (var r = 0u; r < SM; r++) {
@@ -140,6 +143,9 @@ fn gemm_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let bt = blk.x;
     let i0 = blk.y * TM;
     let j0 = blk.z * TN;
+    if (i0 >= p.m || j0 >= p.n) {
+        return;  // a workgroup patch overhanging the matrix: nothing to do
+    }
     // Base vec4 index of each row of A's block (A_K_CONTIG) or of each group of 4 rows.
     var abase: array<u32, TM>;
     for (var r = 0u; r < TM; r++) {

@@ -176,6 +176,9 @@ pub struct Context {
     /// A host-visible buffer reused by read-backs (creating one per read costs milliseconds on
     /// the software device); grows to the largest read so far.
     pub(crate) staging: Mutex<Option<wgpu::Buffer>>,
+    /// When profiling: time per kernel label (count, total). Each dispatch then runs alone
+    /// (submit and wait), so totals include that overhead: use them to rank kernels only.
+    profile: Mutex<Option<std::collections::BTreeMap<String, (u64, std::time::Duration)>>>,
     uncaptured: Uncaptured,
 }
 
@@ -267,6 +270,7 @@ impl Context {
             pool: Arc::new(Mutex::new(BufferPool::new())),
             recorder: Mutex::new(Recorder::new(min_uniform_align)),
             staging: Mutex::new(None),
+            profile: Mutex::new(None),
             uncaptured,
         })
     }
@@ -328,6 +332,34 @@ impl Context {
                 message: e.to_string(),
             })?;
         self.check_uncaptured("synchronize")
+    }
+
+    /// Starts (or stops) per-kernel profiling: every dispatch is submitted and waited for on
+    /// its own and its wall time added to its kernel's total. Slow; for finding hot kernels.
+    pub fn set_profiling(&self, on: bool) {
+        *lock(&self.profile) = on.then(std::collections::BTreeMap::new);
+    }
+
+    pub(crate) fn profiling(&self) -> bool {
+        lock(&self.profile).is_some()
+    }
+
+    /// Kernel label → (dispatches, total time) since profiling started.
+    pub fn profile(&self) -> Vec<(String, u64, std::time::Duration)> {
+        let mut v: Vec<_> = lock(&self.profile)
+            .as_ref()
+            .map(|m| m.iter().map(|(k, (n, d))| (k.clone(), *n, *d)).collect())
+            .unwrap_or_default();
+        v.sort_by_key(|e| std::cmp::Reverse(e.2));
+        v
+    }
+
+    pub(crate) fn charge(&self, label: &str, elapsed: std::time::Duration) {
+        if let Some(m) = lock(&self.profile).as_mut() {
+            let e = m.entry(label.to_string()).or_default();
+            e.0 += 1;
+            e.1 += elapsed;
+        }
     }
 
     /// Turns errors that escaped every error scope into an `Error`.

@@ -64,6 +64,16 @@ impl Context {
                 (t.buffer().clone(), offset, size)
             })
             .collect();
-        lock(&self.recorder).dispatch(kernel, bytemuck::bytes_of(params), buffers, groups)
+        let label = self.profiling().then(|| kernel.label().to_string());
+        if label.is_some() {
+            self.synchronize()?; // earlier work is not charged to this kernel
+        }
+        lock(&self.recorder).dispatch(kernel, bytemuck::bytes_of(params), buffers, groups)?;
+        if let Some(label) = label {
+            let start = std::time::Instant::now();
+            self.synchronize()?;
+            self.charge(&label, start.elapsed());
+        }
+        Ok(())
     }
 }

@@ -194,14 +194,29 @@ pub fn kernel_supports(kernel: Kernel, g: &Gemm) -> bool {
 
 /// The kernel the engine uses for `g` on this adapter: shared-memory tiles on hardware GPUs,
 /// register blocks with vec4 loads on software rasterisers (llvmpipe), where tiling is slower.
+///
+/// On software adapters the block shrinks for small products: each invocation is one SIMD
+/// lane working through its block serially, so a product with fewer blocks than there are
+/// lanes to fill (about 64 on a few-core llvmpipe) runs faster with smaller blocks.
 pub fn choose_kernel(ctx: &Context, g: &Gemm) -> Kernel {
     if !ctx.adapter().is_software() {
-        Kernel::Tiled
-    } else if vec4_layout(g).is_some() {
-        Kernel::VEC4
-    } else {
-        Kernel::Scalar
+        return Kernel::Tiled;
     }
+    if vec4_layout(g).is_none() {
+        return Kernel::Scalar;
+    }
+    const LANES: usize = 64;
+    let blocks =
+        |rows: usize, cols: usize| g.batch * g.inner * g.m.div_ceil(rows) * g.n.div_ceil(cols);
+    for (rows, cols) in [(16, 16), (8, 8)] {
+        if blocks(rows, cols) >= LANES {
+            return Kernel::Vec4 {
+                rows: rows as u32,
+                cols: cols as u32,
+            };
+        }
+    }
+    Kernel::Vec4 { rows: 4, cols: 4 }
 }
 
 fn check_view(

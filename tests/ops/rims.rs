@@ -65,3 +65,48 @@ fn forward_and_backward_run_and_respect_the_tie_rule() {
         assert!(g.iter().all(|v| v.is_finite()) && g.iter().any(|v| *v != 0.0));
     }
 }
+
+/// Dispatches of a forward (and of forward + backward) over `t_len` steps.
+fn count_dispatches(ctx: &rims::Context, cfg: &RimsConfig, t_len: usize) -> (u64, u64) {
+    let layer = Rims::new(cfg.clone()).unwrap();
+    let store = ParamStore::new(ctx, &param_specs(cfg), 1).unwrap();
+    let b = 2;
+    let x = Tensor::zeros(ctx, &[t_len, b, cfg.input]).unwrap();
+    ctx.submit().unwrap();
+    let start = ctx.recorder_stats().dispatches;
+    let mut tape = Tape::new();
+    let xv = tape.constant(x);
+    let out = layer
+        .forward(ctx, &mut tape, &store, xv, &RimsOptions::default())
+        .unwrap();
+    let forward = ctx.recorder_stats().dispatches - start;
+    let before_backward = ctx.recorder_stats().dispatches;
+    let loss = tape.sum(ctx, out.h).unwrap();
+    let after_sum = ctx.recorder_stats().dispatches;
+    tape.backward(ctx, loss).unwrap();
+    let backward = ctx.recorder_stats().dispatches - after_sum;
+    let _ = before_backward;
+    ctx.synchronize().unwrap();
+    (forward, backward)
+}
+
+#[test]
+fn dispatch_budget_per_step() {
+    let Some(ctx) = crate::common::fresh_ctx() else {
+        return;
+    };
+    for cell in [CellKind::Lstm, CellKind::Gru] {
+        let cfg = tiny(cell, 4, 2);
+        let (f2, b2) = count_dispatches(&ctx, &cfg, 2);
+        let (f5, b5) = count_dispatches(&ctx, &cfg, 5);
+        let (fwd, bwd) = ((f5 - f2) / 3, (b5 - b2) / 3);
+        assert_eq!((f5 - f2) % 3, 0);
+        eprintln!(
+            "{cell:?}: {fwd} dispatches per step forward, {bwd} backward (fixed: {} forward, {} backward)",
+            f2 - 2 * fwd,
+            b2 - 2 * bwd
+        );
+        assert!(fwd <= 8, "forward {fwd} per step");
+        assert!(bwd <= 14, "backward {bwd} per step");
+    }
+}
