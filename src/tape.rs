@@ -613,3 +613,61 @@ impl Tape {
         ))
     }
 }
+
+struct EmbeddingNode {
+    table: Var,
+    tokens: Tensor,
+    shape: Vec<usize>,
+}
+
+impl Backward for EmbeddingNode {
+    fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
+        match grads.target(self.table).cloned() {
+            Some(target) => crate::ops::embedding::backward(ctx, &self.tokens, &g, &target),
+            None => {
+                let d = Tensor::zeros(ctx, &self.shape)?;
+                crate::ops::embedding::backward(ctx, &self.tokens, &g, &d)?;
+                grads.add(ctx, self.table, d)
+            }
+        }
+    }
+}
+
+struct DropoutNode {
+    a: Var,
+    mask: crate::ops::dropout::Mask,
+}
+
+impl Backward for DropoutNode {
+    fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
+        grads.add(ctx, self.a, crate::ops::dropout::apply(ctx, &g, self.mask)?)
+    }
+}
+
+impl Tape {
+    /// Rows of `table` [V, D] for u32 `tokens`: output tokens.shape + [D].
+    pub fn embedding(&mut self, ctx: &Context, table: Var, tokens: &Tensor) -> Result<Var> {
+        let t = self.value(table).clone();
+        let y = crate::ops::embedding::forward(ctx, tokens, &t)?;
+        let node = EmbeddingNode {
+            table,
+            tokens: tokens.clone(),
+            shape: t.shape().to_vec(),
+        };
+        Ok(self.record(y, &[table], Box::new(node)))
+    }
+
+    /// Dropout with the counter-based mask (identity when `mask.p` is 0).
+    pub fn dropout(
+        &mut self,
+        ctx: &Context,
+        a: Var,
+        mask: crate::ops::dropout::Mask,
+    ) -> Result<Var> {
+        if mask.p == 0.0 {
+            return Ok(a);
+        }
+        let y = crate::ops::dropout::apply(ctx, self.value(a), mask)?;
+        Ok(self.record(y, &[a], Box::new(DropoutNode { a, mask })))
+    }
+}

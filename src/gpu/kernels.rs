@@ -33,6 +33,8 @@ pub static SHADERS: &[(&str, &str)] = &[
         "elementwise",
         include_str!("../../shaders/elementwise.wgsl"),
     ),
+    ("dropout", include_str!("../../shaders/dropout.wgsl")),
+    ("embedding", include_str!("../../shaders/embedding.wgsl")),
     ("matmul", include_str!("../../shaders/matmul.wgsl")),
     ("optim", include_str!("../../shaders/optim.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),

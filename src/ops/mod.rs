@@ -4,7 +4,9 @@
 pub mod cell;
 pub mod communication;
 pub mod cross_entropy;
+pub mod dropout;
 pub mod elementwise;
+pub mod embedding;
 pub mod input_attention;
 pub mod matmul;
 pub mod merge;

@@ -4,6 +4,7 @@
 pub mod cross_entropy;
 pub mod dropout;
 pub mod elementwise;
+pub mod embedding;
 pub mod matmul;
 pub mod optim;
 pub mod reduce;

@@ -3,7 +3,9 @@
 
 mod common;
 mod cross_entropy;
+mod dropout;
 mod elementwise;
+mod embedding;
 mod engine;
 mod grad;
 mod matmul;
