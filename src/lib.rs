@@ -18,3 +18,8 @@ pub mod tensor;
 pub use error::{Error, Result};
 pub use gpu::{Context, DeviceRequest};
 pub use tensor::{DType, Tensor};
+
+/// The README's Rust example is compiled as a doctest, so it cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
