@@ -671,3 +671,68 @@ impl Tape {
         Ok(self.record(y, &[a], Box::new(DropoutNode { a, mask })))
     }
 }
+
+struct SliceNode {
+    a: Var,
+    shape: Vec<usize>,
+    offset: usize,
+}
+
+impl Backward for SliceNode {
+    fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
+        let full = Tensor::zeros(ctx, &self.shape)?;
+        full.copy_from(ctx, &g, self.offset)?;
+        grads.add(ctx, self.a, full)
+    }
+}
+
+impl Tape {
+    /// Rows `start..start + len` of the first axis of `a` (e.g. the last time step of [T, B, H]).
+    pub fn slice_rows(&mut self, ctx: &Context, a: Var, start: usize, len: usize) -> Result<Var> {
+        let t = self.value(a).clone();
+        let s = t.shape();
+        if s.is_empty() || start + len > s[0] || len == 0 {
+            return Err(Error::shape(
+                "slice_rows",
+                format!("rows {start}..{} of {s:?}", start + len),
+            ));
+        }
+        let row: usize = s[1..].iter().product();
+        let mut shape = s.to_vec();
+        shape[0] = len;
+        let y = t.slice_copy(ctx, start * row, &shape)?;
+        let node = SliceNode {
+            a,
+            shape: s.to_vec(),
+            offset: start * row,
+        };
+        Ok(self.record(y, &[a], Box::new(node)))
+    }
+}
+
+struct ReshapeNode {
+    a: Var,
+    shape: Vec<usize>,
+}
+
+impl Backward for ReshapeNode {
+    fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
+        grads.add(ctx, self.a, g.reshape(&self.shape)?)
+    }
+}
+
+impl Tape {
+    /// The same values with another shape (no copy).
+    pub fn reshape(&mut self, a: Var, shape: &[usize]) -> Result<Var> {
+        let t = self.value(a).clone();
+        let y = t.reshape(shape)?;
+        Ok(self.record(
+            y,
+            &[a],
+            Box::new(ReshapeNode {
+                a,
+                shape: t.shape().to_vec(),
+            }),
+        ))
+    }
+}

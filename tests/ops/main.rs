@@ -9,6 +9,7 @@ mod embedding;
 mod engine;
 mod grad;
 mod matmul;
+mod model;
 mod optim;
 mod params;
 mod reduce;

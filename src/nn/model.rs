@@ -1,0 +1,222 @@
+//! The models of the experiments (`rims-spec.md` §2): token embedding with dropout, a
+//! recurrent backbone (RIMs), dropout, and a linear decoder read at the last step
+//! (classification) or at every step (sequence tasks).
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::nn::config::RimsConfig;
+use crate::nn::params::{Init, ParamSpec, ParamStore};
+use crate::nn::rims::{self, Rims, RimsOptions};
+use crate::ops::dropout::Mask;
+use crate::tape::{Tape, Var};
+use crate::tensor::Tensor;
+
+/// Where the decoder reads the state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readout {
+    /// Only the last step (sequential MNIST): logits [B, V].
+    Last,
+    /// Every step (copying): logits [T·B, V], time-major.
+    All,
+}
+
+/// A model: embedding → dropout → RIMs → dropout → linear decoder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    /// Input vocabulary (tokens are u32 below this).
+    pub vocab: usize,
+    /// Output classes.
+    pub classes: usize,
+    pub rims: RimsConfig,
+    /// Dropout on the embedding and before the decoder (0.5 in the authors' scripts).
+    pub dropout: f32,
+    pub readout: Readout,
+}
+
+/// Dropout site ids of the model (the cell uses 0 and 1).
+const EMBED_DROPOUT: u32 = 2;
+const DECODER_DROPOUT: u32 = 3;
+
+impl ModelConfig {
+    pub fn validate(&self) -> Result<()> {
+        self.rims.validate()?;
+        if self.vocab == 0 {
+            return Err(Error::Config {
+                field: "vocab",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.classes == 0 {
+            return Err(Error::Config {
+                field: "classes",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Config {
+                field: "dropout",
+                reason: format!("{} is not in [0, 1)", self.dropout),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every parameter: the cell's canonical tensors plus `embed`, `dec_w`, `dec_b`.
+    pub fn param_specs(&self) -> Vec<ParamSpec> {
+        let nh = self.rims.mechanisms * self.rims.hidden;
+        let mut specs = vec![ParamSpec::new(
+            "embed",
+            &[self.vocab, self.rims.input],
+            Init::Uniform(-0.1, 0.1),
+        )];
+        specs.extend(rims::param_specs(&self.rims));
+        specs.push(ParamSpec::new(
+            "dec_w",
+            &[nh, self.classes],
+            Init::Uniform(-0.1, 0.1),
+        ));
+        specs.push(ParamSpec::new("dec_b", &[self.classes], Init::Zeros));
+        specs
+    }
+
+    /// The checkpoint metadata of `rims-spec.md` §4.
+    pub fn metadata(&self) -> BTreeMap<String, String> {
+        let r = &self.rims;
+        let gate_order = match r.cell {
+            crate::nn::CellKind::Lstm => "ifgo",
+            crate::nn::CellKind::Gru => "rzn",
+        };
+        [
+            ("variant", "A".to_string()),
+            ("cell", r.cell.name().to_string()),
+            ("gate_order", gate_order.to_string()),
+            ("N", r.mechanisms.to_string()),
+            ("k", r.active.to_string()),
+            ("H", r.hidden.to_string()),
+            ("D", r.input.to_string()),
+            ("d_vin", r.input_value.to_string()),
+            ("d_k", r.input_key.to_string()),
+            ("h_in", r.input_heads.to_string()),
+            ("h_c", r.comm_heads.to_string()),
+            ("d_kc", r.comm_key.to_string()),
+            ("d_vc", r.comm_value.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+/// What one forward call gives back.
+pub struct ModelOutput {
+    /// Logits on the tape: [B, V] (Last) or [T·B, V] (All).
+    pub logits: Var,
+    /// The final state h_T (and c_T), to carry into the next batch.
+    pub h_last: Tensor,
+    pub c_last: Option<Tensor>,
+    /// Masks [T, B, N].
+    pub masks: Tensor,
+}
+
+/// A model and its parameters.
+pub struct Model {
+    pub cfg: ModelConfig,
+    pub store: ParamStore,
+    rims: Rims,
+}
+
+impl Model {
+    /// A freshly initialised model (seeded).
+    pub fn new(ctx: &Context, cfg: ModelConfig, seed: u64) -> Result<Self> {
+        cfg.validate()?;
+        let store = ParamStore::new(ctx, &cfg.param_specs(), seed)?;
+        let rims = Rims::new(cfg.rims.clone())?;
+        Ok(Model { cfg, store, rims })
+    }
+
+    /// Runs tokens [T, B] (u32, time-major). `state` is (h0, c0) to start from; `seed` and
+    /// `step0` key the dropout masks; no dropout unless `training`.
+    pub fn forward(
+        &self,
+        ctx: &Context,
+        tape: &mut Tape,
+        tokens: &Tensor,
+        state: Option<(Tensor, Option<Tensor>)>,
+        training: bool,
+        seed: u32,
+        step0: u32,
+    ) -> Result<ModelOutput> {
+        let s = tokens.shape();
+        if s.len() != 2 || s[0] == 0 || s[1] == 0 {
+            return Err(Error::shape(
+                "model",
+                format!("tokens must be [T, B] with T, B > 0, got {s:?}"),
+            ));
+        }
+        let (t_len, b) = (s[0], s[1]);
+        let p = if training { self.cfg.dropout } else { 0.0 };
+        let embed = tape.param(&self.store, "embed")?;
+        let x = tape.embedding(ctx, embed, tokens)?;
+        let x = tape.dropout(
+            ctx,
+            x,
+            Mask {
+                seed,
+                step: step0,
+                tensor: EMBED_DROPOUT,
+                p,
+            },
+        )?;
+        let (h0, c0) = match state {
+            Some((h, c)) => (Some(h), c),
+            None => (None, None),
+        };
+        let opts = RimsOptions {
+            seed,
+            step0,
+            training,
+            mask_override: None,
+            h0,
+            c0,
+        };
+        let out = self.rims.forward(ctx, tape, &self.store, x, &opts)?;
+        let nh = self.cfg.rims.mechanisms * self.cfg.rims.hidden;
+        let h = match self.cfg.readout {
+            Readout::Last => tape.slice_rows(ctx, out.h, t_len - 1, 1)?,
+            Readout::All => out.h,
+        };
+        let h = tape.dropout(
+            ctx,
+            h,
+            Mask {
+                seed,
+                step: step0,
+                tensor: DECODER_DROPOUT,
+                p,
+            },
+        )?;
+        let (dec_w, dec_b) = (
+            tape.param(&self.store, "dec_w")?,
+            tape.param(&self.store, "dec_b")?,
+        );
+        let logits = tape.matmul(ctx, h, dec_w, Some(dec_b))?;
+        let rows = match self.cfg.readout {
+            Readout::Last => b,
+            Readout::All => t_len * b,
+        };
+        let logits = tape.reshape(logits, &[rows, self.cfg.classes])?;
+        let h_last = out.states.slice_copy(ctx, t_len * b * nh, &[b, nh])?;
+        let c_last = match &out.cells {
+            Some(c) => Some(c.slice_copy(ctx, t_len * b * nh, &[b, nh])?),
+            None => None,
+        };
+        Ok(ModelOutput {
+            logits,
+            h_last,
+            c_last,
+            masks: out.masks,
+        })
+    }
+}
