@@ -4,6 +4,7 @@
 //! Layers, bottom up: [`gpu`] (context, pool, kernels, recorder), [`tensor`], [`ops`] (one file
 //! per op family, paired with `shaders/<name>.wgsl` and [`reference`]`::<name>`).
 
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod io;

@@ -120,6 +120,16 @@ pub struct ModelOutput {
     pub masks: Tensor,
 }
 
+/// Per-call settings of [`Model::forward`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pass {
+    /// Apply dropout (training) or not.
+    pub training: bool,
+    /// Dropout seed and the step index of the first time step (masks are keyed by both).
+    pub seed: u32,
+    pub step0: u32,
+}
+
 /// A model and its parameters.
 pub struct Model {
     pub cfg: ModelConfig,
@@ -136,18 +146,20 @@ impl Model {
         Ok(Model { cfg, store, rims })
     }
 
-    /// Runs tokens [T, B] (u32, time-major). `state` is (h0, c0) to start from; `seed` and
-    /// `step0` key the dropout masks; no dropout unless `training`.
+    /// Runs tokens [T, B] (u32, time-major). `state` is (h0, c0) to start from.
     pub fn forward(
         &self,
         ctx: &Context,
         tape: &mut Tape,
         tokens: &Tensor,
         state: Option<(Tensor, Option<Tensor>)>,
-        training: bool,
-        seed: u32,
-        step0: u32,
+        pass: Pass,
     ) -> Result<ModelOutput> {
+        let Pass {
+            training,
+            seed,
+            step0,
+        } = pass;
         let s = tokens.shape();
         if s.len() != 2 || s[0] == 0 || s[1] == 0 {
             return Err(Error::shape(

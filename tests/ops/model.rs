@@ -1,7 +1,7 @@
 //! The experiment model (embedding → RIMs → decoder) learns a small memory task.
 
 use rims::Tensor;
-use rims::nn::model::{Model, ModelConfig, Readout};
+use rims::nn::model::{Model, ModelConfig, Pass, Readout};
 use rims::nn::{CellKind, RimsConfig};
 use rims::optim::{Adam, AdamConfig};
 use rims::rng::Rng;
