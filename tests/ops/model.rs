@@ -56,7 +56,17 @@ fn rims_model_learns_to_remember_the_first_token() {
             model.store.zero_grads(ctx).unwrap();
             let mut tape = Tape::new();
             let out = model
-                .forward(ctx, &mut tape, &tt, None, true, 1, step)
+                .forward(
+                    ctx,
+                    &mut tape,
+                    &tt,
+                    None,
+                    Pass {
+                        training: true,
+                        seed: 1,
+                        step0: step,
+                    },
+                )
                 .unwrap();
             let loss = tape.cross_entropy(ctx, out.logits, &lt).unwrap();
             let value = tape.value(loss).clone();
