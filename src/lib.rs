@@ -15,6 +15,7 @@ pub mod reference;
 pub mod rng;
 pub mod tape;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Context, DeviceRequest};

@@ -15,3 +15,4 @@ mod params;
 mod reduce;
 mod rims;
 mod train;
+mod trainer;

@@ -1,6 +1,6 @@
 //! `rims`: the command-line front end of the engine.
 //!
-//! One subcommand per job (`rims info` for now; train, eval, infer, bench, verify and viz join
+//! One subcommand per job: `info`, `train`, `eval` (infer, bench, verify and viz join
 //! [`Command`] as they are built). Every failure ends the process with a nonzero exit code and
 //! a one-line `error: ...` on stderr; nothing here panics on user input.
 
@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use rims::gpu::AdapterSummary;
 use rims::{Context, Error, Result};
 use serde_json::{Value, json};
+
+mod train;
 
 /// Environment variables that steer adapter choice, in the order `rims info` shows them.
 const ENV_VARS: [&str; 2] = ["RIMS_ADAPTER", "RIMS_BACKEND"];
@@ -29,6 +31,10 @@ enum Command {
     /// List the adapters found, mark the one chosen, and show its compute limits and the
     /// environment that steers the choice.
     Info(InfoArgs),
+    /// Train a model (default: the main job, a small RIMs model on the copying task).
+    Train(Box<train::TrainArgs>),
+    /// Evaluate a checkpoint.
+    Eval(train::EvalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +59,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info(args) => info(&args),
+        Command::Train(args) => train::run_train(&args),
+        Command::Eval(args) => train::run_eval(&args),
     }
 }
 

@@ -1,0 +1,397 @@
+//! `rims train` and `rims eval`: the experiments from the command line, with a progress bar,
+//! metrics as JSON lines and checkpoints.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rims::nn::model::Model;
+use rims::train::{self, EvalRecord, EvalResult, Reporter, Task, TrainConfig, checkpoint};
+use rims::{Context, Error, Result};
+
+/// Model and optimiser flags; anything left out keeps the main job's default.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// copying or smnist.
+    #[arg(long, default_value = "copying")]
+    task: String,
+    /// Only `rims` for now (the LSTM/GRU baselines are engine layers, not yet wired to the CLI).
+    #[arg(long, default_value = "rims")]
+    model: String,
+    /// Mechanism cell: lstm or gru.
+    #[arg(long)]
+    cell: Option<String>,
+    /// N: mechanisms.
+    #[arg(long)]
+    mechanisms: Option<usize>,
+    /// k: active mechanisms per step.
+    #[arg(long)]
+    active: Option<usize>,
+    /// H: hidden units per mechanism.
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// D: embedding size.
+    #[arg(long)]
+    embed: Option<usize>,
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Gradient-norm clip; 0 turns clipping off.
+    #[arg(long)]
+    clip: Option<f32>,
+    #[arg(long)]
+    dropout: Option<f32>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Copying: iterations per epoch.
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// Copying: training gap T.
+    #[arg(long)]
+    train_len: Option<usize>,
+    /// Copying: test gap T.
+    #[arg(long)]
+    test_len: Option<usize>,
+    /// sMNIST: training resolution S (S×S pixels).
+    #[arg(long)]
+    resolution: Option<usize>,
+    /// sMNIST: at most this many examples per split.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// sMNIST: directory with the IDX files (default: the bundled 10k subset).
+    #[arg(long)]
+    mnist_dir: Option<PathBuf>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where checkpoints and metrics go.
+    #[arg(long, default_value = "runs/main")]
+    out: PathBuf,
+    /// Continue the run whose checkpoint is in this directory (its config must match).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+}
+
+impl TrainArgs {
+    fn config(&self) -> Result<TrainConfig> {
+        if self.model != "rims" {
+            return Err(Error::Config {
+                field: "model",
+                reason: format!("unknown model '{}' (the CLI trains: rims)", self.model),
+            });
+        }
+        let mut c = TrainConfig {
+            task: self.task.parse::<Task>()?,
+            ..TrainConfig::default()
+        };
+        if c.task == Task::Smnist {
+            // The paper's protocol at a size that runs on a software device.
+            c.epochs = 2;
+            c.batch = 32;
+            c.limit = Some(512);
+            c.lr = 7e-4 * 4.0;
+        }
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
+        }
+        set!(
+            cell, mechanisms, active, hidden, embed, lr, dropout, batch, epochs, iterations,
+            train_len, test_len, resolution, seed
+        );
+        if let Some(clip) = self.clip {
+            c.clip = (clip > 0.0).then_some(clip);
+        }
+        if let Some(limit) = self.limit {
+            c.limit = Some(limit);
+        }
+        if self.mnist_dir.is_some() {
+            c.mnist_dir = self.mnist_dir.clone();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// The CLI's progress bar: loss, accuracy of the last evaluation, sequences per second, ETA.
+struct Bar {
+    bar: ProgressBar,
+    started: Instant,
+    sequences: usize,
+    last_eval: String,
+}
+
+impl Bar {
+    fn new(total: u64) -> Self {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        Bar {
+            bar,
+            started: Instant::now(),
+            sequences: 0,
+            last_eval: String::new(),
+        }
+    }
+}
+
+impl Reporter for Bar {
+    fn step(&mut self, epoch: usize, _iteration: usize, _of: usize, loss: f32, sequences: usize) {
+        self.sequences += sequences;
+        let rate = self.sequences as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        self.bar.set_prefix(format!("{}", epoch + 1));
+        self.bar
+            .set_message(format!("loss {loss:.4} {}{rate:.1} seq/s", self.last_eval));
+        self.bar.inc(1);
+    }
+
+    fn evaluated(&mut self, r: &EvalRecord) {
+        let acc: Vec<String> = r
+            .eval
+            .iter()
+            .map(|e| format!("{}@{} {:.1}%", e.split, e.size, 100.0 * e.accuracy))
+            .collect();
+        self.last_eval = format!("| {} | ", acc.join(" "));
+        let line = format!(
+            "epoch {:>3}  step {:>6}  train loss {:.4}  {}",
+            r.epoch,
+            r.step,
+            r.train_loss,
+            r.eval
+                .iter()
+                .map(|e| format!(
+                    "{}@{}: loss {:.4} acc {:.1}%",
+                    e.split,
+                    e.size,
+                    e.loss,
+                    100.0 * e.accuracy
+                ))
+                .collect::<Vec<_>>()
+                .join("  ")
+        );
+        // Without a terminal the bar is hidden, and so would its printed lines be.
+        if self.bar.is_hidden() {
+            println!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+}
+
+fn steps_per_epoch(c: &TrainConfig) -> Result<u64> {
+    Ok(match c.task {
+        Task::Copying => c.iterations as u64,
+        Task::Smnist => {
+            let m = train::load_mnist(c)?;
+            (m.train.labels.len() / c.batch) as u64
+        }
+    })
+}
+
+pub fn run_train(args: &TrainArgs) -> Result<()> {
+    let (cfg, out, resume) = match &args.resume {
+        Some(dir) => {
+            // Flags given with --resume must agree with the checkpoint; unset ones come from it.
+            let state = checkpoint::read_state(dir)?;
+            let mut cfg = state.config.clone();
+            let asked = args.config()?;
+            if let Some(e) = args.epochs {
+                cfg.epochs = e;
+            }
+            let explicit = TrainConfig {
+                epochs: cfg.epochs,
+                ..asked
+            };
+            let defaults = TrainConfig {
+                epochs: cfg.epochs,
+                ..TrainArgs::bare(args).config()?
+            };
+            if explicit != defaults {
+                let diffs = cfg.mismatches(&explicit);
+                if !diffs.is_empty() {
+                    return Err(Error::Config {
+                        field: "resume",
+                        reason: format!("flags disagree with the checkpoint: {}", diffs.join("; ")),
+                    });
+                }
+            }
+            (cfg, dir.clone(), true)
+        }
+        None => (args.config()?, args.out.clone(), false),
+    };
+    let ctx = Context::from_env()?;
+    println!(
+        "rims train: task {:?}, N={} k={} H={} D={} cell {}, batch {}, {} epochs, on {} ({:?}); writing to {}",
+        cfg.task,
+        cfg.mechanisms,
+        cfg.active,
+        cfg.hidden,
+        cfg.embed,
+        cfg.cell,
+        cfg.batch,
+        cfg.epochs,
+        ctx.adapter().name,
+        ctx.adapter().backend,
+        out.display()
+    );
+    let done = if resume {
+        checkpoint::read_state(&out)?.progress.epoch
+    } else {
+        0
+    };
+    let per_epoch = steps_per_epoch(&cfg)?;
+    let mut bar = Bar::new(per_epoch * (cfg.epochs.saturating_sub(done)) as u64);
+    let started = Instant::now();
+    let summary = train::train(&ctx, &cfg, &out, resume, &mut bar)?;
+    bar.bar.finish_and_clear();
+    println!(
+        "done: {} epochs, {} steps in {:.1} s",
+        summary.progress.epoch,
+        summary.progress.step,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(last) = summary.history.last() {
+        print_table(&cfg, &last.eval);
+    }
+    println!(
+        "checkpoint: {}  metrics: {}",
+        out.display(),
+        out.join("metrics.jsonl").display()
+    );
+    Ok(())
+}
+
+impl TrainArgs {
+    /// The same flags with nothing set (to tell defaults from explicit choices).
+    fn bare(args: &TrainArgs) -> TrainArgs {
+        TrainArgs {
+            task: args.task.clone(),
+            model: args.model.clone(),
+            cell: None,
+            mechanisms: None,
+            active: None,
+            hidden: None,
+            embed: None,
+            lr: None,
+            clip: None,
+            dropout: None,
+            batch: None,
+            epochs: None,
+            iterations: None,
+            train_len: None,
+            test_len: None,
+            resolution: None,
+            limit: None,
+            mnist_dir: None,
+            seed: None,
+            out: args.out.clone(),
+            resume: None,
+        }
+    }
+}
+
+/// Prints evaluation results as the paper's table: one row per split, one column per size.
+pub fn print_table(cfg: &TrainConfig, eval: &[EvalResult]) {
+    let what = match cfg.task {
+        Task::Copying => "gap T",
+        Task::Smnist => "resolution",
+    };
+    let mut sizes: Vec<usize> = eval.iter().map(|e| e.size).collect();
+    sizes.dedup();
+    let mut splits: Vec<&str> = eval.iter().map(|e| e.split.as_str()).collect();
+    splits.dedup();
+    let head: Vec<String> = sizes
+        .iter()
+        .map(|s| {
+            if cfg.task == Task::Smnist {
+                format!("{s}x{s}")
+            } else {
+                format!("T={s}")
+            }
+        })
+        .collect();
+    println!("\naccuracy (%) by {what}:");
+    println!("| split | {} |", head.join(" | "));
+    println!("|---|{}", "---|".repeat(sizes.len()));
+    for split in splits {
+        let row: Vec<String> = sizes
+            .iter()
+            .map(|s| {
+                eval.iter()
+                    .find(|e| e.split == split && e.size == *s)
+                    .map_or("-".into(), |e| format!("{:.1}", 100.0 * e.accuracy))
+            })
+            .collect();
+        println!("| {split} | {} |", row.join(" | "));
+    }
+}
+
+/// `rims eval`: evaluates a checkpoint.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Checkpoint directory (from `rims train --out`).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// copying or smnist (must match the checkpoint).
+    #[arg(long)]
+    task: Option<String>,
+    /// sMNIST resolutions, e.g. 16,19,24.
+    #[arg(long, value_delimiter = ',')]
+    resolutions: Option<Vec<usize>>,
+    /// Copying gaps, e.g. 50,200 (the first is reported as train_len, the second as test_len).
+    #[arg(long, value_delimiter = ',')]
+    lengths: Option<Vec<usize>>,
+}
+
+pub fn run_eval(args: &EvalArgs) -> Result<()> {
+    let state = checkpoint::read_state(&args.checkpoint)?;
+    let mut cfg = state.config.clone();
+    if let Some(t) = &args.task {
+        let task = t.parse::<Task>()?;
+        if task != cfg.task {
+            return Err(Error::Config {
+                field: "task",
+                reason: format!("the checkpoint was trained on {:?}, not {task:?}", cfg.task),
+            });
+        }
+    }
+    if let Some(r) = &args.resolutions {
+        cfg.eval_resolutions = r.clone();
+    }
+    if let Some(l) = &args.lengths {
+        match l.as_slice() {
+            [a] => (cfg.train_len, cfg.test_len) = (*a, *a),
+            [a, b] => (cfg.train_len, cfg.test_len) = (*a, *b),
+            _ => {
+                return Err(Error::Config {
+                    field: "lengths",
+                    reason: "give one or two gaps".into(),
+                });
+            }
+        }
+    }
+    cfg.validate()?;
+    let ctx = Context::from_env()?;
+    let model = Model::new(&ctx, cfg.model()?, cfg.seed)?;
+    checkpoint::load(&ctx, &args.checkpoint, &model, None)?;
+    let eval = match cfg.task {
+        Task::Copying => train::evaluate_copying(&ctx, &cfg, &model)?,
+        Task::Smnist => {
+            let m = train::load_mnist(&cfg)?;
+            train::evaluate_smnist(&ctx, &cfg, &model, &m, &["test"])?
+        }
+    };
+    println!(
+        "checkpoint {} (epoch {}, step {})",
+        args.checkpoint.display(),
+        state.progress.epoch,
+        state.progress.step
+    );
+    print_table(&cfg, &eval);
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! What a training run is: task, model sizes, optimiser and schedule. Saved as JSON beside
+//! every checkpoint, and compared on `--resume`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::nn::model::{ModelConfig, Readout};
+use crate::nn::{CellKind, RimsConfig};
+
+/// Vocabulary of the copying task: the authors' `ntokens = 20`, although only tokens 0..=9 occur.
+pub const COPYING_VOCAB: usize = 20;
+
+/// The experiments of `rims-spec.md` §2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Copy 10 symbols after a gap of T steps.
+    Copying,
+    /// Sequential MNIST, one pixel per step, trained at one resolution and tested at several.
+    Smnist,
+}
+
+impl std::str::FromStr for Task {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "copying" => Ok(Task::Copying),
+            "smnist" => Ok(Task::Smnist),
+            other => Err(Error::Config {
+                field: "task",
+                reason: format!("unknown task '{other}' (copying or smnist)"),
+            }),
+        }
+    }
+}
+
+/// Every setting of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub task: Task,
+    /// Mechanism cell: "lstm" or "gru".
+    pub cell: String,
+    /// N, k, H (per mechanism) and D (embedding size).
+    pub mechanisms: usize,
+    pub active: usize,
+    pub hidden: usize,
+    pub embed: usize,
+    pub input_key: usize,
+    pub input_value: usize,
+    pub comm_heads: usize,
+    pub comm_key: usize,
+    pub comm_value: usize,
+    /// Dropout inside the cell (attention outputs) and on the embedding and decoder input.
+    pub cell_dropout: f32,
+    pub dropout: f32,
+    pub lr: f32,
+    /// Global gradient-norm clip (None: no clipping).
+    pub clip: Option<f32>,
+    pub batch: usize,
+    pub epochs: usize,
+    /// Copying: iterations per epoch, drawn from a pool of `pool` regenerated batches.
+    pub iterations: usize,
+    pub pool: usize,
+    /// Copying: the gap T for training and for the second evaluation.
+    pub train_len: usize,
+    pub test_len: usize,
+    /// sMNIST: training resolution and the evaluation resolutions.
+    pub resolution: usize,
+    pub eval_resolutions: Vec<usize>,
+    /// sMNIST: at most this many examples per split (None: all), to keep runs short.
+    pub limit: Option<usize>,
+    /// sMNIST: directory of IDX files (None: the bundled 10k subset).
+    pub mnist_dir: Option<PathBuf>,
+    /// Evaluate and checkpoint every this many epochs.
+    pub eval_every: usize,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    /// The main job: a small RIMs model on a short copying task, a few minutes on llvmpipe.
+    fn default() -> Self {
+        TrainConfig {
+            task: Task::Copying,
+            cell: "lstm".into(),
+            mechanisms: 4,
+            active: 2,
+            hidden: 16,
+            embed: 16,
+            input_key: 16,
+            input_value: 16,
+            comm_heads: 2,
+            comm_key: 8,
+            comm_value: 8,
+            cell_dropout: 0.0,
+            dropout: 0.0,
+            lr: 5e-3,
+            clip: Some(1.0),
+            batch: 32,
+            epochs: 12,
+            iterations: 50,
+            pool: 100,
+            train_len: 5,
+            test_len: 10,
+            resolution: 14,
+            eval_resolutions: vec![14, 16, 19, 24],
+            limit: None,
+            mnist_dir: None,
+            eval_every: 1,
+            seed: 1111,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The model this run trains.
+    pub fn model(&self) -> Result<ModelConfig> {
+        let cell = match self.cell.as_str() {
+            "lstm" => CellKind::Lstm,
+            "gru" => CellKind::Gru,
+            other => {
+                return Err(Error::Config {
+                    field: "cell",
+                    reason: format!("unknown cell '{other}' (lstm or gru)"),
+                });
+            }
+        };
+        let rims = RimsConfig {
+            mechanisms: self.mechanisms,
+            active: self.active,
+            hidden: self.hidden,
+            input: self.embed,
+            input_key: self.input_key,
+            input_value: self.input_value,
+            input_heads: 1,
+            comm_heads: self.comm_heads,
+            comm_key: self.comm_key,
+            comm_value: self.comm_value,
+            cell,
+            dropout: self.cell_dropout,
+        };
+        let (vocab, classes, readout) = match self.task {
+            Task::Copying => (COPYING_VOCAB, COPYING_VOCAB, Readout::All),
+            Task::Smnist => (2, 10, Readout::Last),
+        };
+        let m = ModelConfig {
+            vocab,
+            classes,
+            rims,
+            dropout: self.dropout,
+            readout,
+        };
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Checks everything that is not the model's business.
+    pub fn validate(&self) -> Result<()> {
+        self.model()?;
+        let positive = [
+            ("batch", self.batch),
+            ("epochs", self.epochs),
+            ("iterations", self.iterations),
+            ("pool", self.pool),
+            ("train_len", self.train_len),
+            ("test_len", self.test_len),
+            ("resolution", self.resolution),
+            ("eval_every", self.eval_every),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err(Error::Config {
+                    field,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::Config {
+                field: "lr",
+                reason: format!("{} is not a positive number", self.lr),
+            });
+        }
+        if let Some(c) = self.clip
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(Error::Config {
+                field: "clip",
+                reason: format!("{c} is not a positive number"),
+            });
+        }
+        if self.eval_resolutions.contains(&0) {
+            return Err(Error::Config {
+                field: "eval_resolutions",
+                reason: "a resolution of 0".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The differences that make a checkpoint of `other` unusable for this run (the number of
+    /// epochs may grow: that is how a run is extended).
+    pub fn mismatches(&self, other: &TrainConfig) -> Vec<String> {
+        let a = serde_json::to_value(self).unwrap_or_default();
+        let b = serde_json::to_value(other).unwrap_or_default();
+        let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+            return vec!["unreadable config".into()];
+        };
+        a.iter()
+            .filter(|(k, _)| k.as_str() != "epochs")
+            .filter(|(k, v)| b.get(k.as_str()) != Some(v))
+            .map(|(k, v)| {
+                format!(
+                    "{k}: checkpoint has {}, this run asks for {v}",
+                    b.get(k.as_str()).cloned().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}

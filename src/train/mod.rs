@@ -1,0 +1,418 @@
+//! Training and evaluation of the experiments (`rims-spec.md` §2): the loop, evaluation,
+//! metrics as JSON lines, checkpoints that survive a crash, and resuming.
+//!
+//! Determinism: every random choice is drawn from a generator seeded by (run seed, epoch), and
+//! dropout masks are keyed by (run seed, optimiser step), so a run resumed from a checkpoint
+//! (taken at an epoch boundary) repeats exactly what the uninterrupted run would have done on
+//! the same device.
+
+pub mod checkpoint;
+pub mod config;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::data::{self, SmnistBatches};
+use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::nn::model::{Model, Pass};
+use crate::optim::{Adam, AdamConfig};
+use crate::rng::Rng;
+use crate::tape::Tape;
+use crate::tensor::Tensor;
+use checkpoint::Progress;
+pub use config::{Task, TrainConfig};
+
+/// Something that wants to hear about progress (the CLI's progress bar; nothing in tests).
+pub trait Reporter {
+    /// Called after every optimiser step with the step's loss.
+    fn step(&mut self, epoch: usize, iteration: usize, of: usize, loss: f32, sequences: usize);
+    /// Called after each evaluation.
+    fn evaluated(&mut self, record: &EvalRecord);
+}
+
+/// A reporter that says nothing.
+pub struct Quiet;
+
+impl Reporter for Quiet {
+    fn step(&mut self, _: usize, _: usize, _: usize, _: f32, _: usize) {}
+    fn evaluated(&mut self, _: &EvalRecord) {}
+}
+
+/// One evaluation on one split at one length (or resolution).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalResult {
+    pub split: String,
+    /// Copying: the gap T; sMNIST: the resolution S.
+    pub size: usize,
+    pub loss: f64,
+    /// Copying: accuracy on the copied segment; sMNIST: classification accuracy.
+    pub accuracy: f64,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalRecord {
+    pub epoch: usize,
+    pub step: u64,
+    pub seconds: f64,
+    pub train_loss: f64,
+    pub eval: Vec<EvalResult>,
+}
+
+/// The final state of a run.
+#[derive(Debug)]
+pub struct Summary {
+    pub progress: Progress,
+    pub history: Vec<EvalRecord>,
+}
+
+fn adam_config(cfg: &TrainConfig) -> AdamConfig {
+    AdamConfig {
+        lr: cfg.lr,
+        clip_norm: cfg.clip,
+        ..AdamConfig::default()
+    }
+}
+
+/// A generator for epoch `epoch` of a run seeded `seed` (independent of where a run resumed).
+fn epoch_rng(seed: u64, epoch: usize, salt: u64) -> Rng {
+    Rng::new(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt)
+}
+
+/// Uploads time-major u32 tokens [T, B].
+fn tokens(ctx: &Context, t_len: usize, b: usize, data: &[u32]) -> Result<Tensor> {
+    Tensor::from_u32(ctx, &[t_len, b], data)
+}
+
+/// Trains `cfg` into `out` (or continues the checkpoint there when `resume`).
+pub fn train(
+    ctx: &Context,
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    reporter: &mut dyn Reporter,
+) -> Result<Summary> {
+    cfg.validate()?;
+    let model = Model::new(ctx, cfg.model()?, cfg.seed)?;
+    let mut adam = Adam::new(ctx, model.store.trainable_len(), adam_config(cfg))?;
+    let mut progress = Progress::default();
+    if resume {
+        let state = checkpoint::read_state(out)?;
+        let diffs = cfg.mismatches(&state.config);
+        if !diffs.is_empty() {
+            return Err(Error::Config {
+                field: "resume",
+                reason: format!(
+                    "the checkpoint in {} was made with another config: {}",
+                    out.display(),
+                    diffs.join("; ")
+                ),
+            });
+        }
+        progress = checkpoint::load(ctx, out, &model, Some(&mut adam))?.progress;
+    } else if out.join(checkpoint::STATE_FILE).exists() {
+        return Err(Error::Config {
+            field: "out",
+            reason: format!(
+                "{} already holds a checkpoint: pass --resume to continue it, or choose another --out",
+                out.display()
+            ),
+        });
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::File {
+        path: out.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mnist = match cfg.task {
+        Task::Smnist => Some(load_mnist(cfg)?),
+        Task::Copying => None,
+    };
+    let mut history = Vec::new();
+    let started = Instant::now();
+    let base_seconds = progress.seconds;
+    for epoch in progress.epoch..cfg.epochs {
+        let train_loss = match cfg.task {
+            Task::Copying => {
+                copying_epoch(ctx, cfg, &model, &mut adam, epoch, &mut progress, reporter)?
+            }
+            Task::Smnist => smnist_epoch(
+                ctx,
+                cfg,
+                &model,
+                &mut adam,
+                epoch,
+                mnist.as_ref().expect("loaded"),
+                &mut progress,
+                reporter,
+            )?,
+        };
+        progress.epoch = epoch + 1;
+        progress.seconds = base_seconds + started.elapsed().as_secs_f64();
+        if progress.epoch % cfg.eval_every == 0 || progress.epoch == cfg.epochs {
+            let eval = match cfg.task {
+                Task::Copying => evaluate_copying(ctx, cfg, &model)?,
+                Task::Smnist => evaluate_smnist(
+                    ctx,
+                    cfg,
+                    &model,
+                    mnist.as_ref().expect("loaded"),
+                    &["val", "test"],
+                )?,
+            };
+            let record = EvalRecord {
+                epoch: progress.epoch,
+                step: progress.step,
+                seconds: progress.seconds,
+                train_loss,
+                eval,
+            };
+            append_metrics(&out.join("metrics.jsonl"), &record)?;
+            checkpoint::save(ctx, out, cfg, &model, &adam, &progress)?;
+            reporter.evaluated(&record);
+            history.push(record);
+        }
+    }
+    Ok(Summary { progress, history })
+}
+
+fn append_metrics(path: &PathBuf, record: &EvalRecord) -> Result<()> {
+    use std::io::Write;
+    let line = serde_json::to_string(record).map_err(|e| Error::File {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+    writeln!(f, "{line}").map_err(|e| Error::File {
+        path: path.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// One optimiser step on a batch; returns the loss tensor (read lazily) and the final state.
+#[allow(clippy::too_many_arguments)]
+fn train_step(
+    ctx: &Context,
+    model: &Model,
+    adam: &mut Adam,
+    tokens: &Tensor,
+    targets: &Tensor,
+    state: Option<(Tensor, Option<Tensor>)>,
+    seed: u32,
+    step: u64,
+) -> Result<(Tensor, (Tensor, Option<Tensor>))> {
+    model.store.zero_grads(ctx)?;
+    let mut tape = Tape::new();
+    // Steps of one sequence draw distinct masks: step0 advances by the sequence length.
+    let t_len = tokens.shape()[0] as u64;
+    let pass = Pass {
+        training: true,
+        seed,
+        step0: (step.wrapping_mul(t_len)) as u32,
+    };
+    let out = model.forward(ctx, &mut tape, tokens, state, pass)?;
+    let loss = tape.cross_entropy(ctx, out.logits, targets)?;
+    let value = tape.value(loss).clone();
+    tape.backward(ctx, loss)?;
+    adam.step(ctx, model.store.flat_values(), model.store.flat_grads())?;
+    Ok((value, (out.h_last, out.c_last)))
+}
+
+fn copying_epoch(
+    ctx: &Context,
+    cfg: &TrainConfig,
+    model: &Model,
+    adam: &mut Adam,
+    epoch: usize,
+    progress: &mut Progress,
+    reporter: &mut dyn Reporter,
+) -> Result<f64> {
+    let mut rng = epoch_rng(cfg.seed, epoch, 1);
+    // The authors regenerate a pool of batches each epoch and draw iterations from it.
+    let pool: Vec<data::CopyingBatch> = (0..cfg.pool)
+        .map(|_| data::copying_batch(&mut rng, cfg.train_len, cfg.batch))
+        .collect::<Result<_>>()?;
+    // The hidden state is zeroed at the start of an epoch and carried (detached) across batches.
+    let mut state = None;
+    let mut total = 0.0;
+    for it in 0..cfg.iterations {
+        let b = &pool[rng.below(cfg.pool as u64) as usize];
+        let x = tokens(ctx, b.t_len, b.batch, &b.inputs)?;
+        let y = Tensor::from_u32(ctx, &[b.t_len * b.batch], &b.targets)?;
+        let (loss, next) = train_step(
+            ctx,
+            model,
+            adam,
+            &x,
+            &y,
+            state,
+            cfg.seed as u32,
+            progress.step,
+        )?;
+        state = Some(next);
+        progress.step += 1;
+        let loss = loss.to_vec(ctx)?[0];
+        total += loss as f64;
+        reporter.step(epoch, it + 1, cfg.iterations, loss, cfg.batch);
+    }
+    Ok(total / cfg.iterations as f64)
+}
+
+/// Copying evaluation at the training gap and the test gap: loss over all positions and
+/// accuracy on the copied segment, over fixed batches (the same every evaluation).
+pub fn evaluate_copying(
+    ctx: &Context,
+    cfg: &TrainConfig,
+    model: &Model,
+) -> Result<Vec<EvalResult>> {
+    let mut results = Vec::new();
+    for t in [cfg.train_len, cfg.test_len] {
+        let split = "copy";
+        let mut rng = Rng::new(cfg.seed ^ 0xE7A1 ^ t as u64);
+        let (mut loss, mut correct, mut counted) = (0.0, 0usize, 0usize);
+        let batches = 4;
+        for _ in 0..batches {
+            let b = data::copying_batch(&mut rng, t, cfg.batch)?;
+            let x = tokens(ctx, b.t_len, b.batch, &b.inputs)?;
+            let y = Tensor::from_u32(ctx, &[b.t_len * b.batch], &b.targets)?;
+            let mut tape = Tape::untracked();
+            let out = model.forward(ctx, &mut tape, &x, None, Pass::default())?;
+            let l = tape.cross_entropy(ctx, out.logits, &y)?;
+            loss += tape.value(l).to_vec(ctx)?[0] as f64;
+            let logits = tape.value(out.logits).to_vec(ctx)?;
+            let classes = model.cfg.classes;
+            for pos in data::copying::copied_positions(t) {
+                for e in 0..b.batch {
+                    let row = pos * b.batch + e;
+                    let pred = argmax(&logits[row * classes..(row + 1) * classes]);
+                    correct += (pred as u32 == b.targets[row]) as usize;
+                    counted += 1;
+                }
+            }
+        }
+        results.push(EvalResult {
+            split: split.into(),
+            size: t,
+            loss: loss / batches as f64,
+            accuracy: correct as f64 / counted as f64,
+        });
+    }
+    Ok(results)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
+}
+
+/// The MNIST data of a run: the bundled subset unless `mnist_dir` is set, trimmed to `limit`.
+pub fn load_mnist(cfg: &TrainConfig) -> Result<data::Mnist> {
+    let dir = cfg
+        .mnist_dir
+        .clone()
+        .unwrap_or_else(data::bundled_mnist_dir);
+    let mut m = data::load_mnist(&dir)?;
+    if let Some(limit) = cfg.limit {
+        for split in [&mut m.train, &mut m.val, &mut m.test] {
+            let keep: Vec<usize> = (0..split.labels.len().min(limit)).collect();
+            split.images = split.images.select(&keep);
+            split.labels.truncate(keep.len());
+            split.source_indices.truncate(keep.len());
+        }
+    }
+    Ok(m)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn smnist_epoch(
+    ctx: &Context,
+    cfg: &TrainConfig,
+    model: &Model,
+    adam: &mut Adam,
+    epoch: usize,
+    mnist: &data::Mnist,
+    progress: &mut Progress,
+    reporter: &mut dyn Reporter,
+) -> Result<f64> {
+    let batches = SmnistBatches::new(&mnist.train, cfg.resolution, cfg.batch, Some(cfg.seed))?;
+    let n = batches.batches_per_epoch();
+    let mut total = 0.0;
+    for (i, b) in batches.epoch(epoch as u64).enumerate() {
+        let x = tokens(ctx, b.t_len, b.batch, &b.tokens)?;
+        let y = Tensor::from_u32(ctx, &[b.batch], &b.labels)?;
+        let (loss, _) = train_step(
+            ctx,
+            model,
+            adam,
+            &x,
+            &y,
+            None,
+            cfg.seed as u32,
+            progress.step,
+        )?;
+        progress.step += 1;
+        let loss = loss.to_vec(ctx)?[0];
+        total += loss as f64;
+        reporter.step(epoch, i + 1, n, loss, cfg.batch);
+    }
+    Ok(total / n.max(1) as f64)
+}
+
+/// sMNIST evaluation on `splits` at every evaluation resolution.
+pub fn evaluate_smnist(
+    ctx: &Context,
+    cfg: &TrainConfig,
+    model: &Model,
+    mnist: &data::Mnist,
+    splits: &[&str],
+) -> Result<Vec<EvalResult>> {
+    let mut results = Vec::new();
+    for &name in splits {
+        let split = match name {
+            "val" => &mnist.val,
+            "test" => &mnist.test,
+            "train" => &mnist.train,
+            other => {
+                return Err(Error::Config {
+                    field: "split",
+                    reason: format!("unknown split '{other}'"),
+                });
+            }
+        };
+        for &s in &cfg.eval_resolutions {
+            let batches = SmnistBatches::new(split, s, cfg.batch.min(split.labels.len()), None)?;
+            let (mut loss, mut correct, mut counted) = (0.0, 0usize, 0usize);
+            for b in batches.epoch(0) {
+                let x = tokens(ctx, b.t_len, b.batch, &b.tokens)?;
+                let y = Tensor::from_u32(ctx, &[b.batch], &b.labels)?;
+                let mut tape = Tape::untracked();
+                let out = model.forward(ctx, &mut tape, &x, None, Pass::default())?;
+                let l = tape.cross_entropy(ctx, out.logits, &y)?;
+                loss += tape.value(l).to_vec(ctx)?[0] as f64 * b.batch as f64;
+                let logits = tape.value(out.logits).to_vec(ctx)?;
+                for e in 0..b.batch {
+                    correct +=
+                        (argmax(&logits[e * 10..(e + 1) * 10]) as u32 == b.labels[e]) as usize;
+                }
+                counted += b.batch;
+            }
+            results.push(EvalResult {
+                split: name.into(),
+                size: s,
+                loss: loss / counted.max(1) as f64,
+                accuracy: correct as f64 / counted.max(1) as f64,
+            });
+        }
+    }
+    Ok(results)
+}

@@ -1,0 +1,165 @@
+//! The training loop: checkpoints round-trip, a resumed run equals an uninterrupted one, and bad
+//! checkpoints or mismatched configs are refused without touching anything.
+
+use std::path::PathBuf;
+
+use rims::Error;
+use rims::train::{self, Quiet, TrainConfig, checkpoint};
+
+use crate::common::ctx;
+
+fn tiny() -> TrainConfig {
+    TrainConfig {
+        mechanisms: 3,
+        active: 2,
+        hidden: 4,
+        embed: 4,
+        input_key: 4,
+        input_value: 4,
+        comm_heads: 1,
+        comm_key: 4,
+        comm_value: 4,
+        batch: 4,
+        epochs: 2,
+        iterations: 3,
+        pool: 5,
+        train_len: 2,
+        test_len: 3,
+        dropout: 0.2,
+        cell_dropout: 0.1,
+        ..TrainConfig::default()
+    }
+}
+
+fn dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rims-trainer-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let Some(ctx) = ctx() else { return };
+    let cfg = tiny();
+    let straight = dir("straight");
+    let a = train::train(ctx, &cfg, &straight, false, &mut Quiet).unwrap();
+    let split = dir("split");
+    let first = TrainConfig {
+        epochs: 1,
+        ..cfg.clone()
+    };
+    train::train(ctx, &first, &split, false, &mut Quiet).unwrap();
+    let b = train::train(ctx, &cfg, &split, true, &mut Quiet).unwrap();
+    assert_eq!(a.progress.step, b.progress.step);
+    assert_eq!(
+        a.history.last().unwrap().eval,
+        b.history.last().unwrap().eval
+    );
+    assert_eq!(
+        a.history.last().unwrap().train_loss,
+        b.history.last().unwrap().train_loss
+    );
+    let pa = std::fs::read(straight.join(checkpoint::MODEL_FILE)).unwrap();
+    let pb = std::fs::read(split.join(checkpoint::MODEL_FILE)).unwrap();
+    let (ta, tb) = (
+        safetensors::SafeTensors::deserialize(&pa).unwrap(),
+        safetensors::SafeTensors::deserialize(&pb).unwrap(),
+    );
+    let mut names = ta.names();
+    names.sort();
+    for name in names {
+        let same = ta.tensor(name).unwrap().data() == tb.tensor(name).unwrap().data();
+        assert!(
+            same,
+            "parameter {name} differs between the resumed and the uninterrupted run"
+        );
+    }
+    let lines = std::fs::read_to_string(split.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 2, "one metrics line per evaluation");
+    std::fs::remove_dir_all(&straight).unwrap();
+    std::fs::remove_dir_all(&split).unwrap();
+}
+
+#[test]
+fn refuses_mismatched_configs_and_bad_checkpoints_without_damage() {
+    let Some(ctx) = ctx() else { return };
+    let cfg = TrainConfig {
+        epochs: 1,
+        ..tiny()
+    };
+    let d = dir("refuse");
+    train::train(ctx, &cfg, &d, false, &mut Quiet).unwrap();
+    let before: Vec<Vec<u8>> = [
+        checkpoint::MODEL_FILE,
+        checkpoint::OPTIMIZER_FILE,
+        checkpoint::STATE_FILE,
+    ]
+    .iter()
+    .map(|f| std::fs::read(d.join(f)).unwrap())
+    .collect();
+    // Starting a new run over an existing checkpoint.
+    assert!(matches!(
+        train::train(ctx, &cfg, &d, false, &mut Quiet),
+        Err(Error::Config { field: "out", .. })
+    ));
+    // Resuming with another model size.
+    let other = TrainConfig {
+        hidden: 5,
+        epochs: 2,
+        ..cfg.clone()
+    };
+    let err = train::train(ctx, &other, &d, true, &mut Quiet).unwrap_err();
+    assert!(err.to_string().contains("hidden"), "{err}");
+    // A model file from another step (a crash between two renames).
+    let model = d.join(checkpoint::MODEL_FILE);
+    let good = std::fs::read(&model).unwrap();
+    let state = d.join(checkpoint::STATE_FILE);
+    let json = std::fs::read_to_string(&state)
+        .unwrap()
+        .replace("\"step\": 3", "\"step\": 4");
+    std::fs::write(&state, &json).unwrap();
+    let err = train::train(
+        ctx,
+        &TrainConfig {
+            epochs: 2,
+            ..cfg.clone()
+        },
+        &d,
+        true,
+        &mut Quiet,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::File { .. }), "{err}");
+    std::fs::write(&state, &before[2]).unwrap();
+    // A truncated model file.
+    std::fs::write(&model, &good[..good.len() / 2]).unwrap();
+    assert!(matches!(
+        train::train(
+            ctx,
+            &TrainConfig {
+                epochs: 2,
+                ..cfg.clone()
+            },
+            &d,
+            true,
+            &mut Quiet
+        ),
+        Err(Error::File { .. })
+    ));
+    std::fs::write(&model, &good).unwrap();
+    // Missing checkpoint.
+    assert!(matches!(
+        train::train(ctx, &cfg, &dir("missing"), true, &mut Quiet),
+        Err(Error::File { .. })
+    ));
+    let after: Vec<Vec<u8>> = [
+        checkpoint::MODEL_FILE,
+        checkpoint::OPTIMIZER_FILE,
+        checkpoint::STATE_FILE,
+    ]
+    .iter()
+    .map(|f| std::fs::read(d.join(f)).unwrap())
+    .collect();
+    assert_eq!(before, after, "refused runs leave the checkpoint as it was");
+    std::fs::remove_dir_all(&d).unwrap();
+}
