@@ -55,3 +55,165 @@ fn bad_flags_and_files_are_one_line_errors() {
     let (code, _, err) = rims(&["train", "--batch", "many"]);
     assert_eq!(code, 2, "usage errors exit with 2: {err}");
 }
+
+fn temp(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("rims-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write_f32(path: &std::path::Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
+    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, v)| {
+            (
+                n.to_string(),
+                s.clone(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views: Vec<_> = raw
+        .iter()
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn train_eval_infer_round_trip() {
+    let dir = temp("round-trip");
+    let run = dir.join("run");
+    let run_s = run.to_str().unwrap();
+    let tiny = [
+        "--mechanisms",
+        "3",
+        "--active",
+        "2",
+        "--hidden",
+        "4",
+        "--embed",
+        "4",
+        "--batch",
+        "4",
+        "--iterations",
+        "2",
+    ];
+    let mut args = vec!["train", "--out", run_s, "--epochs", "1"];
+    args.extend(tiny);
+    let (code, out, err) = rims(&args);
+    assert_eq!(code, 0, "train failed: {out}\n{err}");
+    assert!(out.contains("accuracy"), "{out}");
+    // A new run into the same directory is refused; the checkpoint is untouched.
+    let before = std::fs::read(run.join("model.safetensors")).unwrap();
+    let (code, _, err) = rims(&args);
+    assert_ne!(code, 0);
+    assert!(err.contains("--resume"), "{err}");
+    // Resume with a different size is refused.
+    let (code, _, err) = rims(&["train", "--resume", run_s, "--hidden", "5"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("hidden"), "{err}");
+    assert_eq!(
+        std::fs::read(run.join("model.safetensors")).unwrap(),
+        before
+    );
+    let (code, out, err) = rims(&["eval", "--checkpoint", run_s, "--lengths", "3,6"]);
+    assert_eq!(code, 0, "eval failed: {out}\n{err}");
+    assert!(out.contains("T=6"), "{out}");
+
+    // infer: x [T, B, D] with a mask override.
+    let (t, b, d, n, nh) = (3, 2, 4, 3, 12);
+    let input = dir.join("in.safetensors");
+    let mask: Vec<f32> = (0..t * b * n)
+        .map(|i| if i % 3 == 2 { 1.0 } else { 0.0 })
+        .collect();
+    write_f32(
+        &input,
+        &[
+            (
+                "x",
+                vec![t, b, d],
+                (0..t * b * d).map(|i| (i as f32 * 0.1).sin()).collect(),
+            ),
+            ("mask", vec![t, b, n], mask.clone()),
+        ],
+    );
+    let output = dir.join("out.safetensors");
+    let (code, out, err) = rims(&[
+        "infer",
+        "--checkpoint",
+        run_s,
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        output.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "infer failed: {out}\n{err}");
+    let bytes = std::fs::read(&output).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("h").unwrap().shape(), &[t, b, nh]);
+    assert_eq!(st.tensor("c").unwrap().shape(), &[t, b, nh]);
+    assert_eq!(st.tensor("logits").unwrap().shape(), &[t, b, 20]);
+    let got_mask: Vec<f32> = st
+        .tensor("mask")
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(got_mask, mask, "the override decides the masks");
+    // Bad inputs: wrong x shape, no input at all, a corrupt file.
+    write_f32(
+        &input,
+        &[("x", vec![t, b, d + 1], vec![0.0; t * b * (d + 1)])],
+    );
+    assert_one_line_error(
+        &[
+            "infer",
+            "--checkpoint",
+            run_s,
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            output.to_str().unwrap(),
+        ],
+        "must be",
+    );
+    write_f32(&input, &[("y", vec![1], vec![0.0])]);
+    assert_one_line_error(
+        &[
+            "infer",
+            "--checkpoint",
+            run_s,
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            output.to_str().unwrap(),
+        ],
+        "no input",
+    );
+    std::fs::write(&input, b"garbage").unwrap();
+    assert_one_line_error(
+        &[
+            "infer",
+            "--checkpoint",
+            run_s,
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            output.to_str().unwrap(),
+        ],
+        "safetensors",
+    );
+    // A corrupt checkpoint.
+    std::fs::write(run.join("train.json"), b"{").unwrap();
+    assert_one_line_error(&["eval", "--checkpoint", run_s], "not a valid checkpoint");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

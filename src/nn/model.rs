@@ -137,6 +137,18 @@ pub struct Model {
     rims: Rims,
 }
 
+/// Everything [`Model::run_features`] produces, per step.
+pub struct StepOutputs {
+    /// h_t [T, B, N·H].
+    pub h: Tensor,
+    /// c_t [T, B, N·H] (LSTM).
+    pub c: Option<Tensor>,
+    /// Masks [T, B, N].
+    pub masks: Tensor,
+    /// Decoder logits of every step [T, B, V].
+    pub logits: Tensor,
+}
+
 impl Model {
     /// A freshly initialised model (seeded).
     pub fn new(ctx: &Context, cfg: ModelConfig, seed: u64) -> Result<Self> {
@@ -144,6 +156,37 @@ impl Model {
         let store = ParamStore::new(ctx, &cfg.param_specs(), seed)?;
         let rims = Rims::new(cfg.rims.clone())?;
         Ok(Model { cfg, store, rims })
+    }
+
+    /// Inference on raw cell inputs x [T, B, D] (the embedding is skipped): every step's state,
+    /// mask and decoder logits, without dropout. `mask_override` [T, B, N] forces the masks.
+    pub fn run_features(
+        &self,
+        ctx: &Context,
+        x: &Tensor,
+        h0: Option<Tensor>,
+        c0: Option<Tensor>,
+        mask_override: Option<Tensor>,
+    ) -> Result<StepOutputs> {
+        let mut tape = Tape::untracked();
+        let xv = tape.constant(x.clone());
+        let opts = RimsOptions { mask_override, h0, c0, ..RimsOptions::default() };
+        let out = self.rims.forward(ctx, &mut tape, &self.store, xv, &opts)?;
+        let s = x.shape();
+        let (t_len, b) = (s[0], s[1]);
+        let nh = self.cfg.rims.mechanisms * self.cfg.rims.hidden;
+        let (dec_w, dec_b) = (tape.param(&self.store, "dec_w")?, tape.param(&self.store, "dec_b")?);
+        let logits = tape.matmul(ctx, out.h, dec_w, Some(dec_b))?;
+        let c = match &out.cells {
+            Some(c) => Some(c.slice_copy(ctx, b * nh, &[t_len, b, nh])?),
+            None => None,
+        };
+        Ok(StepOutputs { h: tape.value(out.h).clone(), c, masks: out.masks, logits: tape.value(logits).clone() })
+    }
+
+    /// Embeds tokens [T, B] (u32) as the cell input x [T, B, D] (no dropout).
+    pub fn embed(&self, ctx: &Context, tokens: &Tensor) -> Result<Tensor> {
+        crate::ops::embedding::forward(ctx, tokens, &self.store.value("embed")?)
     }
 
     /// Runs tokens [T, B] (u32, time-major). `state` is (h0, c0) to start from.

@@ -12,6 +12,7 @@ use rims::gpu::AdapterSummary;
 use rims::{Context, Error, Result};
 use serde_json::{Value, json};
 
+mod infer;
 mod train;
 
 /// Environment variables that steer adapter choice, in the order `rims info` shows them.
@@ -35,6 +36,8 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Evaluate a checkpoint.
     Eval(train::EvalArgs),
+    /// Run a checkpoint on an input sequence and write every step's state, mask and output.
+    Infer(infer::InferArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +64,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Info(args) => info(&args),
         Command::Train(args) => train::run_train(&args),
         Command::Eval(args) => train::run_eval(&args),
+        Command::Infer(args) => infer::run_infer(&args),
     }
 }
 
