@@ -16,6 +16,7 @@ pub mod rng;
 pub mod tape;
 pub mod tensor;
 pub mod train;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use gpu::{Context, DeviceRequest};

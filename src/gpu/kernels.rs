@@ -37,6 +37,7 @@ pub static SHADERS: &[(&str, &str)] = &[
     ("embedding", include_str!("../../shaders/embedding.wgsl")),
     ("matmul", include_str!("../../shaders/matmul.wgsl")),
     ("optim", include_str!("../../shaders/optim.wgsl")),
+    ("recurrent", include_str!("../../shaders/recurrent.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
 ];
 

@@ -3,8 +3,10 @@
 pub mod config;
 pub mod model;
 pub mod params;
+pub mod recurrent;
 pub mod rims;
 
 pub use config::{CellKind, RimsConfig};
 pub use params::{HostParams, Init, ParamSpec, ParamStore};
+pub use recurrent::{Recurrent, RecurrentOutput};
 pub use rims::{Rims, RimsOptions, RimsOutput};

@@ -170,18 +170,31 @@ impl Model {
     ) -> Result<StepOutputs> {
         let mut tape = Tape::untracked();
         let xv = tape.constant(x.clone());
-        let opts = RimsOptions { mask_override, h0, c0, ..RimsOptions::default() };
+        let opts = RimsOptions {
+            mask_override,
+            h0,
+            c0,
+            ..RimsOptions::default()
+        };
         let out = self.rims.forward(ctx, &mut tape, &self.store, xv, &opts)?;
         let s = x.shape();
         let (t_len, b) = (s[0], s[1]);
         let nh = self.cfg.rims.mechanisms * self.cfg.rims.hidden;
-        let (dec_w, dec_b) = (tape.param(&self.store, "dec_w")?, tape.param(&self.store, "dec_b")?);
+        let (dec_w, dec_b) = (
+            tape.param(&self.store, "dec_w")?,
+            tape.param(&self.store, "dec_b")?,
+        );
         let logits = tape.matmul(ctx, out.h, dec_w, Some(dec_b))?;
         let c = match &out.cells {
             Some(c) => Some(c.slice_copy(ctx, b * nh, &[t_len, b, nh])?),
             None => None,
         };
-        Ok(StepOutputs { h: tape.value(out.h).clone(), c, masks: out.masks, logits: tape.value(logits).clone() })
+        Ok(StepOutputs {
+            h: tape.value(out.h).clone(),
+            c,
+            masks: out.masks,
+            logits: tape.value(logits).clone(),
+        })
     }
 
     /// Embeds tokens [T, B] (u32) as the cell input x [T, B, D] (no dropout).

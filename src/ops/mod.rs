@@ -10,4 +10,5 @@ pub mod embedding;
 pub mod input_attention;
 pub mod matmul;
 pub mod merge;
+pub mod recurrent;
 pub mod reduce;

@@ -7,7 +7,9 @@ pub mod elementwise;
 pub mod embedding;
 pub mod matmul;
 pub mod optim;
+pub mod recurrent;
 pub mod reduce;
+pub mod rims;
 
 /// Central finite differences of a scalar function, for checking gradients: returns
 /// d f / d x_i for every i, with step `h`.

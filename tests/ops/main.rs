@@ -12,6 +12,7 @@ mod matmul;
 mod model;
 mod optim;
 mod params;
+mod recurrent;
 mod reduce;
 mod rims;
 mod train;

@@ -1,6 +1,6 @@
 //! `rims`: the command-line front end of the engine.
 //!
-//! One subcommand per job: `info`, `train`, `eval` (infer, bench, verify and viz join
+//! One subcommand per job: `info`, `train`, `eval`, `infer`, `verify` (bench and viz join
 //! [`Command`] as they are built). Every failure ends the process with a nonzero exit code and
 //! a one-line `error: ...` on stderr; nothing here panics on user input.
 
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 mod infer;
 mod train;
+mod verify;
 
 /// Environment variables that steer adapter choice, in the order `rims info` shows them.
 const ENV_VARS: [&str; 2] = ["RIMS_ADAPTER", "RIMS_BACKEND"];
@@ -38,6 +39,8 @@ enum Command {
     Eval(train::EvalArgs),
     /// Run a checkpoint on an input sequence and write every step's state, mask and output.
     Infer(infer::InferArgs),
+    /// Compare the GPU with the f64 reference on several RIMs configurations.
+    Verify(verify::VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +68,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run_train(&args),
         Command::Eval(args) => train::run_eval(&args),
         Command::Infer(args) => infer::run_infer(&args),
+        Command::Verify(args) => verify::run_verify(&args),
     }
 }
 

@@ -1,0 +1,149 @@
+// Dense LSTM and GRU sequence layers (the paper's baselines): the gates of one time step,
+// forward and backward, after the products. One thread per (batch row, hidden unit).
+// Gate blocks of H columns: LSTM [i, f, g, o], GRU [r, z, n] (PyTorch's order).
+// Layouts: gates [T, B, G*H]: x·Wx + bx for every step (LSTM: plus the step's h·Wh + bh,
+// accumulated by its product), overwritten by the step's post-activation gates;
+// gh [T, B, G*H] (GRU): h·Wh + bh; hs, cs [T+1, B, H] (the state before step t at index t).
+// Backward: dy [T, B, H] the incoming gradient of every h_t; dh, dc [B, H] the gradients carried
+// to the previous state; dz [T, B, G*H] (LSTM, dzx = dzh) or [2, T, B, G*H] (GRU: dzx, dzh).
+
+//#include common
+
+struct Params {
+    batch: u32, h: u32, t: u32,
+    plane: u32,  // elements of one plane of dz (T*B*G*H); GRU only
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+// Forward.
+@group(0) @binding(1) var<storage, read_write> gates: array<f32>;
+@group(0) @binding(2) var<storage, read> gh: array<f32>;
+@group(0) @binding(3) var<storage, read_write> hs: array<f32>;
+@group(0) @binding(4) var<storage, read_write> cs: array<f32>;
+// Backward.
+@group(0) @binding(5) var<storage, read> act: array<f32>;
+@group(0) @binding(6) var<storage, read> gh_in: array<f32>;
+@group(0) @binding(7) var<storage, read> hs_in: array<f32>;
+@group(0) @binding(8) var<storage, read> cs_in: array<f32>;
+@group(0) @binding(9) var<storage, read> dy: array<f32>;
+@group(0) @binding(10) var<storage, read_write> dh: array<f32>;
+@group(0) @binding(11) var<storage, read_write> dc: array<f32>;
+@group(0) @binding(12) var<storage, read_write> dz: array<f32>;
+
+const WG: u32 = 64u;
+
+struct Site {
+    ok: bool,
+    unit: u32,  // index into a [B, H] state (add t*B*H for step t)
+    gate: u32,  // index of gate block 0 of this unit at step t in a [T, B, G*H] tensor
+}
+
+fn site(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, g: u32) -> Site {
+    var s: Site;
+    let flat = (wid.x + wid.y * nwg.x) * WG + lid;
+    s.ok = flat < p.batch * p.h;
+    s.unit = flat;
+    let b = flat / p.h;
+    let r = flat % p.h;
+    s.gate = (p.t * p.batch + b) * g * p.h + r;
+    return s;
+}
+
+@compute @workgroup_size(WG)
+fn lstm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let s = site(wid, nwg, lid, 4u);
+    if (!s.ok) {
+        return;
+    }
+    let h = p.h;
+    let bh = p.batch * p.h;
+    let g0 = s.gate;
+    let ig = sigmoid(gates[g0]);
+    let fg = sigmoid(gates[g0 + h]);
+    let gg = safe_tanh(gates[g0 + 2u * h]);
+    let og = sigmoid(gates[g0 + 3u * h]);
+    let c_new = fg * cs[p.t * bh + s.unit] + ig * gg;
+    gates[g0] = ig;
+    gates[g0 + h] = fg;
+    gates[g0 + 2u * h] = gg;
+    gates[g0 + 3u * h] = og;
+    cs[(p.t + 1u) * bh + s.unit] = c_new;
+    hs[(p.t + 1u) * bh + s.unit] = og * safe_tanh(c_new);
+}
+
+@compute @workgroup_size(WG)
+fn gru_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let s = site(wid, nwg, lid, 3u);
+    if (!s.ok) {
+        return;
+    }
+    let h = p.h;
+    let bh = p.batch * p.h;
+    let g0 = s.gate;
+    let rg = sigmoid(gates[g0] + gh[g0]);
+    let zg = sigmoid(gates[g0 + h] + gh[g0 + h]);
+    let ng = safe_tanh(gates[g0 + 2u * h] + rg * gh[g0 + 2u * h]);
+    gates[g0] = rg;
+    gates[g0 + h] = zg;
+    gates[g0 + 2u * h] = ng;
+    hs[(p.t + 1u) * bh + s.unit] = (1.0 - zg) * ng + zg * hs[p.t * bh + s.unit];
+}
+
+// dz of step t from the gradient of h_t (dy plus the carried dh) and of c_t (the carried dc);
+// dc becomes the gradient of c_{t-1}. The step's product then writes dh = dz·Whᵀ.
+@compute @workgroup_size(WG)
+fn lstm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let s = site(wid, nwg, lid, 4u);
+    if (!s.ok) {
+        return;
+    }
+    let h = p.h;
+    let bh = p.batch * p.h;
+    let g0 = s.gate;
+    let dh_new = dy[p.t * bh + s.unit] + dh[s.unit];
+    let ig = act[g0];
+    let fg = act[g0 + h];
+    let gg = act[g0 + 2u * h];
+    let og = act[g0 + 3u * h];
+    let tc = safe_tanh(cs_in[(p.t + 1u) * bh + s.unit]);
+    let c_prev = cs_in[p.t * bh + s.unit];
+    let dc_tot = dc[s.unit] + dh_new * og * (1.0 - tc * tc);
+    dz[g0] = dc_tot * gg * ig * (1.0 - ig);
+    dz[g0 + h] = dc_tot * c_prev * fg * (1.0 - fg);
+    dz[g0 + 2u * h] = dc_tot * ig * (1.0 - gg * gg);
+    dz[g0 + 3u * h] = dh_new * tc * og * (1.0 - og);
+    dc[s.unit] = dc_tot * fg;
+}
+
+// dzx and dzh of step t (they differ in the n block: dzh_n = dzx_n ⊙ r); dh becomes the direct
+// part of the gradient of h_{t-1} (dh_t ⊙ z), to which the step's product adds dzh·Whᵀ.
+@compute @workgroup_size(WG)
+fn gru_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let s = site(wid, nwg, lid, 3u);
+    if (!s.ok) {
+        return;
+    }
+    let h = p.h;
+    let bh = p.batch * p.h;
+    let g0 = s.gate;
+    let dh_new = dy[p.t * bh + s.unit] + dh[s.unit];
+    let rg = act[g0];
+    let zg = act[g0 + h];
+    let ng = act[g0 + 2u * h];
+    let ghn = gh_in[g0 + 2u * h];
+    let h_prev = hs_in[p.t * bh + s.unit];
+    let dn = dh_new * (1.0 - zg) * (1.0 - ng * ng);
+    let dzg = dh_new * (h_prev - ng) * zg * (1.0 - zg);
+    let dr = dn * ghn * rg * (1.0 - rg);
+    dz[g0] = dr;
+    dz[g0 + h] = dzg;
+    dz[g0 + 2u * h] = dn;
+    dz[p.plane + g0] = dr;
+    dz[p.plane + g0 + h] = dzg;
+    dz[p.plane + g0 + 2u * h] = dn * rg;
+    dh[s.unit] = dh_new * zg;
+}

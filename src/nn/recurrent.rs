@@ -1,0 +1,437 @@
+//! Dense LSTM and GRU sequence layers, the paper's baselines, on the same engine as RIMs: a
+//! [T, B, D] input runs through PyTorch's LSTMCell or GRUCell (gate orders [i, f, g, o] and
+//! [r, z, n]), recorded as ONE tape node for the whole sequence. Oracle: `reference::recurrent`;
+//! gate kernels: `ops::recurrent`.
+//!
+//! Forward: x·Wx + bx for every step is one product over all T·B rows before the loop; per step
+//! one product h·Wh + bh (LSTM: accumulated onto the step's x·Wx + bx) and one gate kernel that
+//! writes h_t (and c_t) straight into the [T+1, B, H] state buffers: 2 dispatches per step.
+//! Backward per step: one gate kernel (dz of the step and the carried gradients) and one
+//! product dh_{t-1} (+)= dzh·Whᵀ: 2 dispatches (1 at t = 0). The weight and bias gradients and
+//! dx are single products over all T·B rows after the loop.
+
+use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::nn::config::CellKind;
+use crate::nn::params::{Init, ParamSpec, ParamStore};
+use crate::ops::elementwise;
+use crate::ops::matmul::{self, Gemm, MatView};
+use crate::ops::recurrent::{self, Dims};
+use crate::tape::{Backward, Grads, Tape, Var};
+use crate::tensor::{DType, Tensor, VIEW_ALIGN};
+
+/// A dense LSTM or GRU layer of `hidden` units over inputs of `input` features. Parameters
+/// live in a [`ParamStore`] under the names of [`Recurrent::param_specs`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recurrent {
+    pub kind: CellKind,
+    /// D: input features.
+    pub input: usize,
+    /// H: hidden units.
+    pub hidden: usize,
+}
+
+/// What [`Recurrent::forward`] returns.
+pub struct RecurrentOutput {
+    /// h_t for every step, [T, B, H] (on the tape).
+    pub h: Var,
+    /// Every state, [T+1, B, H] (h_0 first).
+    pub states: Tensor,
+    /// Every cell state for LSTM, [T+1, B, H] (c_0 first); None for GRU.
+    pub cells: Option<Tensor>,
+}
+
+fn mv(offset: usize, row_stride: usize, col_stride: usize) -> MatView {
+    MatView {
+        offset,
+        batch_stride: 0,
+        row_stride,
+        col_stride,
+        inner_stride: 0,
+    }
+}
+
+/// One (non-batched) product C (+)= A·B (+ bias) over views.
+fn product(
+    ctx: &Context,
+    (m, n, k): (usize, usize, usize),
+    a: (&Tensor, MatView),
+    b: (&Tensor, MatView),
+    c: (&Tensor, MatView),
+    bias: Option<(&Tensor, MatView)>,
+    accumulate: bool,
+) -> Result<()> {
+    let g = Gemm {
+        batch: 1,
+        inner: 1,
+        m,
+        n,
+        k,
+        a: a.1,
+        b: b.1,
+        c: c.1,
+        bias: bias.map(|x| x.1),
+        accumulate,
+    };
+    matmul::gemm(ctx, &g, a.0, b.0, bias.map(|x| x.0), c.0)
+}
+
+/// Where the layer's parameters start in the store's flat buffers.
+#[derive(Clone, Copy, Debug)]
+struct Offsets {
+    wx: usize,
+    wh: usize,
+    bx: usize,
+    bh: usize,
+}
+
+impl Recurrent {
+    /// A layer, checked.
+    pub fn new(kind: CellKind, input: usize, hidden: usize) -> Result<Self> {
+        let layer = Recurrent {
+            kind,
+            input,
+            hidden,
+        };
+        layer.validate()?;
+        Ok(layer)
+    }
+
+    /// Errors for zero sizes.
+    pub fn validate(&self) -> Result<()> {
+        if self.input == 0 {
+            return Err(Error::Config {
+                field: "input",
+                reason: "a recurrent layer needs at least one input feature".into(),
+            });
+        }
+        if self.hidden == 0 {
+            return Err(Error::Config {
+                field: "hidden",
+                reason: "a recurrent layer needs at least one hidden unit".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// G·H: 4H for LSTM, 3H for GRU.
+    pub fn gate_width(&self) -> usize {
+        self.kind.gates() * self.hidden
+    }
+
+    /// The parameters `<prefix>wx` [D, G·H], `<prefix>wh` [H, G·H], `<prefix>bx` [G·H] and
+    /// `<prefix>bh` [G·H] (weights stored [in, out]), initialised U(±1/√H) like PyTorch's.
+    /// The biases are adjacent so that one product computes both gradients.
+    pub fn param_specs(&self, prefix: &str) -> Vec<ParamSpec> {
+        let (d, h, gw) = (self.input, self.hidden, self.gate_width());
+        let k = 1.0 / (h.max(1) as f32).sqrt();
+        let init = Init::Uniform(-k, k);
+        vec![
+            ParamSpec::new(&format!("{prefix}wx"), &[d, gw], init),
+            ParamSpec::new(&format!("{prefix}wh"), &[h, gw], init),
+            ParamSpec::new(&format!("{prefix}bx"), &[gw], init),
+            ParamSpec::new(&format!("{prefix}bh"), &[gw], init),
+        ]
+    }
+
+    fn offsets(&self, store: &ParamStore, prefix: &str) -> Result<Offsets> {
+        for spec in self.param_specs(prefix) {
+            let shape = store.shape(&spec.name)?;
+            if shape != spec.shape.as_slice() {
+                return Err(Error::Config {
+                    field: "params",
+                    reason: format!(
+                        "'{}' has shape {shape:?}, the layer needs {:?}",
+                        spec.name, spec.shape
+                    ),
+                });
+            }
+        }
+        let o = |n: &str| store.offset(&format!("{prefix}{n}"));
+        Ok(Offsets {
+            wx: o("wx")?,
+            wh: o("wh")?,
+            bx: o("bx")?,
+            bh: o("bh")?,
+        })
+    }
+
+    /// Runs the whole sequence `x` [T, B, D] from `h0` (and, LSTM, `c0`), both [B, H] or
+    /// zeros when None. Recorded on `tape` as one node whose backward accumulates the
+    /// parameters' gradients into `store`'s flat gradient buffer and, if `x` wants one, adds
+    /// dx. Everything is checked before anything is recorded.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        ctx: &Context,
+        tape: &mut Tape,
+        store: &ParamStore,
+        x: Var,
+        prefix: &str,
+        h0: Option<Tensor>,
+        c0: Option<Tensor>,
+    ) -> Result<RecurrentOutput> {
+        const OP: &str = "recurrent";
+        self.validate()?;
+        let xt = tape.value(x).clone();
+        xt.expect_dtype(OP, DType::F32)?;
+        let xs = xt.shape();
+        if xs.len() != 3 || xs[2] != self.input || xs[0] == 0 || xs[1] == 0 {
+            return Err(Error::shape(
+                OP,
+                format!("x must be [T, B, {}] with T, B > 0, got {xs:?}", self.input),
+            ));
+        }
+        let (t_len, b, h, d) = (xs[0], xs[1], self.hidden, self.input);
+        let dims = Dims {
+            kind: self.kind,
+            steps: t_len,
+            batch: b,
+            hidden: h,
+        };
+        dims.validate(OP)?;
+        let lstm = self.kind == CellKind::Lstm;
+        if c0.is_some() && !lstm {
+            return Err(Error::invalid(OP, "c0 is only for LSTM layers"));
+        }
+        for (name, s) in [("h0", &h0), ("c0", &c0)] {
+            if let Some(s) = s {
+                s.expect_dtype(OP, DType::F32)?;
+                if s.len() != b * h {
+                    return Err(Error::shape(
+                        OP,
+                        format!(
+                            "{name} must have B·H = {} values, got {:?}",
+                            b * h,
+                            s.shape()
+                        ),
+                    ));
+                }
+            }
+        }
+        let off = self.offsets(store, prefix)?;
+        let pv = store.flat_values();
+        let gw = self.gate_width();
+        let rows = t_len * b;
+
+        // The states: row 0 is h_0 (c_0), the gate kernel of step t writes row t+1.
+        let initial = |given: Option<Tensor>| -> Result<Tensor> {
+            let s = Tensor::uninit(ctx, &[t_len + 1, b, h])?;
+            match given {
+                Some(v) => s.copy_from(ctx, &v, 0)?,
+                None => elementwise::fill(ctx, &s.view(0, &[b, h])?, 0.0)?,
+            }
+            Ok(s)
+        };
+        let hs = initial(h0)?;
+        let cs = if lstm { Some(initial(c0)?) } else { None };
+        // x·Wx + bx for every step; the gate kernels overwrite it with the activations.
+        let gates = Tensor::uninit(ctx, &[t_len, b, gw])?;
+        product(
+            ctx,
+            (rows, gw, d),
+            (&xt, mv(0, d, 1)),
+            (pv, mv(off.wx, gw, 1)),
+            (&gates, mv(0, gw, 1)),
+            Some((pv, mv(off.bx, 0, 1))),
+            false,
+        )?;
+        // GRU keeps h·Wh + bh apart (r multiplies its n block); LSTM adds it to the gates.
+        let gh = if lstm {
+            None
+        } else {
+            Some(Tensor::uninit(ctx, &[t_len, b, gw])?)
+        };
+        for t in 0..t_len {
+            product(
+                ctx,
+                (b, gw, h),
+                (&hs, mv(t * b * h, h, 1)),
+                (pv, mv(off.wh, gw, 1)),
+                (gh.as_ref().unwrap_or(&gates), mv(t * b * gw, gw, 1)),
+                Some((pv, mv(off.bh, 0, 1))),
+                lstm,
+            )?;
+            let f = recurrent::Forward {
+                gates: &gates,
+                gh: gh.as_ref(),
+                hs: &hs,
+                cs: cs.as_ref(),
+            };
+            recurrent::forward(ctx, dims, t, &f)?;
+        }
+        // h_1..h_T: a view of the states when it can start there, else one copy.
+        let out = if (b * h).is_multiple_of(VIEW_ALIGN) {
+            hs.view(b * h, &[t_len, b, h])?
+        } else {
+            hs.slice_copy(ctx, b * h, &[t_len, b, h])?
+        };
+        let node = RecurrentNode {
+            dims,
+            input: d,
+            off,
+            x,
+            xt,
+            gates,
+            gh,
+            hs: hs.clone(),
+            cs: cs.clone(),
+            pv: pv.clone(),
+            pg: store.flat_grads().clone(),
+        };
+        let hv = tape.record_always(out, Box::new(node));
+        Ok(RecurrentOutput {
+            h: hv,
+            states: hs,
+            cells: cs,
+        })
+    }
+}
+
+/// The tape node of a whole sequence: what the backward reads.
+struct RecurrentNode {
+    dims: Dims,
+    input: usize,
+    off: Offsets,
+    x: Var,
+    xt: Tensor,
+    /// Post-activation gates [T, B, G·H].
+    gates: Tensor,
+    /// GRU: h·Wh + bh [T, B, G·H].
+    gh: Option<Tensor>,
+    hs: Tensor,
+    cs: Option<Tensor>,
+    pv: Tensor,
+    pg: Tensor,
+}
+
+impl Backward for RecurrentNode {
+    fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
+        const OP: &str = "recurrent.backward";
+        let RecurrentNode {
+            dims,
+            input: d,
+            off,
+            x,
+            xt,
+            gates,
+            gh,
+            hs,
+            cs,
+            pv,
+            pg,
+        } = *self;
+        let (t_len, b, h) = (dims.steps, dims.batch, dims.hidden);
+        let gw = dims.gate_width();
+        let rows = t_len * b;
+        if g.len() != rows * h {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "the gradient of h must have T·B·H = {} values, got {:?}",
+                    rows * h,
+                    g.shape()
+                ),
+            ));
+        }
+        let lstm = dims.kind == CellKind::Lstm;
+        let dh = Tensor::zeros(ctx, &[b, h])?;
+        let dc = if lstm {
+            Some(Tensor::zeros(ctx, &[b, h])?)
+        } else {
+            None
+        };
+        let dz = Tensor::uninit(ctx, &[dims.dz_planes(), t_len, b, gw])?;
+        // The dzh plane: the same as dzx for LSTM.
+        let dzh = (dims.dz_planes() - 1) * dims.plane();
+        for t in (0..t_len).rev() {
+            let step = recurrent::Backward {
+                act: &gates,
+                gh: gh.as_ref(),
+                hs: &hs,
+                cs: cs.as_ref(),
+                dy: &g,
+                dh: &dh,
+                dc: dc.as_ref(),
+                dz: &dz,
+            };
+            recurrent::backward(ctx, dims, t, &step)?;
+            // dh_{t-1} (+)= dzh_t·Whᵀ; nothing wants dh_0 (h_0 is not on the tape).
+            if t > 0 {
+                product(
+                    ctx,
+                    (b, h, gw),
+                    (&dz, mv(dzh + t * b * gw, gw, 1)),
+                    (&pv, mv(off.wh, gw, 1).t()),
+                    (&dh, mv(0, h, 1)),
+                    None,
+                    !lstm,
+                )?;
+            }
+        }
+        // Wx += xᵀ·dzx and Wh += h_{t-1}ᵀ·dzh over all T·B rows.
+        product(
+            ctx,
+            (d, gw, rows),
+            (&xt, mv(0, 1, d)),
+            (&dz, mv(0, gw, 1)),
+            (&pg, mv(off.wx, gw, 1)),
+            None,
+            true,
+        )?;
+        product(
+            ctx,
+            (h, gw, rows),
+            (&hs, mv(0, 1, h)),
+            (&dz, mv(dzh, gw, 1)),
+            (&pg, mv(off.wh, gw, 1)),
+            None,
+            true,
+        )?;
+        // bx += Σ dzx and bh += Σ dzh: products with a row of ones, both in one when bh
+        // follows bx in the store.
+        let ones = Tensor::full(ctx, &[rows], 1.0)?;
+        let sums = |plane: usize, target: usize, inner: usize, stride: usize| {
+            let g = Gemm {
+                batch: 1,
+                inner,
+                m: 1,
+                n: gw,
+                k: rows,
+                a: mv(0, rows, 1),
+                b: MatView {
+                    inner_stride: dzh,
+                    ..mv(plane, gw, 1)
+                },
+                c: MatView {
+                    inner_stride: stride,
+                    ..mv(target, gw, 1)
+                },
+                bias: None,
+                accumulate: true,
+            };
+            matmul::gemm(ctx, &g, &ones, &dz, None, &pg)
+        };
+        if off.bh > off.bx {
+            sums(0, off.bx, 2, off.bh - off.bx)?;
+        } else {
+            sums(0, off.bx, 1, 0)?;
+            sums(dzh, off.bh, 1, 0)?;
+        }
+        if grads.wants(x) {
+            // dx = dzx·Wxᵀ over all T·B rows.
+            let dx = Tensor::uninit(ctx, &[t_len, b, d])?;
+            product(
+                ctx,
+                (rows, d, gw),
+                (&dz, mv(0, gw, 1)),
+                (&pv, mv(off.wx, gw, 1).t()),
+                (&dx, mv(0, d, 1)),
+                None,
+                false,
+            )?;
+            grads.add(ctx, x, dx)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,505 @@
+//! f64 oracle for the recurrent cells: the one-row LSTM/GRU update that every RIMs mechanism
+//! runs (`rims-spec.md` §1.4), and plain dense LSTM and GRU layers built from it (the paper's
+//! baselines).
+//!
+//! Gate orders are PyTorch's: LSTM [i, f, g, o], GRU [r, z, n], each a block of H columns of
+//! the [in, G·H] weights. LSTM: z = x·wx + bx + h·wh + bh, c' = σ(f)⊙c + σ(i)⊙tanh(g),
+//! h' = σ(o)⊙tanh(c'). GRU: gi = x·wx + bx, gh = h·wh + bh, r = σ(gi_r + gh_r),
+//! z = σ(gi_z + gh_z), n = tanh(gi_n + r⊙gh_n), h' = (1 − z)⊙n + z⊙h.
+
+// Index loops spell out the formulas; they are the point of this file.
+#![allow(clippy::needless_range_loop)]
+
+use crate::nn::config::CellKind;
+use crate::reference::elementwise::sigmoid;
+use crate::rng::Rng;
+
+/// The weights of one cell: wx [in, G·H], wh [H, G·H], bx [G·H], bh [G·H].
+#[derive(Clone, Copy, Debug)]
+pub struct CellWeights<'a> {
+    pub wx: &'a [f64],
+    pub wh: &'a [f64],
+    pub bx: &'a [f64],
+    pub bh: &'a [f64],
+}
+
+/// Gradient accumulators of one cell, same shapes as [`CellWeights`] (added to).
+#[derive(Debug)]
+pub struct CellGrads<'a> {
+    pub wx: &'a mut [f64],
+    pub wh: &'a mut [f64],
+    pub bx: &'a mut [f64],
+    pub bh: &'a mut [f64],
+}
+
+/// What one cell update produces for one row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellOut {
+    /// Post-activation gates [G·H]: LSTM [σ(i), σ(f), tanh(g), σ(o)], GRU [r, z, n].
+    pub gates: Vec<f64>,
+    /// GRU only: gh_n = h·wh_n + bh_n [H] (empty for LSTM).
+    pub ghn: Vec<f64>,
+    /// LSTM only: the new cell state c' [H] (empty for GRU).
+    pub c: Vec<f64>,
+    /// The new hidden state h' [H].
+    pub h: Vec<f64>,
+}
+
+/// What [`cell_backward`] reads from the forward (slices of a [`CellOut`] or of stored copies).
+#[derive(Clone, Copy, Debug)]
+pub struct CellSaved<'a> {
+    pub gates: &'a [f64],
+    pub ghn: &'a [f64],
+    pub c: &'a [f64],
+}
+
+impl CellOut {
+    pub fn saved(&self) -> CellSaved<'_> {
+        CellSaved {
+            gates: &self.gates,
+            ghn: &self.ghn,
+            c: &self.c,
+        }
+    }
+}
+
+/// x·w + b for one row: x [in], w [in, out], b [out].
+fn affine(x: &[f64], w: &[f64], b: &[f64], out: usize) -> Vec<f64> {
+    let mut y = b[..out].to_vec();
+    for (k, &xk) in x.iter().enumerate() {
+        for (j, yj) in y.iter_mut().enumerate() {
+            *yj += xk * w[k * out + j];
+        }
+    }
+    y
+}
+
+/// One cell update of one row: input x [in], state h [H] and (LSTM) c [H]; `c` is ignored for
+/// GRU (it may be empty).
+pub fn cell_forward(kind: CellKind, w: &CellWeights, x: &[f64], h: &[f64], c: &[f64]) -> CellOut {
+    let hd = h.len();
+    let gh = kind.gates() * hd;
+    let zx = affine(x, w.wx, w.bx, gh);
+    let zh = affine(h, w.wh, w.bh, gh);
+    match kind {
+        CellKind::Lstm => {
+            let mut gates = vec![0.0; gh];
+            let mut c_new = vec![0.0; hd];
+            let mut h_new = vec![0.0; hd];
+            for r in 0..hd {
+                let i = sigmoid(zx[r] + zh[r]);
+                let f = sigmoid(zx[hd + r] + zh[hd + r]);
+                let g = (zx[2 * hd + r] + zh[2 * hd + r]).tanh();
+                let o = sigmoid(zx[3 * hd + r] + zh[3 * hd + r]);
+                gates[r] = i;
+                gates[hd + r] = f;
+                gates[2 * hd + r] = g;
+                gates[3 * hd + r] = o;
+                c_new[r] = f * c[r] + i * g;
+                h_new[r] = o * c_new[r].tanh();
+            }
+            CellOut {
+                gates,
+                ghn: Vec::new(),
+                c: c_new,
+                h: h_new,
+            }
+        }
+        CellKind::Gru => {
+            let mut gates = vec![0.0; gh];
+            let mut ghn = vec![0.0; hd];
+            let mut h_new = vec![0.0; hd];
+            for j in 0..hd {
+                let r = sigmoid(zx[j] + zh[j]);
+                let z = sigmoid(zx[hd + j] + zh[hd + j]);
+                ghn[j] = zh[2 * hd + j];
+                let n = (zx[2 * hd + j] + r * ghn[j]).tanh();
+                gates[j] = r;
+                gates[hd + j] = z;
+                gates[2 * hd + j] = n;
+                h_new[j] = (1.0 - z) * n + z * h[j];
+            }
+            CellOut {
+                gates,
+                ghn,
+                c: Vec::new(),
+                h: h_new,
+            }
+        }
+    }
+}
+
+/// Backward of [`cell_forward`] for one row, given the gradients `dh_new` of h' and (LSTM)
+/// `dc_new` of c'. Adds the weight gradients to `g` and the input/state gradients to `dx`
+/// [in], `dh` [H] and (LSTM) `dc` [H]. For GRU `c`, `dc_new` and `dc` are ignored.
+#[allow(clippy::too_many_arguments)]
+pub fn cell_backward(
+    kind: CellKind,
+    w: &CellWeights,
+    x: &[f64],
+    h: &[f64],
+    c: &[f64],
+    saved: &CellSaved,
+    dh_new: &[f64],
+    dc_new: &[f64],
+    g: &mut CellGrads,
+    dx: &mut [f64],
+    dh: &mut [f64],
+    dc: &mut [f64],
+) {
+    let hd = h.len();
+    let gh = kind.gates() * hd;
+    let s = saved.gates;
+    // Gradients of the pre-activations of x·wx + bx (dzx) and h·wh + bh (dzh).
+    let mut dzx = vec![0.0; gh];
+    let mut dzh = vec![0.0; gh];
+    match kind {
+        CellKind::Lstm => {
+            for r in 0..hd {
+                let (i, f, gg, o) = (s[r], s[hd + r], s[2 * hd + r], s[3 * hd + r]);
+                let tc = saved.c[r].tanh();
+                let d_o = dh_new[r] * tc;
+                let dc_tot = dc_new[r] + dh_new[r] * o * (1.0 - tc * tc);
+                let di = dc_tot * gg;
+                let df = dc_tot * c[r];
+                let dg = dc_tot * i;
+                dc[r] += dc_tot * f;
+                dzx[r] = di * i * (1.0 - i);
+                dzx[hd + r] = df * f * (1.0 - f);
+                dzx[2 * hd + r] = dg * (1.0 - gg * gg);
+                dzx[3 * hd + r] = d_o * o * (1.0 - o);
+            }
+            dzh.copy_from_slice(&dzx);
+        }
+        CellKind::Gru => {
+            for j in 0..hd {
+                let (r, z, n) = (s[j], s[hd + j], s[2 * hd + j]);
+                let dn_pre = dh_new[j] * (1.0 - z) * (1.0 - n * n);
+                let dz_pre = dh_new[j] * (h[j] - n) * z * (1.0 - z);
+                let dr_pre = dn_pre * saved.ghn[j] * r * (1.0 - r);
+                dh[j] += dh_new[j] * z;
+                dzx[j] = dr_pre;
+                dzx[hd + j] = dz_pre;
+                dzx[2 * hd + j] = dn_pre;
+                dzh[j] = dr_pre;
+                dzh[hd + j] = dz_pre;
+                dzh[2 * hd + j] = dn_pre * r;
+            }
+        }
+    }
+    for col in 0..gh {
+        g.bx[col] += dzx[col];
+        g.bh[col] += dzh[col];
+    }
+    for (k, &xk) in x.iter().enumerate() {
+        for col in 0..gh {
+            g.wx[k * gh + col] += xk * dzx[col];
+            dx[k] += dzx[col] * w.wx[k * gh + col];
+        }
+    }
+    for (k, &hk) in h.iter().enumerate() {
+        for col in 0..gh {
+            g.wh[k * gh + col] += hk * dzh[col];
+            dh[k] += dzh[col] * w.wh[k * gh + col];
+        }
+    }
+}
+
+/// Sizes of a dense recurrent layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecurrentConfig {
+    pub cell: CellKind,
+    /// D: input size.
+    pub input: usize,
+    /// H: hidden size.
+    pub hidden: usize,
+}
+
+impl RecurrentConfig {
+    /// G·H.
+    pub fn gate_width(&self) -> usize {
+        self.cell.gates() * self.hidden
+    }
+}
+
+/// The parameters of a dense layer: wx [D, G·H], wh [H, G·H], bx [G·H], bh [G·H].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecurrentParams {
+    pub wx: Vec<f64>,
+    pub wh: Vec<f64>,
+    pub bx: Vec<f64>,
+    pub bh: Vec<f64>,
+}
+
+impl RecurrentParams {
+    pub const NAMES: [&'static str; 4] = ["wx", "wh", "bx", "bh"];
+
+    /// Every tensor's name and shape.
+    pub fn shapes(cfg: &RecurrentConfig) -> Vec<(&'static str, Vec<usize>)> {
+        let gh = cfg.gate_width();
+        vec![
+            ("wx", vec![cfg.input, gh]),
+            ("wh", vec![cfg.hidden, gh]),
+            ("bx", vec![gh]),
+            ("bh", vec![gh]),
+        ]
+    }
+
+    pub fn zeros(cfg: &RecurrentConfig) -> Self {
+        let gh = cfg.gate_width();
+        RecurrentParams {
+            wx: vec![0.0; cfg.input * gh],
+            wh: vec![0.0; cfg.hidden * gh],
+            bx: vec![0.0; gh],
+            bh: vec![0.0; gh],
+        }
+    }
+
+    /// Every element uniform in [−scale, scale).
+    pub fn random(cfg: &RecurrentConfig, rng: &mut Rng, scale: f64) -> Self {
+        let mut p = Self::zeros(cfg);
+        for v in [&mut p.wx, &mut p.wh, &mut p.bx, &mut p.bh] {
+            v.iter_mut().for_each(|e| *e = rng.uniform(-scale, scale));
+        }
+        p
+    }
+
+    pub fn zeros_like(&self) -> Self {
+        RecurrentParams {
+            wx: vec![0.0; self.wx.len()],
+            wh: vec![0.0; self.wh.len()],
+            bx: vec![0.0; self.bx.len()],
+            bh: vec![0.0; self.bh.len()],
+        }
+    }
+
+    pub fn names_and_values(&self) -> Vec<(&'static str, &[f64])> {
+        vec![
+            ("wx", &self.wx[..]),
+            ("wh", &self.wh[..]),
+            ("bx", &self.bx[..]),
+            ("bh", &self.bh[..]),
+        ]
+    }
+
+    pub fn get(&self, name: &str) -> Option<&[f64]> {
+        self.names_and_values()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut [f64]> {
+        match name {
+            "wx" => Some(&mut self.wx),
+            "wh" => Some(&mut self.wh),
+            "bx" => Some(&mut self.bx),
+            "bh" => Some(&mut self.bh),
+            _ => None,
+        }
+    }
+
+    pub fn weights(&self) -> CellWeights<'_> {
+        CellWeights {
+            wx: &self.wx,
+            wh: &self.wh,
+            bx: &self.bx,
+            bh: &self.bh,
+        }
+    }
+
+    pub fn grads_mut(&mut self) -> CellGrads<'_> {
+        CellGrads {
+            wx: &mut self.wx,
+            wh: &mut self.wh,
+            bx: &mut self.bx,
+            bh: &mut self.bh,
+        }
+    }
+}
+
+/// A dense layer's forward over a sequence, with what the backward needs.
+#[derive(Clone, Debug)]
+pub struct RecurrentForward {
+    pub t_len: usize,
+    pub batch: usize,
+    /// h_t after each step [T, B, H].
+    pub h: Vec<f64>,
+    /// LSTM: c_t after each step [T, B, H] (empty for GRU).
+    pub c: Vec<f64>,
+    /// Post-activation gates [T, B, G·H].
+    pub gates: Vec<f64>,
+    /// GRU: gh_n [T, B, H] (empty for LSTM).
+    pub ghn: Vec<f64>,
+}
+
+/// Gradients of a dense layer.
+#[derive(Clone, Debug)]
+pub struct RecurrentGradients {
+    pub params: RecurrentParams,
+    /// [T, B, D].
+    pub dx: Vec<f64>,
+    /// [B, H].
+    pub dh0: Vec<f64>,
+    /// [B, H] for LSTM (empty for GRU).
+    pub dc0: Vec<f64>,
+}
+
+/// Runs x [T, B, D] from h0 [B, H] and (LSTM) c0 [B, H]; `c0` is ignored for GRU.
+pub fn forward(
+    cfg: &RecurrentConfig,
+    params: &RecurrentParams,
+    x: &[f64],
+    h0: &[f64],
+    c0: &[f64],
+    t_len: usize,
+    batch: usize,
+) -> RecurrentForward {
+    let (d, hd, gh) = (cfg.input, cfg.hidden, cfg.gate_width());
+    let lstm = cfg.cell == CellKind::Lstm;
+    assert_eq!(x.len(), t_len * batch * d, "x");
+    assert_eq!(h0.len(), batch * hd, "h0");
+    if lstm {
+        assert_eq!(c0.len(), batch * hd, "c0");
+    }
+    let w = params.weights();
+    let mut out = RecurrentForward {
+        t_len,
+        batch,
+        h: vec![0.0; t_len * batch * hd],
+        c: if lstm {
+            vec![0.0; t_len * batch * hd]
+        } else {
+            Vec::new()
+        },
+        gates: vec![0.0; t_len * batch * gh],
+        ghn: if lstm {
+            Vec::new()
+        } else {
+            vec![0.0; t_len * batch * hd]
+        },
+    };
+    for t in 0..t_len {
+        for b in 0..batch {
+            let row = t * batch + b;
+            let (h_prev, c_prev) = if t == 0 {
+                (
+                    &h0[b * hd..(b + 1) * hd],
+                    if lstm {
+                        &c0[b * hd..(b + 1) * hd]
+                    } else {
+                        &[][..]
+                    },
+                )
+            } else {
+                let prev = (row - batch) * hd..(row - batch + 1) * hd;
+                (
+                    &out.h[prev.clone()],
+                    if lstm { &out.c[prev] } else { &[][..] },
+                )
+            };
+            let xr = &x[row * d..(row + 1) * d];
+            let cell = cell_forward(cfg.cell, &w, xr, h_prev, c_prev);
+            out.h[row * hd..(row + 1) * hd].copy_from_slice(&cell.h);
+            out.gates[row * gh..(row + 1) * gh].copy_from_slice(&cell.gates);
+            if lstm {
+                out.c[row * hd..(row + 1) * hd].copy_from_slice(&cell.c);
+            } else {
+                out.ghn[row * hd..(row + 1) * hd].copy_from_slice(&cell.ghn);
+            }
+        }
+    }
+    out
+}
+
+/// Backward of [`forward`]: `dh` [T, B, H] is the loss gradient w.r.t. every step's output
+/// h_t, `dc_last` [B, H] the gradient w.r.t. the final c_T (LSTM; ignored for GRU).
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    cfg: &RecurrentConfig,
+    params: &RecurrentParams,
+    x: &[f64],
+    h0: &[f64],
+    c0: &[f64],
+    fwd: &RecurrentForward,
+    dh: &[f64],
+    dc_last: Option<&[f64]>,
+) -> RecurrentGradients {
+    let (d, hd, gh) = (cfg.input, cfg.hidden, cfg.gate_width());
+    let (t_len, batch) = (fwd.t_len, fwd.batch);
+    let lstm = cfg.cell == CellKind::Lstm;
+    assert_eq!(dh.len(), t_len * batch * hd, "dh");
+    let w = params.weights();
+    let mut grads = params.zeros_like();
+    let mut dx = vec![0.0; t_len * batch * d];
+    // The gradients flowing into h_t and c_t from later steps (and dc_last).
+    let mut dh_carry = vec![0.0; batch * hd];
+    let mut dc_carry = match (lstm, dc_last) {
+        (true, Some(dc)) => dc.to_vec(),
+        (true, None) => vec![0.0; batch * hd],
+        (false, _) => Vec::new(),
+    };
+    for t in (0..t_len).rev() {
+        let mut dh_prev = vec![0.0; batch * hd];
+        let mut dc_prev = vec![0.0; if lstm { batch * hd } else { 0 }];
+        for b in 0..batch {
+            let row = t * batch + b;
+            let hs = b * hd..(b + 1) * hd;
+            let (h_prev, c_prev) = if t == 0 {
+                (
+                    &h0[hs.clone()],
+                    if lstm { &c0[hs.clone()] } else { &[][..] },
+                )
+            } else {
+                let prev = (row - batch) * hd..(row - batch + 1) * hd;
+                (
+                    &fwd.h[prev.clone()],
+                    if lstm { &fwd.c[prev] } else { &[][..] },
+                )
+            };
+            let dh_new: Vec<f64> = (0..hd)
+                .map(|r| dh[row * hd + r] + dh_carry[b * hd + r])
+                .collect();
+            let saved = CellSaved {
+                gates: &fwd.gates[row * gh..(row + 1) * gh],
+                ghn: if lstm {
+                    &[]
+                } else {
+                    &fwd.ghn[row * hd..(row + 1) * hd]
+                },
+                c: if lstm {
+                    &fwd.c[row * hd..(row + 1) * hd]
+                } else {
+                    &[]
+                },
+            };
+            let (dc_new, dc_out): (&[f64], &mut [f64]) = if lstm {
+                (&dc_carry[hs.clone()], &mut dc_prev[hs.clone()])
+            } else {
+                (&[], &mut [])
+            };
+            cell_backward(
+                cfg.cell,
+                &w,
+                &x[row * d..(row + 1) * d],
+                h_prev,
+                c_prev,
+                &saved,
+                &dh_new,
+                dc_new,
+                &mut grads.grads_mut(),
+                &mut dx[row * d..(row + 1) * d],
+                &mut dh_prev[hs],
+                dc_out,
+            );
+        }
+        dh_carry = dh_prev;
+        dc_carry = dc_prev;
+    }
+    RecurrentGradients {
+        params: grads,
+        dx,
+        dh0: dh_carry,
+        dc0: dc_carry,
+    }
+}
