@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::nn::config::RimsConfig;
 use crate::nn::params::{Init, ParamSpec, ParamStore};
+use crate::nn::recurrent::Recurrent;
 use crate::nn::rims::{self, Rims, RimsOptions};
 use crate::ops::dropout::Mask;
 use crate::tape::{Tape, Var};
@@ -22,7 +23,17 @@ pub enum Readout {
     All,
 }
 
-/// A model: embedding → dropout → RIMs → dropout → linear decoder.
+/// The recurrent layer of a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backbone {
+    /// The RIMs layer described by [`ModelConfig::rims`].
+    Rims,
+    /// The paper's baseline: one dense LSTM or GRU of `hidden` units (the cell kind and the
+    /// input size come from [`ModelConfig::rims`]).
+    Dense { hidden: usize },
+}
+
+/// A model: embedding → dropout → RIMs (or a dense LSTM/GRU) → dropout → linear decoder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
     /// Input vocabulary (tokens are u32 below this).
@@ -33,6 +44,15 @@ pub struct ModelConfig {
     /// Dropout on the embedding and before the decoder (0.5 in the authors' scripts).
     pub dropout: f32,
     pub readout: Readout,
+    pub backbone: Backbone,
+}
+
+/// Parameter-name prefix of a dense baseline layer.
+fn dense_prefix(kind: crate::nn::CellKind) -> &'static str {
+    match kind {
+        crate::nn::CellKind::Lstm => "lstm_",
+        crate::nn::CellKind::Gru => "gru_",
+    }
 }
 
 /// Dropout site ids of the model (the cell uses 0 and 1).
@@ -42,6 +62,12 @@ const DECODER_DROPOUT: u32 = 3;
 impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         self.rims.validate()?;
+        if self.backbone == (Backbone::Dense { hidden: 0 }) {
+            return Err(Error::Config {
+                field: "hidden",
+                reason: "must be at least 1".into(),
+            });
+        }
         if self.vocab == 0 {
             return Err(Error::Config {
                 field: "vocab",
@@ -63,15 +89,39 @@ impl ModelConfig {
         Ok(())
     }
 
-    /// Every parameter: the cell's canonical tensors plus `embed`, `dec_w`, `dec_b`.
+    /// Width of the state the decoder reads: N·H for RIMs, H for a dense layer.
+    pub fn state_width(&self) -> usize {
+        match self.backbone {
+            Backbone::Rims => self.rims.mechanisms * self.rims.hidden,
+            Backbone::Dense { hidden } => hidden,
+        }
+    }
+
+    /// The dense baseline layer, if that is the backbone.
+    fn dense(&self) -> Option<Recurrent> {
+        match self.backbone {
+            Backbone::Rims => None,
+            Backbone::Dense { hidden } => Some(Recurrent {
+                kind: self.rims.cell,
+                input: self.rims.input,
+                hidden,
+            }),
+        }
+    }
+
+    /// Every parameter: the backbone's tensors (the cell's canonical names for RIMs, `lstm_*`
+    /// or `gru_*` for a dense layer) plus `embed`, `dec_w`, `dec_b`.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
-        let nh = self.rims.mechanisms * self.rims.hidden;
+        let nh = self.state_width();
         let mut specs = vec![ParamSpec::new(
             "embed",
             &[self.vocab, self.rims.input],
             Init::Uniform(-0.1, 0.1),
         )];
-        specs.extend(rims::param_specs(&self.rims));
+        match self.dense() {
+            None => specs.extend(rims::param_specs(&self.rims)),
+            Some(layer) => specs.extend(layer.param_specs(dense_prefix(self.rims.cell))),
+        }
         specs.push(ParamSpec::new(
             "dec_w",
             &[nh, self.classes],
@@ -88,8 +138,12 @@ impl ModelConfig {
             crate::nn::CellKind::Lstm => "ifgo",
             crate::nn::CellKind::Gru => "rzn",
         };
+        let variant = match self.backbone {
+            Backbone::Rims => "A",
+            Backbone::Dense { .. } => "dense",
+        };
         [
-            ("variant", "A".to_string()),
+            ("variant", variant.to_string()),
             ("cell", r.cell.name().to_string()),
             ("gate_order", gate_order.to_string()),
             ("N", r.mechanisms.to_string()),
@@ -158,6 +212,43 @@ impl Model {
         Ok(Model { cfg, store, rims })
     }
 
+    /// The recurrent layer over x [T, B, D]. A dense baseline reports one always-active
+    /// "mechanism": its masks are ones [T, B, 1].
+    fn backbone_forward(
+        &self,
+        ctx: &Context,
+        tape: &mut Tape,
+        x: Var,
+        opts: &RimsOptions,
+    ) -> Result<crate::nn::RimsOutput> {
+        let Some(layer) = self.cfg.dense() else {
+            return self.rims.forward(ctx, tape, &self.store, x, opts);
+        };
+        if opts.mask_override.is_some() {
+            return Err(Error::invalid(
+                "model",
+                "a dense LSTM/GRU has no mechanisms to mask",
+            ));
+        }
+        let s = tape.value(x).shape().to_vec();
+        let out = layer.forward(
+            ctx,
+            tape,
+            &self.store,
+            x,
+            dense_prefix(self.cfg.rims.cell),
+            opts.h0.clone(),
+            opts.c0.clone(),
+        )?;
+        let masks = Tensor::full(ctx, &[s[0], s[1], 1], 1.0)?;
+        Ok(crate::nn::RimsOutput {
+            h: out.h,
+            states: out.states,
+            cells: out.cells,
+            masks,
+        })
+    }
+
     /// Inference on raw cell inputs x [T, B, D] (the embedding is skipped): every step's state,
     /// mask and decoder logits, without dropout. `mask_override` [T, B, N] forces the masks.
     pub fn run_features(
@@ -176,10 +267,10 @@ impl Model {
             c0,
             ..RimsOptions::default()
         };
-        let out = self.rims.forward(ctx, &mut tape, &self.store, xv, &opts)?;
+        let out = self.backbone_forward(ctx, &mut tape, xv, &opts)?;
         let s = x.shape();
         let (t_len, b) = (s[0], s[1]);
-        let nh = self.cfg.rims.mechanisms * self.cfg.rims.hidden;
+        let nh = self.cfg.state_width();
         let (dec_w, dec_b) = (
             tape.param(&self.store, "dec_w")?,
             tape.param(&self.store, "dec_b")?,
@@ -249,8 +340,8 @@ impl Model {
             h0,
             c0,
         };
-        let out = self.rims.forward(ctx, tape, &self.store, x, &opts)?;
-        let nh = self.cfg.rims.mechanisms * self.cfg.rims.hidden;
+        let out = self.backbone_forward(ctx, tape, x, &opts)?;
+        let nh = self.cfg.state_width();
         let h = match self.cfg.readout {
             Readout::Last => tape.slice_rows(ctx, out.h, t_len - 1, 1)?,
             Readout::All => out.h,

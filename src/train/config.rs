@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::nn::model::{ModelConfig, Readout};
+use crate::nn::model::{Backbone, ModelConfig, Readout};
 use crate::nn::{CellKind, RimsConfig};
 
 /// Vocabulary of the copying task: the authors' `ntokens = 20`, although only tokens 0..=9 occur.
@@ -36,11 +36,18 @@ impl std::str::FromStr for Task {
     }
 }
 
+fn default_model() -> String {
+    "rims".into()
+}
+
 /// Every setting of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub task: Task,
-    /// Mechanism cell: "lstm" or "gru".
+    /// "rims", or a dense baseline "lstm" / "gru" of `hidden` units.
+    #[serde(default = "default_model")]
+    pub model: String,
+    /// Mechanism cell: "lstm" or "gru" (for a dense baseline, the model decides).
     pub cell: String,
     /// N, k, H (per mechanism) and D (embedding size).
     pub mechanisms: usize,
@@ -83,6 +90,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             task: Task::Copying,
+            model: "rims".into(),
             cell: "lstm".into(),
             mechanisms: 4,
             active: 2,
@@ -116,7 +124,12 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// The model this run trains.
     pub fn model(&self) -> Result<ModelConfig> {
-        let cell = match self.cell.as_str() {
+        let cell_name = if self.model == "rims" {
+            self.cell.as_str()
+        } else {
+            self.model.as_str()
+        };
+        let cell = match cell_name {
             "lstm" => CellKind::Lstm,
             "gru" => CellKind::Gru,
             other => {
@@ -144,7 +157,20 @@ impl TrainConfig {
             Task::Copying => (COPYING_VOCAB, COPYING_VOCAB, Readout::All),
             Task::Smnist => (2, 10, Readout::Last),
         };
+        let backbone = match self.model.as_str() {
+            "rims" => Backbone::Rims,
+            "lstm" | "gru" => Backbone::Dense {
+                hidden: self.hidden,
+            },
+            other => {
+                return Err(Error::Config {
+                    field: "model",
+                    reason: format!("unknown model '{other}' (rims, lstm or gru)"),
+                });
+            }
+        };
         let m = ModelConfig {
+            backbone,
             vocab,
             classes,
             rims,

@@ -16,7 +16,7 @@ pub struct TrainArgs {
     /// copying or smnist.
     #[arg(long, default_value = "copying")]
     task: String,
-    /// Only `rims` for now (the LSTM/GRU baselines are engine layers, not yet wired to the CLI).
+    /// rims, or a dense baseline: lstm or gru (of --hidden units).
     #[arg(long, default_value = "rims")]
     model: String,
     /// Mechanism cell: lstm or gru.
@@ -75,14 +75,9 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     fn config(&self) -> Result<TrainConfig> {
-        if self.model != "rims" {
-            return Err(Error::Config {
-                field: "model",
-                reason: format!("unknown model '{}' (the CLI trains: rims)", self.model),
-            });
-        }
         let mut c = TrainConfig {
             task: self.task.parse::<Task>()?,
+            model: self.model.clone(),
             ..TrainConfig::default()
         };
         if c.task == Task::Smnist {
