@@ -19,42 +19,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
 
-// Threads per workgroup; a power of two (the tree halves it). Specialised by
-// ops/cross_entropy.rs.
-const WG: u32 = 256u;
-
-var<workgroup> sh: array<f32, WG>;
-
-// Tree sum of one value per thread; every thread gets the total. Called in uniform control
-// flow only (it has barriers).
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    sh[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-            sh[lid] = sh[lid] + sh[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let r = sh[0];
-    // Everyone must have read sh[0] before a following reduction overwrites it.
-    workgroupBarrier();
-    return r;
-}
-
-fn workgroup_max(lid: u32, v: f32) -> f32 {
-    sh[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-            sh[lid] = max(sh[lid], sh[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    let r = sh[0];
-    workgroupBarrier();
-    return r;
-}
+//#include workgroup_reduce
 
 @compute @workgroup_size(WG)
 fn softmax_cross_entropy(@builtin(workgroup_id) wid: vec3<u32>,

@@ -15,44 +15,10 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-// Threads per workgroup; a power of two (the tree halves it). Specialised by ops/reduce.rs.
-const WG: u32 = 256u;
-
-var<workgroup> sh: array<f32, WG>;
+//#include workgroup_reduce
 
 fn row_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
-}
-
-// Tree sum of one value per thread; every thread gets the total. Called in uniform control
-// flow only (it has barriers).
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    sh[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-            sh[lid] = sh[lid] + sh[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let r = sh[0];
-    // Everyone must have read sh[0] before a following reduction overwrites it.
-    workgroupBarrier();
-    return r;
-}
-
-fn workgroup_max(lid: u32, v: f32) -> f32 {
-    sh[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-            sh[lid] = max(sh[lid], sh[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    let r = sh[0];
-    workgroupBarrier();
-    return r;
 }
 
 // Max of row elements [start, end); end > start. Threads that see no element start from the
