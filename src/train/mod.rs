@@ -258,7 +258,7 @@ fn copying_epoch(
             cfg.seed as u32,
             progress.step,
         )?;
-        state = Some(next);
+        state = cfg.carry_state.then_some(next);
         progress.step += 1;
         let loss = loss.to_vec(ctx)?[0];
         total += loss as f64;

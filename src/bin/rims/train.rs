@@ -51,6 +51,9 @@ pub struct TrainArgs {
     /// Copying: training gap T.
     #[arg(long)]
     train_len: Option<usize>,
+    /// Copying: start every batch from a zero state instead of carrying it over.
+    #[arg(long)]
+    no_carry: bool,
     /// Copying: test gap T.
     #[arg(long)]
     test_len: Option<usize>,
@@ -94,6 +97,9 @@ impl TrainArgs {
             cell, mechanisms, active, hidden, embed, lr, dropout, batch, epochs, iterations,
             train_len, test_len, resolution, seed
         );
+        if self.no_carry {
+            c.carry_state = false;
+        }
         if let Some(clip) = self.clip {
             c.clip = (clip > 0.0).then_some(clip);
         }
@@ -279,6 +285,7 @@ impl TrainArgs {
             epochs: None,
             iterations: None,
             train_len: None,
+            no_carry: false,
             test_len: None,
             resolution: None,
             limit: None,
