@@ -43,11 +43,13 @@ pub static SHADERS: &[(&str, &str)] = &[
 
 /// Function libraries a shader can pull in with a line `//#include <name>` (WGSL has no
 /// includes). Each is valid WGSL on its own (functions and constants only).
-pub static LIBRARIES: &[(&str, &str)] =
-    &[
-        ("common", include_str!("../../shaders/lib/common.wgsl")),
-        ("workgroup_reduce", include_str!("../../shaders/lib/workgroup_reduce.wgsl")),
-    ];
+pub static LIBRARIES: &[(&str, &str)] = &[
+    ("common", include_str!("../../shaders/lib/common.wgsl")),
+    (
+        "workgroup_reduce",
+        include_str!("../../shaders/lib/workgroup_reduce.wgsl"),
+    ),
+];
 
 /// Replaces every `//#include <name>` line of `source` with the library's text.
 pub fn resolve_includes(source: &str) -> std::result::Result<String, String> {

@@ -5,8 +5,10 @@ pub mod model;
 pub mod params;
 pub mod recurrent;
 pub mod rims;
+pub mod runner;
 
 pub use config::{CellKind, RimsConfig};
 pub use params::{HostParams, Init, ParamSpec, ParamStore};
 pub use recurrent::{Recurrent, RecurrentOutput};
 pub use rims::{Rims, RimsOptions, RimsOutput};
+pub use runner::{Runner, RunnerState, StepOutput};

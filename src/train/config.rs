@@ -116,7 +116,7 @@ impl Default for TrainConfig {
             lr: 1e-2,
             clip: Some(1.0),
             batch: 64,
-            epochs: 16,
+            epochs: 10,
             iterations: 50,
             pool: 100,
             carry_state: true,

@@ -15,5 +15,6 @@ mod params;
 mod recurrent;
 mod reduce;
 mod rims;
+mod runner;
 mod train;
 mod trainer;

@@ -12,9 +12,11 @@ use rims::gpu::AdapterSummary;
 use rims::{Context, Error, Result};
 use serde_json::{Value, json};
 
+mod bench;
 mod infer;
 mod train;
 mod verify;
+mod viz;
 
 /// Environment variables that steer adapter choice, in the order `rims info` shows them.
 const ENV_VARS: [&str; 2] = ["RIMS_ADAPTER", "RIMS_BACKEND"];
@@ -39,8 +41,14 @@ enum Command {
     Eval(train::EvalArgs),
     /// Run a checkpoint on an input sequence and write every step's state, mask and output.
     Infer(infer::InferArgs),
+    /// Time training steps, forwards and batch-1 steps of RIMs and the dense LSTM baseline at
+    /// the small and the paper's sizes, with dispatches and submits per time step.
+    Bench(bench::BenchArgs),
     /// Compare the GPU with the f64 reference on several RIMs configurations.
     Verify(verify::VerifyArgs),
+    /// Draw pictures: which mechanisms are active at each step of a checkpoint's task, or the
+    /// training curves of a run.
+    Viz(viz::VizArgs),
 }
 
 #[derive(Debug, Args)]
@@ -68,7 +76,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run_train(&args),
         Command::Eval(args) => train::run_eval(&args),
         Command::Infer(args) => infer::run_infer(&args),
+        Command::Bench(args) => bench::run_bench(&args),
         Command::Verify(args) => verify::run_verify(&args),
+        Command::Viz(args) => viz::run_viz(&args),
     }
 }
 

@@ -304,9 +304,14 @@ pub fn print_table(cfg: &TrainConfig, eval: &[EvalResult]) {
         Task::Smnist => "resolution",
     };
     let mut sizes: Vec<usize> = eval.iter().map(|e| e.size).collect();
+    sizes.sort_unstable();
     sizes.dedup();
-    let mut splits: Vec<&str> = eval.iter().map(|e| e.split.as_str()).collect();
-    splits.dedup();
+    let mut splits: Vec<&str> = Vec::new();
+    for e in eval {
+        if !splits.contains(&e.split.as_str()) {
+            splits.push(&e.split);
+        }
+    }
     let head: Vec<String> = sizes
         .iter()
         .map(|s| {

@@ -1,0 +1,212 @@
+//! `rims viz`: the pictures it writes are real PNGs of a sensible size, and bad input is a
+//! one-line error with a nonzero exit code, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn rims(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rims"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn temp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rims-viz-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A tiny copying checkpoint (two epochs, so metrics.jsonl has two records), made once.
+fn run_dir() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let run = temp("run").join("run");
+        let (code, out, err) = rims(&[
+            "train",
+            "--out",
+            s(&run),
+            "--epochs",
+            "2",
+            "--mechanisms",
+            "3",
+            "--active",
+            "2",
+            "--hidden",
+            "4",
+            "--embed",
+            "4",
+            "--batch",
+            "4",
+            "--iterations",
+            "2",
+        ]);
+        assert_eq!(code, 0, "train failed: {out}\n{err}");
+        run
+    })
+}
+
+/// Decodes a PNG: (width, height, number of distinct colours).
+fn decode(path: &Path) -> (u32, u32, usize) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let mut colours: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
+    colours.sort_unstable();
+    colours.dedup();
+    (info.width, info.height, colours.len())
+}
+
+fn assert_picture(path: &Path) {
+    let (w, h, colours) = decode(path);
+    assert!(w > 100 && h > 100, "{}: {w}x{h}", path.display());
+    // Heatmap or lines, antialiased text: far more than a blank canvas's one colour.
+    assert!(colours > 20, "{}: only {colours} colours", path.display());
+}
+
+fn assert_one_line_error(args: &[&str], needle: &str) {
+    let (code, _, err) = rims(args);
+    assert_eq!(code, 1, "{args:?} should fail with 1: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: not one line: {err}");
+    assert!(
+        lines[0].starts_with("error:") && lines[0].contains(needle),
+        "{args:?}: expected 'error: ...{needle}...', got: {err}"
+    );
+}
+
+fn assert_usage_error(args: &[&str]) {
+    let (code, _, err) = rims(args);
+    assert_eq!(code, 2, "{args:?} is a usage error: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+}
+
+#[test]
+fn draws_mechanism_activity_of_a_checkpoint() {
+    let run = run_dir();
+    let dir = temp("masks");
+    let png = dir.join("masks.png");
+    let (code, out, err) = rims(&[
+        "viz",
+        "--checkpoint",
+        s(run),
+        "--task",
+        "copying",
+        "--out",
+        s(&png),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("3 mechanisms x "), "{out}");
+    assert_picture(&png);
+
+    // Another example and gap; the default output goes beside the checkpoint.
+    let (code, out, err) = rims(&[
+        "viz",
+        "--checkpoint",
+        s(run),
+        "--example",
+        "3",
+        "--length",
+        "12",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("x 32 steps"), "{out}");
+    assert_picture(&run.join("masks_copying.png"));
+}
+
+#[test]
+fn draws_training_curves() {
+    let run = run_dir();
+    let dir = temp("curves");
+    let png = dir.join("curves.png");
+    let (code, out, err) = rims(&["viz", "--metrics", s(run), "--out", s(&png)]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("2 evaluations"), "{out}");
+    assert_picture(&png);
+}
+
+#[test]
+fn bad_input_is_a_one_line_error() {
+    let run = run_dir();
+    let dir = temp("bad");
+
+    // Exactly one of --checkpoint and --metrics; checkpoint flags need a checkpoint.
+    assert_usage_error(&["viz"]);
+    assert_usage_error(&["viz", "--checkpoint", s(run), "--metrics", s(run)]);
+    assert_usage_error(&["viz", "--metrics", s(run), "--task", "copying"]);
+    assert_usage_error(&["viz", "--checkpoint", s(run), "--example", "-1"]);
+
+    // Metrics: missing, corrupt, empty, not a number.
+    assert_one_line_error(&["viz", "--metrics", s(&dir)], "cannot read");
+    let metrics = dir.join("metrics.jsonl");
+    std::fs::write(&metrics, "{\"epoch\": 1, \"step\": 2}\nnot json\n").unwrap();
+    assert_one_line_error(&["viz", "--metrics", s(&dir)], "line 1");
+    std::fs::write(&metrics, "\n\n").unwrap();
+    assert_one_line_error(&["viz", "--metrics", s(&dir)], "no records");
+    let good = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    std::fs::write(&metrics, format!("{good}{{\"truncated\n")).unwrap();
+    assert_one_line_error(&["viz", "--metrics", s(&dir)], "line 3");
+
+    // Checkpoints: missing, corrupt, or asked for what they are not.
+    assert_one_line_error(
+        &["viz", "--checkpoint", "/nonexistent/rims-run"],
+        "no checkpoint",
+    );
+    let broken = dir.join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    for f in ["train.json", "model.safetensors"] {
+        std::fs::copy(run.join(f), broken.join(f)).unwrap();
+    }
+    std::fs::write(broken.join("model.safetensors"), b"not safetensors").unwrap();
+    assert_one_line_error(
+        &["viz", "--checkpoint", s(&broken)],
+        "not a valid safetensors",
+    );
+    std::fs::write(broken.join("train.json"), b"{").unwrap();
+    assert_one_line_error(
+        &["viz", "--checkpoint", s(&broken)],
+        "not a valid checkpoint",
+    );
+    let viz = |extra: &[&str]| {
+        let mut a = vec!["viz", "--checkpoint", s(run)];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["--out", "/dev/null/x.png"]);
+        a.iter().map(|x| x.to_string()).collect::<Vec<_>>()
+    };
+    let check = |extra: &[&str], needle: &str| {
+        let a = viz(extra);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        assert_one_line_error(&a, needle);
+    };
+    check(&["--task", "smnist"], "trained on");
+    check(&["--task", "sudoku"], "unknown task");
+    check(&["--resolution", "7"], "smnist");
+    check(&["--example", "4"], "out of range");
+    check(&["--batch", "0"], "batch");
+    check(&["--length", "0"], "at least 1");
+    // A place that cannot hold the picture.
+    check(&[], "/dev/null/x.png");
+}
