@@ -135,6 +135,18 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// The model this run trains.
     pub fn model(&self) -> Result<ModelConfig> {
+        let backbone = match self.model.as_str() {
+            "rims" => Backbone::Rims,
+            "lstm" | "gru" => Backbone::Dense {
+                hidden: self.hidden,
+            },
+            other => {
+                return Err(Error::Config {
+                    field: "model",
+                    reason: format!("unknown model '{other}' (rims, lstm or gru)"),
+                });
+            }
+        };
         let cell_name = if self.model == "rims" {
             self.cell.as_str()
         } else {
@@ -167,18 +179,6 @@ impl TrainConfig {
         let (vocab, classes, readout) = match self.task {
             Task::Copying => (COPYING_VOCAB, COPYING_VOCAB, Readout::All),
             Task::Smnist => (2, 10, Readout::Last),
-        };
-        let backbone = match self.model.as_str() {
-            "rims" => Backbone::Rims,
-            "lstm" | "gru" => Backbone::Dense {
-                hidden: self.hidden,
-            },
-            other => {
-                return Err(Error::Config {
-                    field: "model",
-                    reason: format!("unknown model '{other}' (rims, lstm or gru)"),
-                });
-            }
         };
         let m = ModelConfig {
             backbone,
