@@ -146,5 +146,10 @@ fn bench_dispatch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_matmul, bench_dispatch);
+criterion_group! {
+    name = benches;
+    // No plots: criterion's plotting needs system fonts the build machines may lack.
+    config = Criterion::default().without_plots();
+    targets = bench_matmul, bench_dispatch
+}
 criterion_main!(benches);

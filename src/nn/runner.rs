@@ -204,8 +204,8 @@ impl<'m> Runner<'m> {
         })
     }
 
-    /// Feeds one token per batch row (`tokens.len() == B`) through the embedding, the RIMs
-    /// cell and the decoder; returns the logits and the active mechanisms of this step and
+    /// Feeds one token per batch row (`tokens.len() == B`) through the embedding, the backbone
+    /// and the decoder; returns the logits and the active mechanisms of this step and
     /// advances the state. One submit (the read-back of the outputs).
     ///
     /// Errors, leaving the state unchanged, when `tokens.len() != B` or a token is not below
@@ -289,7 +289,8 @@ impl<'m> Runner<'m> {
         packed.copy_from(ctx, &out.logits, 0)?;
         packed.copy_from(ctx, &out.masks, b * v)?;
         let read = packed.to_vec(ctx)?;
-        // h_1 and c_1 are tensors of their own: they become the next step's h_0 and c_0.
+        // h_1 and c_1 live in buffers of this call that no later step writes: they become the
+        // next step's h_0 and c_0 as they are.
         self.state = RunnerState {
             h: out.h.reshape(&[b, width])?,
             c: match out.c {

@@ -206,10 +206,14 @@ pub fn choose_kernel(ctx: &Context, g: &Gemm) -> Kernel {
         return Kernel::Scalar;
     }
     const LANES: usize = 64;
+    // Block rows never exceed the rows there are (rounded up to 4): a one-row product (batch-1
+    // inference) with 16-row blocks would compute 15 rows of padding.
+    let row_cap = g.m.next_multiple_of(4).clamp(4, 16);
     let blocks =
         |rows: usize, cols: usize| g.batch * g.inner * g.m.div_ceil(rows) * g.n.div_ceil(cols);
     for (rows, cols) in [(16, 16), (8, 8)] {
-        if blocks(rows, cols) >= LANES {
+        let rows = rows.min(row_cap);
+        if blocks(rows, cols) >= LANES || rows < 8 {
             return Kernel::Vec4 {
                 rows: rows as u32,
                 cols: cols as u32,
