@@ -14,47 +14,88 @@ pub enum Error {
 
     /// The adapter exists but would not give us a device with the limits we need.
     #[error("could not open a device on adapter '{adapter}': {reason}")]
-    DeviceRequest { adapter: String, reason: String },
+    DeviceRequest {
+        /// Name of the adapter asked.
+        adapter: String,
+        /// wgpu's explanation.
+        reason: String,
+    },
 
     /// Tensor shapes that do not fit the op.
     #[error("shape error in {op}: {detail}")]
-    Shape { op: &'static str, detail: String },
+    Shape {
+        /// The op that rejected the shapes.
+        op: &'static str,
+        /// The shapes at fault and what was expected.
+        detail: String,
+    },
 
     /// A tensor with no elements where the op needs some.
     #[error("empty tensor in {op}: {what} has no elements")]
-    Empty { op: &'static str, what: String },
+    Empty {
+        /// The op that needs elements.
+        op: &'static str,
+        /// The argument that was empty.
+        what: String,
+    },
 
     /// A request larger than the device allows.
     #[error("{what} needs {requested} but the device limit is {limit}")]
     DeviceLimit {
+        /// What asked for it (an op and its size, a tensor shape).
         what: String,
+        /// Amount requested, in the limit's unit (elements, rows or bytes).
         requested: u64,
+        /// The device's maximum, in the same unit.
         limit: u64,
     },
 
     /// A WGSL file failed to parse or validate (a bug in the project, or a bad specialisation).
     #[error("shader '{shader}' (entry '{entry}'): {message}")]
     Shader {
+        /// Shader file name.
         shader: String,
+        /// Entry point being compiled.
         entry: String,
+        /// The parser's or validator's diagnostic.
         message: String,
     },
 
     /// wgpu reported a validation or out-of-memory error while we recorded or submitted work.
     #[error("GPU error during {during}: {message}")]
-    Gpu { during: String, message: String },
+    Gpu {
+        /// The operation in progress.
+        during: String,
+        /// wgpu's error message.
+        message: String,
+    },
 
     /// An argument outside what the op accepts (not a shape problem).
     #[error("invalid argument to {op}: {detail}")]
-    InvalidArgument { op: &'static str, detail: String },
+    InvalidArgument {
+        /// The op that rejected the argument.
+        op: &'static str,
+        /// The argument and the accepted range.
+        detail: String,
+    },
 
     /// A configuration value that cannot work; names the field.
     #[error("invalid config: {field}: {reason}")]
-    Config { field: &'static str, reason: String },
+    Config {
+        /// Name of the offending field.
+        field: &'static str,
+        /// Why the value cannot work.
+        reason: String,
+    },
 
     /// A file that is missing, unreadable, truncated or not in the expected format.
     #[error("{path}: {reason}")]
-    File { path: PathBuf, reason: String },
+    File {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// Plain I/O failures not tied to a file we name.
     #[error(transparent)]

@@ -4,6 +4,9 @@
 //! Layers, bottom up: [`gpu`] (context, pool, kernels, recorder), [`tensor`], [`ops`] (one file
 //! per op family, paired with `shaders/<name>.wgsl` and [`reference`]`::<name>`).
 
+// Every public item is documented; keep it so (CI treats warnings as errors).
+#![warn(missing_docs)]
+
 pub mod data;
 pub mod error;
 pub mod gpu;

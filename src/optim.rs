@@ -50,9 +50,13 @@ struct Params {
 /// Adam's hyper-parameters; `Default` is PyTorch's (`torch.optim.Adam`) without clipping.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
+    /// Learning rate (step size).
     pub lr: f32,
+    /// Decay rate of the first-moment (mean) estimate, in [0, 1).
     pub beta1: f32,
+    /// Decay rate of the second-moment (uncentred variance) estimate, in [0, 1).
     pub beta2: f32,
+    /// Added to the denominator `sqrt(v̂) + eps` for numerical stability.
     pub eps: f32,
     /// L2 penalty added to the gradient (`g + wd·p`, PyTorch's Adam), not AdamW's decay.
     pub weight_decay: f32,
@@ -76,12 +80,17 @@ impl Default for AdamConfig {
 /// SGD's hyper-parameters; `Default` is PyTorch's (`torch.optim.SGD`) without clipping.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdConfig {
+    /// Learning rate (step size).
     pub lr: f32,
+    /// Momentum factor (0: plain SGD).
     pub momentum: f32,
+    /// Dampening applied to the gradient when it is added to the momentum buffer.
     pub dampening: f32,
     /// Nesterov momentum; needs `momentum > 0` and `dampening == 0`.
     pub nesterov: bool,
+    /// L2 penalty added to the gradient (`g + wd·p`).
     pub weight_decay: f32,
+    /// Global-norm clipping threshold (`clip_grad_norm_(max_norm)` before the step).
     pub clip_norm: Option<f32>,
 }
 
@@ -358,6 +367,7 @@ impl Adam {
         self.t = t;
     }
 
+    /// The hyper-parameters this optimiser was built with.
     pub fn config(&self) -> &AdamConfig {
         &self.cfg
     }
@@ -473,6 +483,7 @@ impl Sgd {
         self.t = t;
     }
 
+    /// The hyper-parameters this optimiser was built with.
     pub fn config(&self) -> &SgdConfig {
         &self.cfg
     }

@@ -8,12 +8,14 @@ pub struct Rng {
 }
 
 impl Rng {
+    /// A generator whose sequence is fully determined by `seed`.
     pub fn new(seed: u64) -> Self {
         Rng {
             state: seed ^ 0x9E37_79B9_7F4A_7C15,
         }
     }
 
+    /// Next 64 uniformly distributed bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;

@@ -25,6 +25,8 @@ pub struct Var(usize);
 /// What the backward pass of one op does. `grad_out` is the gradient of the op's output;
 /// the op adds its inputs' gradients to `grads`.
 pub trait Backward {
+    /// Adds the gradients of the op's inputs, given the gradient `grad_out` of its output, to
+    /// `grads`. Errors if a dispatch or allocation on the device fails.
     fn backward(self: Box<Self>, ctx: &Context, grad_out: Tensor, grads: &mut Grads) -> Result<()>;
 }
 
@@ -117,6 +119,7 @@ impl Tape {
         self.nodes.len()
     }
 
+    /// Whether no node has been recorded.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }

@@ -9,7 +9,9 @@ use crate::gpu::pool::{BufferPool, PooledBuffer};
 /// Element type of a tensor. Values are f32; class indices (targets) are u32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DType {
+    /// 32-bit float.
     F32,
+    /// 32-bit unsigned integer (class indices).
     U32,
 }
 
@@ -289,10 +291,12 @@ impl Tensor {
         (start, size.min(self.buf.capacity() - start))
     }
 
+    /// Dimensions, outermost first (row-major).
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
 
+    /// Element type.
     pub fn dtype(&self) -> DType {
         self.dtype
     }
@@ -302,6 +306,7 @@ impl Tensor {
         self.shape.iter().product()
     }
 
+    /// Whether the tensor has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

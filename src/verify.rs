@@ -13,10 +13,15 @@ use crate::tensor::Tensor;
 /// One configuration to check.
 #[derive(Clone, Debug)]
 pub struct Case {
+    /// Label shown in reports.
     pub name: String,
+    /// The RIMs layer to check.
     pub cfg: RimsConfig,
+    /// Sequence length T (steps); inputs are [T, B, input].
     pub t_len: usize,
+    /// Batch size B.
     pub batch: usize,
+    /// Seed of the parameters, inputs and dropout masks.
     pub seed: u64,
 }
 
@@ -24,16 +29,22 @@ pub struct Case {
 /// tensor relative to the largest magnitude of the reference tensor.
 #[derive(Clone, Debug)]
 pub struct Report {
+    /// Name of the case checked.
     pub case: String,
+    /// Whether the GPU and reference activation masks are identical.
     pub masks_equal: bool,
+    /// Per tensor (state or gradient): its name and its error relative to the reference's
+    /// largest magnitude.
     pub errors: Vec<(String, f64)>,
 }
 
 impl Report {
+    /// The largest relative error over all tensors (0 when there are none).
     pub fn worst(&self) -> f64 {
         self.errors.iter().fold(0.0, |m, (_, e)| m.max(*e))
     }
 
+    /// Whether the masks agree and no relative error exceeds `tolerance`.
     pub fn passed(&self, tolerance: f64) -> bool {
         self.masks_equal && self.worst() <= tolerance
     }

@@ -98,8 +98,11 @@ pub fn bundled_mnist_dir() -> PathBuf {
 /// Images `[n, rows, cols]`, one byte per pixel, row-major.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Images {
+    /// Number of images.
     pub n: usize,
+    /// Pixel rows per image.
     pub rows: usize,
+    /// Pixel columns per image.
     pub cols: usize,
     /// `n * rows * cols` bytes; image `i` is `pixels[i * rows * cols..(i + 1) * rows * cols]`.
     pub pixels: Vec<u8>,
@@ -135,6 +138,7 @@ impl Images {
 /// One split of a labelled image set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MnistSplit {
+    /// The split's images, `images.n == labels.len()`.
     pub images: Images,
     /// One label per image, `0..=9`.
     pub labels: Vec<u8>,
@@ -176,9 +180,13 @@ pub enum MnistSource {
 /// MNIST split into train / val / test (see the module docs for how).
 #[derive(Clone, Debug)]
 pub struct Mnist {
+    /// Training split.
     pub train: MnistSplit,
+    /// Validation split, held out from the training file.
     pub val: MnistSplit,
+    /// Test split.
     pub test: MnistSplit,
+    /// Which files the splits were read from.
     pub source: MnistSource,
     /// The seed of the train/val permutation.
     pub split_seed: u64,

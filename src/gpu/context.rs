@@ -47,10 +47,15 @@ pub fn parse_backend(name: &str) -> Result<wgpu::Backends> {
 /// What we know about one adapter, for `rims info` and for choosing.
 #[derive(Clone, Debug)]
 pub struct AdapterSummary {
+    /// Adapter name as reported by the driver.
     pub name: String,
+    /// Graphics API the adapter runs on (Vulkan, Metal, DX12, GL).
     pub backend: wgpu::Backend,
+    /// Discrete, integrated, virtual, CPU (e.g. llvmpipe) or other.
     pub device_type: wgpu::DeviceType,
+    /// Driver name (may be empty).
     pub driver: String,
+    /// Driver version or extra description (may be empty).
     pub driver_info: String,
     /// Whether the adapter can run compute shaders at all (some GL adapters cannot).
     pub compute: bool,

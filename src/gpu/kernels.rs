@@ -251,6 +251,7 @@ fn reflect(
 }
 
 impl KernelRegistry {
+    /// An empty registry: no kernels compiled, no bind groups cached.
     pub fn new() -> Self {
         KernelRegistry {
             kernels: HashMap::new(),

@@ -77,6 +77,7 @@ impl Drop for PooledBuffer {
 }
 
 impl BufferPool {
+    /// An empty pool with zeroed counters; buffers are created on first request.
     pub fn new() -> Self {
         BufferPool {
             free: HashMap::new(),
@@ -84,6 +85,7 @@ impl BufferPool {
         }
     }
 
+    /// A snapshot of the pool's counters.
     pub fn stats(&self) -> PoolStats {
         self.stats
     }

@@ -50,6 +50,8 @@ pub(crate) enum Command {
     },
 }
 
+/// Queue of recorded dispatches and copies plus their uniform-parameter arena, flushed by
+/// `submit` as one command buffer.
 pub struct Recorder {
     commands: Vec<Command>,
     arena: Vec<u8>,
@@ -61,6 +63,8 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// An empty recorder; parameter blocks in the arena are aligned to
+    /// `min_uniform_align` bytes (the device's dynamic-offset alignment), at least 16.
     pub fn new(min_uniform_align: u32) -> Self {
         Recorder {
             commands: Vec::new(),
@@ -72,6 +76,7 @@ impl Recorder {
         }
     }
 
+    /// A snapshot of the recorder's counters.
     pub fn stats(&self) -> RecorderStats {
         self.stats
     }

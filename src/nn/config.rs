@@ -54,6 +54,7 @@ pub struct RimsConfig {
     pub comm_key: usize,
     /// d_vc: communication value size per head.
     pub comm_value: usize,
+    /// Recurrent cell of every mechanism (LSTM or GRU).
     pub cell: CellKind,
     /// Dropout on the input-attention output u and on the communication output (0.1 in the
     /// authors' code; 0 to compare with PyTorch in eval mode).

@@ -30,7 +30,10 @@ pub enum Backbone {
     Rims,
     /// The paper's baseline: one dense LSTM or GRU of `hidden` units (the cell kind and the
     /// input size come from [`ModelConfig::rims`]).
-    Dense { hidden: usize },
+    Dense {
+        /// Hidden units of the dense layer (must be at least 1).
+        hidden: usize,
+    },
 }
 
 /// A model: embedding → dropout → RIMs (or a dense LSTM/GRU) → dropout → linear decoder.
@@ -40,10 +43,13 @@ pub struct ModelConfig {
     pub vocab: usize,
     /// Output classes.
     pub classes: usize,
+    /// The recurrent layer's sizes (also the cell kind and input size of a dense baseline).
     pub rims: RimsConfig,
     /// Dropout on the embedding and before the decoder (0.5 in the authors' scripts).
     pub dropout: f32,
+    /// Which steps the decoder reads.
     pub readout: Readout,
+    /// RIMs or a dense LSTM/GRU.
     pub backbone: Backbone,
 }
 
@@ -60,6 +66,7 @@ const EMBED_DROPOUT: u32 = 2;
 const DECODER_DROPOUT: u32 = 3;
 
 impl ModelConfig {
+    /// Checks every size; returns `Error::Config` naming the first bad field.
     pub fn validate(&self) -> Result<()> {
         self.rims.validate()?;
         if self.backbone == (Backbone::Dense { hidden: 0 }) {
@@ -169,6 +176,7 @@ pub struct ModelOutput {
     pub logits: Var,
     /// The final state h_T (and c_T), to carry into the next batch.
     pub h_last: Tensor,
+    /// The final cell state c_T (LSTM only; None for GRU).
     pub c_last: Option<Tensor>,
     /// Masks [T, B, N].
     pub masks: Tensor,
@@ -181,12 +189,15 @@ pub struct Pass {
     pub training: bool,
     /// Dropout seed and the step index of the first time step (masks are keyed by both).
     pub seed: u32,
+    /// Step index of the first time step.
     pub step0: u32,
 }
 
 /// A model and its parameters.
 pub struct Model {
+    /// The configuration the model was built from.
     pub cfg: ModelConfig,
+    /// Every parameter and its gradient.
     pub store: ParamStore,
     rims: Rims,
 }

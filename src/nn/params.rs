@@ -21,7 +21,9 @@ pub type HostParams = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 /// How a parameter starts.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
+    /// All zeros.
     Zeros,
+    /// Every element this value.
     Constant(f32),
     /// Uniform in [lo, hi).
     Uniform(f32, f32),
@@ -32,14 +34,18 @@ pub enum Init {
 /// A parameter to create.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamSpec {
+    /// Unique name, the key in the store and in parameter files.
     pub name: String,
+    /// Tensor shape.
     pub shape: Vec<usize>,
+    /// Initial values.
     pub init: Init,
     /// False for parameters that exist in the file format but are never updated.
     pub trainable: bool,
 }
 
 impl ParamSpec {
+    /// A trainable parameter (see [`ParamSpec::frozen`]).
     pub fn new(name: &str, shape: &[usize], init: Init) -> Self {
         ParamSpec {
             name: name.to_string(),
@@ -193,10 +199,12 @@ impl ParamStore {
         Ok(self.entry(name)?.offset)
     }
 
+    /// The parameter's shape; `Error::Config` when no parameter has this name.
     pub fn shape(&self, name: &str) -> Result<&[usize]> {
         Ok(&self.entry(name)?.shape)
     }
 
+    /// Whether the optimizer updates it; `Error::Config` when no parameter has this name.
     pub fn is_trainable(&self, name: &str) -> Result<bool> {
         Ok(self.entry(name)?.trainable)
     }

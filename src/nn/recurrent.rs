@@ -24,6 +24,7 @@ use crate::tensor::{DType, Tensor, VIEW_ALIGN};
 /// live in a [`ParamStore`] under the names of [`Recurrent::param_specs`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Recurrent {
+    /// LSTM or GRU.
     pub kind: CellKind,
     /// D: input features.
     pub input: usize,

@@ -61,6 +61,7 @@ pub fn param_specs(cfg: &RimsConfig) -> Vec<ParamSpec> {
 pub struct RimsOptions {
     /// Dropout seed; step t of this call draws with step index `step0 + t`.
     pub seed: u32,
+    /// Step index of the call's first time step.
     pub step0: u32,
     /// Apply dropout (training) or not (evaluation).
     pub training: bool,
@@ -295,6 +296,7 @@ impl Rims {
         Ok(Rims { cfg })
     }
 
+    /// The sizes this layer was built with.
     pub fn config(&self) -> &RimsConfig {
         &self.cfg
     }

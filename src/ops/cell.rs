@@ -20,9 +20,13 @@ struct Params {
 /// Sizes: `units` mechanisms of `hidden` units for `batch` rows; `plane` = T·B·N·G·H.
 #[derive(Clone, Copy, Debug)]
 pub struct Dims {
+    /// B: batch rows.
     pub batch: usize,
+    /// N: mechanisms.
     pub units: usize,
+    /// H: hidden units per mechanism.
     pub hidden: usize,
+    /// Elements of one [T, B, N, G·H] gate plane (offset between dzx and dzh in `dz`).
     pub plane: usize,
 }
 
@@ -75,11 +79,17 @@ pub fn forward(
 
 /// Buffers of the backward step.
 pub struct Backward<'a> {
+    /// [T, B, N, G·H]: hidden-side gate pre-activations (read by GRU only).
     pub zh: &'a Tensor,
+    /// [T+1, B, N·H]: hidden states; the one before step t is at index t (GRU only).
     pub hs: &'a Tensor,
+    /// [T+1, B, N·H]: cell states; the one before step t is at index t (LSTM only).
     pub cs: &'a Tensor,
+    /// [T, B, N, G·H]: gate activations saved by [`forward`].
     pub act: &'a Tensor,
+    /// [T, B, N, H]: c' saved by [`forward`] (LSTM only).
     pub cp: &'a Tensor,
+    /// [T, B, N]: 1 for active mechanisms, 0 otherwise.
     pub mask: &'a Tensor,
     /// [2, B, N, H]: the merge's gradient into h' and c'.
     pub dres: &'a Tensor,

@@ -9,8 +9,11 @@ use crate::tensor::{DType, Tensor};
 /// Which mask: `tensor` tells apart the dropout sites of a model (the RIMs cell uses 0 and 1).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Mask {
+    /// Run seed.
     pub seed: u32,
+    /// Training step; a new step draws a new mask.
     pub step: u32,
+    /// Dropout site within the model.
     pub tensor: u32,
     /// Drop probability in [0, 1).
     pub p: f32,

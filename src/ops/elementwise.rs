@@ -11,7 +11,9 @@ const WG: u64 = 256;
 /// Maps of one tensor.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Unary {
+    /// 1 / (1 + e^−x).
     Sigmoid,
+    /// Hyperbolic tangent.
     Tanh,
     /// Multiply by a constant.
     Scale(f32),
@@ -21,8 +23,11 @@ pub enum Unary {
 /// (it is then repeated, as for a bias) or if it has one element (a scalar).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Binary {
+    /// `a + b`.
     Add,
+    /// `a − b`.
     Sub,
+    /// `a · b` (elementwise).
     Mul,
     /// `a + alpha * b`.
     AddScaled(f32),

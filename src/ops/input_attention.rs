@@ -30,7 +30,9 @@ struct Params {
 /// Where a step's dropout comes from.
 #[derive(Clone, Copy, Debug)]
 pub struct Dropout {
+    /// Run seed of the counter-based mask (as in [`crate::ops::dropout::Mask`]).
     pub seed: u32,
+    /// Training step; a new step draws a new mask.
     pub step: u32,
     /// Drop probability (0 in evaluation).
     pub p: f32,
@@ -97,8 +99,11 @@ pub struct Forward<'a> {
     pub mask_override: Option<&'a Tensor>,
     /// Outputs: q [T, B, N, h_in·d_k], alpha [T, B, N, h_in], mask [T, B, N], u [T, B, N, A].
     pub q: &'a Tensor,
+    /// [T, B, N, h_in]: attention weights on the input (written).
     pub alpha: &'a Tensor,
+    /// [T, B, N]: top-k mask, 1 = active (written).
     pub mask: &'a Tensor,
+    /// [T, B, N, A]: attended input values (written).
     pub u: &'a Tensor,
 }
 
@@ -132,14 +137,19 @@ pub fn forward(
 
 /// Buffers of the backward step.
 pub struct Backward<'a> {
+    /// [T, B, h_in·d_k + A]: key and value of every input, as in the forward.
     pub kv: &'a Tensor,
     /// [B, N, A]: this step's gradient of u.
     pub du: &'a Tensor,
+    /// [T, B, N, h_in·d_k]: queries saved by [`forward`].
     pub q: &'a Tensor,
+    /// [T, B, N, h_in]: attention weights saved by [`forward`].
     pub alpha: &'a Tensor,
+    /// [T, B, N]: top-k mask saved by [`forward`].
     pub mask: &'a Tensor,
     /// Outputs: dq [T, B, N, h_in·d_k] and d(k | v) [T, B, h_in·d_k + A] at step t.
     pub dq: &'a Tensor,
+    /// [T, B, h_in·d_k + A]: gradient of key and value (written at step t).
     pub dkv: &'a Tensor,
 }
 

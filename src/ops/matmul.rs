@@ -14,9 +14,13 @@ use crate::tensor::{DType, Tensor};
 /// `offset + b*batch_stride + s*inner_stride + i*row_stride + j*col_stride`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatView {
+    /// Element index of (0, 0) of the first matrix.
     pub offset: usize,
+    /// Elements between consecutive outer-batch matrices; 0 to share one matrix.
     pub batch_stride: usize,
+    /// Elements between consecutive rows.
     pub row_stride: usize,
+    /// Elements between consecutive columns.
     pub col_stride: usize,
     /// Stride of the inner batch index (see [`Gemm::inner`]); 0 when there is none.
     pub inner_stride: usize,
@@ -66,13 +70,19 @@ impl MatView {
 /// mechanism (s = which projection, b = which mechanism).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gemm {
+    /// Outer batch count (≥ 1).
     pub batch: usize,
     /// Inner batch count (1 for a plain batch); views step by their `inner_stride`.
     pub inner: usize,
+    /// Rows of A and C.
     pub m: usize,
+    /// Columns of B and C.
     pub n: usize,
+    /// Columns of A = rows of B (the reduced dimension).
     pub k: usize,
+    /// View of the left operand (m x k).
     pub a: MatView,
+    /// View of the right operand (k x n).
     pub b: MatView,
     /// C's column stride must be 1.
     pub c: MatView,
@@ -90,7 +100,12 @@ pub enum Kernel {
     /// vec4 loads and a `rows x cols` register block per invocation (multiples of 4);
     /// needs K % 4 == 0 and a contiguous axis in A and B with offsets and strides divisible
     /// by 4. Best on llvmpipe with 16 x 16 ([`Kernel::VEC4`]).
-    Vec4 { rows: u32, cols: u32 },
+    Vec4 {
+        /// Output rows per invocation (multiple of 4).
+        rows: u32,
+        /// Output columns per invocation (multiple of 4).
+        cols: u32,
+    },
     /// Workgroup-shared tiles; for hardware GPUs.
     Tiled,
 }

@@ -47,12 +47,19 @@ fn setup(
 
 /// Buffers of the forward merge.
 pub struct Forward<'a> {
+    /// [T, B·N, 2, H]: communication output o and gate pre-activations.
     pub og: &'a Tensor,
+    /// [T, B, N, H]: the cell's h'.
     pub hp: &'a Tensor,
+    /// [T, B, N, H]: the cell's c' (LSTM only).
     pub cp: &'a Tensor,
+    /// [T, B, N]: 1 for active mechanisms, 0 otherwise.
     pub mask: &'a Tensor,
+    /// [T+1, B, N·H]: hidden states; h_t is written at index t+1.
     pub hs: &'a Tensor,
+    /// [T+1, B, N·H]: cell states; c_t is written at index t+1 (LSTM only).
     pub cs: &'a Tensor,
+    /// [T, B·N, 2, H]: saved tanh(o) and γ for the backward (written).
     pub tg: &'a Tensor,
 }
 
@@ -83,12 +90,19 @@ pub fn forward(
 
 /// Buffers of the backward merge.
 pub struct Backward<'a> {
+    /// [T, B, N]: mask saved by [`forward`].
     pub mask: &'a Tensor,
+    /// [T, B, N·H]: the loss's gradient of each step's h_t.
     pub dh_out: &'a Tensor,
+    /// [T, B·N, 2, H]: tanh(o) and γ saved by [`forward`].
     pub tg: &'a Tensor,
+    /// [B, N·H]: gradient of h carried from the step after (read and updated).
     pub dh: &'a Tensor,
+    /// [B, N·H]: gradient of c carried from the step after (LSTM only; read and updated).
     pub dc: &'a Tensor,
+    /// [2, B, N, H]: gradient into h' and c' (written).
     pub dres: &'a Tensor,
+    /// [T, B·N, 2, H]: gradient into o and gate pre-activations at step t (written).
     pub dog: &'a Tensor,
 }
 

@@ -24,9 +24,13 @@ const WG: u64 = 64;
 /// Sizes of a sequence: `steps` time steps of `batch` rows of `hidden` units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dims {
+    /// LSTM (G = 4) or GRU (G = 3).
     pub kind: CellKind,
+    /// T: time steps.
     pub steps: usize,
+    /// B: batch rows.
     pub batch: usize,
+    /// H: hidden units.
     pub hidden: usize,
 }
 

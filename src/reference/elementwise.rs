@@ -2,10 +2,12 @@
 
 use crate::ops::elementwise::{Binary, Unary};
 
+/// σ(x) = 1 / (1 + e^(−x)).
 pub fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// Applies `op` to each element of `x`.
 pub fn unary(op: Unary, x: &[f64]) -> Vec<f64> {
     x.iter()
         .map(|&v| match op {

@@ -21,12 +21,16 @@ pub fn clip_grad_norm(grads: &mut [f64], max_norm: f64) -> f64 {
 /// Adam's state: the moments and the step count.
 #[derive(Clone, Debug)]
 pub struct AdamState {
+    /// First moments, one per parameter.
     pub m: Vec<f64>,
+    /// Second moments, one per parameter.
     pub v: Vec<f64>,
+    /// Steps taken so far.
     pub t: u64,
 }
 
 impl AdamState {
+    /// Zeroed state for `n` parameters.
     pub fn new(n: usize) -> Self {
         AdamState {
             m: vec![0.0; n],
@@ -65,6 +69,7 @@ pub fn adam_step(
 /// SGD's state: the momentum buffer (None until the first step, as in PyTorch).
 #[derive(Clone, Debug, Default)]
 pub struct SgdState {
+    /// Momentum buffer, one per parameter.
     pub buf: Option<Vec<f64>>,
 }
 

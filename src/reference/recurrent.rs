@@ -17,18 +17,26 @@ use crate::rng::Rng;
 /// The weights of one cell: wx [in, G·H], wh [H, G·H], bx [G·H], bh [G·H].
 #[derive(Clone, Copy, Debug)]
 pub struct CellWeights<'a> {
+    /// [in, G·H].
     pub wx: &'a [f64],
+    /// [H, G·H].
     pub wh: &'a [f64],
+    /// [G·H].
     pub bx: &'a [f64],
+    /// [G·H].
     pub bh: &'a [f64],
 }
 
 /// Gradient accumulators of one cell, same shapes as [`CellWeights`] (added to).
 #[derive(Debug)]
 pub struct CellGrads<'a> {
+    /// [in, G·H].
     pub wx: &'a mut [f64],
+    /// [H, G·H].
     pub wh: &'a mut [f64],
+    /// [G·H].
     pub bx: &'a mut [f64],
+    /// [G·H].
     pub bh: &'a mut [f64],
 }
 
@@ -48,12 +56,16 @@ pub struct CellOut {
 /// What [`cell_backward`] reads from the forward (slices of a [`CellOut`] or of stored copies).
 #[derive(Clone, Copy, Debug)]
 pub struct CellSaved<'a> {
+    /// Post-activation gates [G·H].
     pub gates: &'a [f64],
+    /// GRU: gh_n [H] (empty for LSTM).
     pub ghn: &'a [f64],
+    /// LSTM: the new cell state c' [H] (empty for GRU).
     pub c: &'a [f64],
 }
 
 impl CellOut {
+    /// Borrows what [`cell_backward`] needs.
     pub fn saved(&self) -> CellSaved<'_> {
         CellSaved {
             gates: &self.gates,
@@ -208,6 +220,7 @@ pub fn cell_backward(
 /// Sizes of a dense recurrent layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecurrentConfig {
+    /// LSTM or GRU.
     pub cell: CellKind,
     /// D: input size.
     pub input: usize,
@@ -225,13 +238,18 @@ impl RecurrentConfig {
 /// The parameters of a dense layer: wx [D, G·H], wh [H, G·H], bx [G·H], bh [G·H].
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecurrentParams {
+    /// [D, G·H].
     pub wx: Vec<f64>,
+    /// [H, G·H].
     pub wh: Vec<f64>,
+    /// [G·H].
     pub bx: Vec<f64>,
+    /// [G·H].
     pub bh: Vec<f64>,
 }
 
 impl RecurrentParams {
+    /// Field names, in layout order.
     pub const NAMES: [&'static str; 4] = ["wx", "wh", "bx", "bh"];
 
     /// Every tensor's name and shape.
@@ -245,6 +263,7 @@ impl RecurrentParams {
         ]
     }
 
+    /// All-zero parameters shaped by `cfg`.
     pub fn zeros(cfg: &RecurrentConfig) -> Self {
         let gh = cfg.gate_width();
         RecurrentParams {
@@ -264,6 +283,7 @@ impl RecurrentParams {
         p
     }
 
+    /// All-zero parameters of the same shapes.
     pub fn zeros_like(&self) -> Self {
         RecurrentParams {
             wx: vec![0.0; self.wx.len()],
@@ -273,6 +293,7 @@ impl RecurrentParams {
         }
     }
 
+    /// Each tensor's name and values, in [`RecurrentParams::NAMES`] order.
     pub fn names_and_values(&self) -> Vec<(&'static str, &[f64])> {
         vec![
             ("wx", &self.wx[..]),
@@ -282,6 +303,7 @@ impl RecurrentParams {
         ]
     }
 
+    /// The tensor named `name`, or None for an unknown name.
     pub fn get(&self, name: &str) -> Option<&[f64]> {
         self.names_and_values()
             .into_iter()
@@ -289,6 +311,7 @@ impl RecurrentParams {
             .map(|(_, v)| v)
     }
 
+    /// The tensor named `name`, mutably, or None for an unknown name.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut [f64]> {
         match name {
             "wx" => Some(&mut self.wx),
@@ -299,6 +322,7 @@ impl RecurrentParams {
         }
     }
 
+    /// Borrows the weights as one cell's.
     pub fn weights(&self) -> CellWeights<'_> {
         CellWeights {
             wx: &self.wx,
@@ -308,6 +332,7 @@ impl RecurrentParams {
         }
     }
 
+    /// Borrows the tensors as gradient accumulators.
     pub fn grads_mut(&mut self) -> CellGrads<'_> {
         CellGrads {
             wx: &mut self.wx,
@@ -321,7 +346,9 @@ impl RecurrentParams {
 /// A dense layer's forward over a sequence, with what the backward needs.
 #[derive(Clone, Debug)]
 pub struct RecurrentForward {
+    /// T: sequence length.
     pub t_len: usize,
+    /// B: batch size.
     pub batch: usize,
     /// h_t after each step [T, B, H].
     pub h: Vec<f64>,
@@ -336,6 +363,7 @@ pub struct RecurrentForward {
 /// Gradients of a dense layer.
 #[derive(Clone, Debug)]
 pub struct RecurrentGradients {
+    /// Parameter gradients.
     pub params: RecurrentParams,
     /// [T, B, D].
     pub dx: Vec<f64>,

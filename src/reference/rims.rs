@@ -295,7 +295,9 @@ fn cell_weights<'a>(p: &'a RimsParams, dm: &Dims, j: usize) -> CellWeights<'a> {
 /// The forward of a sequence, with every intermediate (all flat, step-major, row-major).
 #[derive(Clone, Debug)]
 pub struct Forward {
+    /// T: sequence length.
     pub t_len: usize,
+    /// B: batch size.
     pub batch: usize,
     /// h_t after each step [T, B, N·H].
     pub h: Vec<f64>,

@@ -19,8 +19,11 @@ use crate::nn::model::Model;
 use crate::optim::Adam;
 use crate::train::config::TrainConfig;
 
+/// File name of the parameters inside a checkpoint directory.
 pub const MODEL_FILE: &str = "model.safetensors";
+/// File name of the optimiser moments inside a checkpoint directory.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// File name of the run's config and progress inside a checkpoint directory; written last.
 pub const STATE_FILE: &str = "train.json";
 
 /// Where a run stands.
@@ -37,7 +40,9 @@ pub struct Progress {
 /// The contents of `train.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct State {
+    /// The run's settings.
     pub config: TrainConfig,
+    /// How far the run had got when the checkpoint was written.
     pub progress: Progress,
     /// The engine version that wrote it.
     pub version: String,

@@ -47,6 +47,7 @@ fn default_model() -> String {
 /// Every setting of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// Which experiment to run: copying or sequential MNIST.
     pub task: Task,
     /// "rims", or a dense baseline "lstm" / "gru" of `hidden` units.
     #[serde(default = "default_model")]
@@ -55,24 +56,37 @@ pub struct TrainConfig {
     pub cell: String,
     /// N, k, H (per mechanism) and D (embedding size).
     pub mechanisms: usize,
+    /// k: mechanisms active per step (at most `mechanisms`).
     pub active: usize,
+    /// H: hidden units per mechanism.
     pub hidden: usize,
+    /// D: token embedding size.
     pub embed: usize,
+    /// Width of the input-attention keys (and queries).
     pub input_key: usize,
+    /// Width of the input-attention values.
     pub input_value: usize,
+    /// Heads of the communication attention between mechanisms.
     pub comm_heads: usize,
+    /// Width of each communication-attention key (and query) head.
     pub comm_key: usize,
+    /// Width of each communication-attention value head.
     pub comm_value: usize,
     /// Dropout inside the cell (attention outputs) and on the embedding and decoder input.
     pub cell_dropout: f32,
+    /// Dropout probability on the embedding and on the decoder input.
     pub dropout: f32,
+    /// Adam learning rate.
     pub lr: f32,
     /// Global gradient-norm clip (None: no clipping).
     pub clip: Option<f32>,
+    /// Examples per batch.
     pub batch: usize,
+    /// Epochs to train for.
     pub epochs: usize,
     /// Copying: iterations per epoch, drawn from a pool of `pool` regenerated batches.
     pub iterations: usize,
+    /// Copying: how many distinct batches are generated for the pool.
     pub pool: usize,
     /// Copying: carry the (detached) state from batch to batch within an epoch, as the authors
     /// do. Off, every batch starts from zeros.
@@ -80,9 +94,11 @@ pub struct TrainConfig {
     pub carry_state: bool,
     /// Copying: the gap T for training and for the second evaluation.
     pub train_len: usize,
+    /// Copying: the gap T tested for generalisation, evaluated alongside `train_len`.
     pub test_len: usize,
     /// sMNIST: training resolution and the evaluation resolutions.
     pub resolution: usize,
+    /// sMNIST: resolutions evaluated after each `eval_every` epochs.
     pub eval_resolutions: Vec<usize>,
     /// sMNIST: at most this many examples per split (None: all), to keep runs short.
     pub limit: Option<usize>,
@@ -90,6 +106,7 @@ pub struct TrainConfig {
     pub mnist_dir: Option<PathBuf>,
     /// Evaluate and checkpoint every this many epochs.
     pub eval_every: usize,
+    /// Seed of data generation, initialisation and dropout masks.
     pub seed: u64,
 }
 

@@ -44,9 +44,11 @@ impl Reporter for Quiet {
 /// One evaluation on one split at one length (or resolution).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EvalResult {
+    /// Name of the evaluated split.
     pub split: String,
     /// Copying: the gap T; sMNIST: the resolution S.
     pub size: usize,
+    /// Mean cross-entropy per example, in nats.
     pub loss: f64,
     /// Copying: accuracy on the copied segment; sMNIST: classification accuracy.
     pub accuracy: f64,
@@ -55,17 +57,24 @@ pub struct EvalResult {
 /// One line of `metrics.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EvalRecord {
+    /// Epochs completed when the evaluation ran.
     pub epoch: usize,
+    /// Optimiser steps taken when the evaluation ran.
     pub step: u64,
+    /// Wall time spent training so far, in seconds.
     pub seconds: f64,
+    /// Mean training loss since the previous record, in nats.
     pub train_loss: f64,
+    /// One result per split and length (or resolution).
     pub eval: Vec<EvalResult>,
 }
 
 /// The final state of a run.
 #[derive(Debug)]
 pub struct Summary {
+    /// Where the run stopped.
     pub progress: Progress,
+    /// Every evaluation record of the run, oldest first.
     pub history: Vec<EvalRecord>,
 }
 
