@@ -9,6 +9,7 @@
 // dh, dc [B, N*H] (the gradient flowing to the previous state, accumulated).
 
 //#include common
+//#include gates
 
 struct Params {
     batch: u32, n: u32, h: u32, t: u32,
@@ -122,27 +123,14 @@ fn lstm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         return;
     }
     let dhp = dres[s.unit] + dhpc[s.unit];
-    let dcp = dres[bnh + s.unit];
-    let ig = act_in[g0];
-    let fg = act_in[g0 + h];
-    let gg = act_in[g0 + 2u * h];
-    let og = act_in[g0 + 3u * h];
-    let tc = safe_tanh(cp_in[p.t * bnh + s.unit]);
-    let dc_tot = dcp + dhp * og * (1.0 - tc * tc);
-    let c_prev = cs[p.t * bnh + s.state];
-    let d_i = dc_tot * gg * ig * (1.0 - ig);
-    let d_f = dc_tot * c_prev * fg * (1.0 - fg);
-    let d_g = dc_tot * ig * (1.0 - gg * gg);
-    let d_o = dhp * tc * og * (1.0 - og);
-    dz[d0] = d_i;
-    dz[d0 + h] = d_f;
-    dz[d0 + 2u * h] = d_g;
-    dz[d0 + 3u * h] = d_o;
-    dz[plane + d0] = d_i;
-    dz[plane + d0 + h] = d_f;
-    dz[plane + d0 + 2u * h] = d_g;
-    dz[plane + d0 + 3u * h] = d_o;
-    dcarry[s.state] += dc_tot * fg;
+    let d = lstm_grads(dhp, dres[bnh + s.unit], act_in[g0], act_in[g0 + h], act_in[g0 + 2u * h],
+                       act_in[g0 + 3u * h], cp_in[p.t * bnh + s.unit], cs[p.t * bnh + s.state]);
+    let grads = array<f32, 4>(d.di, d.df, d.dg, d.d_o);
+    for (var g = 0u; g < 4u; g++) {
+        dz[d0 + g * h] = grads[g];
+        dz[plane + d0 + g * h] = grads[g];
+    }
+    dcarry[s.state] += d.dc_prev;
 }
 
 @compute @workgroup_size(WG)
@@ -165,18 +153,12 @@ fn gru_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     }
     let dhp = dres[s.unit] + dhpc[s.unit];
     let rg = act_in[g0];
-    let zg = act_in[g0 + h];
-    let ng = act_in[g0 + 2u * h];
-    let zh_n = zh[g0 + 2u * h];
-    let h_prev = hs[p.t * bnh + s.state];
-    let da_n = dhp * (1.0 - zg) * (1.0 - ng * ng);
-    let dz_pre = dhp * (h_prev - ng) * zg * (1.0 - zg);
-    let dr_pre = da_n * zh_n * rg * (1.0 - rg);
-    dz[g0] = dr_pre;
-    dz[g0 + h] = dz_pre;
-    dz[g0 + 2u * h] = da_n;
-    dz[plane + g0] = dr_pre;
-    dz[plane + g0 + h] = dz_pre;
-    dz[plane + g0 + 2u * h] = da_n * rg;
-    dcarry[s.state] += dhp * zg;
+    let d = gru_grads(dhp, rg, act_in[g0 + h], act_in[g0 + 2u * h], zh[g0 + 2u * h], hs[p.t * bnh + s.state]);
+    dz[g0] = d.dr;
+    dz[g0 + h] = d.dz;
+    dz[g0 + 2u * h] = d.dn;
+    dz[plane + g0] = d.dr;
+    dz[plane + g0 + h] = d.dz;
+    dz[plane + g0 + 2u * h] = d.dn * rg;
+    dcarry[s.state] += d.dh_prev;
 }

@@ -8,6 +8,7 @@
 // to the previous state; dz [T, B, G*H] (LSTM, dzx = dzh) or [2, T, B, G*H] (GRU: dzx, dzh).
 
 //#include common
+//#include gates
 
 struct Params {
     batch: u32, h: u32, t: u32,
@@ -104,18 +105,13 @@ fn lstm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let bh = p.batch * p.h;
     let g0 = s.gate;
     let dh_new = dy[p.t * bh + s.unit] + dh[s.unit];
-    let ig = act[g0];
-    let fg = act[g0 + h];
-    let gg = act[g0 + 2u * h];
-    let og = act[g0 + 3u * h];
-    let tc = safe_tanh(cs_in[(p.t + 1u) * bh + s.unit]);
-    let c_prev = cs_in[p.t * bh + s.unit];
-    let dc_tot = dc[s.unit] + dh_new * og * (1.0 - tc * tc);
-    dz[g0] = dc_tot * gg * ig * (1.0 - ig);
-    dz[g0 + h] = dc_tot * c_prev * fg * (1.0 - fg);
-    dz[g0 + 2u * h] = dc_tot * ig * (1.0 - gg * gg);
-    dz[g0 + 3u * h] = dh_new * tc * og * (1.0 - og);
-    dc[s.unit] = dc_tot * fg;
+    let d = lstm_grads(dh_new, dc[s.unit], act[g0], act[g0 + h], act[g0 + 2u * h], act[g0 + 3u * h],
+                       cs_in[(p.t + 1u) * bh + s.unit], cs_in[p.t * bh + s.unit]);
+    dz[g0] = d.di;
+    dz[g0 + h] = d.df;
+    dz[g0 + 2u * h] = d.dg;
+    dz[g0 + 3u * h] = d.d_o;
+    dc[s.unit] = d.dc_prev;
 }
 
 // dzx and dzh of step t (they differ in the n block: dzh_n = dzx_n ⊙ r); dh becomes the direct
@@ -132,18 +128,12 @@ fn gru_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let g0 = s.gate;
     let dh_new = dy[p.t * bh + s.unit] + dh[s.unit];
     let rg = act[g0];
-    let zg = act[g0 + h];
-    let ng = act[g0 + 2u * h];
-    let ghn = gh_in[g0 + 2u * h];
-    let h_prev = hs_in[p.t * bh + s.unit];
-    let dn = dh_new * (1.0 - zg) * (1.0 - ng * ng);
-    let dzg = dh_new * (h_prev - ng) * zg * (1.0 - zg);
-    let dr = dn * ghn * rg * (1.0 - rg);
-    dz[g0] = dr;
-    dz[g0 + h] = dzg;
-    dz[g0 + 2u * h] = dn;
-    dz[p.plane + g0] = dr;
-    dz[p.plane + g0 + h] = dzg;
-    dz[p.plane + g0 + 2u * h] = dn * rg;
-    dh[s.unit] = dh_new * zg;
+    let d = gru_grads(dh_new, rg, act[g0 + h], act[g0 + 2u * h], gh_in[g0 + 2u * h], hs_in[p.t * bh + s.unit]);
+    dz[g0] = d.dr;
+    dz[g0 + h] = d.dz;
+    dz[g0 + 2u * h] = d.dn;
+    dz[p.plane + g0] = d.dr;
+    dz[p.plane + g0 + h] = d.dz;
+    dz[p.plane + g0 + 2u * h] = d.dn * rg;
+    dh[s.unit] = d.dh_prev;
 }

@@ -45,6 +45,7 @@ pub static SHADERS: &[(&str, &str)] = &[
 /// includes). Each is valid WGSL on its own (functions and constants only).
 pub static LIBRARIES: &[(&str, &str)] = &[
     ("common", include_str!("../../shaders/lib/common.wgsl")),
+    ("gates", include_str!("../../shaders/lib/gates.wgsl")),
     (
         "workgroup_reduce",
         include_str!("../../shaders/lib/workgroup_reduce.wgsl"),
