@@ -1,13 +1,68 @@
-//! The experiment model (embedding → RIMs → decoder) learns a small memory task.
+//! The experiment model (embedding → RIMs or a dense LSTM → decoder) learns a small memory
+//! task: classify the token seen at t = 0.
 
-use rims::Tensor;
 use rims::nn::model::{Backbone, Model, ModelConfig, Pass, Readout};
 use rims::nn::{CellKind, RimsConfig};
 use rims::optim::{Adam, AdamConfig};
 use rims::rng::Rng;
 use rims::tape::Tape;
+use rims::{Context, Tensor};
 
 use crate::common::ctx;
+
+const T: usize = 4;
+const B: usize = 16;
+
+/// Trains `cfg` for `steps` Adam steps on the memory task; returns the mean loss of the first
+/// and of the last ten steps.
+fn train_memory_task(ctx: &Context, cfg: ModelConfig, steps: u32) -> (f32, f32) {
+    let model = Model::new(ctx, cfg, 5).unwrap();
+    let adam_cfg = AdamConfig {
+        lr: 2e-2,
+        clip_norm: Some(1.0),
+        ..Default::default()
+    };
+    let mut adam = Adam::new(ctx, model.store.trainable_len(), adam_cfg).unwrap();
+    let mut rng = Rng::new(6);
+    let mut losses = Vec::new();
+    for step in 0..steps {
+        let tokens: Vec<u32> = (0..T * B).map(|_| rng.below(4) as u32).collect();
+        let tt = Tensor::from_u32(ctx, &[T, B], &tokens).unwrap();
+        let labels = Tensor::from_u32(ctx, &[B], &tokens[..B]).unwrap(); // the tokens at t = 0
+        model.store.zero_grads(ctx).unwrap();
+        let mut tape = Tape::new();
+        let pass = Pass {
+            training: true,
+            seed: 1,
+            step0: step,
+        };
+        let out = model.forward(ctx, &mut tape, &tt, None, pass).unwrap();
+        let n = match model.cfg.backbone {
+            Backbone::Rims => model.cfg.rims.mechanisms,
+            Backbone::Dense { .. } => 1,
+        };
+        assert_eq!(out.masks.shape(), &[T, B, n]);
+        let loss = tape.cross_entropy(ctx, out.logits, &labels).unwrap();
+        let value = tape.value(loss).clone();
+        tape.backward(ctx, loss).unwrap();
+        adam.step(ctx, model.store.flat_values(), model.store.flat_grads())
+            .unwrap();
+        losses.push(value.to_vec(ctx).unwrap()[0]);
+    }
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+    (mean(&losses[..10]), mean(&losses[losses.len() - 10..]))
+}
+
+fn config(rims: RimsConfig, backbone: Backbone) -> ModelConfig {
+    ModelConfig {
+        vocab: 4,
+        classes: 4,
+        rims,
+        dropout: 0.0,
+        readout: Readout::Last,
+        backbone,
+    }
+}
 
 #[test]
 fn rims_model_learns_to_remember_the_first_token() {
@@ -27,57 +82,7 @@ fn rims_model_learns_to_remember_the_first_token() {
             dropout: 0.0,
             ..RimsConfig::default()
         };
-        let cfg = ModelConfig {
-            vocab: 4,
-            classes: 4,
-            rims,
-            dropout: 0.0,
-            readout: Readout::Last,
-            backbone: Backbone::Rims,
-        };
-        let model = Model::new(ctx, cfg, 5).unwrap();
-        let mut adam = Adam::new(
-            ctx,
-            model.store.trainable_len(),
-            AdamConfig {
-                lr: 2e-2,
-                clip_norm: Some(1.0),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let (t_len, b) = (4, 16);
-        let mut rng = Rng::new(6);
-        let mut losses = Vec::new();
-        for step in 0..150 {
-            let tokens: Vec<u32> = (0..t_len * b).map(|_| rng.below(4) as u32).collect();
-            let labels: Vec<u32> = tokens[..b].to_vec(); // the token at t = 0
-            let tt = Tensor::from_u32(ctx, &[t_len, b], &tokens).unwrap();
-            let lt = Tensor::from_u32(ctx, &[b], &labels).unwrap();
-            model.store.zero_grads(ctx).unwrap();
-            let mut tape = Tape::new();
-            let out = model
-                .forward(
-                    ctx,
-                    &mut tape,
-                    &tt,
-                    None,
-                    Pass {
-                        training: true,
-                        seed: 1,
-                        step0: step,
-                    },
-                )
-                .unwrap();
-            let loss = tape.cross_entropy(ctx, out.logits, &lt).unwrap();
-            let value = tape.value(loss).clone();
-            tape.backward(ctx, loss).unwrap();
-            adam.step(ctx, model.store.flat_values(), model.store.flat_grads())
-                .unwrap();
-            losses.push(value.to_vec(ctx).unwrap()[0]);
-        }
-        let first: f32 = losses[..10].iter().sum::<f32>() / 10.0;
-        let last: f32 = losses[140..].iter().sum::<f32>() / 10.0;
+        let (first, last) = train_memory_task(ctx, config(rims, Backbone::Rims), 150);
         eprintln!("{cell:?}: loss {first:.3} -> {last:.3}");
         assert!(
             last < 0.5 * first,
@@ -95,60 +100,9 @@ fn dense_lstm_baseline_learns_the_same_task() {
         dropout: 0.0,
         ..RimsConfig::default()
     };
-    let cfg = ModelConfig {
-        vocab: 4,
-        classes: 4,
-        rims,
-        dropout: 0.0,
-        readout: Readout::Last,
-        backbone: Backbone::Dense { hidden: 16 },
-    };
-    let model = Model::new(ctx, cfg, 5).unwrap();
-    assert!(model.store.names().contains(&"lstm_wx"));
-    let mut adam = Adam::new(
-        ctx,
-        model.store.trainable_len(),
-        AdamConfig {
-            lr: 2e-2,
-            clip_norm: Some(1.0),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let (t_len, b) = (4, 16);
-    let mut rng = Rng::new(6);
-    let mut losses = Vec::new();
-    for step in 0..100 {
-        let tokens: Vec<u32> = (0..t_len * b).map(|_| rng.below(4) as u32).collect();
-        let tt = Tensor::from_u32(ctx, &[t_len, b], &tokens).unwrap();
-        let lt = Tensor::from_u32(ctx, &[b], &tokens[..b]).unwrap();
-        model.store.zero_grads(ctx).unwrap();
-        let mut tape = Tape::new();
-        let out = model
-            .forward(
-                ctx,
-                &mut tape,
-                &tt,
-                None,
-                Pass {
-                    training: true,
-                    seed: 1,
-                    step0: step,
-                },
-            )
-            .unwrap();
-        assert_eq!(out.masks.shape(), &[t_len, b, 1]);
-        let loss = tape.cross_entropy(ctx, out.logits, &lt).unwrap();
-        let value = tape.value(loss).clone();
-        tape.backward(ctx, loss).unwrap();
-        adam.step(ctx, model.store.flat_values(), model.store.flat_grads())
-            .unwrap();
-        losses.push(value.to_vec(ctx).unwrap()[0]);
-    }
-    let (first, last) = (
-        losses[..10].iter().sum::<f32>() / 10.0,
-        losses[90..].iter().sum::<f32>() / 10.0,
-    );
+    let cfg = config(rims, Backbone::Dense { hidden: 16 });
+    assert!(cfg.param_specs().iter().any(|p| p.name == "lstm_wx"));
+    let (first, last) = train_memory_task(ctx, cfg, 100);
     eprintln!("dense LSTM: loss {first:.3} -> {last:.3}");
     assert!(last < 0.5 * first, "{first} -> {last}");
 }
