@@ -1,6 +1,7 @@
 //! Where the time of a RIMs training step goes, kernel by kernel (each dispatch is run and
 //! waited for on its own, so the totals rank kernels rather than add up to a step's time).
-//! `cargo run --release --example profile_rims`
+//! `cargo run --release --example profile_rims`; the shape comes from `PROFILE_T`, `PROFILE_B`,
+//! `PROFILE_N`, `PROFILE_K`, `PROFILE_H` and `PROFILE_D` (defaults 8, 16, 6, 4, 32, 32).
 
 use rims::nn::rims::param_specs;
 use rims::nn::{ParamStore, Rims, RimsConfig, RimsOptions};
@@ -10,14 +11,23 @@ use rims::{Context, Tensor};
 
 fn main() -> rims::Result<()> {
     let ctx = Context::from_env()?;
+    let var = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let d = var("PROFILE_D", 32);
     let cfg = RimsConfig {
-        hidden: 32,
-        input: 32,
-        input_key: 32,
-        input_value: 32,
+        mechanisms: var("PROFILE_N", 6),
+        active: var("PROFILE_K", 4),
+        hidden: var("PROFILE_H", 32),
+        input: d,
+        input_key: d,
+        input_value: d,
         ..RimsConfig::default()
     };
-    let (t_len, b) = (8, 16);
+    let (t_len, b) = (var("PROFILE_T", 8), var("PROFILE_B", 16));
     let layer = Rims::new(cfg.clone())?;
     let store = ParamStore::new(&ctx, &param_specs(&cfg), 1)?;
     let mut rng = Rng::new(2);

@@ -4,8 +4,11 @@
 // results are kept.
 // Layouts: zx, zh, act [T, B, N, G*H] (gate blocks of H: LSTM [i, f, g, o], GRU [r, z, n]);
 // hs, cs [T+1, B, N*H] (state before step t at index t); hp, cp [T, B, N, H] (h', c').
-// Backward: mask [T, B, N]; dres [2, B, N, H] (the merge's gradient into h' and c');
-// dhpc [B, N, H] (communication's gradient into h'); dz [2, T, B, N, G*H] (dzx, dzh);
+// Backward: mask [T, B, N]; dres [3, B, N, H] (the merge's gradient into h' and c', then
+// communication's into h'; one buffer so that GRU's backward stays within 8 storage bindings);
+// dz [T, B, N, G*H] (LSTM: dzx = dzh, so one buffer serves both products); GRU: dzx and dzh
+// [T, B, N, G*H] each (they differ in the n block). Separate buffers, not planes of one, keep
+// each under the device's binding-size limit at paper size.
 // dh, dc [B, N*H] (the gradient flowing to the previous state, accumulated).
 
 //#include common
@@ -13,7 +16,6 @@
 
 struct Params {
     batch: u32, n: u32, h: u32, t: u32,
-    plane: u32, _p0: u32, _p1: u32, _p2: u32,  // plane: elements of one half of dz (T*B*N*G*H)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,8 +31,8 @@ struct Params {
 @group(0) @binding(9) var<storage, read> cp_in: array<f32>;
 @group(0) @binding(10) var<storage, read> mask: array<f32>;
 @group(0) @binding(11) var<storage, read> dres: array<f32>;
-@group(0) @binding(12) var<storage, read> dhpc: array<f32>;
-@group(0) @binding(13) var<storage, read_write> dz: array<f32>;
+@group(0) @binding(12) var<storage, read_write> dz: array<f32>;
+@group(0) @binding(13) var<storage, read_write> dzh: array<f32>;
 @group(0) @binding(14) var<storage, read_write> dcarry: array<f32>;
 
 const WG: u32 = 64u;
@@ -113,22 +115,18 @@ fn lstm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let bnh = p.batch * p.n * p.h;
     let h = p.h;
     let g0 = p.t * bnh * 4u + s.gate;
-    let plane = p.plane;
-    let d0 = g0;
     if (mask[(p.t * p.batch + s.b) * p.n + s.i] < 0.5) {
         for (var g = 0u; g < 4u; g++) {
-            dz[d0 + g * h] = 0.0;
-            dz[plane + d0 + g * h] = 0.0;
+            dz[g0 + g * h] = 0.0;
         }
         return;
     }
-    let dhp = dres[s.unit] + dhpc[s.unit];
+    let dhp = dres[s.unit] + dres[2u * bnh + s.unit];
     let d = lstm_grads(dhp, dres[bnh + s.unit], act_in[g0], act_in[g0 + h], act_in[g0 + 2u * h],
                        act_in[g0 + 3u * h], cp_in[p.t * bnh + s.unit], cs[p.t * bnh + s.state]);
     let grads = array<f32, 4>(d.di, d.df, d.dg, d.d_o);
     for (var g = 0u; g < 4u; g++) {
-        dz[d0 + g * h] = grads[g];
-        dz[plane + d0 + g * h] = grads[g];
+        dz[g0 + g * h] = grads[g];
     }
     dcarry[s.state] += d.dc_prev;
 }
@@ -143,22 +141,21 @@ fn gru_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let bnh = p.batch * p.n * p.h;
     let h = p.h;
     let g0 = p.t * bnh * 3u + s.gate;
-    let plane = p.plane;
     if (mask[(p.t * p.batch + s.b) * p.n + s.i] < 0.5) {
         for (var g = 0u; g < 3u; g++) {
             dz[g0 + g * h] = 0.0;
-            dz[plane + g0 + g * h] = 0.0;
+            dzh[g0 + g * h] = 0.0;
         }
         return;
     }
-    let dhp = dres[s.unit] + dhpc[s.unit];
+    let dhp = dres[s.unit] + dres[2u * bnh + s.unit];
     let rg = act_in[g0];
     let d = gru_grads(dhp, rg, act_in[g0 + h], act_in[g0 + 2u * h], zh[g0 + 2u * h], hs[p.t * bnh + s.state]);
     dz[g0] = d.dr;
     dz[g0 + h] = d.dz;
     dz[g0 + 2u * h] = d.dn;
-    dz[plane + g0] = d.dr;
-    dz[plane + g0 + h] = d.dz;
-    dz[plane + g0 + 2u * h] = d.dn * rg;
+    dzh[g0] = d.dr;
+    dzh[g0 + h] = d.dz;
+    dzh[g0 + 2u * h] = d.dn * rg;
     dcarry[s.state] += d.dh_prev;
 }

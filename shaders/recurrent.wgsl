@@ -5,14 +5,14 @@
 // accumulated by its product), overwritten by the step's post-activation gates;
 // gh [T, B, G*H] (GRU): h·Wh + bh; hs, cs [T+1, B, H] (the state before step t at index t).
 // Backward: dy [T, B, H] the incoming gradient of every h_t; dh, dc [B, H] the gradients carried
-// to the previous state; dz [T, B, G*H] (LSTM, dzx = dzh) or [2, T, B, G*H] (GRU: dzx, dzh).
+// to the previous state; dz [T, B, G*H] (dzx; for LSTM also dzh, which is equal);
+// dzh [T, B, G*H] (GRU only: a buffer of its own, so each stays under the binding-size limit).
 
 //#include common
 //#include gates
 
 struct Params {
-    batch: u32, h: u32, t: u32,
-    plane: u32,  // elements of one plane of dz (T*B*G*H); GRU only
+    batch: u32, h: u32, t: u32, _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -30,6 +30,7 @@ struct Params {
 @group(0) @binding(10) var<storage, read_write> dh: array<f32>;
 @group(0) @binding(11) var<storage, read_write> dc: array<f32>;
 @group(0) @binding(12) var<storage, read_write> dz: array<f32>;
+@group(0) @binding(13) var<storage, read_write> dzh: array<f32>;
 
 const WG: u32 = 64u;
 
@@ -132,8 +133,8 @@ fn gru_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     dz[g0] = d.dr;
     dz[g0 + h] = d.dz;
     dz[g0 + 2u * h] = d.dn;
-    dz[p.plane + g0] = d.dr;
-    dz[p.plane + g0 + h] = d.dz;
-    dz[p.plane + g0 + 2u * h] = d.dn * rg;
+    dzh[g0] = d.dr;
+    dzh[g0 + h] = d.dz;
+    dzh[g0 + 2u * h] = d.dn * rg;
     dh[s.unit] = d.dh_prev;
 }

@@ -342,9 +342,14 @@ impl Backward for RecurrentNode {
         } else {
             None
         };
-        let dz = Tensor::uninit(ctx, &[dims.dz_planes(), t_len, b, gw])?;
-        // The dzh plane: the same as dzx for LSTM.
-        let dzh = (dims.dz_planes() - 1) * dims.plane();
+        // Gate gradients dzx, and for GRU dzh (for LSTM they are equal).
+        let dz = Tensor::uninit(ctx, &[t_len, b, gw])?;
+        let dzh_own = if lstm {
+            None
+        } else {
+            Some(Tensor::uninit(ctx, &[t_len, b, gw])?)
+        };
+        let dzh = dzh_own.as_ref().unwrap_or(&dz);
         for t in (0..t_len).rev() {
             let step = recurrent::Backward {
                 act: &gates,
@@ -355,6 +360,7 @@ impl Backward for RecurrentNode {
                 dh: &dh,
                 dc: dc.as_ref(),
                 dz: &dz,
+                dzh: dzh_own.as_ref(),
             };
             recurrent::backward(ctx, dims, t, &step)?;
             // dh_{t-1} (+)= dzh_t·Whᵀ; nothing wants dh_0 (h_0 is not on the tape).
@@ -362,7 +368,7 @@ impl Backward for RecurrentNode {
                 product(
                     ctx,
                     (b, h, gw),
-                    (&dz, mv(dzh + t * b * gw, gw, 1)),
+                    (dzh, mv(t * b * gw, gw, 1)),
                     (&pv, mv(off.wh, gw, 1).t()),
                     (&dh, mv(0, h, 1)),
                     None,
@@ -384,15 +390,16 @@ impl Backward for RecurrentNode {
             ctx,
             (h, gw, rows),
             (&hs, mv(0, 1, h)),
-            (&dz, mv(dzh, gw, 1)),
+            (dzh, mv(0, gw, 1)),
             (&pg, mv(off.wh, gw, 1)),
             None,
             true,
         )?;
-        // bx += Σ dzx and bh += Σ dzh: products with a row of ones, both in one when bh
-        // follows bx in the store.
+        // bx += Σ dzx and bh += Σ dzh: products with a row of ones. For LSTM (dzx = dzh) both
+        // are one product when bh follows bx in the store: an inner batch of 2 that reads the
+        // same gradient twice.
         let ones = Tensor::full(ctx, &[rows], 1.0)?;
-        let sums = |plane: usize, target: usize, inner: usize, stride: usize| {
+        let sums = |grad: &Tensor, target: usize, inner: usize, stride: usize| {
             let g = Gemm {
                 batch: 1,
                 inner,
@@ -400,10 +407,7 @@ impl Backward for RecurrentNode {
                 n: gw,
                 k: rows,
                 a: mv(0, rows, 1),
-                b: MatView {
-                    inner_stride: dzh,
-                    ..mv(plane, gw, 1)
-                },
+                b: mv(0, gw, 1),
                 c: MatView {
                     inner_stride: stride,
                     ..mv(target, gw, 1)
@@ -411,12 +415,12 @@ impl Backward for RecurrentNode {
                 bias: None,
                 accumulate: true,
             };
-            matmul::gemm(ctx, &g, &ones, &dz, None, &pg)
+            matmul::gemm(ctx, &g, &ones, grad, None, &pg)
         };
-        if off.bh > off.bx {
-            sums(0, off.bx, 2, off.bh - off.bx)?;
+        if lstm && off.bh > off.bx {
+            sums(&dz, off.bx, 2, off.bh - off.bx)?;
         } else {
-            sums(0, off.bx, 1, 0)?;
+            sums(&dz, off.bx, 1, 0)?;
             sums(dzh, off.bh, 1, 0)?;
         }
         if grads.wants(x) {

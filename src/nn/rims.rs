@@ -209,11 +209,6 @@ impl Dims {
     fn qkv_plane(&self) -> usize {
         self.t * self.b * self.n * self.w
     }
-
-    /// Elements of one plane of the [2, T, B, N, G·H] gate-gradient buffer.
-    fn dz_plane(&self) -> usize {
-        self.t * self.b * self.n * self.gh
-    }
 }
 
 /// Activations saved by the forward for the backward.
@@ -422,7 +417,6 @@ impl Rims {
             batch: b,
             units: dm.n,
             hidden: dm.h,
-            plane: dm.dz_plane(),
         };
         // The input-attention kernel indexes in_q from 0: bind the parameter's own view.
         let in_q = store.value("in_q")?;
@@ -643,14 +637,22 @@ impl Backward for RimsNode {
         let un = |shape: &[usize]| Tensor::uninit(ctx, shape);
         let dh = zeros(&[b, nh])?;
         let dc = zeros(&[b, nh])?;
-        let dres = un(&[2, b, n, h])?;
-        let dhpc = un(&[b, n, h])?;
+        // The merge's gradients into h' and c', then communication's into h' (plane 2).
+        let dres = un(&[3, b, n, h])?;
+        let dhpc_at = 2 * b * n * h;
         let du = un(&[b, n, dm.a])?;
         let dctx = un(&[b, n, dm.wv])?;
         let ds = un(&[b, dm.hc, n, n])?;
         let dog = un(&[t_len, b * n, 2, h])?;
         let dqkv = zeros(&[3, t_len, b, n, dm.w])?;
-        let dz = un(&[2, t_len, b, n, dm.gh])?;
+        // Gate gradients: dzx, and dzh where it differs (GRU); for LSTM they are equal.
+        let dzx = un(&[t_len, b, n, dm.gh])?;
+        let dzh_own = if lstm {
+            None
+        } else {
+            Some(un(&[t_len, b, n, dm.gh])?)
+        };
+        let dzh = dzh_own.as_ref().unwrap_or(&dzx);
         let dq = un(&[t_len, b, n, dm.wq])?;
         let dkv = un(&[t_len, b, dm.kvw()])?;
         let p = if opts.training { cfg.dropout } else { 0.0 };
@@ -658,7 +660,6 @@ impl Backward for RimsNode {
             batch: b,
             units: n,
             hidden: h,
-            plane: dm.dz_plane(),
         };
         let carry = if lstm { &dc } else { &dh };
 
@@ -708,7 +709,7 @@ impl Backward for RimsNode {
                         mv(sidx * dm.qkv_plane() + t * b * n * dm.w, dm.w, n * dm.w, 1),
                     ),
                     (&pv, mv(off.comm[sidx], h * width, width, 1).t()),
-                    (&dhpc, mv(0, h, nh, 1)),
+                    (&dres, mv(dhpc_at, h, nh, 1)),
                     None,
                     sidx > 0,
                     1,
@@ -722,8 +723,8 @@ impl Backward for RimsNode {
                 cp: &s.cp,
                 mask: &s.mask,
                 dres: &dres,
-                dhpc: &dhpc,
-                dz: &dz,
+                dzx: &dzx,
+                dzh,
                 carry,
             };
             cell::backward(ctx, cfg.cell, cell_dims, t, &cb)?;
@@ -735,7 +736,7 @@ impl Backward for RimsNode {
                 n,
                 dm.gh,
                 dm.a,
-                (&dz, mv(step_g, dm.gh, n * dm.gh, 1)),
+                (&dzx, mv(step_g, dm.gh, n * dm.gh, 1)),
                 (&pv, mv(off.rnn_wx, dm.a * dm.gh, dm.gh, 1).t()),
                 (&du, mv(0, dm.a, n * dm.a, 1)),
                 None,
@@ -748,7 +749,7 @@ impl Backward for RimsNode {
                 n,
                 dm.gh,
                 h,
-                (&dz, mv(dm.dz_plane() + step_g, dm.gh, n * dm.gh, 1)),
+                (dzh, mv(step_g, dm.gh, n * dm.gh, 1)),
                 (&pv, mv(off.rnn_wh, h * dm.gh, dm.gh, 1).t()),
                 (&dh, mv(0, h, nh, 1)),
                 None,
@@ -780,7 +781,8 @@ impl Backward for RimsNode {
                 1,
             )?;
         }
-        weight_gradients(ctx, dm, &off, &s, &pg, &dz, &dq, &dkv, &dqkv, &dog)?;
+        let dz = [&dzx, dzh];
+        weight_gradients(ctx, dm, &off, &s, &pg, dz, &dq, &dkv, &dqkv, &dog)?;
         if grads.wants(x) {
             // dx = d(k)·W_kᵀ + d(v)·W_vᵀ over all T·B rows.
             let dx = un(&[t_len, b, dm.d])?;
@@ -825,7 +827,7 @@ fn weight_gradients(
     off: &Offsets,
     s: &Saved,
     pg: &Tensor,
-    dz: &Tensor,
+    dz: [&Tensor; 2],
     dq: &Tensor,
     dkv: &Tensor,
     dqkv: &Tensor,
@@ -885,7 +887,7 @@ fn weight_gradients(
         rows,
         dm.gh,
         (&s.u, per_mech_t(0, dm.a)),
-        (dz, mv(0, dm.gh, n * dm.gh, 1)),
+        (dz[0], mv(0, dm.gh, n * dm.gh, 1)),
         (pg, mv(off.rnn_wx, dm.a * dm.gh, dm.gh, 1)),
         None,
         true,
@@ -898,7 +900,7 @@ fn weight_gradients(
         rows,
         dm.gh,
         (&s.hs, per_mech_t(0, h)),
-        (dz, mv(dm.dz_plane(), dm.gh, n * dm.gh, 1)),
+        (dz[1], mv(0, dm.gh, n * dm.gh, 1)),
         (pg, mv(off.rnn_wh, h * dm.gh, dm.gh, 1)),
         None,
         true,
@@ -906,7 +908,7 @@ fn weight_gradients(
     )?;
     // Biases: column sums as products with a row of ones.
     let ones = Tensor::full(ctx, &[rows * n], 1.0)?;
-    for (plane, o) in [(0, off.rnn_bx), (1, off.rnn_bh)] {
+    for (plane, o) in [(dz[0], off.rnn_bx), (dz[1], off.rnn_bh)] {
         grouped(
             ctx,
             1,
@@ -914,7 +916,7 @@ fn weight_gradients(
             rows,
             n * dm.gh,
             (&ones, mv(0, 0, rows, 1)),
-            (dz, mv(plane * dm.dz_plane(), 0, n * dm.gh, 1)),
+            (plane, mv(0, 0, n * dm.gh, 1)),
             (pg, mv(o, 0, n * dm.gh, 1)),
             None,
             true,

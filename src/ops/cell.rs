@@ -13,11 +13,9 @@ struct Params {
     n: u32,
     h: u32,
     t: u32,
-    plane: u32,
-    _pad: [u32; 3],
 }
 
-/// Sizes: `units` mechanisms of `hidden` units for `batch` rows; `plane` = T·B·N·G·H.
+/// Sizes: `units` mechanisms of `hidden` units for `batch` rows.
 #[derive(Clone, Copy, Debug)]
 pub struct Dims {
     /// B: batch rows.
@@ -26,8 +24,6 @@ pub struct Dims {
     pub units: usize,
     /// H: hidden units per mechanism.
     pub hidden: usize,
-    /// Elements of one [T, B, N, G·H] gate plane (offset between dzx and dzh in `dz`).
-    pub plane: usize,
 }
 
 fn params(d: Dims, t: usize) -> Params {
@@ -36,8 +32,6 @@ fn params(d: Dims, t: usize) -> Params {
         n: d.units as u32,
         h: d.hidden as u32,
         t: t as u32,
-        plane: d.plane as u32,
-        _pad: [0; 3],
     }
 }
 
@@ -91,12 +85,12 @@ pub struct Backward<'a> {
     pub cp: &'a Tensor,
     /// [T, B, N]: 1 for active mechanisms, 0 otherwise.
     pub mask: &'a Tensor,
-    /// [2, B, N, H]: the merge's gradient into h' and c'.
+    /// [3, B, N, H]: the merge's gradient into h' and c', then communication's into h'.
     pub dres: &'a Tensor,
-    /// [B, N, H]: communication's gradient into h'.
-    pub dhpc: &'a Tensor,
-    /// [2, T, B, N, G·H]: output dzx, dzh.
-    pub dz: &'a Tensor,
+    /// [T, B, N, G·H]: output dzx (for LSTM also dzh, which is equal).
+    pub dzx: &'a Tensor,
+    /// [T, B, N, G·H]: output dzh (GRU only; it differs from dzx in the n block).
+    pub dzh: &'a Tensor,
     /// [B, N·H]: LSTM adds to dc, GRU to dh.
     pub carry: &'a Tensor,
 }
@@ -110,7 +104,7 @@ pub fn backward(ctx: &Context, kind: CellKind, d: Dims, t: usize, b: &Backward<'
             ctx.dispatch(
                 k,
                 &p,
-                &[b.cs, b.act, b.cp, b.mask, b.dres, b.dhpc, b.dz, b.carry],
+                &[b.cs, b.act, b.cp, b.mask, b.dres, b.dzx, b.carry],
                 groups(ctx, d)?,
             )
         }
@@ -119,7 +113,7 @@ pub fn backward(ctx: &Context, kind: CellKind, d: Dims, t: usize, b: &Backward<'
             ctx.dispatch(
                 k,
                 &p,
-                &[b.zh, b.hs, b.act, b.mask, b.dres, b.dhpc, b.dz, b.carry],
+                &[b.zh, b.hs, b.act, b.mask, b.dres, b.dzx, b.dzh, b.carry],
                 groups(ctx, d)?,
             )
         }

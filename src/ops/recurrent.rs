@@ -15,7 +15,7 @@ struct Params {
     batch: u32,
     h: u32,
     t: u32,
-    plane: u32,
+    _pad: u32,
 }
 
 /// Threads per workgroup (`WG` in the shader).
@@ -43,14 +43,6 @@ impl Dims {
     /// Elements of one [T, B, G·H] plane.
     pub fn plane(&self) -> usize {
         self.steps * self.batch * self.gate_width()
-    }
-
-    /// Planes of the gate-gradient buffer: 1 for LSTM (dzx = dzh), 2 for GRU (dzx, dzh).
-    pub fn dz_planes(&self) -> usize {
-        match self.kind {
-            CellKind::Lstm => 1,
-            CellKind::Gru => 2,
-        }
     }
 
     /// Errors for empty sizes or sizes whose indices overflow the kernels' u32 arithmetic.
@@ -93,7 +85,7 @@ impl Dims {
             batch: self.batch as u32,
             h: self.hidden as u32,
             t: t as u32,
-            plane: self.plane() as u32,
+            _pad: 0,
         })
     }
 
@@ -173,8 +165,10 @@ pub struct Backward<'a> {
     pub dh: &'a Tensor,
     /// LSTM: [B, H]: in, the gradient of c_t; out, that of c_{t-1}.
     pub dc: Option<&'a Tensor>,
-    /// [planes, T, B, G·H] (see [`Dims::dz_planes`]): step t's gate gradients out.
+    /// [T, B, G·H]: step t's gate gradients dzx out (for LSTM also dzh, which is equal).
     pub dz: &'a Tensor,
+    /// GRU: [T, B, G·H], step t's dzh out (it differs from dzx in the n block).
+    pub dzh: Option<&'a Tensor>,
 }
 
 /// Records the gates' backward of step t.
@@ -187,7 +181,7 @@ pub fn backward(ctx: &Context, d: Dims, t: usize, b: &Backward<'_>) -> Result<()
     expect_len(OP, "hs", b.hs, states)?;
     expect_len(OP, "dy", b.dy, d.steps * row)?;
     expect_len(OP, "dh", b.dh, row)?;
-    expect_len(OP, "dz", b.dz, d.dz_planes() * d.plane())?;
+    expect_len(OP, "dz", b.dz, d.plane())?;
     match d.kind {
         CellKind::Lstm => {
             let cs = needed(OP, "cs", b.cs)?;
@@ -204,12 +198,14 @@ pub fn backward(ctx: &Context, d: Dims, t: usize, b: &Backward<'_>) -> Result<()
         }
         CellKind::Gru => {
             let gh = needed(OP, "gh", b.gh)?;
+            let dzh = needed(OP, "dzh", b.dzh)?;
             expect_len(OP, "gh", gh, d.plane())?;
+            expect_len(OP, "dzh", dzh, d.plane())?;
             let k = ctx.kernel("recurrent", "gru_backward", &[])?;
             ctx.dispatch(
                 k,
                 &p,
-                &[b.act, gh, b.hs, b.dy, b.dh, b.dz],
+                &[b.act, gh, b.hs, b.dy, b.dh, b.dz, dzh],
                 d.groups(ctx, OP)?,
             )
         }
