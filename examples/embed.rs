@@ -1,6 +1,6 @@
 //! Embedding a model in an application: step it ONE token at a time and act on each output.
 //!
-//! Feeds one copying-task sequence (10 symbols, a gap, the marker 9, then 10 blanks during which
+//! Feeds one copying-task sequence (S symbols, a gap, the marker 9, then S blanks during which
 //! the model should repeat the symbols) through a [`Runner`] and prints, per step, the token
 //! fed, the token predicted and which mechanisms were active. Trains nothing.
 //!
@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use rims::data::copying::{self, copying_batch};
+use rims::data::copying::{self, Copying};
 use rims::nn::Runner;
 use rims::nn::model::Model;
 use rims::nn::runner::load_model;
@@ -36,20 +36,22 @@ fn main() -> ExitCode {
 fn run() -> Result<()> {
     let ctx = Context::from_env()?;
     let arg = std::env::args_os().nth(1);
-    // The model, and the gap it was trained on.
-    let (model, gap) = match &arg {
+    // The model, and the copying task it was trained on.
+    let (model, task) = match &arg {
         Some(dir) => {
             let dir = Path::new(dir);
-            let gap = read_state(dir)?.config.train_len;
+            let cfg = read_state(dir)?.config;
             println!("checkpoint {}", dir.display());
-            (load_model(&ctx, dir)?, gap)
+            (load_model(&ctx, dir)?, cfg.copying(cfg.train_len)?)
         }
         None => {
             let cfg = TrainConfig::default();
             println!("no checkpoint given: a fresh, untrained model (its predictions are noise)");
-            (Model::new(&ctx, cfg.model()?, cfg.seed)?, cfg.train_len)
+            let task = cfg.copying(cfg.train_len)?;
+            (Model::new(&ctx, cfg.model()?, cfg.seed)?, task)
         }
     };
+    let Copying { symbols, gap } = task;
     if model.cfg.vocab <= copying::MARKER as usize {
         return Err(rims::Error::invalid(
             "embed example",
@@ -60,7 +62,7 @@ fn run() -> Result<()> {
         ));
     }
     println!(
-        "adapter {} ({:?}); {} mechanisms, {} active per step; copying gap T = {gap}",
+        "adapter {} ({:?}); {} mechanisms, {} active per step; copying {symbols} symbols, gap T = {gap}",
         ctx.adapter().name,
         ctx.adapter().backend,
         model.cfg.rims.mechanisms,
@@ -68,8 +70,8 @@ fn run() -> Result<()> {
     );
 
     // The application's input: one copying sequence, fed token by token.
-    let seq = copying_batch(&mut Rng::new(2026), gap, 1)?;
-    let copied = copying::copied_positions(gap);
+    let seq = task.batch(&mut Rng::new(2026), 1)?;
+    let copied = task.copied_positions();
     let mut runner = Runner::new(&ctx, &model, 1)?;
     let (mut right, mut busy) = (0, std::time::Duration::ZERO);
     for (t, (&input, &target)) in seq.inputs.iter().zip(&seq.targets).enumerate() {

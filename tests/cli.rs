@@ -34,6 +34,8 @@ fn bad_flags_and_files_are_one_line_errors() {
     assert_one_line_error(&["train", "--epochs", "0"], "epochs");
     assert_one_line_error(&["train", "--active", "9"], "active");
     assert_one_line_error(&["train", "--lr=-1"], "lr");
+    assert_one_line_error(&["train", "--preset", "huge"], "unknown preset");
+    assert_one_line_error(&["train", "--symbols", "0"], "symbols");
     assert_one_line_error(
         &["train", "--resume", "/nonexistent/rims-run"],
         "no checkpoint",

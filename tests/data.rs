@@ -9,9 +9,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use rims::Error;
 use rims::data::{
-    MnistSource, SmnistBatches, adding, binarise, bundled_mnist_dir, copied_positions, copying,
-    copying_batch, idx, load_mnist, load_mnist_with_seed, pixel_sequence, read_images, read_labels,
-    read_pair, resize_indices, smnist,
+    Copying, MnistSource, SmnistBatches, adding, binarise, bundled_mnist_dir, copying, idx,
+    load_mnist, load_mnist_with_seed, pixel_sequence, read_images, read_labels, read_pair,
+    resize_indices, smnist,
 };
 use rims::rng::Rng;
 
@@ -664,16 +664,24 @@ fn smnist_on_bundled_test_split() {
 // ---------------------------------------------------------------------------------------------
 // copying
 
+/// The paper's task (10 symbols) with gap `t`.
+fn paper_batch(rng: &mut Rng, t: usize, batch: usize) -> rims::Result<copying::Batch> {
+    Copying::paper(t)?.batch(rng, batch)
+}
+
 #[test]
 fn copying_layout() {
     let (t, batch) = (5, 3);
     let mut rng = Rng::new(7);
-    let c = copying_batch(&mut rng, t, batch).unwrap();
-    assert_eq!((c.t, c.t_len, c.batch), (5, 25, 3));
+    let c = paper_batch(&mut rng, t, batch).unwrap();
+    assert_eq!(
+        (c.task.gap, c.task.symbols, c.t_len, c.batch),
+        (5, 10, 25, 3)
+    );
     assert_eq!(c.inputs.len(), 25 * 3);
     assert_eq!(c.targets.len(), 25 * 3);
-    assert_eq!(copying::marker_position(5), 14);
-    assert_eq!(copied_positions(5), 15..25);
+    assert_eq!(c.task.marker_position(), 14);
+    assert_eq!(c.task.copied_positions(), 15..25);
     let mut expect = Rng::new(7);
     for b in 0..batch {
         let input: Vec<u32> = (0..25).map(|s| c.inputs[s * batch + b]).collect();
@@ -692,14 +700,32 @@ fn copying_layout() {
 }
 
 #[test]
+fn copying_with_fewer_symbols() {
+    // S = 3, T = 2: symbols at 0..3, one zero, the marker at 4, recall at 5..8.
+    let task = Copying::new(3, 2).unwrap();
+    assert_eq!(task.sequence_len(), 8);
+    assert_eq!(task.marker_position(), 4);
+    assert_eq!(task.copied_positions(), 5..8);
+    let c = task.batch(&mut Rng::new(11), 2).unwrap();
+    let mut expect = Rng::new(11);
+    for b in 0..2 {
+        let input: Vec<u32> = (0..8).map(|s| c.inputs[s * 2 + b]).collect();
+        let target: Vec<u32> = (0..8).map(|s| c.targets[s * 2 + b]).collect();
+        let s: Vec<u32> = (0..3).map(|_| 1 + expect.below(8) as u32).collect();
+        assert_eq!(input, [s[0], s[1], s[2], 0, 9, 0, 0, 0]);
+        assert_eq!(target, [0, 0, 0, 0, 0, s[0], s[1], s[2]]);
+    }
+}
+
+#[test]
 fn copying_gap_one_and_symbol_range() {
     let mut rng = Rng::new(1);
-    let c = copying_batch(&mut rng, 1, 2).unwrap();
+    let c = paper_batch(&mut rng, 1, 2).unwrap();
     assert_eq!(c.t_len, 21);
     // No gap zeros: the marker directly follows the symbols.
     assert_eq!(&c.inputs[20..22], &[9, 9]);
-    assert_eq!(copied_positions(1), 11..21);
-    let c = copying_batch(&mut rng, 50, 256).unwrap();
+    assert_eq!(c.task.copied_positions(), 11..21);
+    let c = paper_batch(&mut rng, 50, 256).unwrap();
     assert_eq!(c.t_len, 70);
     let mut seen = [0usize; 10];
     for s in 0..10 {
@@ -722,15 +748,16 @@ fn copying_gap_one_and_symbol_range() {
         }
     }
     // Same seed, same batch.
-    let a = copying_batch(&mut Rng::new(3), 20, 4).unwrap();
-    let b = copying_batch(&mut Rng::new(3), 20, 4).unwrap();
+    let a = paper_batch(&mut Rng::new(3), 20, 4).unwrap();
+    let b = paper_batch(&mut Rng::new(3), 20, 4).unwrap();
     assert_eq!(a, b);
 }
 
 #[test]
 fn copying_bad_settings_are_config_errors() {
-    assert_config_err(copying_batch(&mut Rng::new(0), 0, 4), "t");
-    assert_config_err(copying_batch(&mut Rng::new(0), 5, 0), "batch_size");
+    assert_config_err(paper_batch(&mut Rng::new(0), 0, 4), "t");
+    assert_config_err(paper_batch(&mut Rng::new(0), 5, 0), "batch_size");
+    assert_config_err(Copying::new(0, 5), "symbols");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -133,7 +133,8 @@ fn draws_mechanism_activity_of_a_checkpoint() {
         "12",
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("x 32 steps"), "{out}");
+    // Gap 12 plus twice the main job's 5 symbols.
+    assert!(out.contains("x 22 steps"), "{out}");
     assert_picture(&run.join("masks_copying.png"));
 }
 

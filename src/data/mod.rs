@@ -6,7 +6,7 @@
 //!   48,000 / 12,000 / 10,000; bundled subset: 6,400 / 1,600 / 2,000, see [`idx`] for why).
 //! - [`smnist`]: sequential MNIST: binarise, nearest resize 28×28 → S×S, one pixel per step,
 //!   batched `[T, B]` with seeded per-epoch shuffling ([`SmnistBatches`]).
-//! - [`copying`]: the copying task (10 symbols, a gap of `T`, a marker, recall).
+//! - [`copying`]: the copying task (S symbols, a gap of `T`, a marker, recall).
 //! - [`adding`]: the adding problem (sum the two marked values of a length-`T` sequence).
 //!
 //! All batches are time-major: step `t` of example `b` is element `t * batch + b`.
@@ -17,7 +17,7 @@ pub mod idx;
 pub mod smnist;
 
 pub use adding::{Batch as AddingBatch, adding_batch};
-pub use copying::{Batch as CopyingBatch, copied_positions, copying_batch};
+pub use copying::{Batch as CopyingBatch, Copying};
 pub use idx::{
     Images, Mnist, MnistSource, MnistSplit, bundled_mnist_dir, load_mnist, load_mnist_with_seed,
     read_images, read_labels, read_pair,

@@ -247,8 +247,9 @@ fn copying_epoch(
 ) -> Result<f64> {
     let mut rng = epoch_rng(cfg.seed, epoch, 1);
     // The authors regenerate a pool of batches each epoch and draw iterations from it.
+    let task = cfg.copying(cfg.train_len)?;
     let pool: Vec<data::CopyingBatch> = (0..cfg.pool)
-        .map(|_| data::copying_batch(&mut rng, cfg.train_len, cfg.batch))
+        .map(|_| task.batch(&mut rng, cfg.batch))
         .collect::<Result<_>>()?;
     // The hidden state is zeroed at the start of an epoch and carried (detached) across batches.
     let mut state = None;
@@ -286,20 +287,26 @@ pub fn evaluate_copying(
     let mut results = Vec::new();
     for t in [cfg.train_len, cfg.test_len] {
         let split = "copy";
+        let task = cfg.copying(t)?;
         let mut rng = Rng::new(cfg.seed ^ 0xE7A1 ^ t as u64);
         let (mut loss, mut correct, mut counted) = (0.0, 0usize, 0usize);
         let batches = 4;
+        // Evaluation treats the state as training does: carried from batch to batch, or not.
+        let mut state = None;
         for _ in 0..batches {
-            let b = data::copying_batch(&mut rng, t, cfg.batch)?;
+            let b = task.batch(&mut rng, cfg.batch)?;
             let x = tokens(ctx, b.t_len, b.batch, &b.inputs)?;
             let y = Tensor::from_u32(ctx, &[b.t_len * b.batch], &b.targets)?;
             let mut tape = Tape::untracked();
-            let out = model.forward(ctx, &mut tape, &x, None, Pass::default())?;
+            let out = model.forward(ctx, &mut tape, &x, state.take(), Pass::default())?;
+            if cfg.carry_state {
+                state = Some((out.h_last.clone(), out.c_last.clone()));
+            }
             let l = tape.cross_entropy(ctx, out.logits, &y)?;
             loss += tape.value(l).to_vec(ctx)?[0] as f64;
             let logits = tape.value(out.logits).to_vec(ctx)?;
             let classes = model.cfg.classes;
-            for pos in data::copying::copied_positions(t) {
+            for pos in task.copied_positions() {
                 for e in 0..b.batch {
                     let row = pos * b.batch + e;
                     let pred = argmax(&logits[row * classes..(row + 1) * classes]);

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use rims::Error;
-use rims::train::{self, Quiet, TrainConfig, checkpoint};
+use rims::train::{self, Quiet, Task, TrainConfig, checkpoint};
 
 use crate::common::ctx;
 
@@ -27,8 +27,52 @@ fn tiny() -> TrainConfig {
         test_len: 3,
         dropout: 0.2,
         cell_dropout: 0.1,
+        // The authors' mode: resuming must restore the carried state's effect exactly too.
+        carry_state: true,
         ..TrainConfig::default()
     }
+}
+
+#[test]
+fn paper_preset_is_the_spec_setting() {
+    // rims-spec.md §1 (sizes) and §2 (protocols).
+    let c = TrainConfig::paper(Task::Copying);
+    c.validate().unwrap();
+    let m = c.model().unwrap().rims;
+    assert_eq!(
+        (
+            m.mechanisms,
+            m.active,
+            m.hidden,
+            m.input,
+            m.input_key,
+            m.input_value
+        ),
+        (6, 4, 100, 600, 64, 400)
+    );
+    assert_eq!((m.comm_heads, m.comm_key, m.comm_value), (4, 16, 16));
+    assert_eq!((m.dropout, c.dropout, c.clip), (0.1, 0.5, Some(1.0)));
+    assert_eq!(
+        (
+            c.symbols,
+            c.train_len,
+            c.test_len,
+            c.batch,
+            c.epochs,
+            c.iterations
+        ),
+        (10, 50, 200, 64, 200, 200)
+    );
+    assert_eq!(c.lr, 1e-3);
+    assert!(c.carry_state);
+    let s = TrainConfig::paper(Task::Smnist);
+    s.validate().unwrap();
+    assert_eq!((s.lr, s.epochs, s.batch, s.eval_every), (7e-4, 100, 64, 4));
+    assert_eq!(
+        (s.resolution, s.eval_resolutions.clone()),
+        (14, vec![14, 16, 19, 24])
+    );
+    assert_eq!(s.limit, None);
 }
 
 fn dir(tag: &str) -> PathBuf {

@@ -19,6 +19,10 @@ pub struct TrainArgs {
     /// rims, or a dense baseline: lstm or gru (of --hidden units).
     #[arg(long, default_value = "rims")]
     model: String,
+    /// Starting point for every other flag: small (minutes on a software device; with no
+    /// other flag, the main job) or paper (the authors' setting, rims-spec.md §2; hours on a GPU).
+    #[arg(long, default_value = "small")]
+    preset: String,
     /// Mechanism cell: lstm or gru.
     #[arg(long)]
     cell: Option<String>,
@@ -48,12 +52,22 @@ pub struct TrainArgs {
     /// Copying: iterations per epoch.
     #[arg(long)]
     iterations: Option<usize>,
+    /// Evaluate (and checkpoint) every this many epochs; the last epoch always is.
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// Copying: symbols to copy (the paper's task copies 10).
+    #[arg(long)]
+    symbols: Option<usize>,
     /// Copying: training gap T.
     #[arg(long)]
     train_len: Option<usize>,
-    /// Copying: start every batch from a zero state instead of carrying it over.
-    #[arg(long)]
+    /// Copying: start every batch from a zero state (the small preset does).
+    #[arg(long, conflicts_with = "carry")]
     no_carry: bool,
+    /// Copying: carry the detached state from batch to batch, as the authors do (the paper
+    /// preset does).
+    #[arg(long)]
+    carry: bool,
     /// Copying: test gap T.
     #[arg(long)]
     test_len: Option<usize>,
@@ -78,27 +92,34 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     fn config(&self) -> Result<TrainConfig> {
-        let mut c = TrainConfig {
-            task: self.task.parse::<Task>()?,
-            model: self.model.clone(),
-            ..TrainConfig::default()
+        let task = self.task.parse::<Task>()?;
+        let mut c = match self.preset.as_str() {
+            "small" => small_preset(task),
+            "paper" => TrainConfig::paper(task),
+            other => {
+                return Err(Error::Config {
+                    field: "preset",
+                    reason: format!("unknown preset '{other}' (small or paper)"),
+                });
+            }
         };
-        if c.task == Task::Smnist {
-            // The paper's protocol at a size that runs on a software device.
-            c.epochs = 2;
-            c.batch = 32;
-            c.limit = Some(512);
-            c.lr = 7e-4 * 4.0;
+        c.model = self.model.clone();
+        if self.preset == "paper" && c.model != "rims" {
+            // The paper's dense baselines have as many units as the RIMs model: LSTM-600.
+            c.hidden *= c.mechanisms;
         }
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
         }
         set!(
             cell, mechanisms, active, hidden, embed, lr, dropout, batch, epochs, iterations,
-            train_len, test_len, resolution, seed
+            eval_every, symbols, train_len, test_len, resolution, seed
         );
         if self.no_carry {
             c.carry_state = false;
+        }
+        if self.carry {
+            c.carry_state = true;
         }
         if let Some(clip) = self.clip {
             c.clip = (clip > 0.0).then_some(clip);
@@ -111,6 +132,25 @@ impl TrainArgs {
         }
         c.validate()?;
         Ok(c)
+    }
+}
+
+/// The small preset: the main job for copying; for sequential MNIST, the paper's protocol at a
+/// size that runs on a software device in minutes.
+fn small_preset(task: Task) -> TrainConfig {
+    let c = TrainConfig {
+        task,
+        ..TrainConfig::default()
+    };
+    match task {
+        Task::Copying => c,
+        Task::Smnist => TrainConfig {
+            epochs: 2,
+            batch: 32,
+            limit: Some(512),
+            lr: 7e-4 * 4.0,
+            ..c
+        },
     }
 }
 
@@ -226,9 +266,23 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         None => (args.config()?, args.out.clone(), false),
     };
     let ctx = Context::from_env()?;
+    let task = match cfg.task {
+        Task::Copying => format!(
+            "copying {} symbols, gap {} (also tested at {}), state {}",
+            cfg.symbols,
+            cfg.train_len,
+            cfg.test_len,
+            if cfg.carry_state {
+                "carried across batches"
+            } else {
+                "zeroed per batch"
+            }
+        ),
+        Task::Smnist => format!("sequential MNIST at {0}x{0}", cfg.resolution),
+    };
     println!(
-        "rims train: task {:?}, N={} k={} H={} D={} cell {}, batch {}, {} epochs, on {} ({:?}); writing to {}",
-        cfg.task,
+        "rims train: {task}; model {} N={} k={} H={} D={} cell {}, batch {}, {} epochs, on {} ({:?}); writing to {}",
+        cfg.model,
         cfg.mechanisms,
         cfg.active,
         cfg.hidden,
@@ -273,6 +327,7 @@ impl TrainArgs {
         TrainArgs {
             task: args.task.clone(),
             model: args.model.clone(),
+            preset: args.preset.clone(),
             cell: None,
             mechanisms: None,
             active: None,
@@ -284,8 +339,11 @@ impl TrainArgs {
             batch: None,
             epochs: None,
             iterations: None,
+            eval_every: None,
+            symbols: None,
             train_len: None,
             no_carry: false,
+            carry: false,
             test_len: None,
             resolution: None,
             limit: None,

@@ -20,7 +20,7 @@ use clap::{ArgGroup, Args};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use rims::data::{self, SmnistBatches};
+use rims::data::SmnistBatches;
 use rims::nn::model::{Model, Pass};
 use rims::rng::Rng;
 use rims::tape::Tape;
@@ -232,7 +232,8 @@ fn copying_figure(
         ));
     }
     let mut rng = Rng::new(cfg.seed ^ 0x5715 ^ t as u64);
-    let data = data::copying_batch(&mut rng, t, b)?;
+    let task = cfg.copying(t)?;
+    let data = task.batch(&mut rng, b)?;
     let t_len = data.t_len;
     let n = cfg.mechanisms;
     let classes = model.cfg.classes;
@@ -242,7 +243,7 @@ fn copying_figure(
         let row = pos * b + j;
         argmax(&logits[row * classes..(row + 1) * classes]) as u32
     };
-    let copied = data::copied_positions(t);
+    let copied = task.copied_positions();
     let correct = |j: usize| {
         copied
             .clone()
@@ -250,8 +251,8 @@ fn copying_figure(
             .count()
     };
     let batch_correct: usize = (0..b).map(correct).sum();
-    let marker = data::copying::marker_position(t);
-    let symbols = data::copying::NUM_SYMBOLS;
+    let marker = task.marker_position();
+    let symbols = task.symbols;
     let phases = vec![
         ("symbols", 0..symbols, RGBColor(198, 219, 239)),
         ("gap", symbols..marker, RGBColor(235, 235, 235)),
