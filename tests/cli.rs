@@ -37,6 +37,10 @@ fn bad_flags_and_files_are_one_line_errors() {
     assert_one_line_error(&["train", "--preset", "huge"], "unknown preset");
     assert_one_line_error(&["train", "--symbols", "0"], "symbols");
     assert_one_line_error(
+        &["train", "--cell", "gru", "--forget-bias", "1"],
+        "forget gate",
+    );
+    assert_one_line_error(
         &["train", "--resume", "/nonexistent/rims-run"],
         "no checkpoint",
     );

@@ -98,6 +98,9 @@ pub struct TrainConfig {
     /// do. Off, every batch starts from zeros.
     #[serde(default = "default_true")]
     pub carry_state: bool,
+    /// Added to the LSTM forget gates' initial bias (0: the authors' init).
+    #[serde(default)]
+    pub forget_bias: f32,
     /// Copying: symbols to copy (the paper's task copies 10).
     #[serde(default = "default_symbols")]
     pub symbols: usize,
@@ -149,6 +152,7 @@ impl Default for TrainConfig {
             iterations: 200,
             pool: 100,
             carry_state: false,
+            forget_bias: 0.0,
             symbols: 5,
             train_len: 2,
             test_len: 5,
@@ -297,6 +301,18 @@ impl TrainConfig {
                     reason: "must be at least 1".into(),
                 });
             }
+        }
+        if !self.forget_bias.is_finite() {
+            return Err(Error::Config {
+                field: "forget_bias",
+                reason: format!("{} is not a number", self.forget_bias),
+            });
+        }
+        if self.forget_bias != 0.0 && self.model()?.rims.cell != CellKind::Lstm {
+            return Err(Error::Config {
+                field: "forget_bias",
+                reason: "only LSTM cells have a forget gate".into(),
+            });
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::Config {

@@ -106,6 +106,7 @@ pub fn train(
 ) -> Result<Summary> {
     cfg.validate()?;
     let model = Model::new(ctx, cfg.model()?, cfg.seed)?;
+    model.add_forget_bias(ctx, cfg.forget_bias)?;
     let mut adam = Adam::new(ctx, model.store.trainable_len(), adam_config(cfg))?;
     let mut progress = Progress::default();
     if resume {

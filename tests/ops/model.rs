@@ -106,3 +106,57 @@ fn dense_lstm_baseline_learns_the_same_task() {
     eprintln!("dense LSTM: loss {first:.3} -> {last:.3}");
     assert!(last < 0.5 * first, "{first} -> {last}");
 }
+
+#[test]
+fn forget_bias_moves_only_the_forget_gate_columns() {
+    let Some(ctx) = ctx() else { return };
+    let small = RimsConfig {
+        mechanisms: 3,
+        active: 2,
+        hidden: 5,
+        input: 4,
+        input_key: 4,
+        input_value: 4,
+        comm_heads: 1,
+        comm_key: 4,
+        comm_value: 4,
+        cell: CellKind::Lstm,
+        ..RimsConfig::default()
+    };
+    // (backbone, bias tensor, H, rows of [i, f, g, o] blocks)
+    let cases = [
+        (Backbone::Rims, "rnn_bx", 5, 3),
+        (Backbone::Dense { hidden: 7 }, "lstm_bx", 7, 1),
+    ];
+    for (backbone, name, h, rows) in cases {
+        let model = Model::new(ctx, config(small.clone(), backbone), 3).unwrap();
+        let before = model.store.value(name).unwrap().to_vec(ctx).unwrap();
+        let others = model.store.to_host(ctx).unwrap();
+        model.add_forget_bias(ctx, 1.5).unwrap();
+        let after = model.store.value(name).unwrap().to_vec(ctx).unwrap();
+        assert_eq!(after.len(), rows * 4 * h);
+        for (i, (&a, &b)) in after.iter().zip(&before).enumerate() {
+            let forget = (h..2 * h).contains(&(i % (4 * h)));
+            assert_eq!(a, if forget { b + 1.5 } else { b }, "{name}[{i}]");
+        }
+        // Every other parameter is untouched.
+        let now = model.store.to_host(ctx).unwrap();
+        for other in model.store.names() {
+            if other != name {
+                assert_eq!(now.get(other), others.get(other), "{other}");
+            }
+        }
+    }
+    let gru = RimsConfig {
+        cell: CellKind::Gru,
+        ..small
+    };
+    let model = Model::new(ctx, config(gru, Backbone::Rims), 3).unwrap();
+    assert!(matches!(
+        model.add_forget_bias(ctx, 1.0),
+        Err(rims::Error::Config {
+            field: "forget_bias",
+            ..
+        })
+    ));
+}

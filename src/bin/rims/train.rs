@@ -52,6 +52,9 @@ pub struct TrainArgs {
     /// Copying: iterations per epoch.
     #[arg(long)]
     iterations: Option<usize>,
+    /// Added to the LSTM forget gates' initial bias (default 0, the authors' init).
+    #[arg(long, allow_hyphen_values = true)]
+    forget_bias: Option<f32>,
     /// Evaluate (and checkpoint) every this many epochs; the last epoch always is.
     #[arg(long)]
     eval_every: Option<usize>,
@@ -112,8 +115,23 @@ impl TrainArgs {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
         }
         set!(
-            cell, mechanisms, active, hidden, embed, lr, dropout, batch, epochs, iterations,
-            eval_every, symbols, train_len, test_len, resolution, seed
+            cell,
+            mechanisms,
+            active,
+            hidden,
+            embed,
+            lr,
+            dropout,
+            batch,
+            epochs,
+            iterations,
+            forget_bias,
+            eval_every,
+            symbols,
+            train_len,
+            test_len,
+            resolution,
+            seed
         );
         if self.no_carry {
             c.carry_state = false;
@@ -339,6 +357,7 @@ impl TrainArgs {
             batch: None,
             epochs: None,
             iterations: None,
+            forget_bias: None,
             eval_every: None,
             symbols: None,
             train_len: None,
