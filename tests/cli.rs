@@ -223,3 +223,58 @@ fn train_eval_infer_round_trip() {
     assert_one_line_error(&["eval", "--checkpoint", run_s], "not a valid checkpoint");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn infer_on_a_dense_baseline_writes_its_own_widths() {
+    // A dense LSTM's state is [B, H] and its one "mechanism" is always active.
+    let dir = temp("dense-infer");
+    let run = dir.join("run");
+    let run_s = run.to_str().unwrap();
+    let (hidden, d) = (5, 4);
+    let args = [
+        "train",
+        "--model",
+        "lstm",
+        "--out",
+        run_s,
+        "--epochs",
+        "1",
+        "--iterations",
+        "2",
+        "--hidden",
+        "5",
+        "--embed",
+        "4",
+        "--batch",
+        "3",
+    ];
+    let (code, out, err) = rims(&args);
+    assert_eq!(code, 0, "train failed: {out}\n{err}");
+    let (t, b) = (3, 2);
+    let input = dir.join("in.safetensors");
+    let x: Vec<f32> = (0..t * b * d).map(|i| (i as f32 * 0.3).cos()).collect();
+    write_f32(&input, &[("x", vec![t, b, d], x)]);
+    let output = dir.join("out.safetensors");
+    let (code, out, err) = rims(&[
+        "infer",
+        "--checkpoint",
+        run_s,
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        output.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "infer failed: {out}\n{err}");
+    let bytes = std::fs::read(&output).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("h").unwrap().shape(), &[t, b, hidden]);
+    assert_eq!(st.tensor("c").unwrap().shape(), &[t, b, hidden]);
+    let mask = st.tensor("mask").unwrap();
+    assert_eq!(mask.shape(), &[t, b, 1]);
+    assert!(
+        mask.data()
+            .chunks_exact(4)
+            .all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) == 1.0)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

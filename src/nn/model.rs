@@ -96,6 +96,14 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// Mechanisms the masks report: N for RIMs, 1 (always active) for a dense layer.
+    pub fn mask_width(&self) -> usize {
+        match self.backbone {
+            Backbone::Rims => self.rims.mechanisms,
+            Backbone::Dense { .. } => 1,
+        }
+    }
+
     /// Width of the state the decoder reads: N·H for RIMs, H for a dense layer.
     pub fn state_width(&self) -> usize {
         match self.backbone {

@@ -101,7 +101,8 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
     let ctx = Context::from_env()?;
     let model = Model::new(&ctx, cfg.clone(), 0)?;
     checkpoint::load(&ctx, &args.checkpoint, &model, None)?;
-    let (nh, n) = (cfg.rims.mechanisms * cfg.rims.hidden, cfg.rims.mechanisms);
+    // State width and mask width: N·H and N for RIMs, H and 1 for a dense baseline.
+    let (nh, n) = (cfg.state_width(), cfg.mask_width());
     let x = match (f32s(&args.input, &st, "x")?, tokens(&args.input, &st)?) {
         (Some((shape, v)), None) => Tensor::from_slice(&ctx, &shape, &v)?,
         (None, Some((shape, v))) => {
