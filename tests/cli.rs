@@ -93,6 +93,23 @@ fn write_f32(path: &std::path::Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
 }
 
+/// `rims infer --checkpoint RUN --input IN --out OUT`.
+fn infer_args<'a>(
+    run: &'a str,
+    input: &'a std::path::Path,
+    output: &'a std::path::Path,
+) -> [&'a str; 7] {
+    [
+        "infer",
+        "--checkpoint",
+        run,
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        output.to_str().unwrap(),
+    ]
+}
+
 #[test]
 fn train_eval_infer_round_trip() {
     let dir = temp("round-trip");
@@ -152,15 +169,7 @@ fn train_eval_infer_round_trip() {
         ],
     );
     let output = dir.join("out.safetensors");
-    let (code, out, err) = rims(&[
-        "infer",
-        "--checkpoint",
-        run_s,
-        "--input",
-        input.to_str().unwrap(),
-        "--out",
-        output.to_str().unwrap(),
-    ]);
+    let (code, out, err) = rims(&infer_args(run_s, &input, &output));
     assert_eq!(code, 0, "infer failed: {out}\n{err}");
     let bytes = std::fs::read(&output).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -180,44 +189,11 @@ fn train_eval_infer_round_trip() {
         &input,
         &[("x", vec![t, b, d + 1], vec![0.0; t * b * (d + 1)])],
     );
-    assert_one_line_error(
-        &[
-            "infer",
-            "--checkpoint",
-            run_s,
-            "--input",
-            input.to_str().unwrap(),
-            "--out",
-            output.to_str().unwrap(),
-        ],
-        "must be",
-    );
+    assert_one_line_error(&infer_args(run_s, &input, &output), "must be");
     write_f32(&input, &[("y", vec![1], vec![0.0])]);
-    assert_one_line_error(
-        &[
-            "infer",
-            "--checkpoint",
-            run_s,
-            "--input",
-            input.to_str().unwrap(),
-            "--out",
-            output.to_str().unwrap(),
-        ],
-        "no input",
-    );
+    assert_one_line_error(&infer_args(run_s, &input, &output), "no input");
     std::fs::write(&input, b"garbage").unwrap();
-    assert_one_line_error(
-        &[
-            "infer",
-            "--checkpoint",
-            run_s,
-            "--input",
-            input.to_str().unwrap(),
-            "--out",
-            output.to_str().unwrap(),
-        ],
-        "safetensors",
-    );
+    assert_one_line_error(&infer_args(run_s, &input, &output), "safetensors");
     // A corrupt checkpoint.
     std::fs::write(run.join("train.json"), b"{").unwrap();
     assert_one_line_error(&["eval", "--checkpoint", run_s], "not a valid checkpoint");
@@ -255,15 +231,7 @@ fn infer_on_a_dense_baseline_writes_its_own_widths() {
     let x: Vec<f32> = (0..t * b * d).map(|i| (i as f32 * 0.3).cos()).collect();
     write_f32(&input, &[("x", vec![t, b, d], x)]);
     let output = dir.join("out.safetensors");
-    let (code, out, err) = rims(&[
-        "infer",
-        "--checkpoint",
-        run_s,
-        "--input",
-        input.to_str().unwrap(),
-        "--out",
-        output.to_str().unwrap(),
-    ]);
+    let (code, out, err) = rims(&infer_args(run_s, &input, &output));
     assert_eq!(code, 0, "infer failed: {out}\n{err}");
     let bytes = std::fs::read(&output).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
