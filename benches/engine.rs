@@ -14,12 +14,7 @@ use rims::{Context, Tensor};
 
 fn context() -> Context {
     let ctx = Context::from_env().expect("a GPU adapter (llvmpipe on machines without a GPU)");
-    eprintln!(
-        "adapter: {} ({:?}, {:?})",
-        ctx.adapter().name,
-        ctx.adapter().backend,
-        ctx.adapter().device_type
-    );
+    eprintln!("device: {}", ctx.describe());
     ctx
 }
 
@@ -40,7 +35,7 @@ fn timed(ctx: &Context, iters: u64, mut f: impl FnMut()) -> Duration {
 }
 
 fn kernels_for(ctx: &Context) -> Vec<Kernel> {
-    if ctx.adapter().is_software() {
+    if ctx.is_software_gpu() || ctx.is_cpu() {
         vec![
             Kernel::VEC4,
             Kernel::Vec4 { rows: 8, cols: 16 },
@@ -57,7 +52,7 @@ fn kernels_for(ctx: &Context) -> Vec<Kernel> {
 fn bench_matmul(c: &mut Criterion) {
     let ctx = context();
     let mut rng = Rng::new(0);
-    let big = !ctx.adapter().is_software();
+    let big = !ctx.is_software_gpu();
     let mut group = c.benchmark_group("matmul");
     group
         .sample_size(10)

@@ -27,11 +27,7 @@ fn small(cell: CellKind) -> RimsConfig {
 
 fn bench_rims(c: &mut Criterion) {
     let ctx = Context::from_env().expect("a GPU adapter (llvmpipe on machines without a GPU)");
-    eprintln!(
-        "adapter: {} ({:?})",
-        ctx.adapter().name,
-        ctx.adapter().backend
-    );
+    eprintln!("device: {}", ctx.describe());
     let (t_len, b) = (32, 16);
     let mut group = c.benchmark_group("rims small B=16 T=32 N=6 H=32 k=4");
     group

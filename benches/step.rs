@@ -170,12 +170,7 @@ fn bench_setup(c: &mut Criterion, ctx: &Context, setup: &Setup, heavy: bool) {
 
 fn bench_steps(c: &mut Criterion) {
     let ctx = Context::from_env().expect("a GPU adapter (llvmpipe on machines without a GPU)");
-    eprintln!(
-        "adapter: {} ({:?}, {:?})",
-        ctx.adapter().name,
-        ctx.adapter().backend,
-        ctx.adapter().device_type
-    );
+    eprintln!("device: {}", ctx.describe());
     bench_setup(c, &ctx, &small(), false);
     if std::env::var("RIMS_BENCH_PAPER").is_ok_and(|v| v == "1") {
         bench_setup(c, &ctx, &paper(), true);

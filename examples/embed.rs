@@ -62,9 +62,8 @@ fn run() -> Result<()> {
         ));
     }
     println!(
-        "adapter {} ({:?}); {} mechanisms, {} active per step; copying {symbols} symbols, gap T = {gap}",
-        ctx.adapter().name,
-        ctx.adapter().backend,
+        "{}; {} mechanisms, {} active per step; copying {symbols} symbols, gap T = {gap}",
+        ctx.describe(),
         model.cfg.rims.mechanisms,
         model.cfg.rims.active,
     );

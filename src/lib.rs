@@ -8,9 +8,10 @@
 #![warn(missing_docs)]
 
 pub mod data;
+pub mod device;
 pub mod error;
-pub mod gpu;
 pub mod io;
+pub mod kernels;
 pub mod nn;
 pub mod ops;
 pub mod optim;
@@ -21,8 +22,8 @@ pub mod tensor;
 pub mod train;
 pub mod verify;
 
+pub use device::{Context, DeviceRequest};
 pub use error::{Error, Result};
-pub use gpu::{Context, DeviceRequest};
 pub use tensor::{DType, Tensor};
 
 /// The README's Rust example is compiled as a doctest, so it cannot drift from the API.

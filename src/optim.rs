@@ -10,8 +10,8 @@
 //! reads the norm on the GPU and scales each gradient by `min(1, max_norm / (norm + 1e-6))` as
 //! it reads it; the gradient buffer is left unchanged).
 
+use crate::device::{Context, grid};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, grid};
 use crate::tensor::{DType, Tensor};
 
 /// Threads per workgroup in `optim.wgsl`.

@@ -10,8 +10,8 @@
 //! Parameters come from a [`ParamStore`]: their gradients accumulate straight into the store's
 //! flat gradient buffer, which the optimizer then updates in one dispatch.
 
+use crate::device::Context;
 use crate::error::{Error, Result};
-use crate::gpu::Context;
 use crate::nn::params::ParamStore;
 use crate::ops::elementwise::{self, Binary, Unary};
 use crate::ops::matmul::{self, Gemm, MatView};

@@ -1,10 +1,12 @@
-//! Device tensors: a pooled storage buffer with a shape. Cloning a tensor shares its buffer.
+//! Device tensors: a pooled storage buffer (GPU memory, or host memory on the CPU device) with
+//! a shape. Cloning a tensor shares its buffer.
 
 use std::sync::Arc;
 
+use crate::device::context::{Backend, Context, lock};
+use crate::device::host::HostMemory;
+use crate::device::pool::{BufferPool, PooledBuffer, Storage};
 use crate::error::{Error, Result};
-use crate::gpu::context::{Context, lock};
-use crate::gpu::pool::{BufferPool, PooledBuffer};
 
 /// Element type of a tensor. Values are f32; class indices (targets) are u32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,8 +61,23 @@ impl Tensor {
                 requested: u64::MAX,
                 limit: ctx.limits().max_buffer_size,
             })?;
-        ctx.check_buffer_size(&format!("tensor of shape {shape:?}"), bytes)?;
-        let buf = BufferPool::take(&ctx.pool, &ctx.device, bytes);
+        let what = format!("tensor of shape {shape:?}");
+        ctx.check_buffer_size(&what, bytes)?;
+        let buf = BufferPool::take(&ctx.pool, bytes, |class| match &ctx.backend {
+            Backend::Cpu(_) => HostMemory::zeroed(&what, class).map(Storage::Host),
+            Backend::Gpu(gpu) => ctx
+                .scoped(&format!("allocating {what}"), || {
+                    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("rims.pool"),
+                        size: class,
+                        usage: wgpu::BufferUsages::STORAGE
+                            | wgpu::BufferUsages::COPY_SRC
+                            | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                })
+                .map(Storage::Gpu),
+        })?;
         Ok(Tensor {
             buf,
             offset: 0,
@@ -73,8 +90,7 @@ impl Tensor {
     pub fn from_slice(ctx: &Context, shape: &[usize], data: &[f32]) -> Result<Tensor> {
         check_len("Tensor::from_slice", shape, data.len())?;
         let t = Self::alloc(ctx, shape, DType::F32)?;
-        ctx.queue
-            .write_buffer(&t.buf.buffer, 0, bytemuck::cast_slice(data));
+        t.upload(ctx, bytemuck::cast_slice(data));
         Ok(t)
     }
 
@@ -82,15 +98,30 @@ impl Tensor {
     pub fn from_u32(ctx: &Context, shape: &[usize], data: &[u32]) -> Result<Tensor> {
         check_len("Tensor::from_u32", shape, data.len())?;
         let t = Self::alloc(ctx, shape, DType::U32)?;
-        ctx.queue
-            .write_buffer(&t.buf.buffer, 0, bytemuck::cast_slice(data));
+        t.upload(ctx, data);
         Ok(t)
     }
 
     /// A tensor filled with `value` (recorded as a dispatch, like any op).
     pub fn full(ctx: &Context, shape: &[usize], value: f32) -> Result<Tensor> {
         let t = Self::alloc(ctx, shape, DType::F32)?;
-        crate::ops::elementwise::fill(ctx, &t, value)?;
+        if t.is_empty() {
+            return Ok(t);
+        }
+        let n = u32::try_from(t.len()).map_err(|_| Error::DeviceLimit {
+            what: format!("fill of {shape:?}"),
+            requested: t.len() as u64,
+            limit: u32::MAX as u64,
+        })?;
+        let kernel = ctx.kernel("elementwise", "fill", &[])?;
+        let groups = crate::device::grid(ctx, "fill", (n as u64).div_ceil(256))?;
+        let params = crate::kernels::elementwise::Params {
+            n,
+            op: 0,
+            alpha: value,
+            b_len: 1,
+        };
+        ctx.dispatch(kernel, &params, &[&t], groups)?;
         Ok(t)
     }
 
@@ -105,12 +136,71 @@ impl Tensor {
         check_len("Tensor::write", &self.shape, data.len())?;
         self.expect_dtype("Tensor::write", DType::F32)?;
         ctx.submit()?;
-        ctx.queue.write_buffer(
-            &self.buf.buffer,
-            self.byte_offset(),
-            bytemuck::cast_slice(data),
-        );
+        self.upload(ctx, bytemuck::cast_slice(data));
         Ok(())
+    }
+
+    /// Writes `words` at the start of the view: queued before the next submit on a GPU, copied
+    /// now (under the execution lock) on the CPU device.
+    fn upload(&self, ctx: &Context, words: &[u32]) {
+        match &ctx.backend {
+            Backend::Gpu(gpu) => gpu.queue.write_buffer(
+                self.buf.gpu(),
+                self.byte_offset(),
+                bytemuck::cast_slice(words),
+            ),
+            Backend::Cpu(_) => {
+                let _order = lock(&ctx.recorder);
+                self.host_words()[..words.len()].copy_from_slice(words);
+            }
+        }
+    }
+
+    /// The view's words in host memory (CPU device only). Callers hold the execution lock.
+    #[allow(clippy::mut_from_ref)]
+    fn host_words(&self) -> &mut [u32] {
+        let mem = self.buf.host();
+        assert!(
+            self.offset + self.len() <= mem.words(),
+            "view past its buffer"
+        );
+        // SAFETY: in bounds (asserted); callers hold the context's execution lock, so no
+        // kernel or other copy touches the memory meanwhile.
+        unsafe { std::slice::from_raw_parts_mut(mem.ptr().add(self.offset), self.len()) }
+    }
+
+    /// Copies `words` words from `src` (at word `src_off` of its view) to this view at word
+    /// `dst_off`, on either device (recorded on a GPU).
+    fn copy_words(
+        &self,
+        ctx: &Context,
+        dst_off: usize,
+        src: &Tensor,
+        src_off: usize,
+        words: usize,
+    ) {
+        match &ctx.backend {
+            Backend::Gpu(_) => lock(&ctx.recorder).copy(
+                src.buf.clone(),
+                src.byte_offset() + (src_off * 4) as u64,
+                self.buf.clone(),
+                self.byte_offset() + (dst_off * 4) as u64,
+                (words * 4) as u64,
+            ),
+            Backend::Cpu(_) => {
+                if words == 0 {
+                    return;
+                }
+                let mut rec = lock(&ctx.recorder);
+                let (s, d) = (src.buf.host(), self.buf.host());
+                let (s0, d0) = (src.offset + src_off, self.offset + dst_off);
+                assert!(s0 + words <= s.words() && d0 + words <= d.words());
+                // SAFETY: both ranges are in bounds (asserted; callers check the views); the
+                // execution lock is held; `copy` allows overlap within one buffer.
+                unsafe { std::ptr::copy(s.ptr().add(s0), d.ptr().add(d0), words) };
+                rec.count_host_copy();
+            }
+        }
     }
 
     /// Submits pending work, waits for it, and reads the tensor back.
@@ -130,10 +220,18 @@ impl Tensor {
         if bytes == 0 {
             return Ok(Vec::new());
         }
-        let mut cached = lock(&ctx.staging);
+        let gpu = match &ctx.backend {
+            Backend::Gpu(gpu) => gpu,
+            Backend::Cpu(_) => {
+                ctx.submit()?; // counted as on a GPU, where a read-back submits
+                let _order = lock(&ctx.recorder);
+                return Ok(bytemuck::cast_slice(self.host_words()).to_vec());
+            }
+        };
+        let mut cached = lock(&gpu.staging);
         let staging = match cached.take() {
             Some(b) if b.size() >= bytes => b,
-            _ => ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            _ => gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("rims.readback"),
                 size: bytes.next_power_of_two().max(4096),
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
@@ -153,12 +251,13 @@ impl Tensor {
         };
         lock(&ctx.recorder).read_back(self.buf.clone(), self.byte_offset(), staging.clone(), bytes);
         ctx.submit()?;
+        let gpu = ctx.gpu_backend().expect("read_through runs on a GPU");
         let slice = staging.slice(..bytes);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        ctx.device
+        gpu.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| gpu_err(e.to_string()))?;
         match rx.recv() {
@@ -190,13 +289,7 @@ impl Tensor {
                 ),
             ));
         }
-        lock(&ctx.recorder).copy(
-            src.buf.clone(),
-            src.byte_offset(),
-            self.buf.clone(),
-            self.byte_offset() + (offset * 4) as u64,
-            (src.len() * 4) as u64,
-        );
+        self.copy_words(ctx, offset, src, 0, src.len());
         Ok(())
     }
 
@@ -211,26 +304,14 @@ impl Tensor {
             ));
         }
         let out = Self::alloc(ctx, shape, self.dtype)?;
-        lock(&ctx.recorder).copy(
-            self.buf.clone(),
-            self.byte_offset() + (offset * 4) as u64,
-            out.buf.clone(),
-            0,
-            (n * 4) as u64,
-        );
+        out.copy_words(ctx, 0, self, offset, n);
         Ok(out)
     }
 
     /// A new tensor with the same contents (a recorded buffer copy).
     pub fn duplicate(&self, ctx: &Context) -> Result<Tensor> {
         let out = Self::alloc(ctx, &self.shape, self.dtype)?;
-        lock(&ctx.recorder).copy(
-            self.buf.clone(),
-            self.byte_offset(),
-            out.buf.clone(),
-            0,
-            (self.len() * 4) as u64,
-        );
+        out.copy_words(ctx, 0, self, 0, self.len());
         Ok(out)
     }
 
@@ -276,6 +357,11 @@ impl Tensor {
             shape: shape.to_vec(),
             dtype: self.dtype,
         })
+    }
+
+    /// Start of the view in its buffer, in elements.
+    pub(crate) fn offset(&self) -> usize {
+        self.offset
     }
 
     /// Start of the view in its buffer, in bytes.

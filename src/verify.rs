@@ -1,8 +1,8 @@
 //! GPU against the f64 reference for the whole RIMs layer: states, masks (exactly) and every
 //! gradient, on a set of configurations. Used by the tests and by `rims verify`.
 
+use crate::device::Context;
 use crate::error::Result;
-use crate::gpu::Context;
 use crate::nn::rims::param_specs;
 use crate::nn::{CellKind, ParamStore, Rims, RimsConfig, RimsOptions};
 use crate::reference::rims as reference;

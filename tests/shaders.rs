@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use rims::gpu::kernels::{SHADERS, validate_wgsl};
+use rims::device::registry::validate_wgsl;
+use rims::kernels::SHADERS;
 
 #[test]
 fn every_shader_file_validates() {
@@ -15,7 +16,7 @@ fn every_shader_file_validates() {
             continue;
         }
         let source = std::fs::read_to_string(&path).unwrap();
-        let resolved = rims::gpu::kernels::resolve_includes(&source).unwrap();
+        let resolved = rims::kernels::resolve_includes(&source).unwrap();
         if let Err(message) = validate_wgsl(&resolved) {
             panic!("{}:\n{message}", path.display());
         }
@@ -38,7 +39,7 @@ fn every_shader_file_validates() {
 
 #[test]
 fn every_library_validates_on_its_own() {
-    for (name, source) in rims::gpu::kernels::LIBRARIES {
+    for (name, source) in rims::kernels::LIBRARIES {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("shaders/lib")
             .join(format!("{name}.wgsl"));
@@ -62,9 +63,9 @@ fn specialisations_validate() {
                 ("A_K_CONTIG", ak),
                 ("B_N_CONTIG", bn),
             ];
-            let source = rims::gpu::kernels::specialise("matmul", &spec).unwrap();
+            let source = rims::device::kernels::specialise("matmul", &spec).unwrap();
             validate_wgsl(&source).unwrap_or_else(|e| panic!("matmul {spec:?}: {e}"));
         }
     }
-    assert!(rims::gpu::kernels::specialise("matmul", &[("NOT_A_CONSTANT", 1)]).is_err());
+    assert!(rims::device::kernels::specialise("matmul", &[("NOT_A_CONSTANT", 1)]).is_err());
 }

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::device::Context;
 use crate::error::{Error, Result};
-use crate::gpu::Context;
 use crate::nn::config::RimsConfig;
 use crate::nn::params::{Init, ParamSpec, ParamStore};
 use crate::nn::recurrent::Recurrent;

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use crate::device::Context;
 use crate::error::{Error, Result};
-use crate::gpu::Context;
 use crate::io::write_atomic;
 use crate::ops::elementwise;
 use crate::rng::Rng;

@@ -10,8 +10,8 @@
 //! product dh_{t-1} (+)= dzh·Whᵀ: 2 dispatches (1 at t = 0). The weight and bias gradients and
 //! dx are single products over all T·B rows after the loop.
 
+use crate::device::Context;
 use crate::error::{Error, Result};
-use crate::gpu::Context;
 use crate::nn::config::CellKind;
 use crate::nn::params::{Init, ParamSpec, ParamStore};
 use crate::ops::elementwise;

@@ -11,8 +11,8 @@
 //! Weight gradients are not computed per step: each is one product over all T·B rows after
 //! the time loop.
 
+use crate::device::Context;
 use crate::error::{Error, Result};
-use crate::gpu::Context;
 use crate::nn::config::{CellKind, RimsConfig};
 use crate::nn::params::{Init, ParamSpec, ParamStore};
 use crate::ops::communication::{self, qkv_width};

@@ -34,8 +34,8 @@
 
 use std::path::Path;
 
+use crate::device::Context;
 use crate::error::{Error, Result};
-use crate::gpu::Context;
 use crate::nn::config::CellKind;
 use crate::nn::model::Model;
 use crate::tensor::{DType, Tensor};

@@ -1,8 +1,8 @@
 //! The mechanisms' LSTM or GRU gates for one step, forward and backward, after the grouped
 //! matmuls. Kernels: `shaders/cell.wgsl`; oracle: `reference::rims` and `reference::recurrent`.
 
+use crate::device::{Context, grid};
 use crate::error::Result;
-use crate::gpu::{Context, grid};
 use crate::nn::CellKind;
 use crate::tensor::Tensor;
 

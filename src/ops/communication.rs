@@ -1,8 +1,8 @@
 //! RIMs communication attention for one step, forward and backward (the projections are
 //! grouped matmuls around it). Kernels: `shaders/communication.wgsl`; oracle: `reference::rims`.
 
+use crate::device::{Context, grid};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, grid};
 use crate::nn::RimsConfig;
 use crate::tensor::Tensor;
 

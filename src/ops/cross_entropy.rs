@@ -6,8 +6,8 @@
 //! a target `>= classes` gives that row loss 0 and an all-zero gradient row (the kernel never
 //! uses it as an index). This also serves as an "ignore this row" marker, e.g. `u32::MAX`.
 
+use crate::device::{Context, grid};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, grid};
 use crate::ops::elementwise::{self, Unary};
 use crate::ops::reduce;
 use crate::tensor::{DType, Tensor};

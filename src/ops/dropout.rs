@@ -2,8 +2,8 @@
 //! (`reference::dropout`): the same (seed, step, tensor, index) drops the same element on the
 //! GPU and on the CPU. Kernel: `shaders/dropout.wgsl`.
 
+use crate::device::{Context, grid};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, grid};
 use crate::tensor::{DType, Tensor};
 
 /// Which mask: `tensor` tells apart the dropout sites of a model (the RIMs cell uses 0 and 1).

@@ -1,8 +1,9 @@
 //! Elementwise family: fill, sigmoid, tanh, scale, add, sub, mul, add-scaled, and the
 //! activation derivatives. Kernels: `shaders/elementwise.wgsl`; oracle: `reference::elementwise`.
 
+use crate::device::{Context, grid};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, grid};
+use crate::kernels::elementwise::Params;
 use crate::tensor::{DType, Tensor};
 
 /// Threads per workgroup in `elementwise.wgsl`.
@@ -35,15 +36,6 @@ pub enum Binary {
     SigmoidBackward,
     /// `a` = tanh output y, `b` = dy: returns dy·(1−y²).
     TanhBackward,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    op: u32,
-    alpha: f32,
-    b_len: u32,
 }
 
 fn elements(op: &'static str, t: &Tensor) -> Result<u32> {

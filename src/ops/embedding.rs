@@ -1,8 +1,8 @@
 //! Embedding lookup (token → row of a table) and its gradient, accumulated into the table's
 //! gradient. Kernels: `shaders/embedding.wgsl`; oracle: `reference::embedding`.
 
+use crate::device::{Context, grid};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, grid};
 use crate::tensor::{DType, Tensor};
 
 #[repr(C)]

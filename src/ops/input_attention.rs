@@ -2,8 +2,8 @@
 //! one time step of a recorded sequence. Kernels: `shaders/input_attention.wgsl`; oracle:
 //! `reference::rims` (the whole cell).
 
+use crate::device::{Context, grid};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, grid};
 use crate::nn::RimsConfig;
 use crate::tensor::Tensor;
 

@@ -5,8 +5,9 @@
 //! transpose swaps a view's row and column strides; a grouped product (one weight matrix per
 //! mechanism, block-diagonal weights) is a batch whose A rows are strided by the group count.
 
+use crate::device::{Context, grid};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, grid};
+use crate::kernels::matmul::{FLAG_ACCUMULATE, FLAG_BIAS, Params};
 use crate::tensor::{DType, Tensor};
 
 /// Where a batch of matrices lives inside a tensor, in elements: element (i, j) of matrix
@@ -115,40 +116,6 @@ impl Kernel {
     pub const VEC4: Kernel = Kernel::Vec4 { rows: 16, cols: 16 };
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_off: u32,
-    a_bs: u32,
-    a_rs: u32,
-    a_cs: u32,
-    b_off: u32,
-    b_bs: u32,
-    b_rs: u32,
-    b_cs: u32,
-    c_off: u32,
-    c_bs: u32,
-    c_rs: u32,
-    flags: u32,
-    bias_off: u32,
-    bias_bs: u32,
-    tiles_m: u32,
-    tiles_n: u32,
-    wg_cols: u32,
-    inner: u32,
-    a_bs2: u32,
-    b_bs2: u32,
-    c_bs2: u32,
-    bias_bs2: u32,
-    _pad: [u32; 2],
-}
-
-const FLAG_BIAS: u32 = 1;
-const FLAG_ACCUMULATE: u32 = 2;
 /// Invocations per workgroup in gemm_scalar and gemm_vec4 (`WG` in the shader).
 const WG: u64 = 64;
 /// Outputs per invocation in gemm_scalar (`SM` x `SN`).
@@ -214,7 +181,10 @@ pub fn kernel_supports(kernel: Kernel, g: &Gemm) -> bool {
 /// lane working through its block serially, so a product with fewer blocks than there are
 /// lanes to fill (about 64 on a few-core llvmpipe) runs faster with smaller blocks.
 pub fn choose_kernel(ctx: &Context, g: &Gemm) -> Kernel {
-    if !ctx.adapter().is_software() {
+    if ctx.is_cpu() {
+        return Kernel::Scalar; // any layout; the CPU device runs one strided product for all
+    }
+    if !ctx.is_software_gpu() {
         return Kernel::Tiled;
     }
     if vec4_layout(g).is_none() {

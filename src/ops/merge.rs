@@ -2,8 +2,8 @@
 //! mechanisms' state, forward and backward. Kernels: `shaders/merge.wgsl`; oracle:
 //! `reference::rims`.
 
+use crate::device::{Context, grid};
 use crate::error::Result;
-use crate::gpu::{Context, grid};
 use crate::nn::CellKind;
 use crate::ops::input_attention::Dropout;
 use crate::tensor::Tensor;

@@ -4,8 +4,8 @@
 //!
 //! Gate blocks of H columns, PyTorch's order: LSTM [i, f, g, o], GRU [r, z, n].
 
+use crate::device::{Context, grid};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, grid};
 use crate::nn::CellKind;
 use crate::tensor::{DType, Tensor};
 

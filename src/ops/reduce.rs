@@ -5,8 +5,8 @@
 //! (a 1-D tensor is one row). Each row is reduced by one workgroup, so any `cols` works and
 //! rows past the per-dimension workgroup limit use a 2-D grid.
 
+use crate::device::{Context, grid};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, grid};
 use crate::tensor::{DType, Tensor};
 
 /// Threads per workgroup for rows shorter than [`WIDE_FROM`]: on a software device idle

@@ -12,8 +12,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::Context;
 use crate::error::{Error, Result};
-use crate::gpu::Context;
 use crate::io::write_atomic;
 use crate::nn::model::Model;
 use crate::optim::Adam;

@@ -15,8 +15,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::data::{self, SmnistBatches};
+use crate::device::Context;
 use crate::error::{Error, Result};
-use crate::gpu::Context;
 use crate::nn::model::{Model, Pass};
 use crate::optim::{Adam, AdamConfig};
 use crate::rng::Rng;

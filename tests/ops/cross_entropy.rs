@@ -1,9 +1,10 @@
+use rims::Context;
 use rims::ops::cross_entropy;
 use rims::reference::cross_entropy as reference;
 use rims::rng::Rng;
 use rims::{Error, Tensor};
 
-use crate::common::{assert_close, ctx, to_f64};
+use crate::common::{assert_close, to_f64};
 
 /// Odd sizes, sizes around the 64-thread workgroup, and rows long enough for the 256-thread one.
 const CLASSES: &[usize] = &[1, 2, 7, 63, 65, 257, 1000, 2500];
@@ -15,9 +16,8 @@ fn random_targets(rng: &mut Rng, rows: usize, classes: usize) -> Vec<u32> {
         .collect()
 }
 
-#[test]
-fn softmax_cross_entropy_matches_reference() {
-    let Some(ctx) = ctx() else { return };
+device_test!(softmax_cross_entropy_matches_reference);
+fn softmax_cross_entropy_matches_reference(ctx: &Context) {
     let mut rng = Rng::new(21);
     let scale = 0.37f32;
     for &rows in ROWS {
@@ -55,10 +55,9 @@ fn softmax_cross_entropy_matches_reference() {
     }
 }
 
-#[test]
-fn gradient_rows_sum_to_zero() {
+device_test!(gradient_rows_sum_to_zero);
+fn gradient_rows_sum_to_zero(ctx: &Context) {
     // softmax sums to 1 and the one-hot to 1, so each gradient row sums to 0.
-    let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new(22);
     let (rows, classes) = (5, 257);
     let x = rng.vec_f32(rows * classes, -4.0, 4.0);
@@ -76,9 +75,8 @@ fn gradient_rows_sum_to_zero() {
     }
 }
 
-#[test]
-fn out_of_range_targets_give_zero_loss_and_gradient() {
-    let Some(ctx) = ctx() else { return };
+device_test!(out_of_range_targets_give_zero_loss_and_gradient);
+fn out_of_range_targets_give_zero_loss_and_gradient(ctx: &Context) {
     let mut rng = Rng::new(23);
     let (rows, classes) = (5, 9);
     let x = rng.vec_f32(rows * classes, -3.0, 3.0);
@@ -102,9 +100,8 @@ fn out_of_range_targets_give_zero_loss_and_gradient() {
     assert_close("dlogits with ignored rows", &d, &want_d, 1e-6, 1e-5);
 }
 
-#[test]
-fn large_logits_have_no_nan() {
-    let Some(ctx) = ctx() else { return };
+device_test!(large_logits_have_no_nan);
+fn large_logits_have_no_nan(ctx: &Context) {
     let mut rng = Rng::new(24);
     for &classes in &[2, 65, 1000] {
         let rows = 4;
@@ -141,9 +138,8 @@ fn large_logits_have_no_nan() {
     }
 }
 
-#[test]
-fn mean_cross_entropy_matches_reference() {
-    let Some(ctx) = ctx() else { return };
+device_test!(mean_cross_entropy_matches_reference);
+fn mean_cross_entropy_matches_reference(ctx: &Context) {
     let mut rng = Rng::new(25);
     for &(rows, classes) in &[(1, 1), (1, 10), (7, 10), (33, 65), (6, 1000)] {
         let x = rng.vec_f32(rows * classes, -5.0, 5.0);
@@ -203,10 +199,9 @@ fn reference_gradient_matches_finite_differences() {
     }
 }
 
-#[test]
-fn rows_past_one_grid_dimension() {
+device_test!(rows_past_one_grid_dimension);
+fn rows_past_one_grid_dimension(ctx: &Context) {
     // More rows than workgroups allowed in one dimension: the 2-D grid and its bounds check.
-    let Some(ctx) = ctx() else { return };
     let rows = ctx.limits().max_compute_workgroups_per_dimension as usize + 3;
     let classes = 3;
     let mut rng = Rng::new(27);
@@ -233,9 +228,8 @@ fn rows_past_one_grid_dimension() {
     );
 }
 
-#[test]
-fn cross_entropy_rejects_bad_inputs() {
-    let Some(ctx) = ctx() else { return };
+device_test!(cross_entropy_rejects_bad_inputs);
+fn cross_entropy_rejects_bad_inputs(ctx: &Context) {
     let logits = Tensor::from_slice(ctx, &[2, 3], &[0.0; 6]).unwrap();
     let targets = Tensor::from_u32(ctx, &[2], &[0, 1]).unwrap();
     let ce = cross_entropy::softmax_cross_entropy;

@@ -1,14 +1,14 @@
+use rims::Context;
 use rims::ops::dropout::{self, Mask};
 use rims::reference::dropout as ref_dropout;
 use rims::rng::Rng;
 use rims::tape::Tape;
 use rims::{Error, Tensor};
 
-use crate::common::{assert_close, ctx};
+use crate::common::assert_close;
 
-#[test]
-fn dropout_matches_the_reference_mask_and_the_tape_backward() {
-    let Some(ctx) = ctx() else { return };
+device_test!(dropout_matches_the_reference_mask_and_the_tape_backward);
+fn dropout_matches_the_reference_mask_and_the_tape_backward(ctx: &Context) {
     let mut rng = Rng::new(41);
     let n = 1000;
     let x = rng.vec_f32(n, -1.0, 1.0);

@@ -1,15 +1,15 @@
+use rims::Context;
 use rims::ops::elementwise::{self, Binary, Unary};
 use rims::reference::elementwise as reference;
 use rims::rng::Rng;
 use rims::{Error, Tensor};
 
-use crate::common::{assert_close, ctx, to_f64};
+use crate::common::{assert_close, to_f64};
 
 const SIZES: &[usize] = &[1, 3, 255, 256, 257, 1000];
 
-#[test]
-fn unary_ops_match_reference() {
-    let Some(ctx) = ctx() else { return };
+device_test!(unary_ops_match_reference);
+fn unary_ops_match_reference(ctx: &Context) {
     let mut rng = Rng::new(1);
     for &n in SIZES {
         let x = rng.vec_f32(n, -6.0, 6.0);
@@ -30,9 +30,8 @@ fn unary_ops_match_reference() {
     }
 }
 
-#[test]
-fn tanh_and_sigmoid_saturate_without_nan() {
-    let Some(ctx) = ctx() else { return };
+device_test!(tanh_and_sigmoid_saturate_without_nan);
+fn tanh_and_sigmoid_saturate_without_nan(ctx: &Context) {
     let x = [-200.0f32, -90.0, 0.0, 90.0, 200.0];
     let t = Tensor::from_slice(ctx, &[5], &x).unwrap();
     let th = elementwise::unary(ctx, Unary::Tanh, &t)
@@ -47,9 +46,8 @@ fn tanh_and_sigmoid_saturate_without_nan() {
     assert_eq!(sg, vec![0.0, 0.0, 0.5, 1.0, 1.0]);
 }
 
-#[test]
-fn binary_ops_match_reference_with_broadcast() {
-    let Some(ctx) = ctx() else { return };
+device_test!(binary_ops_match_reference_with_broadcast);
+fn binary_ops_match_reference_with_broadcast(ctx: &Context) {
     let mut rng = Rng::new(2);
     for &(rows, cols) in &[(1, 1), (3, 7), (5, 64), (2, 300)] {
         let n = rows * cols;
@@ -89,18 +87,16 @@ fn binary_ops_match_reference_with_broadcast() {
     }
 }
 
-#[test]
-fn fill_and_zeros() {
-    let Some(ctx) = ctx() else { return };
+device_test!(fill_and_zeros);
+fn fill_and_zeros(ctx: &Context) {
     let t = Tensor::full(ctx, &[3, 100], 1.5).unwrap();
     assert_eq!(t.to_vec(ctx).unwrap(), vec![1.5; 300]);
     let z = Tensor::zeros(ctx, &[7]).unwrap();
     assert_eq!(z.to_vec(ctx).unwrap(), vec![0.0; 7]);
 }
 
-#[test]
-fn elementwise_rejects_bad_shapes_and_empty() {
-    let Some(ctx) = ctx() else { return };
+device_test!(elementwise_rejects_bad_shapes_and_empty);
+fn elementwise_rejects_bad_shapes_and_empty(ctx: &Context) {
     let a = Tensor::from_slice(ctx, &[2, 3], &[0.0; 6]).unwrap();
     let b = Tensor::from_slice(ctx, &[2], &[0.0; 2]).unwrap();
     assert!(matches!(
@@ -119,9 +115,8 @@ fn elementwise_rejects_bad_shapes_and_empty() {
     ));
 }
 
-#[test]
-fn add_assign_and_scalar_broadcast() {
-    let Some(ctx) = ctx() else { return };
+device_test!(add_assign_and_scalar_broadcast);
+fn add_assign_and_scalar_broadcast(ctx: &Context) {
     let mut rng = Rng::new(3);
     for &n in SIZES {
         let d = rng.vec_f32(n, -1.0, 1.0);

@@ -1,13 +1,13 @@
+use rims::Context;
 use rims::ops::embedding;
 use rims::reference::embedding as reference;
 use rims::rng::Rng;
 use rims::{Error, Tensor};
 
-use crate::common::{assert_close, ctx, to_f64};
+use crate::common::{assert_close, to_f64};
 
-#[test]
-fn embedding_forward_and_backward_match_reference() {
-    let Some(ctx) = ctx() else { return };
+device_test!(embedding_forward_and_backward_match_reference);
+fn embedding_forward_and_backward_match_reference(ctx: &Context) {
     let mut rng = Rng::new(40);
     for &(vocab, dim, rows) in &[(1, 1, 1), (10, 7, 13), (20, 33, 300)] {
         let table = rng.vec_f32(vocab * dim, -1.0, 1.0);

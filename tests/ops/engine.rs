@@ -1,12 +1,13 @@
 //! Context, pool, recorder, kernel registry and their error paths.
 
+use rims::Context;
+use rims::device::DeviceKind;
 use rims::{Error, Tensor};
 
-use crate::common::{ctx, fresh_ctx};
+use crate::common::fresh;
 
-#[test]
-fn upload_download_round_trip_and_shape_errors() {
-    let Some(ctx) = ctx() else { return };
+device_test!(upload_download_round_trip_and_shape_errors);
+fn upload_download_round_trip_and_shape_errors(ctx: &Context) {
     let data: Vec<f32> = (0..37).map(|i| i as f32 * 0.5 - 3.0).collect();
     let t = Tensor::from_slice(ctx, &[37], &data).unwrap();
     assert_eq!(t.to_vec(ctx).unwrap(), data);
@@ -21,9 +22,8 @@ fn upload_download_round_trip_and_shape_errors() {
     assert_eq!(d.to_vec(ctx).unwrap(), data);
 }
 
-#[test]
-fn oversized_tensor_is_an_error_not_a_panic() {
-    let Some(ctx) = ctx() else { return };
+device_test!(oversized_tensor_is_an_error_not_a_panic);
+fn oversized_tensor_is_an_error_not_a_panic(ctx: &Context) {
     let too_big = (ctx.limits().max_buffer_size / 4 + 1) as usize;
     assert!(matches!(
         Tensor::uninit(ctx, &[too_big]),
@@ -35,9 +35,8 @@ fn oversized_tensor_is_an_error_not_a_panic() {
     ));
 }
 
-#[test]
-fn unknown_shader_entry_or_constant_is_an_error() {
-    let Some(ctx) = ctx() else { return };
+device_test!(unknown_shader_entry_or_constant_is_an_error);
+fn unknown_shader_entry_or_constant_is_an_error(ctx: &Context) {
     assert!(matches!(
         ctx.kernel("nope", "main", &[]),
         Err(Error::Shader { .. })
@@ -57,9 +56,8 @@ fn unknown_shader_entry_or_constant_is_an_error() {
     ));
 }
 
-#[test]
-fn pipelines_are_compiled_once_per_specialisation() {
-    let Some(ctx) = ctx() else { return };
+device_test!(pipelines_are_compiled_once_per_specialisation);
+fn pipelines_are_compiled_once_per_specialisation(ctx: &Context) {
     let a = ctx.kernel("elementwise", "unary", &[]).unwrap();
     let b = ctx.kernel("elementwise", "unary", &[]).unwrap();
     assert!(std::sync::Arc::ptr_eq(&a, &b));
@@ -67,9 +65,8 @@ fn pipelines_are_compiled_once_per_specialisation() {
     assert!(!std::sync::Arc::ptr_eq(&a, &c));
 }
 
-#[test]
-fn wrong_binding_count_is_an_error() {
-    let Some(ctx) = ctx() else { return };
+device_test!(wrong_binding_count_is_an_error);
+fn wrong_binding_count_is_an_error(ctx: &Context) {
     let k = ctx.kernel("elementwise", "unary", &[]).unwrap();
     let t = Tensor::zeros(ctx, &[4]).unwrap();
     let params = [4u32, 0, 0, 1];
@@ -84,9 +81,8 @@ fn wrong_binding_count_is_an_error() {
     ));
 }
 
-#[test]
-fn gpu_validation_error_comes_back_as_error() {
-    let Some(ctx) = ctx() else { return };
+device_test!(gpu_validation_error_comes_back_as_error);
+fn gpu_validation_error_comes_back_as_error(ctx: &Context) {
     // The same buffer bound as read-only input and as writable output in one dispatch is a
     // WebGPU validation error; it must come back from submit as Error::Gpu, and the context
     // must stay usable afterwards.
@@ -100,11 +96,11 @@ fn gpu_validation_error_comes_back_as_error() {
     assert_eq!(u.to_vec(ctx).unwrap(), vec![5.0, 6.0]);
 }
 
-#[test]
-fn pool_reuses_buffers_and_counts() {
-    let Some(ctx) = fresh_ctx() else { return };
+device_test!(pool_reuses_buffers_and_counts, fresh);
+fn pool_reuses_buffers_and_counts(kind: DeviceKind) {
+    let Some(ctx) = fresh(kind) else { return };
     let ctx = &ctx;
-    assert_eq!(ctx.pool_stats(), rims::gpu::PoolStats::default());
+    assert_eq!(ctx.pool_stats(), rims::device::PoolStats::default());
     let n = 1000; // 4000 bytes: size class 4096
     {
         let _t = Tensor::uninit(ctx, &[n]).unwrap();
@@ -143,9 +139,9 @@ fn pool_reuses_buffers_and_counts() {
     assert_eq!(ctx.pool_stats().bytes_live, 0);
 }
 
-#[test]
-fn recording_is_one_submit_until_read() {
-    let Some(ctx) = fresh_ctx() else { return };
+device_test!(recording_is_one_submit_until_read, fresh);
+fn recording_is_one_submit_until_read(kind: DeviceKind) {
+    let Some(ctx) = fresh(kind) else { return };
     let ctx = &ctx;
     let t = Tensor::from_slice(ctx, &[8], &[1.0; 8]).unwrap();
     ctx.submit().unwrap();
@@ -172,9 +168,8 @@ fn recording_is_one_submit_until_read() {
     );
 }
 
-#[test]
-fn views_bind_exactly_their_range() {
-    let Some(ctx) = ctx() else { return };
+device_test!(views_bind_exactly_their_range);
+fn views_bind_exactly_their_range(ctx: &Context) {
     let flat = Tensor::zeros(ctx, &[300]).unwrap();
     let first = flat.view(0, &[2, 3]).unwrap();
     let second = flat.view(64, &[3, 2]).unwrap();

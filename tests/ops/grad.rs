@@ -1,13 +1,14 @@
 //! Gradients: the reference backward of every op against central finite differences (f64), and
 //! the GPU tape against the reference backward, op by op and through a 784-step recurrence.
 
+use rims::device::DeviceKind;
 use rims::ops::elementwise::{Binary, Unary};
 use rims::reference::{self, cross_entropy as ref_ce, elementwise as ref_ew, matmul as ref_mm};
 use rims::rng::Rng;
 use rims::tape::{Tape, Var};
 use rims::{Context, Tensor};
 
-use crate::common::{assert_close, ctx, to_f64};
+use crate::common::{assert_close, fresh, to_f64};
 
 fn rand64(rng: &mut Rng, n: usize) -> Vec<f64> {
     (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect()
@@ -128,9 +129,8 @@ fn tape_grads(
     (out_val, to_f64(&r), g)
 }
 
-#[test]
-fn tape_matmul_with_bias_matches_reference() {
-    let Some(ctx) = ctx() else { return };
+device_test!(tape_matmul_with_bias_matches_reference);
+fn tape_matmul_with_bias_matches_reference(ctx: &Context) {
     let mut rng = Rng::new(30);
     for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 12, 9)] {
         let a = rng.vec_f32(m * k, -1.0, 1.0);
@@ -152,9 +152,8 @@ fn tape_matmul_with_bias_matches_reference() {
     }
 }
 
-#[test]
-fn tape_elementwise_ops_match_reference() {
-    let Some(ctx) = ctx() else { return };
+device_test!(tape_elementwise_ops_match_reference);
+fn tape_elementwise_ops_match_reference(ctx: &Context) {
     let mut rng = Rng::new(31);
     let (rows, cols) = (5, 7);
     let x = rng.vec_f32(rows * cols, -2.0, 2.0);
@@ -242,9 +241,8 @@ fn tape_elementwise_ops_match_reference() {
     assert_close("x*x", &g[0], &want, 1e-6, 1e-5);
 }
 
-#[test]
-fn tape_losses_match_reference() {
-    let Some(ctx) = ctx() else { return };
+device_test!(tape_losses_match_reference);
+fn tape_losses_match_reference(ctx: &Context) {
     let mut rng = Rng::new(32);
     let (rows, classes) = (6, 5);
     let logits = rng.vec_f32(rows * classes, -3.0, 3.0);
@@ -297,9 +295,8 @@ fn tape_losses_match_reference() {
     );
 }
 
-#[test]
-fn untracked_ops_record_no_nodes() {
-    let Some(ctx) = ctx() else { return };
+device_test!(untracked_ops_record_no_nodes);
+fn untracked_ops_record_no_nodes(ctx: &Context) {
     let mut tape = Tape::new();
     let a = tape.constant(Tensor::full(ctx, &[2, 3], 0.5).unwrap());
     let b = tape.constant(Tensor::full(ctx, &[3, 2], 0.5).unwrap());
@@ -360,9 +357,9 @@ fn reference_rnn(
     (dw, du, db)
 }
 
-#[test]
-fn backprop_through_784_steps_in_one_submit() {
-    let Some(ctx) = crate::common::fresh_ctx() else {
+device_test!(backprop_through_784_steps_in_one_submit, fresh);
+fn backprop_through_784_steps_in_one_submit(kind: DeviceKind) {
+    let Some(ctx) = fresh(kind) else {
         return;
     };
     let ctx = &ctx;

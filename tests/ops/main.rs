@@ -1,6 +1,7 @@
 //! GPU ops against the f64 reference, and the error paths. One binary so the context and its
 //! compiled pipelines are shared.
 
+#[macro_use]
 mod common;
 mod cross_entropy;
 mod dropout;

@@ -3,7 +3,7 @@ use rims::reference::matmul as reference;
 use rims::rng::Rng;
 use rims::{Context, Error, Tensor};
 
-use crate::common::{assert_close, ctx, to_f64};
+use crate::common::{assert_close, to_f64};
 
 const KERNELS: [Kernel; 3] = [Kernel::Scalar, Kernel::VEC4, Kernel::Tiled];
 
@@ -96,9 +96,8 @@ fn dense(
     (g, batch * m * k, batch * k * n, batch * m * n)
 }
 
-#[test]
-fn gemm_all_transposes_odd_and_aligned_sizes() {
-    let Some(ctx) = ctx() else { return };
+device_test!(gemm_all_transposes_odd_and_aligned_sizes);
+fn gemm_all_transposes_odd_and_aligned_sizes(ctx: &Context) {
     let mut rng = Rng::new(10);
     let shapes = [
         (1, 1, 1),
@@ -117,9 +116,8 @@ fn gemm_all_transposes_odd_and_aligned_sizes() {
     }
 }
 
-#[test]
-fn gemm_batched_bias_and_accumulate() {
-    let Some(ctx) = ctx() else { return };
+device_test!(gemm_batched_bias_and_accumulate);
+fn gemm_batched_bias_and_accumulate(ctx: &Context) {
     let mut rng = Rng::new(11);
     for &(batch, m, n, k) in &[(3, 5, 6, 7), (2, 20, 16, 12), (5, 1, 33, 8)] {
         let (g, al, bl, cl) = dense(batch, m, n, k, false, false, true);
@@ -133,9 +131,8 @@ fn gemm_batched_bias_and_accumulate() {
     }
 }
 
-#[test]
-fn gemm_past_one_workgroup_and_tile() {
-    let Some(ctx) = ctx() else { return };
+device_test!(gemm_past_one_workgroup_and_tile);
+fn gemm_past_one_workgroup_and_tile(ctx: &Context) {
     let mut rng = Rng::new(12);
     // 144 x 132 outputs: more than one 64 x 64 tile and more than 64 invocation blocks.
     let (g, al, bl, cl) = dense(2, 144, 132, 40, false, false, false);
@@ -144,9 +141,8 @@ fn gemm_past_one_workgroup_and_tile() {
     check_gemm(ctx, &mut rng, &g, al, bl, cl, false);
 }
 
-#[test]
-fn matmul_api_matches_reference() {
-    let Some(ctx) = ctx() else { return };
+device_test!(matmul_api_matches_reference);
+fn matmul_api_matches_reference(ctx: &Context) {
     let mut rng = Rng::new(13);
     let (bsz, m, k, n) = (3, 7, 12, 8);
     let a = rng.vec_f32(bsz * m * k, -1.0, 1.0);
@@ -221,9 +217,8 @@ fn matmul_api_matches_reference() {
     assert_close("dB = Aᵀ·dC", &db.to_vec(ctx).unwrap(), &want_db, 1e-5, 1e-5);
 }
 
-#[test]
-fn grouped_matmul_and_its_gradients() {
-    let Some(ctx) = ctx() else { return };
+device_test!(grouped_matmul_and_its_gradients);
+fn grouped_matmul_and_its_gradients(ctx: &Context) {
     let mut rng = Rng::new(14);
     for &(bsz, g, k, n) in &[(1, 1, 1, 1), (3, 6, 10, 7), (4, 6, 16, 20), (5, 4, 33, 17)] {
         let x = rng.vec_f32(bsz * g * k, -1.0, 1.0);
@@ -272,9 +267,8 @@ fn grouped_matmul_and_its_gradients() {
     }
 }
 
-#[test]
-fn matmul_errors_are_values() {
-    let Some(ctx) = ctx() else { return };
+device_test!(matmul_errors_are_values);
+fn matmul_errors_are_values(ctx: &Context) {
     let a = Tensor::zeros(ctx, &[3, 4]).unwrap();
     let b = Tensor::zeros(ctx, &[5, 2]).unwrap();
     let opts = MatmulOptions::default();
@@ -342,9 +336,8 @@ fn matmul_errors_are_values() {
     ));
 }
 
-#[test]
-fn gemm_inner_batch_covers_several_weight_sets() {
-    let Some(ctx) = ctx() else { return };
+device_test!(gemm_inner_batch_covers_several_weight_sets);
+fn gemm_inner_batch_covers_several_weight_sets(ctx: &Context) {
     let mut rng = Rng::new(15);
     // Like the communication projections: for mechanism j (outer) and projection s (inner),
     // C[s, :, j] = A[:, j] · W_s[j], A shared by the inner index.

@@ -8,8 +8,6 @@ use rims::rng::Rng;
 use rims::tape::Tape;
 use rims::{Context, Tensor};
 
-use crate::common::ctx;
-
 const T: usize = 4;
 const B: usize = 16;
 
@@ -64,9 +62,8 @@ fn config(rims: RimsConfig, backbone: Backbone) -> ModelConfig {
     }
 }
 
-#[test]
-fn rims_model_learns_to_remember_the_first_token() {
-    let Some(ctx) = ctx() else { return };
+device_test!(rims_model_learns_to_remember_the_first_token);
+fn rims_model_learns_to_remember_the_first_token(ctx: &Context) {
     for cell in [CellKind::Lstm, CellKind::Gru] {
         let rims = RimsConfig {
             mechanisms: 4,
@@ -91,9 +88,8 @@ fn rims_model_learns_to_remember_the_first_token() {
     }
 }
 
-#[test]
-fn dense_lstm_baseline_learns_the_same_task() {
-    let Some(ctx) = ctx() else { return };
+device_test!(dense_lstm_baseline_learns_the_same_task);
+fn dense_lstm_baseline_learns_the_same_task(ctx: &Context) {
     let rims = RimsConfig {
         input: 8,
         cell: CellKind::Lstm,
@@ -107,9 +103,8 @@ fn dense_lstm_baseline_learns_the_same_task() {
     assert!(last < 0.5 * first, "{first} -> {last}");
 }
 
-#[test]
-fn forget_bias_moves_only_the_forget_gate_columns() {
-    let Some(ctx) = ctx() else { return };
+device_test!(forget_bias_moves_only_the_forget_gate_columns);
+fn forget_bias_moves_only_the_forget_gate_columns(ctx: &Context) {
     let small = RimsConfig {
         mechanisms: 3,
         active: 2,

@@ -1,9 +1,10 @@
+use rims::device::DeviceKind;
 use rims::optim::{self, Adam, AdamConfig, Sgd, SgdConfig};
 use rims::reference::optim as reference;
 use rims::rng::Rng;
 use rims::{Context, Error, Tensor};
 
-use crate::common::{assert_close, ctx, fresh_ctx, to_f64};
+use crate::common::{assert_close, fresh, to_f64};
 
 const SIZES: &[usize] = &[1, 7, 1000, 70_000];
 /// Gradient scales per step: with max_norm at the norm of scale 1, clipping is active in the
@@ -98,9 +99,8 @@ fn run_steps(
     want
 }
 
-#[test]
-fn adam_matches_reference_over_steps() {
-    let Some(ctx) = ctx() else { return };
+device_test!(adam_matches_reference_over_steps);
+fn adam_matches_reference_over_steps(ctx: &Context) {
     for &n in SIZES {
         let configs = [
             (
@@ -166,9 +166,8 @@ fn adam_matches_reference_over_steps() {
     }
 }
 
-#[test]
-fn sgd_matches_reference_over_steps() {
-    let Some(ctx) = ctx() else { return };
+device_test!(sgd_matches_reference_over_steps);
+fn sgd_matches_reference_over_steps(ctx: &Context) {
     for &n in SIZES {
         let base = SgdConfig {
             lr: 0.05,
@@ -250,9 +249,8 @@ fn sgd_matches_reference_over_steps() {
     }
 }
 
-#[test]
-fn global_grad_norm_matches_reference() {
-    let Some(ctx) = ctx() else { return };
+device_test!(global_grad_norm_matches_reference);
+fn global_grad_norm_matches_reference(ctx: &Context) {
     let mut rng = Rng::new(7);
     // 300_000 needs more than 1024 chunks of 256: the partial count is capped and each thread
     // strides over its chunk; 70_000 gives more partials than the second pass has threads.
@@ -285,11 +283,10 @@ fn clip_reference_follows_pytorch() {
     assert_eq!(g, vec![3.0 * coef, 4.0 * coef]);
 }
 
-#[test]
-fn adam_first_step_moves_by_lr_times_sign() {
+device_test!(adam_first_step_moves_by_lr_times_sign);
+fn adam_first_step_moves_by_lr_times_sign(ctx: &Context) {
     // After one step m̂ = g and v̂ = g², so each parameter moves by lr·g/(|g| + eps): a check
     // of GPU and reference that does not depend on the reference.
-    let Some(ctx) = ctx() else { return };
     let g = [0.5f32, -2.0, 1e-3, -7.0, 0.0];
     let params = Tensor::from_slice(ctx, &[5], &[1.0; 5]).unwrap();
     let grads = Tensor::from_slice(ctx, &[5], &g).unwrap();
@@ -312,9 +309,12 @@ fn adam_first_step_moves_by_lr_times_sign() {
     }
 }
 
-#[test]
-fn steps_only_record_three_dispatches_with_clip_one_without() {
-    let Some(ctx) = fresh_ctx() else { return };
+device_test!(
+    steps_only_record_three_dispatches_with_clip_one_without,
+    fresh
+);
+fn steps_only_record_three_dispatches_with_clip_one_without(kind: DeviceKind) {
+    let Some(ctx) = fresh(kind) else { return };
     let ctx = &ctx;
     let n = 1000;
     let params = Tensor::zeros(ctx, &[n]).unwrap();
@@ -369,9 +369,8 @@ fn steps_only_record_three_dispatches_with_clip_one_without() {
     assert!(params.to_vec(ctx).unwrap().iter().all(|p| p.is_finite()));
 }
 
-#[test]
-fn bad_configs_name_the_field() {
-    let Some(ctx) = ctx() else { return };
+device_test!(bad_configs_name_the_field);
+fn bad_configs_name_the_field(ctx: &Context) {
     let adam = |cfg: AdamConfig| Adam::new(ctx, 4, cfg);
     let d = AdamConfig::default();
     assert_eq!(config_field(adam(AdamConfig { lr: -1e-3, ..d })), "lr");
@@ -473,9 +472,8 @@ fn bad_configs_name_the_field() {
     assert_eq!(config_field(b.set_lr(f32::NEG_INFINITY)), "lr");
 }
 
-#[test]
-fn bad_tensors_and_sizes_are_errors() {
-    let Some(ctx) = ctx() else { return };
+device_test!(bad_tensors_and_sizes_are_errors);
+fn bad_tensors_and_sizes_are_errors(ctx: &Context) {
     assert!(matches!(
         Adam::new(ctx, 0, AdamConfig::default()),
         Err(Error::Empty { .. })

@@ -3,8 +3,6 @@ use std::collections::BTreeMap;
 use rims::nn::{Init, ParamSpec, ParamStore};
 use rims::{Context, Error};
 
-use crate::common::ctx;
-
 fn specs() -> Vec<ParamSpec> {
     vec![
         ParamSpec::new("w", &[3, 5], Init::Uniform(-0.5, 0.5)),
@@ -24,9 +22,8 @@ fn store(ctx: &Context, seed: u64) -> ParamStore {
     ParamStore::new(ctx, &specs(), seed).unwrap()
 }
 
-#[test]
-fn layout_init_and_views() {
-    let Some(ctx) = ctx() else { return };
+device_test!(layout_init_and_views);
+fn layout_init_and_views(ctx: &Context) {
     let s = store(ctx, 1);
     // Trainable first, each aligned to 64 elements; frozen after.
     assert_eq!(s.names(), vec!["w", "n", "c", "b_frozen"]);
@@ -59,9 +56,8 @@ fn layout_init_and_views() {
     ));
 }
 
-#[test]
-fn save_load_round_trip_with_metadata() {
-    let Some(ctx) = ctx() else { return };
+device_test!(save_load_round_trip_with_metadata);
+fn save_load_round_trip_with_metadata(ctx: &Context) {
     let dir = tmpdir("params-rt");
     let path = dir.join("model.safetensors");
     let a = store(ctx, 3);
@@ -86,9 +82,8 @@ fn save_load_round_trip_with_metadata() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn bad_files_are_errors_and_change_nothing() {
-    let Some(ctx) = ctx() else { return };
+device_test!(bad_files_are_errors_and_change_nothing);
+fn bad_files_are_errors_and_change_nothing(ctx: &Context) {
     let dir = tmpdir("params-bad");
     let s = store(ctx, 5);
     let before = s.to_host(ctx).unwrap();

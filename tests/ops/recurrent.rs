@@ -2,6 +2,7 @@
 //! states, cell states and every gradient; a few Adam steps that lower a loss; the dispatch
 //! budget per time step; the error paths.
 
+use rims::device::DeviceKind;
 use rims::nn::{CellKind, Init, ParamSpec, ParamStore, Recurrent};
 use rims::optim::{Adam, AdamConfig};
 use rims::reference::recurrent::{self as reference, RecurrentConfig, RecurrentParams};
@@ -9,7 +10,7 @@ use rims::rng::Rng;
 use rims::tape::Tape;
 use rims::{Context, Error, Tensor};
 
-use crate::common::{assert_close, ctx, fresh_ctx, to_f64};
+use crate::common::{assert_close, fresh, to_f64};
 
 const PREFIX: &str = "rnn.";
 
@@ -157,17 +158,15 @@ fn check(ctx: &Context, case: &Case, seed: u64) {
     assert_close(&format!("{what}: dx"), &dx, &want.dx, gtol, grtol);
 }
 
-#[test]
-fn lstm_and_gru_match_the_reference() {
-    let Some(ctx) = ctx() else { return };
+device_test!(lstm_and_gru_match_the_reference);
+fn lstm_and_gru_match_the_reference(ctx: &Context) {
     for (i, case) in cases().iter().enumerate() {
         check(ctx, case, 10 + i as u64);
     }
 }
 
-#[test]
-fn weights_get_gradients_when_x_wants_none() {
-    let Some(ctx) = ctx() else { return };
+device_test!(weights_get_gradients_when_x_wants_none);
+fn weights_get_gradients_when_x_wants_none(ctx: &Context) {
     for kind in [CellKind::Lstm, CellKind::Gru] {
         let layer = Recurrent::new(kind, 3, 5).unwrap();
         let store = ParamStore::new(ctx, &layer.param_specs(""), 2).unwrap();
@@ -193,8 +192,7 @@ fn weights_get_gradients_when_x_wants_none() {
 }
 
 /// Remember the first input: after T steps, predict x_0[0] from h_T through a Linear layer.
-fn training_loss(kind: CellKind) -> (f32, f32) {
-    let ctx = ctx().unwrap();
+fn training_loss(ctx: &Context, kind: CellKind) -> (f32, f32) {
     let (t_len, b, d, h) = (4, 8, 2, 8);
     let layer = Recurrent::new(kind, d, h).unwrap();
     let mut specs = layer.param_specs(PREFIX);
@@ -242,13 +240,10 @@ fn training_loss(kind: CellKind) -> (f32, f32) {
     (losses[0], *losses.last().unwrap())
 }
 
-#[test]
-fn adam_steps_lower_the_loss() {
-    if ctx().is_none() {
-        return;
-    }
+device_test!(adam_steps_lower_the_loss);
+fn adam_steps_lower_the_loss(ctx: &Context) {
     for kind in [CellKind::Lstm, CellKind::Gru] {
-        let (first, last) = training_loss(kind);
+        let (first, last) = training_loss(ctx, kind);
         eprintln!("{kind:?}: loss {first:.4} -> {last:.4} in 40 Adam steps");
         assert!(
             last < 0.5 * first,
@@ -279,9 +274,9 @@ fn count_dispatches(ctx: &Context, kind: CellKind, t_len: usize) -> (u64, u64) {
     (forward, backward)
 }
 
-#[test]
-fn dispatch_budget_per_step() {
-    let Some(ctx) = fresh_ctx() else { return };
+device_test!(dispatch_budget_per_step, fresh);
+fn dispatch_budget_per_step(kind: DeviceKind) {
+    let Some(ctx) = fresh(kind) else { return };
     for kind in [CellKind::Lstm, CellKind::Gru] {
         let (f2, b2) = count_dispatches(&ctx, kind, 2);
         let (f4, b4) = count_dispatches(&ctx, kind, 4);
@@ -297,9 +292,8 @@ fn dispatch_budget_per_step() {
     }
 }
 
-#[test]
-fn bad_inputs_are_errors() {
-    let Some(ctx) = ctx() else { return };
+device_test!(bad_inputs_are_errors);
+fn bad_inputs_are_errors(ctx: &Context) {
     assert!(matches!(
         Recurrent::new(CellKind::Lstm, 0, 4),
         Err(Error::Config { .. })

@@ -1,17 +1,17 @@
+use rims::Context;
 use rims::ops::reduce;
 use rims::reference::reduce as reference;
 use rims::rng::Rng;
 use rims::{Error, Tensor};
 
-use crate::common::{assert_close, ctx, to_f64};
+use crate::common::{assert_close, to_f64};
 
 /// Odd sizes, sizes around the 64-thread workgroup, and rows long enough for the 256-thread one.
 const COLS: &[usize] = &[1, 7, 63, 64, 65, 257, 1000, 1024, 2500];
 const ROWS: &[usize] = &[1, 3, 17];
 
-#[test]
-fn row_sum_and_row_max_match_reference() {
-    let Some(ctx) = ctx() else { return };
+device_test!(row_sum_and_row_max_match_reference);
+fn row_sum_and_row_max_match_reference(ctx: &Context) {
     let mut rng = Rng::new(11);
     for &rows in ROWS {
         for &cols in COLS {
@@ -41,10 +41,9 @@ fn row_sum_and_row_max_match_reference() {
     }
 }
 
-#[test]
-fn row_max_of_negative_rows_is_not_zero() {
+device_test!(row_max_of_negative_rows_is_not_zero);
+fn row_max_of_negative_rows_is_not_zero(ctx: &Context) {
     // Threads past the end of a short row must not contribute a 0 (or any other identity).
-    let Some(ctx) = ctx() else { return };
     let x = [-5.0f32, -3.0, -4.0, -1e30, -2e30, -7.0];
     let t = Tensor::from_slice(ctx, &[2, 3], &x).unwrap();
     assert_eq!(
@@ -53,9 +52,8 @@ fn row_max_of_negative_rows_is_not_zero() {
     );
 }
 
-#[test]
-fn leading_dims_are_flattened_into_rows() {
-    let Some(ctx) = ctx() else { return };
+device_test!(leading_dims_are_flattened_into_rows);
+fn leading_dims_are_flattened_into_rows(ctx: &Context) {
     let mut rng = Rng::new(12);
     let x = rng.vec_f32(2 * 3 * 5, -1.0, 1.0);
     let xd = to_f64(&x);
@@ -95,9 +93,8 @@ fn leading_dims_are_flattened_into_rows() {
     assert_eq!(reduce::row_max(ctx, &v).unwrap().shape(), &[1]);
 }
 
-#[test]
-fn softmax_rows_match_reference_and_sum_to_one() {
-    let Some(ctx) = ctx() else { return };
+device_test!(softmax_rows_match_reference_and_sum_to_one);
+fn softmax_rows_match_reference_and_sum_to_one(ctx: &Context) {
     let mut rng = Rng::new(13);
     for &rows in ROWS {
         for &cols in COLS {
@@ -118,9 +115,8 @@ fn softmax_rows_match_reference_and_sum_to_one() {
     }
 }
 
-#[test]
-fn softmax_of_large_logits_has_no_nan() {
-    let Some(ctx) = ctx() else { return };
+device_test!(softmax_of_large_logits_has_no_nan);
+fn softmax_of_large_logits_has_no_nan(ctx: &Context) {
     let mut rng = Rng::new(14);
     for &cols in &[2, 65, 1000] {
         let rows = 4;
@@ -145,9 +141,8 @@ fn softmax_of_large_logits_has_no_nan() {
     }
 }
 
-#[test]
-fn sum_all_matches_reference() {
-    let Some(ctx) = ctx() else { return };
+device_test!(sum_all_matches_reference);
+fn sum_all_matches_reference(ctx: &Context) {
     let mut rng = Rng::new(15);
     // Past 4096 elements sum_all takes a second pass over partial sums, with a short last chunk.
     for &n in &[1usize, 5, 64, 1000, 4096, 4097, 12_289, 100_003] {
@@ -176,10 +171,9 @@ fn sum_all_matches_reference() {
     );
 }
 
-#[test]
-fn rows_past_one_grid_dimension() {
+device_test!(rows_past_one_grid_dimension);
+fn rows_past_one_grid_dimension(ctx: &Context) {
     // More rows than workgroups allowed in one dimension: the 2-D grid and its bounds check.
-    let Some(ctx) = ctx() else { return };
     let rows = ctx.limits().max_compute_workgroups_per_dimension as usize + 3;
     let cols = 2;
     let mut rng = Rng::new(16);
@@ -202,9 +196,8 @@ fn rows_past_one_grid_dimension() {
     );
 }
 
-#[test]
-fn reduce_rejects_bad_inputs() {
-    let Some(ctx) = ctx() else { return };
+device_test!(reduce_rejects_bad_inputs);
+fn reduce_rejects_bad_inputs(ctx: &Context) {
     let scalar = Tensor::from_slice(ctx, &[], &[1.0]).unwrap();
     let no_rows = Tensor::from_slice(ctx, &[0, 4], &[]).unwrap();
     let no_cols = Tensor::from_slice(ctx, &[4, 0], &[]).unwrap();

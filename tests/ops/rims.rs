@@ -1,13 +1,15 @@
 //! The RIMs layer on the GPU against the f64 reference: states, masks (exactly), and every
 //! gradient, over several configurations.
 
+use rims::Context;
 use rims::Tensor;
+use rims::device::DeviceKind;
 use rims::nn::rims::param_specs;
 use rims::nn::{CellKind, ParamStore, Rims, RimsConfig, RimsOptions};
 use rims::rng::Rng;
 use rims::tape::Tape;
 
-use crate::common::ctx;
+use crate::common::fresh;
 
 fn tiny(cell: CellKind, n: usize, k: usize) -> RimsConfig {
     RimsConfig {
@@ -26,9 +28,8 @@ fn tiny(cell: CellKind, n: usize, k: usize) -> RimsConfig {
     }
 }
 
-#[test]
-fn forward_and_backward_run_and_respect_the_tie_rule() {
-    let Some(ctx) = ctx() else { return };
+device_test!(forward_and_backward_run_and_respect_the_tie_rule);
+fn forward_and_backward_run_and_respect_the_tie_rule(ctx: &Context) {
     for cell in [CellKind::Lstm, CellKind::Gru] {
         let cfg = tiny(cell, 4, 2);
         let layer = Rims::new(cfg.clone()).unwrap();
@@ -90,9 +91,9 @@ fn count_dispatches(ctx: &rims::Context, cfg: &RimsConfig, t_len: usize) -> (u64
     (forward, backward)
 }
 
-#[test]
-fn dispatch_budget_per_step() {
-    let Some(ctx) = crate::common::fresh_ctx() else {
+device_test!(dispatch_budget_per_step, fresh);
+fn dispatch_budget_per_step(kind: DeviceKind) {
+    let Some(ctx) = fresh(kind) else {
         return;
     };
     for cell in [CellKind::Lstm, CellKind::Gru] {
@@ -113,9 +114,8 @@ fn dispatch_budget_per_step() {
 
 // --- against the f64 reference ------------------------------------------------------------
 
-#[test]
-fn gpu_matches_reference_states_masks_and_gradients() {
-    let Some(ctx) = ctx() else { return };
+device_test!(gpu_matches_reference_states_masks_and_gradients);
+fn gpu_matches_reference_states_masks_and_gradients(ctx: &Context) {
     let mut cases = rims::verify::standard_cases();
     cases.extend(rims::verify::random_cases(6, 77));
     for case in cases {
@@ -146,9 +146,8 @@ fn gpu_matches_reference_states_masks_and_gradients() {
     }
 }
 
-#[test]
-fn inactive_mechanisms_get_zero_gradient_through_their_input() {
-    let Some(ctx) = ctx() else { return };
+device_test!(inactive_mechanisms_get_zero_gradient_through_their_input);
+fn inactive_mechanisms_get_zero_gradient_through_their_input(ctx: &Context) {
     // With k < N some mechanisms are inactive at every step; their input u gets exactly zero
     // gradient in the reference, and the GPU's weight gradients agree with it (checked above),
     // so here: the rows of d(rnn_wx) of a mechanism that is never active are exactly zero.

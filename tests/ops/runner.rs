@@ -2,6 +2,7 @@
 //! one step at a time, for batch 1 and 3, LSTM and GRU; reset; loading a checkpoint; the
 //! error paths; one submit per step.
 
+use rims::device::DeviceKind;
 use rims::nn::CellKind;
 use rims::nn::model::{Model, Pass};
 use rims::nn::runner::{Runner, RunnerState, load_model};
@@ -12,7 +13,7 @@ use rims::train::TrainConfig;
 use rims::train::checkpoint::{self, Progress};
 use rims::{Context, Tensor};
 
-use crate::common::{assert_close, ctx, fresh_ctx, to_f64};
+use crate::common::{assert_close, fresh, to_f64};
 
 /// The copying task's vocabulary and classes.
 const VOCAB: usize = 20;
@@ -136,9 +137,8 @@ fn check_stepping(ctx: &Context, m: &Model, b: usize, what: &str) {
     }
 }
 
-#[test]
-fn stepping_matches_the_whole_sequence() {
-    let Some(ctx) = ctx() else { return };
+device_test!(stepping_matches_the_whole_sequence);
+fn stepping_matches_the_whole_sequence(ctx: &Context) {
     for cell in [CellKind::Lstm, CellKind::Gru] {
         for b in [1usize, 3] {
             let m = model(ctx, cell, 11 + b as u64);
@@ -156,9 +156,8 @@ fn stepping_matches_the_whole_sequence() {
     }
 }
 
-#[test]
-fn stepping_a_dense_baseline_matches_the_whole_sequence() {
-    let Some(ctx) = ctx() else { return };
+device_test!(stepping_a_dense_baseline_matches_the_whole_sequence);
+fn stepping_a_dense_baseline_matches_the_whole_sequence(ctx: &Context) {
     for name in ["lstm", "gru"] {
         let m = Model::new(ctx, config(name, "lstm").model().unwrap(), 9).unwrap();
         check_stepping(ctx, &m, 3, &format!("dense {name} B=3"));
@@ -169,9 +168,8 @@ fn stepping_a_dense_baseline_matches_the_whole_sequence() {
     }
 }
 
-#[test]
-fn reset_and_set_state() {
-    let Some(ctx) = ctx() else { return };
+device_test!(reset_and_set_state);
+fn reset_and_set_state(ctx: &Context) {
     for cell in [CellKind::Lstm, CellKind::Gru] {
         let m = model(ctx, cell, 3);
         let b = 2;
@@ -219,9 +217,8 @@ fn reset_and_set_state() {
     }
 }
 
-#[test]
-fn bad_inputs_are_errors_and_change_nothing() {
-    let Some(ctx) = ctx() else { return };
+device_test!(bad_inputs_are_errors_and_change_nothing);
+fn bad_inputs_are_errors_and_change_nothing(ctx: &Context) {
     let m = model(ctx, CellKind::Lstm, 4);
     assert!(Runner::new(ctx, &m, 0).is_err());
     let mut runner = Runner::new(ctx, &m, 3).unwrap();
@@ -248,9 +245,9 @@ fn bad_inputs_are_errors_and_change_nothing() {
     assert_eq!(runner.steps(), 2);
 }
 
-#[test]
-fn one_submit_per_step_and_no_allocation_after_the_first() {
-    let Some(ctx) = fresh_ctx() else { return };
+device_test!(one_submit_per_step_and_no_allocation_after_the_first, fresh);
+fn one_submit_per_step_and_no_allocation_after_the_first(kind: DeviceKind) {
+    let Some(ctx) = fresh(kind) else { return };
     let m = model(&ctx, CellKind::Lstm, 6);
     let mut runner = Runner::new(&ctx, &m, 1).unwrap();
     runner.step(&ctx, &[1]).unwrap();
@@ -264,9 +261,8 @@ fn one_submit_per_step_and_no_allocation_after_the_first() {
     assert_eq!(p1.allocations, p0.allocations, "the pool serves every step");
 }
 
-#[test]
-fn load_model_reads_a_checkpoint() {
-    let Some(ctx) = ctx() else { return };
+device_test!(load_model_reads_a_checkpoint);
+fn load_model_reads_a_checkpoint(ctx: &Context) {
     let dir = std::env::temp_dir().join(format!("rims-runner-ckpt-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let config = TrainConfig::default();

@@ -1,6 +1,7 @@
 //! Training with the tape, the parameter store and the GPU optimizer: a small MLP follows the
 //! f64 reference's loss trajectory, and memory stays flat over many steps.
 
+use rims::device::DeviceKind;
 use rims::nn::{Init, ParamSpec, ParamStore};
 use rims::optim::{Adam, AdamConfig};
 use rims::reference::optim::{AdamState, adam_step};
@@ -9,7 +10,7 @@ use rims::rng::Rng;
 use rims::tape::Tape;
 use rims::{Context, Result, Tensor};
 
-use crate::common::{ctx, fresh_ctx};
+use crate::common::fresh;
 
 const B: usize = 8;
 const D: usize = 6;
@@ -90,9 +91,8 @@ fn reference_step(p: &[Vec<f64>; 4], x: &[f64], y: &[u32]) -> (f64, [Vec<f64>; 4
     (loss, [dw1, db1, dw2, db2])
 }
 
-#[test]
-fn mlp_follows_the_reference_trajectory_for_50_steps() {
-    let Some(ctx) = ctx() else { return };
+device_test!(mlp_follows_the_reference_trajectory_for_50_steps);
+fn mlp_follows_the_reference_trajectory_for_50_steps(ctx: &Context) {
     let store = ParamStore::new(ctx, &specs(), 7).unwrap();
     let cfg = AdamConfig {
         lr: 1e-2,
@@ -144,9 +144,9 @@ fn mlp_follows_the_reference_trajectory_for_50_steps() {
     );
 }
 
-#[test]
-fn memory_stays_flat_and_a_step_is_one_submit() {
-    let Some(ctx) = fresh_ctx() else { return };
+device_test!(memory_stays_flat_and_a_step_is_one_submit, fresh);
+fn memory_stays_flat_and_a_step_is_one_submit(kind: DeviceKind) {
+    let Some(ctx) = fresh(kind) else { return };
     let ctx = &ctx;
     let store = ParamStore::new(ctx, &specs(), 8).unwrap();
     let cfg = AdamConfig {

@@ -1,12 +1,11 @@
 //! The training loop: checkpoints round-trip, a resumed run equals an uninterrupted one, and bad
 //! checkpoints or mismatched configs are refused without touching anything.
 
+use rims::Context;
 use std::path::PathBuf;
 
 use rims::Error;
 use rims::train::{self, Quiet, Task, TrainConfig, checkpoint};
-
-use crate::common::ctx;
 
 fn tiny() -> TrainConfig {
     TrainConfig {
@@ -81,9 +80,8 @@ fn dir(tag: &str) -> PathBuf {
     d
 }
 
-#[test]
-fn resumed_run_equals_uninterrupted_run() {
-    let Some(ctx) = ctx() else { return };
+device_test!(resumed_run_equals_uninterrupted_run);
+fn resumed_run_equals_uninterrupted_run(ctx: &Context) {
     let cfg = tiny();
     let straight = dir("straight");
     let a = train::train(ctx, &cfg, &straight, false, &mut Quiet).unwrap();
@@ -124,9 +122,8 @@ fn resumed_run_equals_uninterrupted_run() {
     std::fs::remove_dir_all(&split).unwrap();
 }
 
-#[test]
-fn refuses_mismatched_configs_and_bad_checkpoints_without_damage() {
-    let Some(ctx) = ctx() else { return };
+device_test!(refuses_mismatched_configs_and_bad_checkpoints_without_damage);
+fn refuses_mismatched_configs_and_bad_checkpoints_without_damage(ctx: &Context) {
     let cfg = TrainConfig {
         epochs: 1,
         ..tiny()

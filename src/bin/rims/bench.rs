@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use rims::gpu::RecorderStats;
+use rims::device::RecorderStats;
 use rims::nn::model::{Backbone, Model, ModelConfig, Pass, Readout};
 use rims::nn::{CellKind, RimsConfig, Runner};
 use rims::optim::{Adam, AdamConfig};
@@ -445,32 +445,28 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         });
     }
     let ctx = Context::from_env()?;
-    let adapter = ctx.adapter().clone();
+    let adapter = ctx.adapter().cloned();
+    let device = ctx.describe();
     drop(ctx);
-    eprintln!(
-        "rims bench on {} ({}, {})",
-        adapter.name,
-        adapter.backend,
-        super::device_type_text(adapter.device_type)
-    );
+    eprintln!("rims bench on {device}");
     let mut results = Vec::new();
     for setup in setups(args.config) {
         for (label, cfg) in models(&setup) {
             results.push(measure(args, &setup, label, cfg)?);
         }
     }
-    let text = table(&adapter, args, &results);
+    let text = table(&device, args, &results);
     super::emit(&text)?;
     if let Some(path) = &args.out {
         let json = json!({
             "version": env!("CARGO_PKG_VERSION"),
-            "adapter": {
+            "adapter": adapter.as_ref().map(|adapter| json!({
                 "name": adapter.name,
                 "backend": adapter.backend.to_str(),
                 "device_type": super::device_type_key(adapter.device_type),
                 "driver": adapter.driver,
                 "driver_info": adapter.driver_info,
-            },
+            })),
             "repeats": args.repeats,
             "quick": args.quick,
             "full": args.full,
@@ -513,23 +509,13 @@ fn result_json(r: &Result1) -> Value {
     })
 }
 
-fn table(adapter: &rims::gpu::AdapterSummary, args: &BenchArgs, results: &[Result1]) -> String {
+fn table(device: &str, args: &BenchArgs, results: &[Result1]) -> String {
     let mut s = String::new();
     let mut line = |text: String| {
         s.push_str(&text);
         s.push('\n');
     };
-    line(format!(
-        "adapter: {} ({}, {}{})",
-        adapter.name,
-        adapter.backend,
-        super::device_type_text(adapter.device_type),
-        if adapter.driver_info.is_empty() {
-            String::new()
-        } else {
-            format!(", {}", adapter.driver_info)
-        }
-    ));
+    line(format!("device: {device}"));
     line(format!(
         "timings: median of {} synchronised run(s) after a warm-up{}",
         if args.quick { 1 } else { args.repeats },

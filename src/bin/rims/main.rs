@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use rims::gpu::AdapterSummary;
+use rims::device::AdapterSummary;
 use rims::{Context, Error, Result};
 use serde_json::{Value, json};
 
@@ -133,7 +133,7 @@ fn info(args: &InfoArgs) -> Result<()> {
 impl InfoReport {
     fn gather(ctx: &Context) -> Self {
         let adapters = ctx.adapters().to_vec();
-        let chosen = Some(ctx.adapter_index());
+        let chosen = ctx.adapter_index();
         let l = ctx.limits();
         let limits = vec![
             ("max_buffer_size", l.max_buffer_size, Unit::Bytes),

@@ -299,7 +299,7 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         Task::Smnist => format!("sequential MNIST at {0}x{0}", cfg.resolution),
     };
     println!(
-        "rims train: {task}; model {} N={} k={} H={} D={} cell {}, batch {}, {} epochs, on {} ({:?}); writing to {}",
+        "rims train: {task}; model {} N={} k={} H={} D={} cell {}, batch {}, {} epochs, on {}; writing to {}",
         cfg.model,
         cfg.mechanisms,
         cfg.active,
@@ -308,8 +308,7 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         cfg.cell,
         cfg.batch,
         cfg.epochs,
-        ctx.adapter().name,
-        ctx.adapter().backend,
+        ctx.describe(),
         out.display()
     );
     let done = if resume {

@@ -19,9 +19,8 @@ pub struct VerifyArgs {
 pub fn run_verify(args: &VerifyArgs) -> Result<()> {
     let ctx = Context::from_env()?;
     println!(
-        "rims verify on {} ({:?}), tolerance {:.0e}",
-        ctx.adapter().name,
-        ctx.adapter().backend,
+        "rims verify on {}, tolerance {:.0e}",
+        ctx.describe(),
         args.tolerance
     );
     let mut cases = rims::verify::standard_cases();

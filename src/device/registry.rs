@@ -12,75 +12,31 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-
-/// Every shader file of the engine, by name (the file is `shaders/<name>.wgsl`).
-pub static SHADERS: &[(&str, &str)] = &[
-    ("cell", include_str!("../../shaders/cell.wgsl")),
-    (
-        "communication",
-        include_str!("../../shaders/communication.wgsl"),
-    ),
-    (
-        "input_attention",
-        include_str!("../../shaders/input_attention.wgsl"),
-    ),
-    ("merge", include_str!("../../shaders/merge.wgsl")),
-    (
-        "cross_entropy",
-        include_str!("../../shaders/cross_entropy.wgsl"),
-    ),
-    (
-        "elementwise",
-        include_str!("../../shaders/elementwise.wgsl"),
-    ),
-    ("dropout", include_str!("../../shaders/dropout.wgsl")),
-    ("embedding", include_str!("../../shaders/embedding.wgsl")),
-    ("matmul", include_str!("../../shaders/matmul.wgsl")),
-    ("optim", include_str!("../../shaders/optim.wgsl")),
-    ("recurrent", include_str!("../../shaders/recurrent.wgsl")),
-    ("reduce", include_str!("../../shaders/reduce.wgsl")),
-];
-
-/// Function libraries a shader can pull in with a line `//#include <name>` (WGSL has no
-/// includes). Each is valid WGSL on its own (functions and constants only).
-pub static LIBRARIES: &[(&str, &str)] = &[
-    ("common", include_str!("../../shaders/lib/common.wgsl")),
-    ("gates", include_str!("../../shaders/lib/gates.wgsl")),
-    (
-        "workgroup_reduce",
-        include_str!("../../shaders/lib/workgroup_reduce.wgsl"),
-    ),
-];
-
-/// Replaces every `//#include <name>` line of `source` with the library's text.
-pub fn resolve_includes(source: &str) -> std::result::Result<String, String> {
-    let mut out = String::with_capacity(source.len());
-    for line in source.lines() {
-        if let Some(name) = line.trim().strip_prefix("//#include ") {
-            let lib = LIBRARIES
-                .iter()
-                .find(|(n, _)| *n == name.trim())
-                .ok_or_else(|| format!("unknown library '{}' in #include", name.trim()))?;
-            out.push_str(lib.1);
-        } else {
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-    Ok(out)
-}
+use crate::kernels::{self, CpuKernel, SHADERS, resolve_includes};
 
 /// A specialisation: values for `const NAME: u32` declarations of a shader.
 pub type Spec<'a> = &'a [(&'a str, u32)];
+
+/// How a kernel runs on its device.
+pub(crate) enum Exec {
+    /// A wgpu pipeline and its bind-group layout.
+    Gpu {
+        pipeline: wgpu::ComputePipeline,
+        layout: wgpu::BindGroupLayout,
+    },
+    /// The entry point's Rust twin (`kernels::NAME`).
+    Cpu(CpuKernel),
+}
 
 /// One compiled entry point with what is needed to bind it.
 pub struct Kernel {
     pub(crate) id: u64,
     pub(crate) label: String,
-    pub(crate) pipeline: wgpu::ComputePipeline,
-    pub(crate) layout: wgpu::BindGroupLayout,
+    pub(crate) exec: Exec,
     /// Binding numbers of the storage buffers, in the order callers pass tensors.
     pub(crate) storage: Vec<u32>,
+    /// Whether each storage binding is `read_write`, in the same order.
+    pub(crate) writable: Vec<bool>,
     /// The uniform binding and the size of its struct, if the entry point uses one.
     pub(crate) uniform: Option<(u32, u64)>,
 }
@@ -164,6 +120,7 @@ pub fn validate_wgsl(
 struct Reflection {
     entries: Vec<wgpu::BindGroupLayoutEntry>,
     storage: Vec<u32>,
+    writable: Vec<bool>,
     uniform: Option<(u32, u64)>,
 }
 
@@ -222,19 +179,16 @@ fn reflect(
         bound.push((binding.binding, ty));
     }
     bound.sort_by_key(|(b, _)| *b);
-    let storage = bound
+    let (storage, writable) = bound
         .iter()
-        .filter(|(_, t)| {
-            !matches!(
-                t,
-                wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    ..
-                }
-            )
+        .filter_map(|(b, t)| match t {
+            wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                ..
+            } => Some((*b, !read_only)),
+            _ => None,
         })
-        .map(|(b, _)| *b)
-        .collect();
+        .unzip();
     let entries = bound
         .into_iter()
         .map(|(binding, ty)| wgpu::BindGroupLayoutEntry {
@@ -247,6 +201,7 @@ fn reflect(
     Ok(Reflection {
         entries,
         storage,
+        writable,
         uniform,
     })
 }
@@ -293,38 +248,51 @@ impl KernelRegistry {
             message,
         })?;
         let refl = reflect(shader, entry, &module, &info)?;
-        let device = &ctx.device;
-        let kernel = ctx.scoped(&format!("compiling {key}"), || {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&key),
-                source: wgpu::ShaderSource::Wgsl(source.as_str().into()),
-            });
-            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(&key),
-                entries: &refl.entries,
-            });
-            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(&key),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&key),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                cache: None,
-            });
-            (layout, pipeline)
-        })?;
-        let (layout, pipeline) = kernel;
+        let exec = match ctx.gpu_device() {
+            Some(device) => {
+                let (layout, pipeline) = ctx.scoped(&format!("compiling {key}"), || {
+                    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(&key),
+                        source: wgpu::ShaderSource::Wgsl(source.as_str().into()),
+                    });
+                    let layout =
+                        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                            label: Some(&key),
+                            entries: &refl.entries,
+                        });
+                    let pipeline_layout =
+                        device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                            label: Some(&key),
+                            bind_group_layouts: &[Some(&layout)],
+                            immediate_size: 0,
+                        });
+                    let pipeline =
+                        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                            label: Some(&key),
+                            layout: Some(&pipeline_layout),
+                            module: &module,
+                            entry_point: Some(entry),
+                            compilation_options: wgpu::PipelineCompilationOptions::default(),
+                            cache: None,
+                        });
+                    (layout, pipeline)
+                })?;
+                Exec::Gpu { pipeline, layout }
+            }
+            None => Exec::Cpu(
+                kernels::cpu_twin(shader, entry).ok_or_else(|| Error::Shader {
+                    shader: shader.into(),
+                    entry: entry.into(),
+                    message: "this entry point has no CPU twin in kernels/".into(),
+                })?,
+            ),
+        };
         let kernel = Arc::new(Kernel {
             id: self.next_id,
             label: key.clone(),
-            pipeline,
-            layout,
+            exec,
             storage: refl.storage,
+            writable: refl.writable,
             uniform: refl.uniform,
         });
         self.next_id += 1;
@@ -372,9 +340,12 @@ impl KernelRegistry {
                 }),
             });
         }
+        let Exec::Gpu { layout, .. } = &kernel.exec else {
+            unreachable!("bind groups are made for GPU kernels only")
+        };
         let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&kernel.label),
-            layout: &kernel.layout,
+            layout,
             entries: &entries,
         });
         self.bind_groups.insert(key, bg.clone());

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
+use crate::device::context::Context;
+use crate::device::pool::PooledBuffer;
+use crate::device::registry::{Exec, Kernel, KernelRegistry};
 use crate::error::{Error, Result};
-use crate::gpu::context::Context;
-use crate::gpu::kernels::{Kernel, KernelRegistry};
-use crate::gpu::pool::PooledBuffer;
 
 /// Counters over the context's lifetime.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,6 +60,10 @@ pub struct Recorder {
     uniform: Option<(u64, wgpu::Buffer, u64)>,
     next_arena_id: u64,
     stats: RecorderStats,
+    /// CPU device: work ran since the last submit (so the next submit counts).
+    host_pending: bool,
+    /// CPU device: a dispatch ran since the last copy or submit (so it is in an open pass).
+    host_in_pass: bool,
 }
 
 impl Recorder {
@@ -73,12 +77,41 @@ impl Recorder {
             uniform: None,
             next_arena_id: 1 << 40,
             stats: RecorderStats::default(),
+            host_pending: false,
+            host_in_pass: false,
         }
     }
 
     /// A snapshot of the recorder's counters.
     pub fn stats(&self) -> RecorderStats {
         self.stats
+    }
+
+    /// CPU device: counts a dispatch that just ran, as the GPU recorder would count it (a
+    /// pass opens at the first dispatch after a copy or a submit).
+    pub(crate) fn count_host_dispatch(&mut self) {
+        self.stats.dispatches += 1;
+        if !self.host_in_pass {
+            self.stats.passes += 1;
+            self.host_in_pass = true;
+        }
+        self.host_pending = true;
+    }
+
+    /// CPU device: counts a buffer copy that just ran.
+    pub(crate) fn count_host_copy(&mut self) {
+        self.stats.copies += 1;
+        self.host_in_pass = false;
+        self.host_pending = true;
+    }
+
+    /// CPU device: a submit ends the pass and counts when work ran since the last one.
+    pub(crate) fn count_host_submit(&mut self) {
+        if self.host_pending {
+            self.stats.submits += 1;
+        }
+        self.host_pending = false;
+        self.host_in_pass = false;
     }
 
     /// Commands waiting for the next submit.
@@ -181,7 +214,10 @@ impl Recorder {
         }
         let commands = std::mem::take(&mut self.commands);
         let arena = std::mem::take(&mut self.arena);
-        let device = &ctx.device;
+        let gpu = ctx
+            .gpu_backend()
+            .ok_or_else(|| Error::invalid("submit", "the GPU recorder ran on the CPU device"))?;
+        let device = &gpu.device;
 
         // Grow the uniform arena's GPU buffer if this submit needs more.
         let need = (arena.len() as u64).max(256);
@@ -204,7 +240,7 @@ impl Recorder {
         let mut passes = 0;
         ctx.scoped("submit", || {
             if !arena.is_empty() {
-                ctx.queue.write_buffer(arena_buf, 0, &arena);
+                gpu.queue.write_buffer(arena_buf, 0, &arena);
             }
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("rims"),
@@ -227,7 +263,7 @@ impl Recorder {
                         {
                             let bufs: Vec<_> = buffers
                                 .iter()
-                                .map(|(b, off, size)| (b.id, &b.buffer, *off, *size))
+                                .map(|(b, off, size)| (b.id, b.gpu(), *off, *size))
                                 .collect();
                             let bg = kernels.bind_group(
                                 device,
@@ -235,7 +271,10 @@ impl Recorder {
                                 Some((*arena_id, arena_buf)),
                                 &bufs,
                             );
-                            pass.set_pipeline(&kernel.pipeline);
+                            let Exec::Gpu { pipeline, .. } = &kernel.exec else {
+                                unreachable!("CPU kernels never reach the GPU recorder")
+                            };
+                            pass.set_pipeline(pipeline);
                             let offsets: &[u32] = if kernel.uniform.is_some() {
                                 &[*offset]
                             } else {
@@ -254,9 +293,9 @@ impl Recorder {
                         bytes,
                     } => {
                         encoder.copy_buffer_to_buffer(
-                            &src.buffer,
+                            src.gpu(),
                             *src_offset,
-                            &dst.buffer,
+                            dst.gpu(),
                             *dst_offset,
                             *bytes,
                         );
@@ -268,12 +307,12 @@ impl Recorder {
                         staging,
                         bytes,
                     } => {
-                        encoder.copy_buffer_to_buffer(&src.buffer, *src_offset, staging, 0, *bytes);
+                        encoder.copy_buffer_to_buffer(src.gpu(), *src_offset, staging, 0, *bytes);
                         i += 1;
                     }
                 }
             }
-            ctx.queue.submit([encoder.finish()]);
+            gpu.queue.submit([encoder.finish()]);
         })?;
         self.stats.passes += passes;
         self.stats.submits += 1;

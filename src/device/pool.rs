@@ -1,12 +1,15 @@
-//! Buffer pool: storage buffers are reused by size class so that a training loop reaches a
-//! steady state after its first step and never allocates again. Creating a buffer on the
-//! software device costs milliseconds (it is zero-filled), so reuse matters.
+//! Buffer pool: storage buffers (GPU buffers, or host memory on the CPU device) are reused by
+//! size class so that a training loop reaches a steady state after its first step and never
+//! allocates again. Creating a buffer on the software device costs milliseconds (it is
+//! zero-filled), so reuse matters.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::gpu::context::lock;
+use crate::device::context::lock;
+use crate::device::host::HostMemory;
+use crate::error::Result;
 
 /// Smallest buffer we hand out, in bytes (also keeps every size a multiple of 16 for vec4 access).
 const MIN_CLASS: u64 = 256;
@@ -42,15 +45,23 @@ pub struct PoolStats {
 /// The pool's bookkeeping; buffers come back to it when their last handle drops.
 pub struct BufferPool {
     /// Free buffers by size class, each with its id (kept across loans so cached bind groups hit).
-    free: HashMap<u64, Vec<(u64, wgpu::Buffer)>>,
+    free: HashMap<u64, Vec<(u64, Storage)>>,
     stats: PoolStats,
 }
 
 static NEXT_BUFFER_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The memory behind a pooled buffer.
+pub(crate) enum Storage {
+    /// A wgpu storage buffer.
+    Gpu(wgpu::Buffer),
+    /// Host memory of the CPU device.
+    Host(HostMemory),
+}
+
 /// A storage buffer on loan from the pool. Dropping the last `Arc` returns it.
 pub struct PooledBuffer {
-    pub(crate) buffer: wgpu::Buffer,
+    storage: Option<Storage>,
     /// Unique per wgpu buffer for the process; keys the bind-group cache.
     pub(crate) id: u64,
     class: u64,
@@ -58,6 +69,22 @@ pub struct PooledBuffer {
 }
 
 impl PooledBuffer {
+    /// The wgpu buffer (GPU contexts only: a tensor never reaches a context of another kind).
+    pub(crate) fn gpu(&self) -> &wgpu::Buffer {
+        match self.storage.as_ref() {
+            Some(Storage::Gpu(b)) => b,
+            _ => panic!("a host buffer reached the GPU backend"),
+        }
+    }
+
+    /// The host memory (CPU contexts only).
+    pub(crate) fn host(&self) -> &HostMemory {
+        match self.storage.as_ref() {
+            Some(Storage::Host(h)) => h,
+            _ => panic!("a GPU buffer reached the CPU backend"),
+        }
+    }
+
     /// Size of the underlying buffer (the size class), in bytes.
     pub fn capacity(&self) -> u64 {
         self.class
@@ -69,10 +96,10 @@ impl Drop for PooledBuffer {
         let mut pool = lock(&self.pool);
         pool.stats.bytes_live -= self.class;
         pool.stats.bytes_free += self.class;
-        pool.free
-            .entry(self.class)
-            .or_default()
-            .push((self.id, self.buffer.clone()));
+        pool.free.entry(self.class).or_default().push((
+            self.id,
+            self.storage.take().expect("storage present until drop"),
+        ));
     }
 }
 
@@ -90,13 +117,14 @@ impl BufferPool {
         self.stats
     }
 
-    /// Takes a buffer of at least `bytes` from the free list or creates one. Its contents are
-    /// whatever the last user left (fresh buffers are zero).
-    pub fn take(
+    /// Takes a buffer of at least `bytes` from the free list or creates one with `create`
+    /// (given the size class). Its contents are whatever the last user left (fresh buffers
+    /// are zero).
+    pub(crate) fn take(
         pool: &Arc<Mutex<BufferPool>>,
-        device: &wgpu::Device,
         bytes: u64,
-    ) -> Arc<PooledBuffer> {
+        create: impl FnOnce(u64) -> Result<Storage>,
+    ) -> Result<Arc<PooledBuffer>> {
         let class = size_class(bytes);
         let mut guard = lock(pool);
         let reused = guard.free.get_mut(&class).and_then(|v| v.pop());
@@ -107,27 +135,22 @@ impl BufferPool {
                 b
             }
             None => {
+                drop(guard); // creating can take a while; others may use the pool meanwhile
+                let storage = create(class)?;
+                guard = lock(pool);
                 guard.stats.allocations += 1;
                 guard.stats.bytes_allocated += class;
-                let buffer = device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("rims.pool"),
-                    size: class,
-                    usage: wgpu::BufferUsages::STORAGE
-                        | wgpu::BufferUsages::COPY_SRC
-                        | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                (NEXT_BUFFER_ID.fetch_add(1, Ordering::Relaxed), buffer)
+                (NEXT_BUFFER_ID.fetch_add(1, Ordering::Relaxed), storage)
             }
         };
         guard.stats.bytes_live += class;
         drop(guard);
-        Arc::new(PooledBuffer {
-            buffer,
+        Ok(Arc::new(PooledBuffer {
+            storage: Some(buffer),
             id,
             class,
             pool: pool.clone(),
-        })
+        }))
     }
 }
 

@@ -1,32 +1,105 @@
-//! The GPU context: adapter choice, device with explicit limits, error capture, and the
-//! engine's shared state (kernel registry, buffer pool, recorder).
+//! The context: which device runs the engine (a GPU through wgpu, or the CPU device), the
+//! device's limits and error capture, and the engine's shared state (kernel registry, buffer
+//! pool, recorder).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::device::host::{CpuSummary, HostDevice, threads_from_env};
+use crate::device::pool::{BufferPool, PoolStats};
+use crate::device::recorder::{Recorder, RecorderStats};
+use crate::device::registry::KernelRegistry;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::KernelRegistry;
-use crate::gpu::pool::{BufferPool, PoolStats};
-use crate::gpu::recorder::{Recorder, RecorderStats};
 
-/// Which adapter to open. `Default` picks the best one; [`DeviceRequest::from_env`] lets the
-/// environment force a choice (`RIMS_ADAPTER`, `RIMS_BACKEND`).
+/// The two kinds of device the engine runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    /// The engine's kernels as Rust code on the host's cores (`kernels::NAME`).
+    Cpu,
+    /// The WGSL kernels on a wgpu adapter: a hardware GPU, or a software rasteriser such as
+    /// llvmpipe when asked for.
+    Gpu,
+}
+
+impl DeviceKind {
+    /// "cpu" or "gpu", as `RIMS_DEVICE` and `--device` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Gpu => "gpu",
+        }
+    }
+}
+
+/// Parses a device name as used by `RIMS_DEVICE` and `--device`.
+pub fn parse_device(name: &str) -> Result<DeviceKind> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "cpu" => Ok(DeviceKind::Cpu),
+        "gpu" => Ok(DeviceKind::Gpu),
+        other => Err(Error::Config {
+            field: "RIMS_DEVICE",
+            reason: format!("unknown device '{other}' (expected cpu or gpu)"),
+        }),
+    }
+}
+
+/// Which device to open. `Default` picks the best one: a hardware GPU, else the CPU device; a
+/// software rasteriser (llvmpipe) only when asked for by device, adapter or backend.
+/// [`DeviceRequest::from_env`] lets the environment force a choice (`RIMS_DEVICE`,
+/// `RIMS_ADAPTER`, `RIMS_BACKEND`, `RIMS_THREADS`).
 #[derive(Clone, Debug, Default)]
 pub struct DeviceRequest {
+    /// Force the CPU device or a wgpu adapter.
+    pub device: Option<DeviceKind>,
     /// Case-insensitive substring of the adapter name that must match (e.g. "llvmpipe", "H100").
     pub adapter: Option<String>,
     /// Restrict to one backend: vulkan, metal, dx12 or gl.
     pub backend: Option<wgpu::Backends>,
+    /// Threads of the CPU device (default: `RIMS_THREADS`, else every core).
+    pub threads: Option<usize>,
 }
 
 impl DeviceRequest {
-    /// Reads `RIMS_ADAPTER` (name substring) and `RIMS_BACKEND` (vulkan|metal|dx12|gl).
+    /// Reads `RIMS_DEVICE` (cpu|gpu), `RIMS_ADAPTER` (name substring), `RIMS_BACKEND`
+    /// (vulkan|metal|dx12|gl) and `RIMS_THREADS`.
     pub fn from_env() -> Result<Self> {
-        let adapter = std::env::var("RIMS_ADAPTER").ok().filter(|s| !s.is_empty());
-        let backend = match std::env::var("RIMS_BACKEND").ok().filter(|s| !s.is_empty()) {
-            None => None,
-            Some(name) => Some(parse_backend(&name)?),
-        };
-        Ok(DeviceRequest { adapter, backend })
+        let var = |name: &str| std::env::var(name).ok().filter(|s| !s.trim().is_empty());
+        let device = var("RIMS_DEVICE").map(|d| parse_device(&d)).transpose()?;
+        let adapter = var("RIMS_ADAPTER");
+        let backend = var("RIMS_BACKEND").map(|b| parse_backend(&b)).transpose()?;
+        let threads = var("RIMS_THREADS")
+            .map(|_| threads_from_env())
+            .transpose()?;
+        Ok(DeviceRequest {
+            device,
+            adapter,
+            backend,
+            threads,
+        })
+    }
+
+    /// The same request with the device forced (a `--device` flag over the environment).
+    pub fn with_device(self, device: Option<DeviceKind>) -> Self {
+        DeviceRequest {
+            device: device.or(self.device),
+            ..self
+        }
+    }
+
+    /// The CPU device with `threads` threads (None: `RIMS_THREADS`, else every core).
+    pub fn cpu(threads: Option<usize>) -> Self {
+        DeviceRequest {
+            device: Some(DeviceKind::Cpu),
+            threads,
+            ..Default::default()
+        }
+    }
+
+    /// The best wgpu adapter, software rasterisers included.
+    pub fn gpu() -> Self {
+        DeviceRequest {
+            device: Some(DeviceKind::Gpu),
+            ..Default::default()
+        }
     }
 }
 
@@ -164,27 +237,44 @@ fn check_limits(name: &str, have: &wgpu::Limits) -> Result<()> {
 /// Everything wgpu told us outside an error scope; drained into an `Error` at the next check.
 type Uncaptured = Arc<Mutex<Vec<String>>>;
 
-/// The engine's handle on one GPU: device, queue, and the shared engine state.
-///
-/// Ops record work into the context's recorder; nothing runs until [`Context::submit`] or a
-/// read-back. The context is `Send + Sync`; work from several threads is serialised.
-pub struct Context {
+/// A wgpu device and what came with it.
+pub(crate) struct GpuBackend {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     adapter: AdapterSummary,
     adapter_index: usize,
-    adapters: Vec<AdapterSummary>,
-    limits: wgpu::Limits,
-    pub(crate) kernels: Mutex<KernelRegistry>,
-    pub(crate) pool: Arc<Mutex<BufferPool>>,
-    pub(crate) recorder: Mutex<Recorder>,
     /// A host-visible buffer reused by read-backs (creating one per read costs milliseconds on
     /// the software device); grows to the largest read so far.
     pub(crate) staging: Mutex<Option<wgpu::Buffer>>,
+    uncaptured: Uncaptured,
+}
+
+/// The device behind a context.
+pub(crate) enum Backend {
+    Gpu(GpuBackend),
+    Cpu(HostDevice),
+}
+
+/// The engine's handle on one device (a GPU or the CPU device) and the shared engine state.
+///
+/// Ops record work into the context; on a GPU nothing runs until [`Context::submit`] or a
+/// read-back, on the CPU device each dispatch runs as it is recorded. The context is
+/// `Send + Sync`; work from several threads is serialised.
+pub struct Context {
+    pub(crate) backend: Backend,
+    /// Every wgpu adapter that was found (empty when the CPU device was asked for directly).
+    adapters: Vec<AdapterSummary>,
+    /// Why this device was chosen, for `rims info`.
+    reason: String,
+    limits: wgpu::Limits,
+    pub(crate) kernels: Mutex<KernelRegistry>,
+    pub(crate) pool: Arc<Mutex<BufferPool>>,
+    /// GPU: the command queue being filled. CPU: the counters, and the lock that orders
+    /// execution.
+    pub(crate) recorder: Mutex<Recorder>,
     /// When profiling: time per kernel label (count, total). Each dispatch then runs alone
     /// (submit and wait), so totals include that overhead: use them to rank kernels only.
     profile: Mutex<Option<std::collections::BTreeMap<String, (u64, std::time::Duration)>>>,
-    uncaptured: Uncaptured,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (the data is plain
@@ -193,16 +283,94 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Every wgpu adapter of `backends`, with its handle.
+fn enumerate(backends: wgpu::Backends) -> (Vec<wgpu::Adapter>, Vec<AdapterSummary>) {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    let summaries = adapters.iter().map(AdapterSummary::of).collect();
+    (adapters, summaries)
+}
+
+/// Every wgpu adapter on this machine, usable or not (for `rims info`).
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    enumerate(wgpu::Backends::all()).1
+}
+
+/// The limits the CPU device reports: the WebGPU defaults that ops read (workgroup grid
+/// sizes, so an op splits its work the same way on both devices), and buffers up to the
+/// machine's memory.
+fn cpu_limits(memory: u64) -> wgpu::Limits {
+    wgpu::Limits {
+        max_buffer_size: memory,
+        max_storage_buffer_binding_size: memory.min(u32::MAX as u64 * 4),
+        max_storage_buffers_per_shader_stage: 10,
+        ..wgpu::Limits::default()
+    }
+}
+
 impl Context {
-    /// Opens the best adapter that satisfies `request`.
+    /// Opens the device `request` asks for; see [`DeviceRequest`] for the default order.
     pub fn new(request: DeviceRequest) -> Result<Self> {
+        let explicit_gpu = request.adapter.is_some() || request.backend.is_some();
+        match request.device {
+            Some(DeviceKind::Cpu) => {
+                Self::open_cpu(request.threads, Vec::new(), "asked for".into())
+            }
+            Some(DeviceKind::Gpu) => Self::gpu(&request, "asked for"),
+            None if explicit_gpu => Self::gpu(&request, "an adapter or backend was asked for"),
+            None => {
+                let (_, summaries) = enumerate(wgpu::Backends::all());
+                if summaries.iter().any(|s| s.compute && !s.is_software()) {
+                    Self::gpu(&request, "a hardware GPU was found")
+                } else {
+                    let reason = if summaries.is_empty() {
+                        "no GPU adapter was found".to_string()
+                    } else {
+                        "no hardware GPU was found (software rasterisers such as llvmpipe run \
+                         only when asked for: RIMS_DEVICE=gpu or RIMS_ADAPTER=llvmpipe)"
+                            .to_string()
+                    };
+                    Self::open_cpu(request.threads, summaries, reason)
+                }
+            }
+        }
+    }
+
+    fn open_cpu(
+        threads: Option<usize>,
+        adapters: Vec<AdapterSummary>,
+        reason: String,
+    ) -> Result<Self> {
+        let threads = match threads {
+            Some(0) => {
+                return Err(Error::Config {
+                    field: "threads",
+                    reason: "must be at least 1".into(),
+                });
+            }
+            Some(n) => n,
+            None => threads_from_env()?,
+        };
+        let host = HostDevice::new(threads)?;
+        let limits = cpu_limits(host.summary.memory);
+        Ok(Context {
+            backend: Backend::Cpu(host),
+            adapters,
+            reason,
+            limits,
+            kernels: Mutex::new(KernelRegistry::new()),
+            pool: Arc::new(Mutex::new(BufferPool::new())),
+            recorder: Mutex::new(Recorder::new(16)),
+            profile: Mutex::new(None),
+        })
+    }
+
+    fn gpu(request: &DeviceRequest, why: &str) -> Result<Self> {
         let backends = request.backend.unwrap_or(wgpu::Backends::all());
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends,
-            ..wgpu::InstanceDescriptor::new_without_display_handle()
-        });
-        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
-        let summaries: Vec<AdapterSummary> = adapters.iter().map(AdapterSummary::of).collect();
+        let (adapters, summaries) = enumerate(backends);
         if adapters.is_empty() {
             return Err(Error::NoAdapter(
                 "no Vulkan, Metal, DX12 or GL adapter found (on a machine without a GPU, install \
@@ -264,40 +432,105 @@ impl Context {
         }));
 
         let min_uniform_align = limits.min_uniform_buffer_offset_alignment;
+        let reason = format!("{why}: {} ({:?})", summary.name, summary.backend);
         Ok(Context {
-            device,
-            queue,
-            adapter: summary,
-            adapter_index: chosen,
+            backend: Backend::Gpu(GpuBackend {
+                device,
+                queue,
+                adapter: summary,
+                adapter_index: chosen,
+                staging: Mutex::new(None),
+                uncaptured,
+            }),
             adapters: summaries,
+            reason,
             limits,
             kernels: Mutex::new(KernelRegistry::new()),
             pool: Arc::new(Mutex::new(BufferPool::new())),
             recorder: Mutex::new(Recorder::new(min_uniform_align)),
-            staging: Mutex::new(None),
             profile: Mutex::new(None),
-            uncaptured,
         })
     }
 
-    /// Opens the adapter chosen by the environment (`RIMS_ADAPTER`, `RIMS_BACKEND`), or the best one.
+    /// Opens the device chosen by the environment (`RIMS_DEVICE`, `RIMS_ADAPTER`,
+    /// `RIMS_BACKEND`, `RIMS_THREADS`), or the best one.
     pub fn from_env() -> Result<Self> {
         Self::new(DeviceRequest::from_env()?)
     }
 
-    /// The adapter in use.
-    pub fn adapter(&self) -> &AdapterSummary {
-        &self.adapter
+    /// Which kind of device this is.
+    pub fn kind(&self) -> DeviceKind {
+        match self.backend {
+            Backend::Gpu(_) => DeviceKind::Gpu,
+            Backend::Cpu(_) => DeviceKind::Cpu,
+        }
     }
 
-    /// Index of the adapter in use within [`Context::adapters`].
-    pub fn adapter_index(&self) -> usize {
-        self.adapter_index
+    /// Whether this is the CPU device.
+    pub fn is_cpu(&self) -> bool {
+        self.kind() == DeviceKind::Cpu
+    }
+
+    /// The wgpu adapter in use (None on the CPU device).
+    pub fn adapter(&self) -> Option<&AdapterSummary> {
+        match &self.backend {
+            Backend::Gpu(g) => Some(&g.adapter),
+            Backend::Cpu(_) => None,
+        }
+    }
+
+    /// The CPU device's processor and threads (None on a GPU).
+    pub fn cpu(&self) -> Option<&CpuSummary> {
+        match &self.backend {
+            Backend::Cpu(h) => Some(&h.summary),
+            Backend::Gpu(_) => None,
+        }
+    }
+
+    /// Whether the device is a software rasteriser (llvmpipe and the like).
+    pub fn is_software_gpu(&self) -> bool {
+        self.adapter().is_some_and(|a| a.is_software())
+    }
+
+    /// One line naming the device: "CPU: model (2 threads ...)" or "GPU: name (Vulkan, Cpu)".
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Cpu(h) => h.summary.describe(),
+            Backend::Gpu(g) => format!(
+                "GPU: {} ({:?}, {:?})",
+                g.adapter.name, g.adapter.backend, g.adapter.device_type
+            ),
+        }
+    }
+
+    /// Why this device was chosen.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// Index of the adapter in use within [`Context::adapters`] (None on the CPU device).
+    pub fn adapter_index(&self) -> Option<usize> {
+        match &self.backend {
+            Backend::Gpu(g) => Some(g.adapter_index),
+            Backend::Cpu(_) => None,
+        }
     }
 
     /// Every adapter that was found, usable or not.
     pub fn adapters(&self) -> &[AdapterSummary] {
         &self.adapters
+    }
+
+    pub(crate) fn gpu_backend(&self) -> Option<&GpuBackend> {
+        match &self.backend {
+            Backend::Gpu(g) => Some(g),
+            Backend::Cpu(_) => None,
+        }
+    }
+
+    /// The wgpu device (None on the CPU device).
+    pub(crate) fn gpu_device(&self) -> Option<&wgpu::Device> {
+        self.gpu_backend().map(|g| &g.device)
     }
 
     /// The limits the device was opened with.
@@ -322,15 +555,25 @@ impl Context {
 
     /// Submits everything recorded so far as one command buffer. Returns once the GPU has
     /// accepted it (not when it finishes); validation errors come back here.
+    /// On the CPU device the work has already run; this only counts the submit.
     pub fn submit(&self) -> Result<()> {
         let mut rec = lock(&self.recorder);
-        rec.submit(self, &mut lock(&self.kernels))
+        match &self.backend {
+            Backend::Gpu(_) => rec.submit(self, &mut lock(&self.kernels)),
+            Backend::Cpu(_) => {
+                rec.count_host_submit();
+                Ok(())
+            }
+        }
     }
 
-    /// Submits pending work and blocks until the GPU has finished all of it.
+    /// Submits pending work and blocks until the device has finished all of it.
     pub fn synchronize(&self) -> Result<()> {
         self.submit()?;
-        self.device
+        let Some(gpu) = self.gpu_backend() else {
+            return Ok(());
+        };
+        gpu.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu {
                 during: "synchronize".into(),
@@ -369,7 +612,10 @@ impl Context {
 
     /// Turns errors that escaped every error scope into an `Error`.
     pub(crate) fn check_uncaptured(&self, during: &str) -> Result<()> {
-        let mut errs = lock(&self.uncaptured);
+        let Some(gpu) = self.gpu_backend() else {
+            return Ok(());
+        };
+        let mut errs = lock(&gpu.uncaptured);
         if errs.is_empty() {
             return Ok(());
         }
@@ -383,9 +629,13 @@ impl Context {
 
     /// Runs `f` inside validation and out-of-memory error scopes and turns what they catch into
     /// an `Error`.
+    /// On the CPU device it just runs `f`.
     pub(crate) fn scoped<T>(&self, during: &str, f: impl FnOnce() -> T) -> Result<T> {
-        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let Some(device) = self.gpu_device() else {
+            return Ok(f());
+        };
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
@@ -419,7 +669,7 @@ impl Context {
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("adapter", &self.adapter)
+            .field("device", &self.describe())
             .finish_non_exhaustive()
     }
 }

@@ -1,0 +1,147 @@
+//! The device layer: the context (a GPU through wgpu, or the CPU device), buffer pool, kernel
+//! registry and recorder. It runs the kernel layer (`kernels`, `shaders/`) and knows nothing of
+//! ops or models.
+
+pub mod context;
+pub mod host;
+pub mod pool;
+pub mod recorder;
+pub mod registry;
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+pub use context::{
+    AdapterSummary, Context, DeviceKind, DeviceRequest, list_adapters, parse_device,
+};
+pub use host::CpuSummary;
+pub use pool::PoolStats;
+pub use recorder::RecorderStats;
+pub use registry::{Kernel, Spec};
+
+use context::lock;
+
+/// Splits `groups` workgroups into a grid no dimension of which exceeds the device limit.
+/// Shaders recover the flat workgroup index as `wid.x + wid.y * nwg.x` and bounds-check it.
+pub fn grid(ctx: &Context, what: &str, groups: u64) -> Result<[u32; 3]> {
+    let max = ctx.limits().max_compute_workgroups_per_dimension as u64;
+    if groups <= max {
+        return Ok([groups as u32, 1, 1]);
+    }
+    let y = groups.div_ceil(max);
+    if y > max {
+        return Err(Error::DeviceLimit {
+            what: format!("{what}: {groups} workgroups"),
+            requested: groups,
+            limit: max * max,
+        });
+    }
+    Ok([max as u32, y as u32, 1])
+}
+
+impl Context {
+    /// The compiled kernel for (shader, entry, specialisation); compiled on first use.
+    pub fn kernel(&self, shader: &str, entry: &str, spec: Spec<'_>) -> Result<Arc<Kernel>> {
+        lock(&self.kernels).get(self, shader, entry, spec)
+    }
+
+    /// Records one dispatch of `kernel` with its parameter struct and storage tensors (in
+    /// binding order). Nothing runs until the next submit.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &self,
+        kernel: Arc<Kernel>,
+        params: &P,
+        tensors: &[&Tensor],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let max = self.limits().max_compute_workgroups_per_dimension;
+        if let Some(&g) = groups.iter().find(|&&g| g > max) {
+            return Err(Error::DeviceLimit {
+                what: format!("{} workgroups in one dimension", kernel.label()),
+                requested: g as u64,
+                limit: max as u64,
+            });
+        }
+        if let context::Backend::Cpu(host) = &self.backend {
+            return self.dispatch_host(host, &kernel, bytemuck::bytes_of(params), tensors, groups);
+        }
+        let buffers = tensors
+            .iter()
+            .map(|t| {
+                let (offset, size) = t.binding_range();
+                (t.buffer().clone(), offset, size)
+            })
+            .collect();
+        let label = self.profiling().then(|| kernel.label().to_string());
+        if label.is_some() {
+            self.synchronize()?; // earlier work is not charged to this kernel
+        }
+        lock(&self.recorder).dispatch(kernel, bytemuck::bytes_of(params), buffers, groups)?;
+        if let Some(label) = label {
+            let start = std::time::Instant::now();
+            self.synchronize()?;
+            self.charge(&label, start.elapsed());
+        }
+        Ok(())
+    }
+}
+
+impl Context {
+    /// Runs one dispatch on the CPU device through the kernel's twin, now, under the
+    /// recorder's lock (which orders all host work).
+    fn dispatch_host(
+        &self,
+        host: &host::HostDevice,
+        kernel: &Kernel,
+        params: &[u8],
+        tensors: &[&Tensor],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let registry::Exec::Cpu(twin) = kernel.exec else {
+            return Err(Error::invalid("dispatch", "a GPU kernel on the CPU device"));
+        };
+        if tensors.len() != kernel.storage.len() {
+            return Err(Error::invalid(
+                "dispatch",
+                format!(
+                    "{} binds {} storage buffers, got {}",
+                    kernel.label,
+                    kernel.storage.len(),
+                    tensors.len()
+                ),
+            ));
+        }
+        if let Some((_, size)) = kernel.uniform
+            && params.len() as u64 > size
+        {
+            return Err(Error::invalid(
+                "dispatch",
+                format!(
+                    "{} takes {size} bytes of parameters, got {}",
+                    kernel.label,
+                    params.len()
+                ),
+            ));
+        }
+        let mut rec = context::lock(&self.recorder);
+        if groups.contains(&0) {
+            return Ok(()); // nothing to do, as on the GPU
+        }
+        let mut bound: [Option<host::Bound<'_>>; 16] = [None; 16];
+        if tensors.len() > bound.len() {
+            return Err(Error::invalid("dispatch", "more than 16 storage bindings"));
+        }
+        for ((slot, t), &writable) in bound.iter_mut().zip(tensors).zip(&kernel.writable) {
+            *slot = Some((t.buffer().host(), t.offset(), t.len(), writable));
+        }
+        let start = self.profiling().then(std::time::Instant::now);
+        host.run(&kernel.label, twin, params, groups, &bound[..tensors.len()])?;
+        rec.count_host_dispatch();
+        drop(rec);
+        if let Some(start) = start {
+            self.charge(kernel.label(), start.elapsed());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! CPU twins of `shaders/communication.wgsl`.
+
+use crate::kernels::CpuKernel;
+
+/// The twin of each entry point.
+pub fn twin(_entry: &str) -> Option<CpuKernel> {
+    None
+}

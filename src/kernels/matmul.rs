@@ -1,0 +1,207 @@
+//! CPU twin of `shaders/matmul.wgsl`: the three GPU kernels (scalar, vec4, tiled) are one
+//! strided batched product here, each matrix through the `gemm` crate's SIMD kernels.
+//! Wrapper: `ops::matmul`; oracle: `reference::matmul`.
+
+use crate::kernels::{CpuKernel, KernelArgs, par_for};
+
+/// The uniform struct of `matmul.wgsl`. Element (i, k) of A for batch entry `bt` = (outer,
+/// inner) = (bt / inner, bt % inner) is `a[a_off + outer*a_bs + inner*a_bs2 + i*a_rs + k*a_cs]`;
+/// B, C and the bias likewise (C's column stride is 1, the bias's row stride 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)]
+pub struct Params {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    /// Outer × inner batch entries.
+    pub batch: u32,
+    pub a_off: u32,
+    pub a_bs: u32,
+    pub a_rs: u32,
+    pub a_cs: u32,
+    pub b_off: u32,
+    pub b_bs: u32,
+    pub b_rs: u32,
+    pub b_cs: u32,
+    pub c_off: u32,
+    pub c_bs: u32,
+    pub c_rs: u32,
+    /// [`FLAG_BIAS`] | [`FLAG_ACCUMULATE`].
+    pub flags: u32,
+    pub bias_off: u32,
+    pub bias_bs: u32,
+    /// GPU only: workgroup tiling of the output.
+    pub tiles_m: u32,
+    /// GPU only.
+    pub tiles_n: u32,
+    /// GPU only.
+    pub wg_cols: u32,
+    /// Inner batch count.
+    pub inner: u32,
+    pub a_bs2: u32,
+    pub b_bs2: u32,
+    pub c_bs2: u32,
+    pub bias_bs2: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Add `bias[j]` to every row.
+pub const FLAG_BIAS: u32 = 1;
+/// Add the product to C's contents instead of overwriting them.
+pub const FLAG_ACCUMULATE: u32 = 2;
+
+/// Multiply-adds per matrix from which one product is split over the pool by `gemm` itself.
+const SPLIT_ONE_PRODUCT: usize = 1 << 20;
+
+/// The twin of each entry point.
+pub fn twin(entry: &str) -> Option<CpuKernel> {
+    Some(match entry {
+        "gemm_scalar" | "gemm_tiled" => gemm_abc,
+        "gemm_vec4" => gemm_vec4,
+        _ => return None,
+    })
+}
+
+/// gemm_scalar and gemm_tiled bind a, b, bias, c.
+fn gemm_abc(args: &KernelArgs<'_>) {
+    run(
+        args,
+        args.read(0),
+        args.read(1),
+        args.read(2),
+        args.write(3),
+    );
+}
+
+/// gemm_vec4 binds bias, c, a (as vec4), b (as vec4).
+fn gemm_vec4(args: &KernelArgs<'_>) {
+    run(
+        args,
+        args.read(2),
+        args.read(3),
+        args.read(0),
+        args.write(1),
+    );
+}
+
+/// A pointer that may cross to a pool thread (each thread writes its own matrices).
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: only used to reach disjoint output matrices from par_for iterations.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// Largest index a view touches, checked against its slice so a bad parameter struct panics
+/// instead of reading out of bounds.
+fn check(what: &str, len: usize, last: usize) {
+    assert!(
+        last < len,
+        "matmul twin: {what} reaches element {last} of {len}"
+    );
+}
+
+fn run(args: &KernelArgs<'_>, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32]) {
+    let p: Params = args.params();
+    let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
+    let (batch, inner) = (p.batch as usize, p.inner.max(1) as usize);
+    if batch == 0 || m == 0 || n == 0 {
+        return;
+    }
+    let has_bias = p.flags & FLAG_BIAS != 0;
+    let accumulate = p.flags & FLAG_ACCUMULATE != 0;
+    let offsets = |bt: usize| {
+        let (o, i) = (bt / inner, bt % inner);
+        (
+            p.a_off as usize + o * p.a_bs as usize + i * p.a_bs2 as usize,
+            p.b_off as usize + o * p.b_bs as usize + i * p.b_bs2 as usize,
+            p.c_off as usize + o * p.c_bs as usize + i * p.c_bs2 as usize,
+            p.bias_off as usize + o * p.bias_bs as usize + i * p.bias_bs2 as usize,
+        )
+    };
+    let (ao, bo, co, so) = offsets(batch - 1);
+    let km = k.saturating_sub(1);
+    if k > 0 {
+        check(
+            "A",
+            a.len(),
+            ao + (m - 1) * p.a_rs as usize + km * p.a_cs as usize,
+        );
+        check(
+            "B",
+            b.len(),
+            bo + km * p.b_rs as usize + (n - 1) * p.b_cs as usize,
+        );
+    }
+    check("C", c.len(), co + (m - 1) * p.c_rs as usize + n - 1);
+    if has_bias {
+        check("bias", bias.len(), so + n - 1);
+    }
+    let c_ptr = SendPtr(c.as_mut_ptr());
+    let work = m * n * k.max(1);
+    let one = |bt: usize, parallelism: gemm::Parallelism| {
+        let (ao, bo, co, so) = offsets(bt);
+        let c_base = c_ptr;
+        let c0 = unsafe { c_base.0.add(co) };
+        if has_bias {
+            // C = bias (+ C): then the product adds onto it.
+            for i in 0..m {
+                // SAFETY: in bounds by the checks above; this matrix belongs to this call.
+                let row = unsafe { std::slice::from_raw_parts_mut(c0.add(i * p.c_rs as usize), n) };
+                let bias = &bias[so..so + n];
+                if accumulate {
+                    row.iter_mut().zip(bias).for_each(|(c, b)| *c += b);
+                } else {
+                    row.copy_from_slice(bias);
+                }
+            }
+        }
+        if k == 0 {
+            if !has_bias && !accumulate {
+                for i in 0..m {
+                    unsafe { std::slice::from_raw_parts_mut(c0.add(i * p.c_rs as usize), n) }
+                        .fill(0.0);
+                }
+            }
+            return;
+        }
+        // SAFETY: every index is in bounds (checked above); C does not overlap A or B (the
+        // device refuses a writable binding that overlaps another one).
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c0,
+                1,
+                p.c_rs as isize,
+                has_bias || accumulate,
+                a.as_ptr().add(ao),
+                p.a_cs as isize,
+                p.a_rs as isize,
+                b.as_ptr().add(bo),
+                p.b_cs as isize,
+                p.b_rs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    };
+    let threads = args.threads();
+    if threads > 1 && work >= SPLIT_ONE_PRODUCT {
+        // Big matrices: gemm splits each one over the pool.
+        args.install(|| (0..batch).for_each(|bt| one(bt, gemm::Parallelism::Rayon(threads))));
+    } else {
+        // Small matrices: one per iteration, spread over the pool when there is enough in all.
+        par_for(
+            args,
+            args.parallel(work * batch) && batch > 1,
+            batch,
+            |bt| one(bt, gemm::Parallelism::None),
+        );
+    }
+}

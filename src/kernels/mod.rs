@@ -1,0 +1,100 @@
+//! The kernel layer: every WGSL entry point of `shaders/NAME.wgsl` has a Rust twin in
+//! `kernels/NAME.rs` with the same parameter struct (defined once, there, and filled by the op
+//! wrapper in `ops/`) and the same storage bindings in the same order. The GPU runs the WGSL;
+//! the CPU device runs the twin. Nothing here knows about devices, tensors or ops: a twin is a
+//! function of its [`KernelArgs`].
+
+pub mod args;
+pub mod cell;
+pub mod communication;
+pub mod cross_entropy;
+pub mod dropout;
+pub mod elementwise;
+pub mod embedding;
+pub mod input_attention;
+pub mod matmul;
+pub mod merge;
+pub mod optim;
+pub mod recurrent;
+pub mod reduce;
+
+pub use args::{Binding, KernelArgs, Rows, par_for};
+
+/// A CPU twin of one WGSL entry point.
+pub type CpuKernel = fn(&KernelArgs<'_>);
+
+/// The CPU twin of `shader`'s entry point `entry`, if it has one.
+pub fn cpu_twin(shader: &str, entry: &str) -> Option<CpuKernel> {
+    match shader {
+        "cell" => cell::twin(entry),
+        "communication" => communication::twin(entry),
+        "cross_entropy" => cross_entropy::twin(entry),
+        "dropout" => dropout::twin(entry),
+        "elementwise" => elementwise::twin(entry),
+        "embedding" => embedding::twin(entry),
+        "input_attention" => input_attention::twin(entry),
+        "matmul" => matmul::twin(entry),
+        "merge" => merge::twin(entry),
+        "optim" => optim::twin(entry),
+        "recurrent" => recurrent::twin(entry),
+        "reduce" => reduce::twin(entry),
+        _ => None,
+    }
+}
+
+/// Every shader file of the engine, by name (the file is `shaders/<name>.wgsl`).
+pub static SHADERS: &[(&str, &str)] = &[
+    ("cell", include_str!("../../shaders/cell.wgsl")),
+    (
+        "communication",
+        include_str!("../../shaders/communication.wgsl"),
+    ),
+    (
+        "input_attention",
+        include_str!("../../shaders/input_attention.wgsl"),
+    ),
+    ("merge", include_str!("../../shaders/merge.wgsl")),
+    (
+        "cross_entropy",
+        include_str!("../../shaders/cross_entropy.wgsl"),
+    ),
+    (
+        "elementwise",
+        include_str!("../../shaders/elementwise.wgsl"),
+    ),
+    ("dropout", include_str!("../../shaders/dropout.wgsl")),
+    ("embedding", include_str!("../../shaders/embedding.wgsl")),
+    ("matmul", include_str!("../../shaders/matmul.wgsl")),
+    ("optim", include_str!("../../shaders/optim.wgsl")),
+    ("recurrent", include_str!("../../shaders/recurrent.wgsl")),
+    ("reduce", include_str!("../../shaders/reduce.wgsl")),
+];
+
+/// Function libraries a shader can pull in with a line `//#include <name>` (WGSL has no
+/// includes). Each is valid WGSL on its own (functions and constants only).
+pub static LIBRARIES: &[(&str, &str)] = &[
+    ("common", include_str!("../../shaders/lib/common.wgsl")),
+    ("gates", include_str!("../../shaders/lib/gates.wgsl")),
+    (
+        "workgroup_reduce",
+        include_str!("../../shaders/lib/workgroup_reduce.wgsl"),
+    ),
+];
+
+/// Replaces every `//#include <name>` line of `source` with the library's text.
+pub fn resolve_includes(source: &str) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(source.len());
+    for line in source.lines() {
+        if let Some(name) = line.trim().strip_prefix("//#include ") {
+            let lib = LIBRARIES
+                .iter()
+                .find(|(n, _)| *n == name.trim())
+                .ok_or_else(|| format!("unknown library '{}' in #include", name.trim()))?;
+            out.push_str(lib.1);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
