@@ -12,6 +12,7 @@
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
+use crate::kernels::optim::Params;
 use crate::tensor::{DType, Tensor};
 
 /// Threads per workgroup in `optim.wgsl`.
@@ -23,29 +24,7 @@ const MIN_CHUNK: u64 = WG;
 /// Largest parameter count: indices stay well inside u32 (strided loops add WG to them).
 const MAX_N: usize = (1 << 31) - 1;
 /// Added to the norm before dividing, as PyTorch's `clip_grad_norm_`.
-pub const CLIP_EPS: f32 = 1e-6;
-
-/// The uniform struct of every entry point of `optim.wgsl` (field meanings there).
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    groups: u32,
-    chunk: u32,
-    first: u32,
-    lr: f32,
-    weight_decay: f32,
-    max_norm: f32,
-    one_minus_beta1: f32,
-    beta2: f32,
-    one_minus_beta2: f32,
-    bc2_sqrt: f32,
-    eps: f32,
-    momentum: f32,
-    damp: f32,
-    nesterov: u32,
-    _pad: u32,
-}
+pub const CLIP_EPS: f32 = crate::kernels::optim::CLIP_EPS;
 
 /// Adam's hyper-parameters; `Default` is PyTorch's (`torch.optim.Adam`) without clipping.
 #[derive(Clone, Copy, Debug, PartialEq)]

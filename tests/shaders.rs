@@ -63,9 +63,9 @@ fn specialisations_validate() {
                 ("A_K_CONTIG", ak),
                 ("B_N_CONTIG", bn),
             ];
-            let source = rims::device::kernels::specialise("matmul", &spec).unwrap();
+            let source = rims::device::registry::specialise("matmul", &spec).unwrap();
             validate_wgsl(&source).unwrap_or_else(|e| panic!("matmul {spec:?}: {e}"));
         }
     }
-    assert!(rims::device::kernels::specialise("matmul", &[("NOT_A_CONSTANT", 1)]).is_err());
+    assert!(rims::device::registry::specialise("matmul", &[("NOT_A_CONSTANT", 1)]).is_err());
 }

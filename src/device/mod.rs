@@ -88,6 +88,11 @@ impl Context {
 }
 
 impl Context {
+    /// Counts `flops` floating-point operations of a matrix product (for benchmarks' GFLOP/s).
+    pub fn count_flops(&self, flops: u64) {
+        context::lock(&self.recorder).count_flops(flops);
+    }
+
     /// Runs one dispatch on the CPU device through the kernel's twin, now, under the
     /// recorder's lock (which orders all host work).
     fn dispatch_host(

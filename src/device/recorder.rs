@@ -23,6 +23,9 @@ pub struct RecorderStats {
     pub submits: u64,
     /// Buffer-to-buffer copies recorded.
     pub copies: u64,
+    /// Floating-point operations (2 per multiply-add) of the matrix products recorded, as
+    /// counted by the op wrappers from their shapes (the same on every device).
+    pub matmul_flops: u64,
 }
 
 pub(crate) enum Command {
@@ -64,6 +67,8 @@ pub struct Recorder {
     host_pending: bool,
     /// CPU device: a dispatch ran since the last copy or submit (so it is in an open pass).
     host_in_pass: bool,
+    /// CPU device: passes opened since the last submit; counted at the submit, as on a GPU.
+    host_passes: u64,
 }
 
 impl Recorder {
@@ -79,6 +84,7 @@ impl Recorder {
             stats: RecorderStats::default(),
             host_pending: false,
             host_in_pass: false,
+            host_passes: 0,
         }
     }
 
@@ -87,12 +93,17 @@ impl Recorder {
         self.stats
     }
 
+    /// Adds the FLOPs of a recorded product.
+    pub(crate) fn count_flops(&mut self, flops: u64) {
+        self.stats.matmul_flops += flops;
+    }
+
     /// CPU device: counts a dispatch that just ran, as the GPU recorder would count it (a
     /// pass opens at the first dispatch after a copy or a submit).
     pub(crate) fn count_host_dispatch(&mut self) {
         self.stats.dispatches += 1;
         if !self.host_in_pass {
-            self.stats.passes += 1;
+            self.host_passes += 1;
             self.host_in_pass = true;
         }
         self.host_pending = true;
@@ -110,6 +121,7 @@ impl Recorder {
         if self.host_pending {
             self.stats.submits += 1;
         }
+        self.stats.passes += std::mem::take(&mut self.host_passes);
         self.host_pending = false;
         self.host_in_pass = false;
     }

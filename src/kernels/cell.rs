@@ -1,8 +1,427 @@
-//! CPU twins of `shaders/cell.wgsl`.
+//! CPU twins of `shaders/cell.wgsl`: the gates of every RIMs mechanism's LSTM or GRU for one
+//! step, after the grouped matmuls, forward and backward. Wrapper: `ops::cell`; oracle:
+//! `reference::rims`.
+//!
+//! One iteration per (batch row, mechanism) = row q = b·N + i: its gate block of G·H values and
+//! its H units are contiguous in every tensor, so each loop runs over contiguous H-long slices.
+//! Layouts as in the shader: zx, zh, act, dz, dzh [T, B, N, G·H]; hs, cs [T+1, B, N·H];
+//! hp, cp [T, B, N, H]; mask [T, B, N]; dres [3, B, N, H]; dcarry [B, N·H].
 
-use crate::kernels::CpuKernel;
+use std::ops::Range;
+
+use crate::kernels::gates::{
+    RowKernel, blocks, blocks_mut, for_rows, gru_grads, lstm_grads, sigmoid, tanh, units,
+};
+use crate::kernels::{CpuKernel, KernelArgs, Rows};
+
+/// The uniform struct of every entry point of `cell.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    /// B: batch rows.
+    pub batch: u32,
+    /// N: mechanisms.
+    pub n: u32,
+    /// H: hidden units per mechanism.
+    pub h: u32,
+    /// The time step t.
+    pub t: u32,
+}
+
+/// Work per unit (for [`KernelArgs::parallel`]) of a kernel with a few exp calls per unit.
+const EXP_WORK: usize = 16;
 
 /// The twin of each entry point.
-pub fn twin(_entry: &str) -> Option<CpuKernel> {
-    None
+pub fn twin(entry: &str) -> Option<CpuKernel> {
+    Some(match entry {
+        "lstm_forward" => lstm_forward,
+        "gru_forward" => gru_forward,
+        "lstm_backward" => lstm_backward,
+        "gru_backward" => gru_backward,
+        _ => return None,
+    })
+}
+
+/// Sizes of one dispatch.
+#[derive(Clone, Copy)]
+struct Step {
+    /// B·N: rows of H units.
+    rows: usize,
+    /// H.
+    h: usize,
+    /// t.
+    t: usize,
+}
+
+impl Step {
+    fn of(p: &Params) -> Self {
+        Step {
+            rows: p.batch as usize * p.n as usize,
+            h: p.h as usize,
+            t: p.t as usize,
+        }
+    }
+
+    /// B·N·H.
+    fn units(&self) -> usize {
+        self.rows * self.h
+    }
+
+    /// Step t of a [T, B, N, width·H] tensor (width 1 also serves [T+1, B, N·H] states).
+    fn plane(&self, width: usize) -> Range<usize> {
+        let len = self.units() * width;
+        self.t * len..(self.t + 1) * len
+    }
+
+    /// Step t of the [T, B, N] mask.
+    fn mask(&self) -> Range<usize> {
+        self.t * self.rows..(self.t + 1) * self.rows
+    }
+}
+
+/// lstm_forward: act, h', c' of row q from zx + zh and c.
+struct LstmForward<'a> {
+    h: usize,
+    zx: &'a [f32],
+    zh: &'a [f32],
+    cs: &'a [f32],
+    act: Rows<'a, f32>,
+    hp: Rows<'a, f32>,
+    cp: Rows<'a, f32>,
+}
+
+impl RowKernel for LstmForward<'_> {
+    #[inline(always)]
+    unsafe fn row(&self, q: usize) {
+        let h = self.h;
+        let [xi, xf, xg, xo] = blocks::<4>(self.zx, q, h);
+        let [hi, hf, hg, ho] = blocks::<4>(self.zh, q, h);
+        let c_prev = units(self.cs, q, h);
+        // SAFETY: row q is visited once.
+        let (act, hp, cp) = unsafe { (self.act.row(q), self.hp.row(q), self.cp.row(q)) };
+        let [ai, af, ag, ao] = blocks_mut::<4>(act, h);
+        let (hp, cp) = (&mut hp[..h], &mut cp[..h]);
+        for r in 0..h {
+            let ig = sigmoid(xi[r] + hi[r]);
+            let fg = sigmoid(xf[r] + hf[r]);
+            let gg = tanh(xg[r] + hg[r]);
+            let og = sigmoid(xo[r] + ho[r]);
+            let c_new = fg * c_prev[r] + ig * gg;
+            ai[r] = ig;
+            af[r] = fg;
+            ag[r] = gg;
+            ao[r] = og;
+            cp[r] = c_new;
+            hp[r] = og * tanh(c_new);
+        }
+    }
+}
+
+fn lstm_forward(args: &KernelArgs<'_>) {
+    let p: Params = args.params();
+    let s = Step::of(&p);
+    let h = s.h;
+    let k = LstmForward {
+        h,
+        zx: &args.read(0)[s.plane(4)],
+        zh: &args.read(1)[s.plane(4)],
+        cs: &args.read(2)[s.plane(1)],
+        act: Rows::new(&mut args.write(3)[s.plane(4)], 4 * h),
+        hp: Rows::new(&mut args.write(4)[s.plane(1)], h),
+        cp: Rows::new(&mut args.write(5)[s.plane(1)], h),
+    };
+    for_rows(args, args.parallel(s.units() * EXP_WORK), s.rows, &k);
+}
+
+/// gru_forward: act and h' of row q from zx, zh and h.
+struct GruForward<'a> {
+    h: usize,
+    zx: &'a [f32],
+    zh: &'a [f32],
+    hs: &'a [f32],
+    act: Rows<'a, f32>,
+    hp: Rows<'a, f32>,
+}
+
+impl RowKernel for GruForward<'_> {
+    #[inline(always)]
+    unsafe fn row(&self, q: usize) {
+        let h = self.h;
+        let [xr, xz, xn] = blocks::<3>(self.zx, q, h);
+        let [hr, hz, hn] = blocks::<3>(self.zh, q, h);
+        let h_prev = units(self.hs, q, h);
+        // SAFETY: row q is visited once.
+        let (act, hp) = unsafe { (self.act.row(q), self.hp.row(q)) };
+        let [ar, az, an] = blocks_mut::<3>(act, h);
+        let hp = &mut hp[..h];
+        for r in 0..h {
+            let rg = sigmoid(xr[r] + hr[r]);
+            let zg = sigmoid(xz[r] + hz[r]);
+            let ng = tanh(xn[r] + rg * hn[r]);
+            ar[r] = rg;
+            az[r] = zg;
+            an[r] = ng;
+            hp[r] = (1.0 - zg) * ng + zg * h_prev[r];
+        }
+    }
+}
+
+fn gru_forward(args: &KernelArgs<'_>) {
+    let p: Params = args.params();
+    let s = Step::of(&p);
+    let h = s.h;
+    let k = GruForward {
+        h,
+        zx: &args.read(0)[s.plane(3)],
+        zh: &args.read(1)[s.plane(3)],
+        hs: &args.read(2)[s.plane(1)],
+        act: Rows::new(&mut args.write(3)[s.plane(3)], 3 * h),
+        hp: Rows::new(&mut args.write(4)[s.plane(1)], h),
+    };
+    for_rows(args, args.parallel(s.units() * EXP_WORK), s.rows, &k);
+}
+
+/// lstm_backward: dz of row q; dh' = the merge's residual gradient (dres plane 0) +
+/// communication's (plane 2), dc' is plane 1. Inactive mechanisms get zero and leave dcarry
+/// alone.
+struct LstmBackward<'a> {
+    h: usize,
+    cs: &'a [f32],
+    act: &'a [f32],
+    cp: &'a [f32],
+    mask: &'a [f32],
+    dh_res: &'a [f32],
+    dc_res: &'a [f32],
+    dh_comm: &'a [f32],
+    dz: Rows<'a, f32>,
+    dcarry: Rows<'a, f32>,
+}
+
+impl RowKernel for LstmBackward<'_> {
+    #[inline(always)]
+    unsafe fn row(&self, q: usize) {
+        let h = self.h;
+        // SAFETY: row q is visited once.
+        let dz = unsafe { self.dz.row(q) };
+        if self.mask[q] < 0.5 {
+            dz.fill(0.0);
+            return;
+        }
+        let [ai, af, ag, ao] = blocks::<4>(self.act, q, h);
+        let (c_new, c_prev) = (units(self.cp, q, h), units(self.cs, q, h));
+        let dh_res = units(self.dh_res, q, h);
+        let dc_res = units(self.dc_res, q, h);
+        let dh_comm = units(self.dh_comm, q, h);
+        // SAFETY: as above.
+        let dcarry = &mut unsafe { self.dcarry.row(q) }[..h];
+        let [di, df, dg, d_o] = blocks_mut::<4>(dz, h);
+        for r in 0..h {
+            let d = lstm_grads(
+                dh_res[r] + dh_comm[r],
+                dc_res[r],
+                ai[r],
+                af[r],
+                ag[r],
+                ao[r],
+                c_new[r],
+                c_prev[r],
+            );
+            di[r] = d.di;
+            df[r] = d.df;
+            dg[r] = d.dg;
+            d_o[r] = d.d_o;
+            dcarry[r] += d.dc_prev;
+        }
+    }
+}
+
+fn lstm_backward(args: &KernelArgs<'_>) {
+    let p: Params = args.params();
+    let s = Step::of(&p);
+    let (h, bnh) = (s.h, s.units());
+    let dres = &args.read(4)[..3 * bnh];
+    let k = LstmBackward {
+        h,
+        cs: &args.read(0)[s.plane(1)],
+        act: &args.read(1)[s.plane(4)],
+        cp: &args.read(2)[s.plane(1)],
+        mask: &args.read(3)[s.mask()],
+        dh_res: &dres[..bnh],
+        dc_res: &dres[bnh..2 * bnh],
+        dh_comm: &dres[2 * bnh..],
+        dz: Rows::new(&mut args.write(5)[s.plane(4)], 4 * h),
+        dcarry: Rows::new(&mut args.write(6)[..bnh], h),
+    };
+    for_rows(args, args.parallel(bnh * EXP_WORK / 2), s.rows, &k);
+}
+
+/// gru_backward: as [`LstmBackward`], with separate dzx and dzh (they differ in the n block)
+/// and dcarry the gradient of h.
+struct GruBackward<'a> {
+    h: usize,
+    zh: &'a [f32],
+    hs: &'a [f32],
+    act: &'a [f32],
+    mask: &'a [f32],
+    dh_res: &'a [f32],
+    dh_comm: &'a [f32],
+    dzx: Rows<'a, f32>,
+    dzh: Rows<'a, f32>,
+    dcarry: Rows<'a, f32>,
+}
+
+impl RowKernel for GruBackward<'_> {
+    #[inline(always)]
+    unsafe fn row(&self, q: usize) {
+        let h = self.h;
+        // SAFETY: row q is visited once.
+        let (dzx, dzh) = unsafe { (self.dzx.row(q), self.dzh.row(q)) };
+        if self.mask[q] < 0.5 {
+            dzx.fill(0.0);
+            dzh.fill(0.0);
+            return;
+        }
+        let [ar, az, an] = blocks::<3>(self.act, q, h);
+        let gh_n = blocks::<3>(self.zh, q, h)[2];
+        let h_prev = units(self.hs, q, h);
+        let (dh_res, dh_comm) = (units(self.dh_res, q, h), units(self.dh_comm, q, h));
+        // SAFETY: as above.
+        let dcarry = &mut unsafe { self.dcarry.row(q) }[..h];
+        let [xr, xz, xn] = blocks_mut::<3>(dzx, h);
+        let [hr, hz, hn] = blocks_mut::<3>(dzh, h);
+        for r in 0..h {
+            let rg = ar[r];
+            let d = gru_grads(dh_res[r] + dh_comm[r], rg, az[r], an[r], gh_n[r], h_prev[r]);
+            xr[r] = d.dr;
+            xz[r] = d.dz;
+            xn[r] = d.dn;
+            hr[r] = d.dr;
+            hz[r] = d.dz;
+            hn[r] = d.dn * rg;
+            dcarry[r] += d.dh_prev;
+        }
+    }
+}
+
+fn gru_backward(args: &KernelArgs<'_>) {
+    let p: Params = args.params();
+    let s = Step::of(&p);
+    let (h, bnh) = (s.h, s.units());
+    let dres = &args.read(4)[..3 * bnh];
+    let k = GruBackward {
+        h,
+        zh: &args.read(0)[s.plane(3)],
+        hs: &args.read(1)[s.plane(1)],
+        act: &args.read(2)[s.plane(3)],
+        mask: &args.read(3)[s.mask()],
+        dh_res: &dres[..bnh],
+        dh_comm: &dres[2 * bnh..],
+        dzx: Rows::new(&mut args.write(5)[s.plane(3)], 3 * h),
+        dzh: Rows::new(&mut args.write(6)[s.plane(3)], 3 * h),
+        dcarry: Rows::new(&mut args.write(7)[..bnh], h),
+    };
+    for_rows(args, args.parallel(bnh * EXP_WORK / 4), s.rows, &k);
+}
+
+#[cfg(test)]
+mod tests {
+    //! The twins against the WGSL (through the op wrapper on both devices), and the twins'
+    //! independence of the thread count.
+    use crate::nn::CellKind;
+    use crate::ops::cell::{self as op, Backward, Dims};
+    use crate::rng::Rng;
+    use crate::{Context, DeviceRequest, Tensor};
+
+    /// Every tensor the four kernels write, after forward and backward of each step.
+    fn run(ctx: &Context, kind: CellKind, d: Dims, t_len: usize) -> Vec<Vec<f32>> {
+        let g = kind.gates();
+        let (b, n, h) = (d.batch, d.units, d.hidden);
+        let mut rng = Rng::new(7);
+        let mut t = |shape: &[usize], lo: f64, hi: f64| {
+            let len = shape.iter().product();
+            Tensor::from_slice(ctx, shape, &rng.vec_f32(len, lo, hi)).unwrap()
+        };
+        let zx = t(&[t_len, b, n, g * h], -3.0, 3.0);
+        let zh = t(&[t_len, b, n, g * h], -3.0, 3.0);
+        let hs = t(&[t_len + 1, b, n * h], -1.0, 1.0);
+        let cs = t(&[t_len + 1, b, n * h], -2.0, 2.0);
+        let dres = t(&[3, b, n, h], -1.0, 1.0);
+        // Outputs start as garbage: every element the kernels write is overwritten, the rest
+        // kept.
+        let act = t(&[t_len, b, n, g * h], -5.0, 5.0);
+        let hp = t(&[t_len, b, n, h], -5.0, 5.0);
+        let cp = t(&[t_len, b, n, h], -5.0, 5.0);
+        let dzx = t(&[t_len, b, n, g * h], -5.0, 5.0);
+        let dzh = t(&[t_len, b, n, g * h], -5.0, 5.0);
+        let carry = t(&[b, n * h], -1.0, 1.0);
+        let mask: Vec<f32> = (0..t_len * b * n).map(|_| rng.below(2) as f32).collect();
+        let mask = Tensor::from_slice(ctx, &[t_len, b, n], &mask).unwrap();
+        for step in 0..t_len {
+            op::forward(ctx, kind, d, step, &zx, &zh, &hs, &cs, &act, &hp, &cp).unwrap();
+            let bw = Backward {
+                zh: &zh,
+                hs: &hs,
+                cs: &cs,
+                act: &act,
+                cp: &cp,
+                mask: &mask,
+                dres: &dres,
+                dzx: &dzx,
+                dzh: &dzh,
+                carry: &carry,
+            };
+            op::backward(ctx, kind, d, step, &bw).unwrap();
+        }
+        [&act, &hp, &cp, &dzx, &dzh, &carry]
+            .iter()
+            .map(|t| t.to_vec(ctx).unwrap())
+            .collect()
+    }
+
+    fn dims(batch: usize, units: usize, hidden: usize) -> Dims {
+        Dims {
+            batch,
+            units,
+            hidden,
+        }
+    }
+
+    #[test]
+    fn twins_match_the_wgsl() {
+        let cpu = Context::new(DeviceRequest::cpu(None)).unwrap();
+        let gpu = match Context::new(DeviceRequest::gpu()) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("SKIPPING the GPU comparison: {e}");
+                return;
+            }
+        };
+        for kind in [CellKind::Lstm, CellKind::Gru] {
+            for (d, t_len) in [
+                (dims(3, 4, 37), 3),
+                (dims(1, 6, 100), 2),
+                (dims(64, 6, 100), 2),
+            ] {
+                let (x, y) = (run(&cpu, kind, d, t_len), run(&gpu, kind, d, t_len));
+                for (k, (x, y)) in x.iter().zip(&y).enumerate() {
+                    for (i, (&x, &y)) in x.iter().zip(y).enumerate() {
+                        assert!(
+                            (x - y).abs() <= 1e-5 + 1e-5 * y.abs(),
+                            "{kind:?} {d:?}: output {k} [{i}] CPU {x} vs GPU {y}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let one = Context::new(DeviceRequest::cpu(Some(1))).unwrap();
+        let two = Context::new(DeviceRequest::cpu(Some(2))).unwrap();
+        for kind in [CellKind::Lstm, CellKind::Gru] {
+            let d = dims(64, 6, 100);
+            assert_eq!(run(&one, kind, d, 2), run(&two, kind, d, 2));
+        }
+    }
 }

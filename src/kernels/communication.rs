@@ -1,8 +1,373 @@
-//! CPU twins of `shaders/communication.wgsl`.
+//! CPU twins of `shaders/communication.wgsl`: the RIMs communication attention of one time
+//! step (every mechanism attends to every mechanism, per head) and its backward in two passes,
+//! rows (dS and dQ) then columns (dK and dV). The GPU runs one thread per (b, head, i); here
+//! one iteration per batch row b does every (head, i) of it, spread over the pool when the
+//! batch is large enough; each output element is computed by one iteration, with the WGSL's
+//! order of operations. Wrapper: `ops::communication`; oracle: `reference::rims`.
+//!
+//! Layouts (row-major, as in the shader): qkv [3, T, B, N, W] (planes Q, K, V; only the first
+//! h_c·d_kc or h_c·d_vc columns of a row are used), probs [T, B, h_c, N, N],
+//! ctx [T, B, N, h_c·d_vc]; backward: dctx [B, N, h_c·d_vc] (this step), ds [B, h_c, N, N],
+//! dqkv like qkv (written at this step only).
 
-use crate::kernels::CpuKernel;
+use crate::kernels::input_attention::{dots, vec_mat};
+use crate::kernels::{CpuKernel, KernelArgs, Rows, par_for};
+
+/// The uniform struct of every entry point of `communication.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    /// B: batch rows.
+    pub batch: u32,
+    /// N: mechanisms.
+    pub n: u32,
+    /// h_c: attention heads.
+    pub heads: u32,
+    /// d_kc: key and query size per head.
+    pub dk: u32,
+    /// d_vc: value size per head.
+    pub dv: u32,
+    /// W: row width of the qkv planes, max(h_c·d_kc, h_c·d_vc).
+    pub w: u32,
+    /// The time step this dispatch works on.
+    pub t: u32,
+    /// Words of one qkv plane, T·B·N·W.
+    pub plane: u32,
+    /// 1 / sqrt(d_kc).
+    pub inv_sqrt_dk: f32,
+    /// Padding to the WGSL struct's size.
+    pub _pad: [u32; 3],
+}
+
+/// Mechanisms the kernels keep per row (`MAX_N`, registers on the GPU).
+pub const MAX_N: usize = 64;
 
 /// The twin of each entry point.
-pub fn twin(_entry: &str) -> Option<CpuKernel> {
-    None
+pub fn twin(entry: &str) -> Option<CpuKernel> {
+    Some(match entry {
+        "forward" => forward,
+        "backward_rows" => backward_rows,
+        "backward_cols" => backward_cols,
+        _ => return None,
+    })
+}
+
+/// Sizes of one dispatch, as usize.
+#[derive(Clone, Copy)]
+struct Dims {
+    batch: usize,
+    n: usize,
+    heads: usize,
+    dk: usize,
+    dv: usize,
+    w: usize,
+    plane: usize,
+    /// First row (t · B) of this step in the [T, B, …] tensors.
+    row0: usize,
+}
+
+impl Dims {
+    fn of(p: &Params) -> Dims {
+        let d = Dims {
+            batch: p.batch as usize,
+            n: p.n as usize,
+            heads: p.heads as usize,
+            dk: p.dk as usize,
+            dv: p.dv as usize,
+            w: p.w as usize,
+            plane: p.plane as usize,
+            row0: p.t as usize * p.batch as usize,
+        };
+        assert!(
+            d.n <= MAX_N,
+            "communication twin: {} mechanisms exceed {MAX_N}",
+            d.n
+        );
+        assert!(
+            d.heads * d.dk <= d.w && d.heads * d.dv <= d.w,
+            "communication twin: heads exceed the qkv row width"
+        );
+        d
+    }
+
+    /// Words of one batch row (N rows of W) in a qkv plane.
+    fn qkv_row(&self) -> usize {
+        self.n * self.w
+    }
+
+    /// Words of one batch row of probs or ds: h_c · N · N.
+    fn prob_row(&self) -> usize {
+        self.heads * self.n * self.n
+    }
+
+    /// Words of one batch row of ctx or dctx: N · h_c · d_vc.
+    fn ctx_row(&self) -> usize {
+        self.n * self.heads * self.dv
+    }
+
+    /// Batch row b of plane s of qkv at this step: N rows of W.
+    fn plane_row<'a>(&self, qkv: &'a [f32], s: usize, b: usize) -> &'a [f32] {
+        let start = s * self.plane + (self.row0 + b) * self.qkv_row();
+        &qkv[start..start + self.qkv_row()]
+    }
+
+    /// This step's rows of plane s of a qkv-shaped output, and where they start.
+    fn plane_span(&self, s: usize) -> (usize, usize) {
+        (
+            s * self.plane + self.row0 * self.qkv_row(),
+            self.batch * self.qkv_row(),
+        )
+    }
+}
+
+/// The rows `start .. start + len` of `out`, cut into `count` equal rows.
+fn rows_of<'a>(out: &'a mut [f32], start: usize, len: usize, count: usize) -> Rows<'a, f32> {
+    assert!(
+        start + len <= out.len(),
+        "communication twin: an output binding holds {} words, this step needs {}",
+        out.len(),
+        start + len
+    );
+    Rows::new(&mut out[start..start + len], len / count.max(1))
+}
+
+fn forward(args: &KernelArgs<'_>) {
+    let p: Params = args.params();
+    let d = Dims::of(&p);
+    let qkv = args.read(0);
+    let (n, heads, dk, dv, w) = (d.n, d.heads, d.dk, d.dv, d.w);
+    let probs = rows_of(
+        args.write(1),
+        d.row0 * d.prob_row(),
+        d.batch * d.prob_row(),
+        d.batch,
+    );
+    let ctx = rows_of(
+        args.write(2),
+        d.row0 * d.ctx_row(),
+        d.batch * d.ctx_row(),
+        d.batch,
+    );
+    let work = d.batch * heads * n * n * (dk + dv);
+    par_for(args, args.parallel(work), d.batch, |b| {
+        let (qs, ks, vs) = (
+            d.plane_row(qkv, 0, b),
+            d.plane_row(qkv, 1, b),
+            d.plane_row(qkv, 2, b),
+        );
+        // SAFETY: row b of each output belongs to this iteration only.
+        let (probs, ctx) = unsafe { (probs.row(b), ctx.row(b)) };
+        let mut s = [0.0f32; MAX_N];
+        for m in 0..heads {
+            let kc = m * dk..(m + 1) * dk;
+            let vc = m * dv..(m + 1) * dv;
+            for i in 0..n {
+                let qi = &qs[i * w..][kc.clone()];
+                let s = &mut s[..n];
+                dots(s, qi, &ks[m * dk..], w);
+                let mut top = -3.0e38f32;
+                for sj in s.iter_mut() {
+                    *sj *= p.inv_sqrt_dk;
+                    top = top.max(*sj);
+                }
+                let mut total = 0.0f32;
+                for sj in s.iter_mut() {
+                    *sj = (*sj - top).exp();
+                    total += *sj;
+                }
+                let pr = &mut probs[(m * n + i) * n..(m * n + i + 1) * n];
+                for (sj, o) in s.iter_mut().zip(pr) {
+                    *sj /= total;
+                    *o = *sj;
+                }
+                vec_mat(&mut ctx[i * heads * dv..][vc.clone()], s, &vs[m * dv..], w);
+            }
+        }
+    });
+}
+
+/// Row i of each head: dS_i = P_i ⊙ (dP_i − <P_i, dP_i>) / sqrt(d_kc) with dP_ij = dctx_i·V_j,
+/// then dQ_i = Σ_j dS_ij K_j.
+fn backward_rows(args: &KernelArgs<'_>) {
+    let p: Params = args.params();
+    let d = Dims::of(&p);
+    let (qkv, probs_in, dctx) = (args.read(0), args.read(1), args.read(2));
+    let (n, heads, dk, dv, w) = (d.n, d.heads, d.dk, d.dv, d.w);
+    let ds = rows_of(args.write(3), 0, d.batch * d.prob_row(), d.batch);
+    let (q_start, q_len) = d.plane_span(0);
+    let dq = rows_of(args.write(4), q_start, q_len, d.batch);
+    let work = d.batch * heads * n * n * (dk + dv);
+    par_for(args, args.parallel(work), d.batch, |b| {
+        let (ks, vs) = (d.plane_row(qkv, 1, b), d.plane_row(qkv, 2, b));
+        let start = (d.row0 + b) * d.prob_row();
+        let pb = &probs_in[start..start + d.prob_row()];
+        let dctx = &dctx[b * d.ctx_row()..(b + 1) * d.ctx_row()];
+        // SAFETY: row b of each output belongs to this iteration only.
+        let (ds, dq) = unsafe { (ds.row(b), dq.row(b)) };
+        let mut dp = [0.0f32; MAX_N];
+        for m in 0..heads {
+            let kc = m * dk..(m + 1) * dk;
+            let vc = m * dv..(m + 1) * dv;
+            for i in 0..n {
+                let gi = &dctx[i * heads * dv..][vc.clone()];
+                let pi = &pb[(m * n + i) * n..(m * n + i + 1) * n];
+                let dp = &mut dp[..n];
+                dots(dp, gi, &vs[m * dv..], w);
+                let mut total = 0.0f32;
+                for (&dpj, &pij) in dp.iter().zip(pi) {
+                    total += dpj * pij;
+                }
+                let dsi = &mut ds[(m * n + i) * n..(m * n + i + 1) * n];
+                for ((dpj, &pij), o) in dp.iter_mut().zip(pi).zip(dsi) {
+                    *dpj = pij * (*dpj - total) * p.inv_sqrt_dk;
+                    *o = *dpj;
+                }
+                vec_mat(&mut dq[i * w..][kc.clone()], dp, &ks[m * dk..], w);
+            }
+        }
+    });
+}
+
+/// Column j of each head: dK_j = Σ_i dS_ij Q_i and dV_j = Σ_i P_ij dctx_i.
+fn backward_cols(args: &KernelArgs<'_>) {
+    let p: Params = args.params();
+    let d = Dims::of(&p);
+    let (qkv, probs_in, dctx, ds_in) = (args.read(0), args.read(1), args.read(2), args.read(3));
+    let (n, heads, dk, dv, w) = (d.n, d.heads, d.dk, d.dv, d.w);
+    let dqkv = args.write(4);
+    let (k_start, len) = d.plane_span(1);
+    let (v_start, _) = d.plane_span(2);
+    assert!(
+        v_start + len <= dqkv.len(),
+        "communication twin: dqkv holds {} words, this step needs {}",
+        dqkv.len(),
+        v_start + len
+    );
+    // Plane 2 starts past plane 1's end (k_start + len <= plane + plane = v_start's plane).
+    let (low, high) = dqkv.split_at_mut(2 * d.plane);
+    let dk_rows = rows_of(low, k_start, len, d.batch);
+    let dv_rows = rows_of(high, v_start - 2 * d.plane, len, d.batch);
+    let work = d.batch * heads * n * n * (dk + dv);
+    par_for(args, args.parallel(work), d.batch, |b| {
+        let qs = d.plane_row(qkv, 0, b);
+        let start = (d.row0 + b) * d.prob_row();
+        let pb = &probs_in[start..start + d.prob_row()];
+        let sb = &ds_in[b * d.prob_row()..(b + 1) * d.prob_row()];
+        let dctx = &dctx[b * d.ctx_row()..(b + 1) * d.ctx_row()];
+        // SAFETY: row b of each output belongs to this iteration only.
+        let (dks, dvs) = unsafe { (dk_rows.row(b), dv_rows.row(b)) };
+        for m in 0..heads {
+            let kc = m * dk..(m + 1) * dk;
+            let vc = m * dv..(m + 1) * dv;
+            let head = m * n * n;
+            let mut coef = [0.0f32; MAX_N];
+            let coef = &mut coef[..n];
+            for j in 0..n {
+                // Column j of dS, then of P.
+                for (i, c) in coef.iter_mut().enumerate() {
+                    *c = sb[head + i * n + j];
+                }
+                vec_mat(&mut dks[j * w..][kc.clone()], coef, &qs[m * dk..], w);
+                for (i, c) in coef.iter_mut().enumerate() {
+                    *c = pb[head + i * n + j];
+                }
+                let stride = heads * dv;
+                vec_mat(&mut dvs[j * w..][vc.clone()], coef, &dctx[m * dv..], stride);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    //! The twins against the WGSL (through the op wrapper on both devices), and the twins'
+    //! independence of the thread count.
+    use crate::nn::{CellKind, RimsConfig};
+    use crate::ops::communication::{self as op, qkv_width};
+    use crate::rng::Rng;
+    use crate::{Context, DeviceRequest, Tensor};
+
+    fn cfg(n: usize, heads: usize, dk: usize, dv: usize) -> RimsConfig {
+        RimsConfig {
+            mechanisms: n,
+            active: 1,
+            hidden: 5,
+            input: 7,
+            input_key: 4,
+            input_value: 6,
+            input_heads: 1,
+            comm_heads: heads,
+            comm_key: dk,
+            comm_value: dv,
+            cell: CellKind::Gru,
+            dropout: 0.0,
+        }
+    }
+
+    /// probs, ctx, ds (of the last step) and dqkv over all steps.
+    fn run(ctx: &Context, cfg: &RimsConfig, b: usize, t_len: usize) -> Vec<Vec<f32>> {
+        let (n, hc, dv) = (cfg.mechanisms, cfg.comm_heads, cfg.comm_value);
+        let w = qkv_width(cfg);
+        let mut rng = Rng::new(5);
+        let mut t = |shape: &[usize]| {
+            let len = shape.iter().product();
+            Tensor::from_slice(ctx, shape, &rng.vec_f32(len, -2.0, 2.0)).unwrap()
+        };
+        let qkv = t(&[3, t_len, b, n, w]);
+        let dctx = t(&[b, n, hc * dv]);
+        // Filled with garbage: every element the kernels write is overwritten, the rest kept.
+        let probs = t(&[t_len, b, hc, n, n]);
+        let out = t(&[t_len, b, n, hc * dv]);
+        let ds = t(&[b, hc, n, n]);
+        let dqkv = t(&[3, t_len, b, n, w]);
+        for step in 0..t_len {
+            op::forward(ctx, cfg, b, t_len, step, &qkv, &probs, &out).unwrap();
+            op::backward(ctx, cfg, b, t_len, step, &qkv, &probs, &dctx, &ds, &dqkv).unwrap();
+        }
+        [&probs, &out, &ds, &dqkv]
+            .iter()
+            .map(|t| t.to_vec(ctx).unwrap())
+            .collect()
+    }
+
+    fn cases() -> Vec<(RimsConfig, usize, usize)> {
+        vec![
+            (cfg(4, 2, 3, 3), 2, 3),
+            (cfg(6, 4, 16, 16), 3, 2),
+            (cfg(5, 3, 4, 7), 2, 2),
+            (cfg(3, 2, 9, 2), 4, 2),
+            (cfg(1, 1, 5, 5), 2, 1),
+        ]
+    }
+
+    #[test]
+    fn twins_match_the_wgsl() {
+        let cpu = Context::new(DeviceRequest::cpu(None)).unwrap();
+        let gpu = match Context::new(DeviceRequest::gpu()) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("SKIPPING the GPU comparison: {e}");
+                return;
+            }
+        };
+        for (ci, (cfg, b, t_len)) in cases().iter().enumerate() {
+            let (x, y) = (run(&cpu, cfg, *b, *t_len), run(&gpu, cfg, *b, *t_len));
+            for (k, (x, y)) in x.iter().zip(&y).enumerate() {
+                for (i, (&x, &y)) in x.iter().zip(y).enumerate() {
+                    assert!(
+                        (x - y).abs() <= 1e-5 + 1e-5 * y.abs(),
+                        "case {ci}: output {k} [{i}] CPU {x} vs GPU {y}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let one = Context::new(DeviceRequest::cpu(Some(1))).unwrap();
+        let two = Context::new(DeviceRequest::cpu(Some(2))).unwrap();
+        let c = cfg(6, 4, 16, 16);
+        assert_eq!(run(&one, &c, 64, 2), run(&two, &c, 64, 2));
+    }
 }

@@ -1,8 +1,421 @@
-//! CPU twins of `shaders/merge.wgsl`.
+//! CPU twins of `shaders/merge.wgsl`: the communication residual ĥ = h' + σ(gate)⊙tanh(dropout(o))
+//! and the merge that keeps inactive mechanisms' state, forward and backward. Wrapper:
+//! `ops::merge`; oracle: `reference::rims`.
+//!
+//! One iteration per (batch row, mechanism) = row q = b·N + i, over its H contiguous units.
+//! Layouts as in the shader: og, tg, dog [T, B·N, 2, H]; hp, cp [T, B, N, H]; mask [T, B, N];
+//! hs, cs [T+1, B, N·H]; dh_out [T, B, N·H]; dh, dc [B, N·H]; dres [2, B, N, H].
 
-use crate::kernels::CpuKernel;
+use std::ops::Range;
+
+use crate::kernels::gates::{RowKernel, blocks, blocks_mut, for_rows, sigmoid, tanh, units};
+use crate::kernels::hash::DropoutStream;
+use crate::kernels::{CpuKernel, KernelArgs, Rows};
+
+/// The uniform struct of every entry point of `merge.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    /// B: batch rows.
+    pub batch: u32,
+    /// N: mechanisms.
+    pub n: u32,
+    /// H: hidden units per mechanism.
+    pub h: u32,
+    /// The time step t.
+    pub t: u32,
+    /// Dropout seed of the communication output o.
+    pub seed: u32,
+    /// Dropout step counter.
+    pub step: u32,
+    /// Dropout threshold round(p·2²⁴); 0 keeps everything.
+    pub threshold: u32,
+    /// Factor of kept elements, 1 / (1 − p).
+    pub scale: f32,
+}
+
+/// The dropout tensor id of o (the `tensor` argument of `dropout_factor`).
+const DROPOUT_TENSOR: u32 = 1;
+
+/// Work per unit (for [`KernelArgs::parallel`]) of the forward (two exp calls and a hash).
+const FORWARD_WORK: usize = 12;
+/// Work per unit of the backward.
+const BACKWARD_WORK: usize = 4;
 
 /// The twin of each entry point.
-pub fn twin(_entry: &str) -> Option<CpuKernel> {
-    None
+pub fn twin(entry: &str) -> Option<CpuKernel> {
+    Some(match entry {
+        "forward_lstm" => forward_lstm,
+        "forward_gru" => forward_gru,
+        "backward_lstm" => backward_lstm,
+        "backward_gru" => backward_gru,
+        _ => return None,
+    })
+}
+
+/// Sizes of one dispatch.
+#[derive(Clone, Copy)]
+struct Step {
+    /// B·N: rows of H units.
+    rows: usize,
+    /// H.
+    h: usize,
+    /// t.
+    t: usize,
+}
+
+impl Step {
+    fn of(p: &Params) -> Self {
+        Step {
+            rows: p.batch as usize * p.n as usize,
+            h: p.h as usize,
+            t: p.t as usize,
+        }
+    }
+
+    /// B·N·H.
+    fn units(&self) -> usize {
+        self.rows * self.h
+    }
+
+    /// Step t of a [T, B, N, width·H] tensor (width 1 also serves [T+1, B, N·H] states).
+    fn plane(&self, width: usize) -> Range<usize> {
+        let len = self.units() * width;
+        self.t * len..(self.t + 1) * len
+    }
+
+    /// Step t of the [T, B, N] mask.
+    fn mask(&self) -> Range<usize> {
+        self.t * self.rows..(self.t + 1) * self.rows
+    }
+}
+
+impl Params {
+    /// The dropout draws of o at this step (`dropout_factor(seed, step, 1, index, ...)`).
+    fn dropout(&self) -> DropoutStream {
+        DropoutStream::new(
+            self.seed,
+            self.step,
+            DROPOUT_TENSOR,
+            self.threshold,
+            self.scale,
+        )
+    }
+}
+
+/// The residual and merge of row q, both cells: ĥ, tanh(o) and γ, h_t; `cells` (LSTM) adds
+/// c_t.
+struct Forward<'a> {
+    h: usize,
+    drop: DropoutStream,
+    og: &'a [f32],
+    hp: &'a [f32],
+    mask: &'a [f32],
+    h_prev: &'a [f32],
+    h_next: Rows<'a, f32>,
+    tg: Rows<'a, f32>,
+    /// LSTM: c', c_{t-1} and c_t.
+    cells: Option<(&'a [f32], &'a [f32], Rows<'a, f32>)>,
+}
+
+impl RowKernel for Forward<'_> {
+    #[inline(always)]
+    unsafe fn row(&self, q: usize) {
+        let h = self.h;
+        let m = self.mask[q];
+        let [o, gate] = blocks::<2>(self.og, q, h);
+        let (hp, h_prev) = (units(self.hp, q, h), units(self.h_prev, q, h));
+        // SAFETY: row q is visited once.
+        let (h_next, tg) = unsafe { (&mut self.h_next.row(q)[..h], self.tg.row(q)) };
+        let [t_o, t_gamma] = blocks_mut::<2>(tg, h);
+        let first = (q * h) as u32;
+        for e in 0..h {
+            let th = tanh(o[e] * self.drop.factor(first + e as u32));
+            let gamma = sigmoid(gate[e]);
+            t_o[e] = th;
+            t_gamma[e] = gamma;
+            let h_hat = hp[e] + gamma * th;
+            h_next[e] = m * h_hat + (1.0 - m) * h_prev[e];
+        }
+        if let Some((cp, c_prev, c_next)) = &self.cells {
+            let (cp, c_prev) = (units(cp, q, h), units(c_prev, q, h));
+            // SAFETY: as above.
+            let c_next = &mut unsafe { c_next.row(q) }[..h];
+            for e in 0..h {
+                c_next[e] = m * cp[e] + (1.0 - m) * c_prev[e];
+            }
+        }
+    }
+}
+
+/// The forward of both cells; `cells` = (c', cs) for LSTM.
+fn forward(
+    args: &KernelArgs<'_>,
+    og: &[f32],
+    hp: &[f32],
+    mask: &[f32],
+    hs: &mut [f32],
+    tg: &mut [f32],
+    cells: Option<(&[f32], &mut [f32])>,
+) {
+    let p: Params = args.params();
+    let s = Step::of(&p);
+    let (h, bnh) = (s.h, s.units());
+    // hs[t] is read, hs[t+1] written: two disjoint halves of one binding (cs alike).
+    let (h_prev, h_next) = hs[s.t * bnh..(s.t + 2) * bnh].split_at_mut(bnh);
+    let k = Forward {
+        h,
+        drop: p.dropout(),
+        og: &og[s.plane(2)],
+        hp: &hp[s.plane(1)],
+        mask: &mask[s.mask()],
+        h_prev,
+        h_next: Rows::new(h_next, h),
+        tg: Rows::new(&mut tg[s.plane(2)], 2 * h),
+        cells: cells.map(|(cp, cs)| {
+            let (c_prev, c_next) = cs[s.t * bnh..(s.t + 2) * bnh].split_at_mut(bnh);
+            (&cp[s.plane(1)], &*c_prev, Rows::new(c_next, h))
+        }),
+    };
+    for_rows(args, args.parallel(bnh * FORWARD_WORK), s.rows, &k);
+}
+
+fn forward_lstm(args: &KernelArgs<'_>) {
+    let (og, hp, cp, mask) = (args.read(0), args.read(1), args.read(2), args.read(3));
+    let (hs, cs, tg) = (args.write(4), args.write(5), args.write(6));
+    forward(args, og, hp, mask, hs, tg, Some((cp, cs)));
+}
+
+fn forward_gru(args: &KernelArgs<'_>) {
+    let (og, hp, mask) = (args.read(0), args.read(1), args.read(2));
+    let (hs, tg) = (args.write(3), args.write(4));
+    forward(args, og, hp, mask, hs, tg, None);
+}
+
+/// The backward of row q, both cells: gradient into h' (dres plane 0), o and the gate (dog),
+/// and the copy path to h_{t-1} (dh); `cells` (LSTM) adds dc' = m·dc_t (dres plane 1) and
+/// dc ← (1−m)·dc_t.
+struct Backward<'a> {
+    h: usize,
+    drop: DropoutStream,
+    mask: &'a [f32],
+    dh_out: &'a [f32],
+    tg: &'a [f32],
+    dh: Rows<'a, f32>,
+    dres_h: Rows<'a, f32>,
+    dog: Rows<'a, f32>,
+    /// LSTM: dc and dres plane 1.
+    cells: Option<(Rows<'a, f32>, Rows<'a, f32>)>,
+}
+
+impl RowKernel for Backward<'_> {
+    #[inline(always)]
+    unsafe fn row(&self, q: usize) {
+        let h = self.h;
+        let m = self.mask[q];
+        let dh_out = units(self.dh_out, q, h);
+        // SAFETY: row q is visited once.
+        let (dh, dog, dres_h) = unsafe {
+            (
+                &mut self.dh.row(q)[..h],
+                self.dog.row(q),
+                &mut self.dres_h.row(q)[..h],
+            )
+        };
+        let [d_o, d_gate] = blocks_mut::<2>(dog, h);
+        if m > 0.5 {
+            let [th, gamma] = blocks::<2>(self.tg, q, h);
+            let first = (q * h) as u32;
+            for e in 0..h {
+                let grad = dh[e] + dh_out[e];
+                let (th, gamma) = (th[e], gamma[e]);
+                let keep = self.drop.factor(first + e as u32);
+                d_o[e] = grad * gamma * (1.0 - th * th) * keep;
+                d_gate[e] = grad * th * gamma * (1.0 - gamma);
+                dres_h[e] = grad;
+                dh[e] = 0.0;
+            }
+        } else {
+            d_o.fill(0.0);
+            d_gate.fill(0.0);
+            dres_h.fill(0.0);
+            for e in 0..h {
+                dh[e] += dh_out[e];
+            }
+        }
+        if let Some((dc, dres_c)) = &self.cells {
+            // SAFETY: as above.
+            let (dc, dres_c) = unsafe { (&mut dc.row(q)[..h], &mut dres_c.row(q)[..h]) };
+            for e in 0..h {
+                let g = dc[e];
+                dres_c[e] = m * g;
+                dc[e] = (1.0 - m) * g;
+            }
+        }
+    }
+}
+
+/// The backward of both cells; `dc` for LSTM.
+#[allow(clippy::too_many_arguments)]
+fn backward(
+    args: &KernelArgs<'_>,
+    mask: &[f32],
+    dh_out: &[f32],
+    tg: &[f32],
+    dh: &mut [f32],
+    dc: Option<&mut [f32]>,
+    dres: &mut [f32],
+    dog: &mut [f32],
+) {
+    let p: Params = args.params();
+    let s = Step::of(&p);
+    let (h, bnh) = (s.h, s.units());
+    let planes = if dc.is_some() { 2 } else { 1 };
+    let (dres_h, dres_c) = dres[..planes * bnh].split_at_mut(bnh);
+    let k = Backward {
+        h,
+        drop: p.dropout(),
+        mask: &mask[s.mask()],
+        dh_out: &dh_out[s.plane(1)],
+        tg: &tg[s.plane(2)],
+        dh: Rows::new(&mut dh[..bnh], h),
+        dres_h: Rows::new(dres_h, h),
+        dog: Rows::new(&mut dog[s.plane(2)], 2 * h),
+        cells: dc.map(|dc| (Rows::new(&mut dc[..bnh], h), Rows::new(dres_c, h))),
+    };
+    for_rows(args, args.parallel(bnh * BACKWARD_WORK), s.rows, &k);
+}
+
+fn backward_lstm(args: &KernelArgs<'_>) {
+    let (mask, dh_out, tg) = (args.read(0), args.read(1), args.read(2));
+    let (dh, dc, dres, dog) = (args.write(3), args.write(4), args.write(5), args.write(6));
+    backward(args, mask, dh_out, tg, dh, Some(dc), dres, dog);
+}
+
+fn backward_gru(args: &KernelArgs<'_>) {
+    let (mask, dh_out, tg) = (args.read(0), args.read(1), args.read(2));
+    let (dh, dres, dog) = (args.write(3), args.write(4), args.write(5));
+    backward(args, mask, dh_out, tg, dh, None, dres, dog);
+}
+
+#[cfg(test)]
+mod tests {
+    //! The twins against the WGSL (through the op wrapper on both devices), and the twins'
+    //! independence of the thread count.
+    use crate::nn::CellKind;
+    use crate::ops::input_attention::Dropout;
+    use crate::ops::merge::{self as op, Backward, Forward};
+    use crate::rng::Rng;
+    use crate::{Context, DeviceRequest, Tensor};
+
+    /// Every tensor the four kernels write, after forward and backward of each step.
+    fn run(ctx: &Context, kind: CellKind, dims: [usize; 3], t_len: usize, p: f32) -> Vec<Vec<f32>> {
+        let [b, n, h] = dims;
+        let mut rng = Rng::new(11);
+        let mut t = |shape: &[usize], lo: f64, hi: f64| {
+            let len = shape.iter().product();
+            Tensor::from_slice(ctx, shape, &rng.vec_f32(len, lo, hi)).unwrap()
+        };
+        let og = t(&[t_len, b * n, 2, h], -3.0, 3.0);
+        let hp = t(&[t_len, b, n, h], -1.0, 1.0);
+        let cp = t(&[t_len, b, n, h], -2.0, 2.0);
+        let dh_out = t(&[t_len, b, n * h], -1.0, 1.0);
+        // Outputs and carried gradients start as garbage: every element the kernels write is
+        // overwritten, the rest kept.
+        let hs = t(&[t_len + 1, b, n * h], -1.0, 1.0);
+        let cs = t(&[t_len + 1, b, n * h], -2.0, 2.0);
+        let tg = t(&[t_len, b * n, 2, h], -5.0, 5.0);
+        let dh = t(&[b, n * h], -1.0, 1.0);
+        let dc = t(&[b, n * h], -1.0, 1.0);
+        let dres = t(&[3, b, n, h], -5.0, 5.0);
+        let dog = t(&[t_len, b * n, 2, h], -5.0, 5.0);
+        let mask: Vec<f32> = (0..t_len * b * n).map(|_| rng.below(2) as f32).collect();
+        let mask = Tensor::from_slice(ctx, &[t_len, b, n], &mask).unwrap();
+        let mut out = Vec::new();
+        for step in 0..t_len {
+            let d = Dropout {
+                seed: 3,
+                step: 5 + step as u32,
+                p,
+            };
+            let f = Forward {
+                og: &og,
+                hp: &hp,
+                cp: &cp,
+                mask: &mask,
+                hs: &hs,
+                cs: &cs,
+                tg: &tg,
+            };
+            op::forward(ctx, kind, b, n, h, step, d, &f).unwrap();
+        }
+        for step in (0..t_len).rev() {
+            let d = Dropout {
+                seed: 3,
+                step: 5 + step as u32,
+                p,
+            };
+            let bw = Backward {
+                mask: &mask,
+                dh_out: &dh_out,
+                tg: &tg,
+                dh: &dh,
+                dc: &dc,
+                dres: &dres,
+                dog: &dog,
+            };
+            op::backward(ctx, kind, b, n, h, step, d, &bw).unwrap();
+            // dres is overwritten at every step: keep each one.
+            out.push(dres.to_vec(ctx).unwrap());
+        }
+        out.extend(
+            [&hs, &cs, &tg, &dh, &dc, &dog]
+                .iter()
+                .map(|t| t.to_vec(ctx).unwrap()),
+        );
+        out
+    }
+
+    const CASES: [([usize; 3], usize); 3] = [([3, 4, 37], 3), ([1, 6, 100], 2), ([64, 6, 100], 2)];
+
+    #[test]
+    fn twins_match_the_wgsl() {
+        let cpu = Context::new(DeviceRequest::cpu(None)).unwrap();
+        let gpu = match Context::new(DeviceRequest::gpu()) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("SKIPPING the GPU comparison: {e}");
+                return;
+            }
+        };
+        for kind in [CellKind::Lstm, CellKind::Gru] {
+            for (dims, t_len) in CASES {
+                for p in [0.0, 0.3] {
+                    let x = run(&cpu, kind, dims, t_len, p);
+                    let y = run(&gpu, kind, dims, t_len, p);
+                    for (k, (x, y)) in x.iter().zip(&y).enumerate() {
+                        for (i, (&x, &y)) in x.iter().zip(y).enumerate() {
+                            assert!(
+                                (x - y).abs() <= 1e-5 + 1e-5 * y.abs(),
+                                "{kind:?} {dims:?} p {p}: output {k} [{i}] CPU {x} vs GPU {y}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let one = Context::new(DeviceRequest::cpu(Some(1))).unwrap();
+        let two = Context::new(DeviceRequest::cpu(Some(2))).unwrap();
+        for kind in [CellKind::Lstm, CellKind::Gru] {
+            let (dims, t_len) = CASES[2];
+            assert_eq!(
+                run(&one, kind, dims, t_len, 0.3),
+                run(&two, kind, dims, t_len, 0.3)
+            );
+        }
+    }
 }

@@ -11,6 +11,8 @@ pub mod cross_entropy;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
+pub mod gates;
+pub mod hash;
 pub mod input_attention;
 pub mod matmul;
 pub mod merge;

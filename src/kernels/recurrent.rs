@@ -1,8 +1,402 @@
-//! CPU twins of `shaders/recurrent.wgsl`.
+//! CPU twins of `shaders/recurrent.wgsl`: the gates of one time step of the dense LSTM and GRU
+//! layers (the paper's baselines), forward and backward, after the products. Wrapper:
+//! `ops::recurrent`; oracle: `reference::recurrent`.
+//!
+//! One iteration per batch row b, over its H contiguous units (and its G·H gate values).
+//! Layouts as in the shader: gates, gh, act, dz, dzh [T, B, G·H]; hs, cs [T+1, B, H];
+//! dy [T, B, H]; dh, dc [B, H]. Gate blocks: LSTM [i, f, g, o], GRU [r, z, n].
 
-use crate::kernels::CpuKernel;
+use std::ops::Range;
+
+use crate::kernels::gates::{
+    RowKernel, blocks, blocks_mut, for_rows, gru_grads, lstm_grads, sigmoid, tanh, units,
+};
+use crate::kernels::{CpuKernel, KernelArgs, Rows};
+
+/// The uniform struct of every entry point of `recurrent.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    /// B: batch rows.
+    pub batch: u32,
+    /// H: hidden units.
+    pub h: u32,
+    /// The time step t.
+    pub t: u32,
+    /// Padding to 16 bytes.
+    pub _pad: u32,
+}
+
+/// Work per unit (for [`KernelArgs::parallel`]) of a kernel with a few exp calls per unit.
+const EXP_WORK: usize = 16;
 
 /// The twin of each entry point.
-pub fn twin(_entry: &str) -> Option<CpuKernel> {
-    None
+pub fn twin(entry: &str) -> Option<CpuKernel> {
+    Some(match entry {
+        "lstm_forward" => lstm_forward,
+        "gru_forward" => gru_forward,
+        "lstm_backward" => lstm_backward,
+        "gru_backward" => gru_backward,
+        _ => return None,
+    })
+}
+
+/// Sizes of one dispatch.
+#[derive(Clone, Copy)]
+struct Step {
+    /// B.
+    rows: usize,
+    /// H.
+    h: usize,
+    /// t.
+    t: usize,
+}
+
+impl Step {
+    fn of(p: &Params) -> Self {
+        Step {
+            rows: p.batch as usize,
+            h: p.h as usize,
+            t: p.t as usize,
+        }
+    }
+
+    /// B·H.
+    fn units(&self) -> usize {
+        self.rows * self.h
+    }
+
+    /// Row `step` of a [T(+1), B, width·H] tensor.
+    fn plane(&self, step: usize, width: usize) -> Range<usize> {
+        let len = self.units() * width;
+        step * len..(step + 1) * len
+    }
+}
+
+/// lstm_forward: row b's gates in place, c_t from row t of cs, c_{t+1} and h_{t+1} written.
+struct LstmForward<'a> {
+    h: usize,
+    gates: Rows<'a, f32>,
+    h_next: Rows<'a, f32>,
+    c_prev: &'a [f32],
+    c_next: Rows<'a, f32>,
+}
+
+impl RowKernel for LstmForward<'_> {
+    #[inline(always)]
+    unsafe fn row(&self, b: usize) {
+        let h = self.h;
+        let c_prev = units(self.c_prev, b, h);
+        // SAFETY: row b is visited once.
+        let (gates, h_next, c_next) = unsafe {
+            (
+                self.gates.row(b),
+                &mut self.h_next.row(b)[..h],
+                &mut self.c_next.row(b)[..h],
+            )
+        };
+        let [zi, zf, zg, zo] = blocks_mut::<4>(gates, h);
+        for r in 0..h {
+            let ig = sigmoid(zi[r]);
+            let fg = sigmoid(zf[r]);
+            let gg = tanh(zg[r]);
+            let og = sigmoid(zo[r]);
+            let c_new = fg * c_prev[r] + ig * gg;
+            zi[r] = ig;
+            zf[r] = fg;
+            zg[r] = gg;
+            zo[r] = og;
+            c_next[r] = c_new;
+            h_next[r] = og * tanh(c_new);
+        }
+    }
+}
+
+fn lstm_forward(args: &KernelArgs<'_>) {
+    let p: Params = args.params();
+    let s = Step::of(&p);
+    let (h, bh) = (s.h, s.units());
+    let (c_prev, c_next) = args.write(2)[s.t * bh..(s.t + 2) * bh].split_at_mut(bh);
+    let k = LstmForward {
+        h,
+        gates: Rows::new(&mut args.write(0)[s.plane(s.t, 4)], 4 * h),
+        h_next: Rows::new(&mut args.write(1)[s.plane(s.t + 1, 1)], h),
+        c_prev,
+        c_next: Rows::new(c_next, h),
+    };
+    for_rows(args, args.parallel(bh * EXP_WORK), s.rows, &k);
+}
+
+/// gru_forward: row b's gates in place (from x·Wx + bx and gh = h·Wh + bh), h_{t+1} from h_t.
+struct GruForward<'a> {
+    h: usize,
+    gates: Rows<'a, f32>,
+    gh: &'a [f32],
+    h_prev: &'a [f32],
+    h_next: Rows<'a, f32>,
+}
+
+impl RowKernel for GruForward<'_> {
+    #[inline(always)]
+    unsafe fn row(&self, b: usize) {
+        let h = self.h;
+        let [hr, hz, hn] = blocks::<3>(self.gh, b, h);
+        let h_prev = units(self.h_prev, b, h);
+        // SAFETY: row b is visited once.
+        let (gates, h_next) = unsafe { (self.gates.row(b), &mut self.h_next.row(b)[..h]) };
+        let [zr, zz, zn] = blocks_mut::<3>(gates, h);
+        for r in 0..h {
+            let rg = sigmoid(zr[r] + hr[r]);
+            let zg = sigmoid(zz[r] + hz[r]);
+            let ng = tanh(zn[r] + rg * hn[r]);
+            zr[r] = rg;
+            zz[r] = zg;
+            zn[r] = ng;
+            h_next[r] = (1.0 - zg) * ng + zg * h_prev[r];
+        }
+    }
+}
+
+fn gru_forward(args: &KernelArgs<'_>) {
+    let p: Params = args.params();
+    let s = Step::of(&p);
+    let (h, bh) = (s.h, s.units());
+    let (h_prev, h_next) = args.write(2)[s.t * bh..(s.t + 2) * bh].split_at_mut(bh);
+    let k = GruForward {
+        h,
+        gates: Rows::new(&mut args.write(0)[s.plane(s.t, 3)], 3 * h),
+        gh: &args.read(1)[s.plane(s.t, 3)],
+        h_prev,
+        h_next: Rows::new(h_next, h),
+    };
+    for_rows(args, args.parallel(bh * EXP_WORK), s.rows, &k);
+}
+
+/// lstm_backward: dz of row b at step t from dh_t = dy_t + dh and dc; dc becomes the gradient
+/// of c_{t-1} (dh is only read: the step's product overwrites it).
+struct LstmBackward<'a> {
+    h: usize,
+    act: &'a [f32],
+    c_prev: &'a [f32],
+    c_new: &'a [f32],
+    dy: &'a [f32],
+    dh: &'a [f32],
+    dc: Rows<'a, f32>,
+    dz: Rows<'a, f32>,
+}
+
+impl RowKernel for LstmBackward<'_> {
+    #[inline(always)]
+    unsafe fn row(&self, b: usize) {
+        let h = self.h;
+        let [ai, af, ag, ao] = blocks::<4>(self.act, b, h);
+        let (c_prev, c_new) = (units(self.c_prev, b, h), units(self.c_new, b, h));
+        let (dy, dh) = (units(self.dy, b, h), units(self.dh, b, h));
+        // SAFETY: row b is visited once.
+        let (dc, dz) = unsafe { (&mut self.dc.row(b)[..h], self.dz.row(b)) };
+        let [di, df, dg, d_o] = blocks_mut::<4>(dz, h);
+        for r in 0..h {
+            let d = lstm_grads(
+                dy[r] + dh[r],
+                dc[r],
+                ai[r],
+                af[r],
+                ag[r],
+                ao[r],
+                c_new[r],
+                c_prev[r],
+            );
+            di[r] = d.di;
+            df[r] = d.df;
+            dg[r] = d.dg;
+            d_o[r] = d.d_o;
+            dc[r] = d.dc_prev;
+        }
+    }
+}
+
+fn lstm_backward(args: &KernelArgs<'_>) {
+    let p: Params = args.params();
+    let s = Step::of(&p);
+    let (h, bh) = (s.h, s.units());
+    let cs = &args.read(1)[s.t * bh..(s.t + 2) * bh];
+    let k = LstmBackward {
+        h,
+        act: &args.read(0)[s.plane(s.t, 4)],
+        c_prev: &cs[..bh],
+        c_new: &cs[bh..],
+        dy: &args.read(2)[s.plane(s.t, 1)],
+        dh: &args.write(3)[..bh],
+        dc: Rows::new(&mut args.write(4)[..bh], h),
+        dz: Rows::new(&mut args.write(5)[s.plane(s.t, 4)], 4 * h),
+    };
+    for_rows(args, args.parallel(bh * EXP_WORK / 2), s.rows, &k);
+}
+
+/// gru_backward: dzx and dzh of row b at step t (they differ in the n block: dzh_n = dzx_n ⊙ r);
+/// dh becomes the direct part of the gradient of h_{t-1}, dh_t ⊙ z.
+struct GruBackward<'a> {
+    h: usize,
+    act: &'a [f32],
+    gh: &'a [f32],
+    hs: &'a [f32],
+    dy: &'a [f32],
+    dh: Rows<'a, f32>,
+    dzx: Rows<'a, f32>,
+    dzh: Rows<'a, f32>,
+}
+
+impl RowKernel for GruBackward<'_> {
+    #[inline(always)]
+    unsafe fn row(&self, b: usize) {
+        let h = self.h;
+        let [ar, az, an] = blocks::<3>(self.act, b, h);
+        let gh_n = blocks::<3>(self.gh, b, h)[2];
+        let (h_prev, dy) = (units(self.hs, b, h), units(self.dy, b, h));
+        // SAFETY: row b is visited once.
+        let (dh, dzx, dzh) =
+            unsafe { (&mut self.dh.row(b)[..h], self.dzx.row(b), self.dzh.row(b)) };
+        let [xr, xz, xn] = blocks_mut::<3>(dzx, h);
+        let [hr, hz, hn] = blocks_mut::<3>(dzh, h);
+        for r in 0..h {
+            let rg = ar[r];
+            let d = gru_grads(dy[r] + dh[r], rg, az[r], an[r], gh_n[r], h_prev[r]);
+            xr[r] = d.dr;
+            xz[r] = d.dz;
+            xn[r] = d.dn;
+            hr[r] = d.dr;
+            hz[r] = d.dz;
+            hn[r] = d.dn * rg;
+            dh[r] = d.dh_prev;
+        }
+    }
+}
+
+fn gru_backward(args: &KernelArgs<'_>) {
+    let p: Params = args.params();
+    let s = Step::of(&p);
+    let (h, bh) = (s.h, s.units());
+    let k = GruBackward {
+        h,
+        act: &args.read(0)[s.plane(s.t, 3)],
+        gh: &args.read(1)[s.plane(s.t, 3)],
+        hs: &args.read(2)[s.plane(s.t, 1)],
+        dy: &args.read(3)[s.plane(s.t, 1)],
+        dh: Rows::new(&mut args.write(4)[..bh], h),
+        dzx: Rows::new(&mut args.write(5)[s.plane(s.t, 3)], 3 * h),
+        dzh: Rows::new(&mut args.write(6)[s.plane(s.t, 3)], 3 * h),
+    };
+    for_rows(args, args.parallel(bh * EXP_WORK / 4), s.rows, &k);
+}
+
+#[cfg(test)]
+mod tests {
+    //! The twins against the WGSL (through the op wrapper on both devices), and the twins'
+    //! independence of the thread count.
+    use crate::nn::CellKind;
+    use crate::ops::recurrent::{self as op, Backward, Dims, Forward};
+    use crate::rng::Rng;
+    use crate::{Context, DeviceRequest, Tensor};
+
+    /// Every tensor the four kernels write, after the forward of every step, then the backward
+    /// of every step in reverse.
+    fn run(ctx: &Context, d: Dims) -> Vec<Vec<f32>> {
+        let (t_len, b, h) = (d.steps, d.batch, d.hidden);
+        let gw = d.gate_width();
+        let mut rng = Rng::new(13);
+        let mut t = |shape: &[usize], lo: f64, hi: f64| {
+            let len = shape.iter().product();
+            Tensor::from_slice(ctx, shape, &rng.vec_f32(len, lo, hi)).unwrap()
+        };
+        let gates = t(&[t_len, b, gw], -3.0, 3.0);
+        let gh = t(&[t_len, b, gw], -3.0, 3.0);
+        let hs = t(&[t_len + 1, b, h], -1.0, 1.0);
+        let cs = t(&[t_len + 1, b, h], -2.0, 2.0);
+        let dy = t(&[t_len, b, h], -1.0, 1.0);
+        let dh = t(&[b, h], -1.0, 1.0);
+        let dc = t(&[b, h], -1.0, 1.0);
+        // Outputs start as garbage: every element the kernels write is overwritten.
+        let dz = t(&[t_len, b, gw], -5.0, 5.0);
+        let dzh = t(&[t_len, b, gw], -5.0, 5.0);
+        let lstm = d.kind == CellKind::Lstm;
+        for step in 0..t_len {
+            let f = Forward {
+                gates: &gates,
+                gh: (!lstm).then_some(&gh),
+                hs: &hs,
+                cs: lstm.then_some(&cs),
+            };
+            op::forward(ctx, d, step, &f).unwrap();
+        }
+        let mut out = vec![];
+        for step in (0..t_len).rev() {
+            let bw = Backward {
+                act: &gates,
+                gh: (!lstm).then_some(&gh),
+                hs: &hs,
+                cs: lstm.then_some(&cs),
+                dy: &dy,
+                dh: &dh,
+                dc: lstm.then_some(&dc),
+                dz: &dz,
+                dzh: (!lstm).then_some(&dzh),
+            };
+            op::backward(ctx, d, step, &bw).unwrap();
+            // The step's product would rewrite dh (LSTM) or add to it (GRU): keep each step's.
+            out.push(dh.to_vec(ctx).unwrap());
+        }
+        out.extend(
+            [&gates, &hs, &cs, &dc, &dz, &dzh]
+                .iter()
+                .map(|t| t.to_vec(ctx).unwrap()),
+        );
+        out
+    }
+
+    fn cases() -> Vec<Dims> {
+        let mut out = vec![];
+        for kind in [CellKind::Lstm, CellKind::Gru] {
+            for (steps, batch, hidden) in [(3, 3, 37), (2, 1, 600), (2, 64, 600)] {
+                out.push(Dims {
+                    kind,
+                    steps,
+                    batch,
+                    hidden,
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn twins_match_the_wgsl() {
+        let cpu = Context::new(DeviceRequest::cpu(None)).unwrap();
+        let gpu = match Context::new(DeviceRequest::gpu()) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("SKIPPING the GPU comparison: {e}");
+                return;
+            }
+        };
+        for d in cases() {
+            let (x, y) = (run(&cpu, d), run(&gpu, d));
+            for (k, (x, y)) in x.iter().zip(&y).enumerate() {
+                for (i, (&x, &y)) in x.iter().zip(y).enumerate() {
+                    assert!(
+                        (x - y).abs() <= 1e-5 + 1e-5 * y.abs(),
+                        "{d:?}: output {k} [{i}] CPU {x} vs GPU {y}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let one = Context::new(DeviceRequest::cpu(Some(1))).unwrap();
+        let two = Context::new(DeviceRequest::cpu(Some(2))).unwrap();
+        for d in cases().into_iter().filter(|d| d.batch == 64) {
+            assert_eq!(run(&one, d), run(&two, d));
+        }
+    }
 }

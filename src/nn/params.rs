@@ -111,25 +111,10 @@ impl ParamStore {
                 });
             }
         }
-        // Initial values are drawn in spec order, whatever the layout order.
-        let mut rng = Rng::new(seed);
-        let initial: Vec<Vec<f32>> = specs
-            .iter()
-            .map(|s| {
-                let n = s.shape.iter().product();
-                (0..n)
-                    .map(|_| match s.init {
-                        Init::Zeros => 0.0,
-                        Init::Constant(c) => c,
-                        Init::Uniform(lo, hi) => rng.uniform(lo as f64, hi as f64) as f32,
-                        Init::Normal(mean, std) => (mean as f64 + std as f64 * rng.normal()) as f32,
-                    })
-                    .collect()
-            })
-            .collect();
+        // Layout first: trainable parameters, then frozen ones, each at a view-aligned offset.
         let mut order: Vec<usize> = (0..specs.len()).collect();
         order.sort_by_key(|&i| !specs[i].trainable);
-        let mut entries = Vec::with_capacity(specs.len());
+        let mut entries = vec![None; specs.len()];
         let mut offset = 0usize;
         let mut trainable_len = 0;
         for &i in &order {
@@ -137,24 +122,53 @@ impl ParamStore {
             if !s.trainable && trainable_len == 0 {
                 trainable_len = offset;
             }
-            entries.push(Entry {
+            entries[i] = Some(Entry {
                 name: s.name.clone(),
                 shape: s.shape.clone(),
                 offset,
                 trainable: s.trainable,
             });
-            offset += initial[i].len().next_multiple_of(VIEW_ALIGN);
+            let len = numel(&s.shape)?.next_multiple_of(VIEW_ALIGN);
+            offset = offset.checked_add(len).ok_or_else(|| Error::DeviceLimit {
+                what: "parameter store".into(),
+                requested: u64::MAX,
+                limit: u64::MAX,
+            })?;
         }
+        let entries: Vec<Entry> = order
+            .iter()
+            .map(|&i| entries[i].clone().expect("every spec laid out"))
+            .collect();
         if entries.iter().all(|e| e.trainable) {
             trainable_len = offset;
         }
         let total = offset.max(VIEW_ALIGN);
-        let mut flat = vec![0.0f32; total];
-        for (e, &i) in entries.iter().zip(&order) {
-            flat[e.offset..e.offset + initial[i].len()].copy_from_slice(&initial[i]);
-        }
-        let values = Tensor::from_slice(ctx, &[total], &flat)?;
+        // The device buffers before the host copy: a size the device (or the host) cannot hold
+        // is an error naming the store, never an aborted allocation.
+        let values = Tensor::uninit(ctx, &[total])?;
         let grads = Tensor::zeros(ctx, &[total])?;
+        let mut flat: Vec<f32> = Vec::new();
+        flat.try_reserve_exact(total)
+            .map_err(|_| Error::DeviceLimit {
+                what: format!("host copy of the parameter store ({total} values)"),
+                requested: total as u64 * 4,
+                limit: crate::device::host::total_memory_bytes(),
+            })?;
+        flat.resize(total, 0.0);
+        // Initial values are drawn in spec order, whatever the layout order.
+        let mut rng = Rng::new(seed);
+        for s in specs {
+            let e = entries.iter().find(|e| e.name == s.name).expect("laid out");
+            for v in &mut flat[e.offset..e.offset + numel(&s.shape)?] {
+                *v = match s.init {
+                    Init::Zeros => 0.0,
+                    Init::Constant(c) => c,
+                    Init::Uniform(lo, hi) => rng.uniform(lo as f64, hi as f64) as f32,
+                    Init::Normal(mean, std) => (mean as f64 + std as f64 * rng.normal()) as f32,
+                };
+            }
+        }
+        values.write(ctx, &flat)?;
         let index = entries
             .iter()
             .enumerate()

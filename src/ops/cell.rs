@@ -3,17 +3,9 @@
 
 use crate::device::{Context, grid};
 use crate::error::Result;
+use crate::kernels::cell::Params;
 use crate::nn::CellKind;
 use crate::tensor::Tensor;
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    n: u32,
-    h: u32,
-    t: u32,
-}
 
 /// Sizes: `units` mechanisms of `hidden` units for `batch` rows.
 #[derive(Clone, Copy, Debug)]

@@ -3,26 +3,11 @@
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
+use crate::kernels::communication::Params;
 use crate::nn::RimsConfig;
 use crate::tensor::Tensor;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    n: u32,
-    heads: u32,
-    dk: u32,
-    dv: u32,
-    w: u32,
-    t: u32,
-    plane: u32,
-    inv_sqrt_dk: f32,
-    _pad: [u32; 3],
-}
-
-/// Mechanisms the kernels keep in registers (`MAX_N`).
-pub const MAX_N: usize = 64;
+pub use crate::kernels::communication::MAX_N;
 
 /// Row width of the [3, T, B, N, W] projection buffer: the wider of keys and values.
 pub fn qkv_width(cfg: &RimsConfig) -> usize {

@@ -8,18 +8,11 @@
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
+use crate::kernels::cross_entropy::Params;
+use crate::kernels::reduce::workgroup_size;
 use crate::ops::elementwise::{self, Unary};
 use crate::ops::reduce;
 use crate::tensor::{DType, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    classes: u32,
-    grad_scale: f32,
-    _pad: u32,
-}
 
 /// Checks the operands and returns (rows, classes).
 fn check(op: &'static str, logits: &Tensor, targets: &Tensor) -> Result<(u32, u32)> {
@@ -79,7 +72,7 @@ pub fn softmax_cross_entropy(
     let k = ctx.kernel(
         "cross_entropy",
         "softmax_cross_entropy",
-        &[("WG", reduce::threads(classes))],
+        &[("WG", workgroup_size(classes))],
     )?;
     let groups = grid(ctx, OP, rows as u64)?;
     ctx.dispatch(

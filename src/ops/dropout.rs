@@ -4,6 +4,7 @@
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
+use crate::kernels::dropout::Params;
 use crate::tensor::{DType, Tensor};
 
 /// Which mask: `tensor` tells apart the dropout sites of a model (the RIMs cell uses 0 and 1).
@@ -17,18 +18,6 @@ pub struct Mask {
     pub tensor: u32,
     /// Drop probability in [0, 1).
     pub p: f32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    seed: u32,
-    step: u32,
-    tensor: u32,
-    threshold: u32,
-    scale: f32,
-    _pad: [u32; 2],
 }
 
 /// `x ⊙ mask / (1 − p)` as a new tensor; also the backward (apply it to the gradient).

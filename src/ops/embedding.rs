@@ -3,16 +3,8 @@
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
+use crate::kernels::embedding::Params;
 use crate::tensor::{DType, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    dim: u32,
-    vocab: u32,
-    _pad: u32,
-}
 
 fn check(op: &'static str, tokens: &Tensor, table: &Tensor) -> Result<(usize, usize, usize)> {
     tokens.expect_dtype(op, DType::U32)?;

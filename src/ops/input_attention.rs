@@ -4,28 +4,9 @@
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
+use crate::kernels::input_attention::Params;
 use crate::nn::RimsConfig;
 use crate::tensor::Tensor;
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    n: u32,
-    h: u32,
-    heads: u32,
-    dk: u32,
-    dv: u32,
-    k_active: u32,
-    t: u32,
-    use_override: u32,
-    seed: u32,
-    step: u32,
-    threshold: u32,
-    scale: f32,
-    inv_sqrt_dk: f32,
-    _pad: [u32; 2],
-}
 
 /// Where a step's dropout comes from.
 #[derive(Clone, Copy, Debug)]
@@ -52,8 +33,7 @@ impl Dropout {
     }
 }
 
-/// Scores per row the fused kernel keeps in workgroup memory (`MAX_SCORES`).
-pub const MAX_SCORES: usize = 256;
+pub use crate::kernels::input_attention::MAX_SCORES;
 
 fn params(
     cfg: &RimsConfig,

@@ -363,6 +363,7 @@ pub fn gemm_with(
         bias_bs2: to_u32("stride", bias_view.inner_stride)?,
         _pad: [0; 2],
     };
+    ctx.count_flops(2 * (g.batch * g.inner * g.m * g.n * g.k) as u64);
     // Without a bias the shader still names the binding; A stands in (read-only twice is fine).
     let bias_t = bias.unwrap_or(a);
     match kernel {

@@ -4,22 +4,10 @@
 
 use crate::device::{Context, grid};
 use crate::error::Result;
+use crate::kernels::merge::Params;
 use crate::nn::CellKind;
 use crate::ops::input_attention::Dropout;
 use crate::tensor::Tensor;
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    n: u32,
-    h: u32,
-    t: u32,
-    seed: u32,
-    step: u32,
-    threshold: u32,
-    scale: f32,
-}
 
 fn setup(
     ctx: &Context,

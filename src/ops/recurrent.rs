@@ -6,17 +6,9 @@
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
+use crate::kernels::recurrent::Params;
 use crate::nn::CellKind;
 use crate::tensor::{DType, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    h: u32,
-    t: u32,
-    _pad: u32,
-}
 
 /// Threads per workgroup (`WG` in the shader).
 const WG: u64 = 64;

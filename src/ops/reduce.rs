@@ -7,34 +7,12 @@
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
+use crate::kernels::reduce::{Params, workgroup_size};
 use crate::tensor::{DType, Tensor};
 
-/// Threads per workgroup for rows shorter than [`WIDE_FROM`]: on a software device idle
-/// threads in a workgroup still cost time (barriers walk all of them), and typical rows here
-/// (classes, hidden units) are short.
-const NARROW: u32 = 64;
-/// Threads per workgroup for long rows.
-const WIDE: u32 = 256;
-/// Rows of at least this many columns use [`WIDE`] workgroups.
-const WIDE_FROM: u32 = 1024;
 /// Elements each workgroup sums in the first pass of [`sum_all`]; partial sums are then summed
 /// again. Keeps per-thread serial sums short (better accuracy) and uses many workgroups.
 const SUM_CHUNK: usize = 4096;
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    n: u32,
-    _pad: u32,
-}
-
-/// Threads per workgroup for rows of `cols` elements (the `WG` specialisation; used by
-/// `ops::cross_entropy` too, whose kernel has the same structure).
-pub(crate) fn threads(cols: u32) -> u32 {
-    if cols >= WIDE_FROM { WIDE } else { NARROW }
-}
 
 /// Checks `x` and returns it viewed as (rows, cols).
 fn rows_cols(op: &'static str, x: &Tensor) -> Result<(u32, u32)> {
@@ -61,7 +39,7 @@ fn total(op: &'static str, len: usize) -> Result<u32> {
 
 /// Records one dispatch of `entry`: one workgroup per row.
 fn launch(ctx: &Context, entry: &'static str, x: &Tensor, out: &Tensor, p: Params) -> Result<()> {
-    let k = ctx.kernel("reduce", entry, &[("WG", threads(p.cols))])?;
+    let k = ctx.kernel("reduce", entry, &[("WG", workgroup_size(p.cols))])?;
     let groups = grid(ctx, entry, p.rows as u64)?;
     ctx.dispatch(k, &p, &[x, out], groups)
 }

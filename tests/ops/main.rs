@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 mod cross_entropy;
+mod devices;
 mod dropout;
 mod elementwise;
 mod embedding;

@@ -1,5 +1,6 @@
-//! `rims bench`: how long a RIMs model takes to train and to run, and how many dispatches,
-//! passes and submits it records per time step, on the adapter at hand.
+//! `rims bench`: how long a RIMs model takes to train and to run, how fast that is against a
+//! plain 1024³ sgemm on the same device, and how many dispatches, passes and submits it
+//! records per time step, on the CPU device, a GPU, or both side by side (`--device all`).
 //!
 //! Two configurations, each with RIMs over LSTM and over GRU cells and the paper's dense LSTM
 //! baseline with as many units as the RIMs state (N·H):
@@ -26,7 +27,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use rims::device::RecorderStats;
+use rims::device::{DeviceKind, RecorderStats};
 use rims::nn::model::{Backbone, Model, ModelConfig, Pass, Readout};
 use rims::nn::{CellKind, RimsConfig, Runner};
 use rims::optim::{Adam, AdamConfig};
@@ -46,8 +47,22 @@ pub enum Which {
     All,
 }
 
+/// Which devices to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchDevice {
+    /// The CPU device.
+    Cpu,
+    /// A wgpu adapter (a hardware GPU, else llvmpipe).
+    Gpu,
+    /// Both, side by side with their ratio.
+    All,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// Devices to measure (default: `RIMS_DEVICE`, else the one `rims info` chooses).
+    #[arg(long, value_enum)]
+    device: Option<BenchDevice>,
     /// Configurations to measure.
     #[arg(long, value_enum, default_value_t = Which::All)]
     config: Which,
@@ -194,18 +209,21 @@ impl Timing {
     }
 }
 
-/// Counter differences between two recorder snapshots.
-fn delta(a: RecorderStats, b: RecorderStats) -> [u64; 4] {
+/// Counter differences between two recorder snapshots: dispatches, passes, submits, copies,
+/// matrix-product FLOPs.
+fn delta(a: RecorderStats, b: RecorderStats) -> [u64; 5] {
     [
         b.dispatches - a.dispatches,
         b.passes - a.passes,
         b.submits - a.submits,
         b.copies - a.copies,
+        b.matmul_flops - a.matmul_flops,
     ]
 }
 
 /// What one model measured.
 struct Result1 {
+    device: DeviceKind,
     setup: &'static str,
     model: String,
     batch: usize,
@@ -224,6 +242,8 @@ struct Result1 {
     step_counts: [u64; 4],
     /// Estimated seconds of the full-length forward and training step.
     estimates: [f64; 2],
+    /// Matrix-product FLOPs of the full-length forward and training step.
+    flops: [f64; 2],
 }
 
 /// The training and forward work of one model.
@@ -268,7 +288,7 @@ impl Bench<'_> {
 }
 
 /// Seconds `f` takes from a synchronised device, and the counters it moved.
-fn timed(ctx: &Context, f: impl FnOnce() -> Result<()>) -> Result<(f64, [u64; 4])> {
+fn timed(ctx: &Context, f: impl FnOnce() -> Result<()>) -> Result<(f64, [u64; 5])> {
     ctx.synchronize()?;
     let before = ctx.recorder_stats();
     let start = Instant::now();
@@ -283,8 +303,14 @@ fn random_tokens(ctx: &Context, rng: &mut Rng, steps: usize, batch: usize) -> Re
 }
 
 /// Measures one model on a context of its own (so that its buffers go when it is done).
-fn measure(args: &BenchArgs, setup: &Setup, label: String, cfg: ModelConfig) -> Result<Result1> {
-    let ctx = Context::from_env()?;
+fn measure(
+    args: &BenchArgs,
+    kind: DeviceKind,
+    setup: &Setup,
+    label: String,
+    cfg: ModelConfig,
+) -> Result<Result1> {
+    let ctx = super::open_device(Some(kind))?;
     let (b, t_len) = (setup.batch, setup.steps);
     let model = Model::new(&ctx, cfg, 1)?;
     let mut rng = Rng::new(2);
@@ -304,7 +330,7 @@ fn measure(args: &BenchArgs, setup: &Setup, label: String, cfg: ModelConfig) -> 
         adam,
         step: 0,
     };
-    let progress = |what: &str| eprintln!("  {} / {label}: {what}", setup.name);
+    let progress = |what: &str| eprintln!("  {} / {} / {label}: {what}", kind.name(), setup.name);
 
     // Short runs at T₀ and 2T₀: the counters per time step, and estimates of the full runs.
     let t0 = (t_len / 4).clamp(1, 8);
@@ -317,7 +343,13 @@ fn measure(args: &BenchArgs, setup: &Setup, label: String, cfg: ModelConfig) -> 
     let (f2, fc2) = timed(&ctx, || bench.forward(&double))?;
     let (g1, gc1) = timed(&ctx, || bench.train(&short))?;
     let (g2, gc2) = timed(&ctx, || bench.train(&double))?;
-    let per_step = |a: [u64; 4], b: [u64; 4], i: usize| (b[i] as f64 - a[i] as f64) / t0 as f64;
+    // Matrix-product FLOPs of the full-length runs, from the shapes the short runs recorded.
+    let flops_at = |one: u64, two: u64| {
+        let per_step = two.saturating_sub(one) as f64 / t0 as f64;
+        one as f64 + (t_len - t0) as f64 * per_step
+    };
+    let flops = [flops_at(fc1[4], fc2[4]), flops_at(gc1[4], gc2[4])];
+    let per_step = |a: [u64; 5], b: [u64; 5], i: usize| (b[i] as f64 - a[i] as f64) / t0 as f64;
     let estimate = |one: f64, two: f64| {
         let slope = (two - one) / t0 as f64;
         let linear = two + (t_len - 2 * t0) as f64 * slope;
@@ -378,7 +410,7 @@ fn measure(args: &BenchArgs, setup: &Setup, label: String, cfg: ModelConfig) -> 
             runner.step(&ctx, &[tok])?;
         }
         let (first, counts) = timed(&ctx, || runner.step(&ctx, &[0]).map(|_| ()))?;
-        step_counts = counts;
+        step_counts = [counts[0], counts[1], counts[2], counts[3]];
         let n = ((STEP_BUDGET_S / first.max(1e-6)) as usize).clamp(5, 200);
         let mut times = Vec::with_capacity(n);
         for i in 0..n {
@@ -391,6 +423,7 @@ fn measure(args: &BenchArgs, setup: &Setup, label: String, cfg: ModelConfig) -> 
     .map_err(|e| e.to_string());
 
     Ok(Result1 {
+        device: kind,
         setup: setup.name,
         model: label,
         batch: b,
@@ -404,7 +437,33 @@ fn measure(args: &BenchArgs, setup: &Setup, label: String, cfg: ModelConfig) -> 
         train_submits: gc2[2],
         step_counts,
         estimates,
+        flops,
     })
+}
+
+/// GFLOP/s of a plain 1024³ sgemm through the engine's matmul on `kind` (the gemm crate on the
+/// CPU device, the WGSL kernel on a GPU): the roofline the model figures are read against.
+fn sgemm_gflops(kind: DeviceKind) -> Result<f64> {
+    let ctx = super::open_device(Some(kind))?;
+    let n = 1024;
+    let mut rng = Rng::new(3);
+    let a = Tensor::from_slice(&ctx, &[n, n], &rng.vec_f32(n * n, -1.0, 1.0))?;
+    let b = Tensor::from_slice(&ctx, &[n, n], &rng.vec_f32(n * n, -1.0, 1.0))?;
+    let product = || -> Result<()> {
+        rims::ops::matmul::matmul(&ctx, &a, &b, Default::default())?;
+        ctx.synchronize()
+    };
+    product()?; // warm-up: pipelines, pool
+    let mut best = f64::INFINITY;
+    let started = Instant::now();
+    for _ in 0..20 {
+        let (secs, _) = timed(&ctx, product)?;
+        best = best.min(secs);
+        if started.elapsed().as_secs_f64() > 3.0 {
+            break;
+        }
+    }
+    Ok(2.0 * (n * n * n) as f64 / best / 1e9)
 }
 
 /// Milliseconds with three significant figures or so.
@@ -444,29 +503,44 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
             reason: "must be at least 1".into(),
         });
     }
-    let ctx = Context::from_env()?;
-    let adapter = ctx.adapter().cloned();
-    let device = ctx.describe();
-    drop(ctx);
-    eprintln!("rims bench on {device}");
+    let kinds = match args.device {
+        Some(BenchDevice::Cpu) => vec![DeviceKind::Cpu],
+        Some(BenchDevice::Gpu) => vec![DeviceKind::Gpu],
+        Some(BenchDevice::All) => vec![DeviceKind::Cpu, DeviceKind::Gpu],
+        None => vec![super::open_device(None)?.kind()],
+    };
+    let mut devices = Vec::new();
+    for &kind in &kinds {
+        let ctx = super::open_device(Some(kind))?;
+        let info = DeviceInfo {
+            kind,
+            name: ctx.describe(),
+            adapter: ctx.adapter().cloned(),
+            cpu: ctx.cpu().cloned(),
+            sgemm_gflops: 0.0,
+        };
+        drop(ctx);
+        eprintln!("rims bench on {}", info.name);
+        devices.push(info);
+    }
+    for d in &mut devices {
+        eprintln!("  {}: 1024³ sgemm", d.kind.name());
+        d.sgemm_gflops = sgemm_gflops(d.kind)?;
+    }
     let mut results = Vec::new();
     for setup in setups(args.config) {
         for (label, cfg) in models(&setup) {
-            results.push(measure(args, &setup, label, cfg)?);
+            for &kind in &kinds {
+                results.push(measure(args, kind, &setup, label.clone(), cfg.clone())?);
+            }
         }
     }
-    let text = table(&device, args, &results);
+    let text = table(&devices, args, &results);
     super::emit(&text)?;
     if let Some(path) = &args.out {
         let json = json!({
             "version": env!("CARGO_PKG_VERSION"),
-            "adapter": adapter.as_ref().map(|adapter| json!({
-                "name": adapter.name,
-                "backend": adapter.backend.to_str(),
-                "device_type": super::device_type_key(adapter.device_type),
-                "driver": adapter.driver,
-                "driver_info": adapter.driver_info,
-            })),
+            "devices": devices.iter().map(DeviceInfo::to_json).collect::<Vec<_>>(),
             "repeats": args.repeats,
             "quick": args.quick,
             "full": args.full,
@@ -481,8 +555,43 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// One measured device.
+struct DeviceInfo {
+    kind: DeviceKind,
+    name: String,
+    adapter: Option<rims::device::AdapterSummary>,
+    cpu: Option<rims::device::CpuSummary>,
+    /// 1024³ sgemm through the engine's matmul on this device, GFLOP/s.
+    sgemm_gflops: f64,
+}
+
+impl DeviceInfo {
+    fn to_json(&self) -> Value {
+        json!({
+            "kind": self.kind.name(),
+            "name": self.name,
+            "sgemm_1024_gflops": self.sgemm_gflops,
+            "adapter": self.adapter.as_ref().map(|adapter| json!({
+                "name": adapter.name,
+                "backend": adapter.backend.to_str(),
+                "device_type": super::device_type_key(adapter.device_type),
+                "driver": adapter.driver,
+                "driver_info": adapter.driver_info,
+            })),
+            "cpu": self.cpu.as_ref().map(|c| json!({
+                "model": c.model,
+                "cores": c.cores,
+                "threads": c.threads,
+                "simd": c.simd,
+            })),
+        })
+    }
+}
+
 fn result_json(r: &Result1) -> Value {
     json!({
+        "device": r.device.name(),
+        "matmul_flops": { "forward": r.flops[0], "train_step": r.flops[1] },
         "config": r.setup,
         "model": r.model,
         "batch": r.batch,
@@ -509,36 +618,91 @@ fn result_json(r: &Result1) -> Value {
     })
 }
 
-fn table(device: &str, args: &BenchArgs, results: &[Result1]) -> String {
+/// GFLOP/s of `flops` in the timing's median, and its share of the device's sgemm.
+fn rate(flops: f64, t: &Timing, sgemm: f64) -> String {
+    match t.median_s() {
+        Some(secs) if secs > 0.0 => {
+            let g = flops / secs / 1e9;
+            format!("{g:.1} ({:.0}%)", 100.0 * g / sgemm.max(1e-9))
+        }
+        _ => "-".into(),
+    }
+}
+
+fn table(devices: &[DeviceInfo], args: &BenchArgs, results: &[Result1]) -> String {
     let mut s = String::new();
     let mut line = |text: String| {
         s.push_str(&text);
         s.push('\n');
     };
-    line(format!("device: {device}"));
+    for d in devices {
+        line(format!(
+            "{} device: {}; 1024³ sgemm {:.1} GFLOP/s",
+            d.kind.name(),
+            d.name,
+            d.sgemm_gflops
+        ));
+    }
     line(format!(
-        "timings: median of {} synchronised run(s) after a warm-up{}",
+        "timings: median of {} synchronised run(s) after a warm-up{}; GFLOP/s counts the \
+         matrix products (2 per multiply-add), % is of the 1024³ sgemm on the same device",
         if args.quick { 1 } else { args.repeats },
         if args.quick { " (--quick)" } else { "" }
     ));
     line(String::new());
-    line("| config | model | params | training step | forward | batch-1 step |".into());
-    line("|---|---|---:|---:|---:|---:|".into());
+    line(
+        "| config | model | device | params | training step | GFLOP/s (% sgemm) | forward | \
+         GFLOP/s (% sgemm) | batch-1 step |"
+            .into(),
+    );
+    line("|---|---|---|---:|---:|---:|---:|---:|---:|".into());
+    let sgemm = |k: DeviceKind| {
+        devices
+            .iter()
+            .find(|d| d.kind == k)
+            .map_or(0.0, |d| d.sgemm_gflops)
+    };
     for r in results {
         line(format!(
-            "| {} B={} T={} | {} | {} | {} | {} | {} |",
+            "| {} B={} T={} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.setup,
             r.batch,
             r.steps,
             r.model,
+            r.device.name(),
             r.params,
             r.train.cell(),
+            rate(r.flops[1], &r.train, sgemm(r.device)),
             r.forward.cell(),
+            rate(r.flops[0], &r.forward, sgemm(r.device)),
             match &r.step {
                 Ok((secs, _)) => ms(*secs),
                 Err(e) => format!("error: {}", short(e)),
             }
         ));
+    }
+    if devices.len() > 1 {
+        line(String::new());
+        line("| config | model | CPU speed-up, training step (gpu time / cpu time) | forward | batch-1 step |".into());
+        line("|---|---|---:|---:|---:|".into());
+        let ratio = |g: Option<f64>, c: Option<f64>| match (g, c) {
+            (Some(g), Some(c)) if c > 0.0 => format!("{:.1}×", g / c),
+            _ => "-".into(),
+        };
+        for pair in results.chunks(2) {
+            let [c, g] = pair else { continue };
+            line(format!(
+                "| {} | {} | {} | {} | {} |",
+                c.setup,
+                c.model,
+                ratio(g.train.median_s(), c.train.median_s()),
+                ratio(g.forward.median_s(), c.forward.median_s()),
+                ratio(
+                    g.step.as_ref().ok().map(|s| s.0),
+                    c.step.as_ref().ok().map(|s| s.0)
+                ),
+            ));
+        }
     }
     line(String::new());
     line(
@@ -550,9 +714,10 @@ fn table(device: &str, args: &BenchArgs, results: &[Result1]) -> String {
     for r in results {
         let c = r.step_counts;
         line(format!(
-            "| {} | {} | {}, {} | {}, {} | {} | {}, {}, {}, {} |",
+            "| {} | {} {} | {}, {} | {}, {} | {} | {}, {}, {}, {} |",
             r.setup,
             r.model,
+            r.device.name(),
             per_step_text(r.forward_per_step[0]),
             per_step_text(r.train_per_step[0]),
             per_step_text(r.forward_per_step[1]),

@@ -12,11 +12,13 @@ use std::path::PathBuf;
 use clap::Args;
 use rims::nn::model::Model;
 use rims::train::checkpoint;
-use rims::{Context, Error, Result, Tensor};
+use rims::{Error, Result, Tensor};
 use safetensors::{Dtype, SafeTensors};
 
 #[derive(Debug, Args)]
 pub struct InferArgs {
+    #[command(flatten)]
+    pub(crate) device: super::DeviceArg,
     /// Checkpoint directory (from `rims train --out`).
     #[arg(long)]
     checkpoint: PathBuf,
@@ -98,7 +100,7 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
         std::fs::read(&args.input).map_err(|e| bad(&args.input, format!("cannot read: {e}")))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| bad(&args.input, format!("not a valid safetensors file: {e}")))?;
-    let ctx = Context::from_env()?;
+    let ctx = args.device.open()?;
     let model = Model::new(&ctx, cfg.clone(), 0)?;
     checkpoint::load(&ctx, &args.checkpoint, &model, None)?;
     // State width and mask width: N·H and N for RIMs, H and 1 for a dense baseline.

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use rims::device::AdapterSummary;
+use rims::device::{AdapterSummary, CpuSummary, DeviceKind, DeviceRequest};
 use rims::{Context, Error, Result};
 use serde_json::{Value, json};
 
@@ -18,8 +18,52 @@ mod train;
 mod verify;
 mod viz;
 
-/// Environment variables that steer adapter choice, in the order `rims info` shows them.
-const ENV_VARS: [&str; 2] = ["RIMS_ADAPTER", "RIMS_BACKEND"];
+/// Environment variables that steer the device choice, in the order `rims info` shows them.
+const ENV_VARS: [&str; 4] = [
+    "RIMS_DEVICE",
+    "RIMS_ADAPTER",
+    "RIMS_BACKEND",
+    "RIMS_THREADS",
+];
+
+/// `--device`: which device runs the job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceChoice {
+    /// The CPU device: the engine's kernels in Rust on this machine's cores.
+    Cpu,
+    /// A wgpu adapter: the best hardware GPU, else a software rasteriser (llvmpipe).
+    Gpu,
+}
+
+impl DeviceChoice {
+    fn kind(self) -> DeviceKind {
+        match self {
+            DeviceChoice::Cpu => DeviceKind::Cpu,
+            DeviceChoice::Gpu => DeviceKind::Gpu,
+        }
+    }
+}
+
+/// The `--device` flag shared by train, eval, infer, verify and viz.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct DeviceArg {
+    /// Device to run on (default: `RIMS_DEVICE`, else a hardware GPU if there is one, else the
+    /// CPU device). `gpu` without a hardware GPU means a software rasteriser (llvmpipe).
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceChoice>,
+}
+
+impl DeviceArg {
+    /// Opens the device asked for, over what the environment asks.
+    pub fn open(&self) -> Result<Context> {
+        open_device(self.device.map(DeviceChoice::kind))
+    }
+}
+
+/// Opens `kind` (or the environment's or the default choice when None).
+pub fn open_device(kind: Option<DeviceKind>) -> Result<Context> {
+    Context::new(DeviceRequest::from_env()?.with_device(kind))
+}
 
 /// Recurrent Independent Mechanisms on the GPU (wgpu + WGSL), checked against an f64 CPU
 /// reference.
@@ -32,8 +76,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// List the adapters found, mark the one chosen, and show its compute limits and the
-    /// environment that steers the choice.
+    /// List the devices (the CPU device and every wgpu adapter), mark the one chosen and say
+    /// why, and show its limits and the environment that steers the choice.
     Info(InfoArgs),
     /// Train a model (default: the main job, a small RIMs model on the copying task).
     Train(Box<train::TrainArgs>),
@@ -56,6 +100,8 @@ struct InfoArgs {
     /// Print the report as JSON instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 fn main() -> ExitCode {
@@ -110,16 +156,21 @@ enum Unit {
 /// Everything `rims info` reports, gathered once and then rendered as text or JSON.
 struct InfoReport {
     adapters: Vec<AdapterSummary>,
-    /// Index into `adapters` of the one the context opened.
+    /// Index into `adapters` of the one the context opened (None: the CPU device).
     chosen: Option<usize>,
+    /// The CPU device (measured now, whether or not it was chosen).
+    cpu: CpuSummary,
+    /// "cpu" or "gpu", and why.
+    chosen_kind: &'static str,
+    reason: String,
     limits: Vec<(&'static str, u64, Unit)>,
     /// Each variable with its raw value; `None` when unset.
     env: Vec<(&'static str, Option<String>)>,
 }
 
 fn info(args: &InfoArgs) -> Result<()> {
-    let ctx = Context::from_env()?;
-    let report = InfoReport::gather(&ctx);
+    let ctx = args.device.open()?;
+    let report = InfoReport::gather(&ctx)?;
     if args.json {
         let mut text = serde_json::to_string_pretty(&report.to_json())
             .map_err(|e| Error::Io(std::io::Error::other(e)))?;
@@ -131,9 +182,21 @@ fn info(args: &InfoArgs) -> Result<()> {
 }
 
 impl InfoReport {
-    fn gather(ctx: &Context) -> Self {
-        let adapters = ctx.adapters().to_vec();
+    fn gather(ctx: &Context) -> Result<Self> {
+        // A context opened straight on the CPU device did not look for adapters: look now.
+        let adapters = if ctx.adapters().is_empty() {
+            rims::device::list_adapters()
+        } else {
+            ctx.adapters().to_vec()
+        };
         let chosen = ctx.adapter_index();
+        let cpu = match ctx.cpu() {
+            Some(c) => c.clone(),
+            None => Context::new(DeviceRequest::cpu(None))?
+                .cpu()
+                .cloned()
+                .expect("a CPU context describes its CPU"),
+        };
         let l = ctx.limits();
         let limits = vec![
             ("max_buffer_size", l.max_buffer_size, Unit::Bytes),
@@ -197,12 +260,15 @@ impl InfoReport {
                 )
             })
             .collect();
-        InfoReport {
+        Ok(InfoReport {
             adapters,
             chosen,
+            cpu,
+            chosen_kind: ctx.kind().name(),
+            reason: ctx.reason().to_string(),
             limits,
             env,
-        }
+        })
     }
 
     fn to_text(&self) -> String {
@@ -214,7 +280,29 @@ impl InfoReport {
         line(format!("rims {}", env!("CARGO_PKG_VERSION")));
         line(String::new());
         line(format!(
-            "adapters ({} found, * = chosen):",
+            "chosen: the {} device, because {}",
+            self.chosen_kind, self.reason
+        ));
+        line(String::new());
+        let cpu_chosen = self.chosen.is_none();
+        line(format!(
+            "{} CPU device{}",
+            if cpu_chosen { "*" } else { " " },
+            if cpu_chosen { "  (chosen)" } else { "" }
+        ));
+        line(format!("        processor    {}", self.cpu.model));
+        line(format!(
+            "        threads      {} of {} cores (RIMS_THREADS to change)",
+            self.cpu.threads, self.cpu.cores
+        ));
+        line(format!("        SIMD         {}", self.cpu.simd.join(" ")));
+        line(format!(
+            "        memory       {}",
+            human_bytes(self.cpu.memory)
+        ));
+        line(String::new());
+        line(format!(
+            "wgpu adapters ({} found, * = chosen):",
             self.adapters.len()
         ));
         for (i, a) in self.adapters.iter().enumerate() {
@@ -297,6 +385,16 @@ impl InfoReport {
             .collect();
         json!({
             "version": env!("CARGO_PKG_VERSION"),
+            "device": self.chosen_kind,
+            "reason": self.reason,
+            "cpu": {
+                "model": self.cpu.model,
+                "cores": self.cpu.cores,
+                "threads": self.cpu.threads,
+                "simd": self.cpu.simd,
+                "memory": self.cpu.memory,
+                "chosen": self.chosen.is_none(),
+            },
             "adapters": adapters,
             "chosen": self.chosen,
             "limits": limits,
@@ -383,12 +481,12 @@ mod tests {
         let cli = Cli::try_parse_from(["rims", "info", "--json"]).expect("parses");
         assert!(matches!(
             cli.command,
-            Command::Info(InfoArgs { json: true })
+            Command::Info(InfoArgs { json: true, .. })
         ));
         let cli = Cli::try_parse_from(["rims", "info"]).expect("parses");
         assert!(matches!(
             cli.command,
-            Command::Info(InfoArgs { json: false })
+            Command::Info(InfoArgs { json: false, .. })
         ));
         assert!(Cli::try_parse_from(["rims"]).is_err());
     }

@@ -8,11 +8,13 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rims::nn::model::Model;
 use rims::train::{self, EvalRecord, EvalResult, Reporter, Task, TrainConfig, checkpoint};
-use rims::{Context, Error, Result};
+use rims::{Error, Result};
 
 /// Model and optimiser flags; anything left out keeps the main job's default.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
+    #[command(flatten)]
+    pub(crate) device: super::DeviceArg,
     /// copying or smnist.
     #[arg(long, default_value = "copying")]
     task: String,
@@ -283,7 +285,7 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         }
         None => (args.config()?, args.out.clone(), false),
     };
-    let ctx = Context::from_env()?;
+    let ctx = args.device.open()?;
     let task = match cfg.task {
         Task::Copying => format!(
             "copying {} symbols, gap {} (also tested at {}), state {}",
@@ -369,6 +371,7 @@ impl TrainArgs {
             seed: None,
             out: args.out.clone(),
             resume: None,
+            device: args.device,
         }
     }
 }
@@ -417,6 +420,8 @@ pub fn print_table(cfg: &TrainConfig, eval: &[EvalResult]) {
 /// `rims eval`: evaluates a checkpoint.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
+    #[command(flatten)]
+    pub(crate) device: super::DeviceArg,
     /// Checkpoint directory (from `rims train --out`).
     #[arg(long)]
     checkpoint: PathBuf,
@@ -459,7 +464,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         }
     }
     cfg.validate()?;
-    let ctx = Context::from_env()?;
+    let ctx = args.device.open()?;
     let model = Model::new(&ctx, cfg.model()?, cfg.seed)?;
     checkpoint::load(&ctx, &args.checkpoint, &model, None)?;
     let eval = match cfg.task {

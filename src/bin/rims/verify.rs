@@ -2,10 +2,12 @@
 //! largest relative error of every tensor and fails above the tolerance.
 
 use clap::Args;
-use rims::{Context, Error, Result};
+use rims::{Error, Result};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    #[command(flatten)]
+    pub(crate) device: super::DeviceArg,
     /// Random configurations to add to the standard ones.
     #[arg(long, default_value_t = 4)]
     random: usize,
@@ -17,7 +19,7 @@ pub struct VerifyArgs {
 }
 
 pub fn run_verify(args: &VerifyArgs) -> Result<()> {
-    let ctx = Context::from_env()?;
+    let ctx = args.device.open()?;
     println!(
         "rims verify on {}, tolerance {:.0e}",
         ctx.describe(),

@@ -31,6 +31,8 @@ use serde::Deserialize;
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["checkpoint", "metrics"])))]
 pub struct VizArgs {
+    #[command(flatten)]
+    pub(crate) device: super::DeviceArg,
     /// Checkpoint directory (from `rims train --out`): draw which mechanisms are active at
     /// each step of one batch of the task.
     #[arg(long)]
@@ -148,7 +150,7 @@ fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| dir.join(format!("masks_{}.png", task_name(cfg.task))));
-    let ctx = Context::from_env()?;
+    let ctx = args.device.open()?;
     let model = Model::new(&ctx, cfg.model()?, cfg.seed)?;
     checkpoint::load(&ctx, dir, &model, None)?;
     let mut fig = match cfg.task {

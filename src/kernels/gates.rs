@@ -1,0 +1,377 @@
+//! The LSTM and GRU gate derivatives of `shaders/lib/gates.wgsl`, shared (as there) by the twins
+//! of `cell.wgsl` (the mechanisms of RIMs) and `recurrent.wgsl` (the dense baselines).
+//! Gate orders: LSTM [i, f, g, o] (PyTorch LSTMCell), GRU [r, z, n] (PyTorch GRUCell).
+//!
+//! Also what the twins of cell, merge and recurrent share to run fast: [`sigmoid`] and [`tanh`]
+//! over an exp the compiler vectorises, the helpers that cut a row of G·H gate values into its
+//! blocks of H, and [`for_rows`], which runs a [`RowKernel`] once per row (over the pool when
+//! the work pays), compiled for the widest vector extension the CPU has. IEEE arithmetic gives
+//! every variant the same bits, and Rust never contracts a·b + c into an FMA, so the results do
+//! not depend on the CPU either.
+
+use crate::kernels::{KernelArgs, par_for};
+
+/// e^x for x ≤ 0 (the only exponent the gates need), in f32 arithmetic the compiler
+/// vectorises: Cephes' `expf` (range reduction by ln 2 in two parts, a degree-6 polynomial,
+/// the power of two built in the exponent bits), within 2 ulp of the correctly rounded value.
+/// Results below the normal range are 0, as GPUs flush them; NaN stays NaN.
+#[inline(always)]
+pub fn exp_neg(x: f32) -> f32 {
+    /// 1.5 · 2²³: adding it rounds to an integer, held in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    /// Just above ln(f32::MIN_POSITIVE): below it e^x is subnormal (or nearly).
+    const LOWEST: f32 = -87.336_54;
+    let xc = x.max(LOWEST);
+    let shifted = xc * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    // ln 2 = 0.6933594 (355/512 exactly, so n · it is exact) − 2.1219444e-4.
+    let r = xc - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    // 2^n for n in [−126, 0]: n sits in the low bits of `shifted`.
+    let k = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let scale = f32::from_bits(k.wrapping_add(127) << 23);
+    let e = y * scale;
+    if x < LOWEST {
+        0.0
+    } else if x.is_nan() {
+        x
+    } else {
+        e
+    }
+}
+
+/// σ(x) with the formula of `sigmoid` in lib/common.wgsl (split by sign so exp never
+/// overflows), branch-free over [`exp_neg`] so that loops over it vectorise. Results in the
+/// subnormal range are 0, as for [`crate::kernels::elementwise::sigmoid`].
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    let e = exp_neg(-x.abs());
+    // 1 / (1 + e) for x ≥ 0, e / (1 + e) below: one division.
+    let y = if x >= 0.0 { 1.0 } else { e } / (1.0 + e);
+    if y < f32::MIN_POSITIVE { 0.0 } else { y }
+}
+
+/// tanh(x) as `safe_tanh` in lib/common.wgsl, sign(x)·(1 − e)/(1 + e) with e = e^(−2|x|),
+/// branch-free over [`exp_neg`].
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    let e = exp_neg(-2.0 * x.abs());
+    let t = (1.0 - e) / (1.0 + e);
+    if x < 0.0 {
+        -t
+    } else if x > 0.0 {
+        t
+    } else {
+        0.0
+    }
+}
+
+/// One row of a twin's work (a batch row, or a (batch row, mechanism) pair), run by
+/// [`for_rows`].
+pub trait RowKernel: Sync {
+    /// Computes every output of row `q`. Implementations are `#[inline(always)]`, so that the
+    /// body is compiled inside each target-feature variant of [`for_rows`].
+    ///
+    /// # Safety
+    /// Called at most once per row `q` in a dispatch (rows may write their outputs through
+    /// [`crate::kernels::Rows`]).
+    unsafe fn row(&self, q: usize);
+}
+
+/// Runs `kernel.row(q)` once for every q < `rows`, over the pool when `parallel` (see
+/// [`par_for`]), compiled for AVX-512 or AVX2 when the CPU has them.
+pub fn for_rows<K: RowKernel>(args: &KernelArgs<'_>, parallel: bool, rows: usize, kernel: &K) {
+    let simd = Simd::detect();
+    // SAFETY: par_for visits each q once.
+    par_for(args, parallel, rows, |q| unsafe { simd.run(kernel, q) });
+}
+
+/// A vector extension the running CPU has, for [`for_rows`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Simd(Level);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    Baseline,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Simd {
+    /// The widest extension of this CPU (cached by the standard library's detection).
+    #[inline]
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Simd(Level::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Simd(Level::Avx2);
+            }
+        }
+        Simd(Level::Baseline)
+    }
+
+    /// Every extension this CPU has, the baseline first (for tests comparing them).
+    pub fn available() -> Vec<Self> {
+        let mut out = vec![Simd(Level::Baseline)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                out.push(Simd(Level::Avx2));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                out.push(Simd(Level::Avx512));
+            }
+        }
+        out
+    }
+
+    /// `kernel.row(q)`, compiled for this extension.
+    ///
+    /// # Safety
+    /// As for [`RowKernel::row`].
+    #[inline]
+    pub unsafe fn run<K: RowKernel>(self, kernel: &K, q: usize) {
+        // SAFETY: a Simd is only made for an extension the CPU has; the row contract is the
+        // caller's.
+        unsafe {
+            match self.0 {
+                Level::Baseline => kernel.row(q),
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx2 => row_avx2(kernel, q),
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx512 => row_avx512(kernel, q),
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn row_avx2<K: RowKernel>(kernel: &K, q: usize) {
+    // SAFETY: the caller's.
+    unsafe { kernel.row(q) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn row_avx512<K: RowKernel>(kernel: &K, q: usize) {
+    // SAFETY: the caller's.
+    unsafe { kernel.row(q) }
+}
+
+/// Pre-activation gradients of one LSTM unit, and the gradient flowing to c_{t-1}.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LstmGrads {
+    /// Input gate.
+    pub di: f32,
+    /// Forget gate.
+    pub df: f32,
+    /// Cell candidate.
+    pub dg: f32,
+    /// Output gate.
+    pub d_o: f32,
+    /// Gradient of the previous cell state.
+    pub dc_prev: f32,
+}
+
+/// `lstm_grads` of gates.wgsl: from the gradients `dh`, `dc` of h' and c', the saved
+/// activations (i, f, g, o after their nonlinearities), the new cell state c' and the previous
+/// one.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_grads(
+    dh: f32,
+    dc: f32,
+    ig: f32,
+    fg: f32,
+    gg: f32,
+    og: f32,
+    c_new: f32,
+    c_prev: f32,
+) -> LstmGrads {
+    let tc = tanh(c_new);
+    let dc_tot = dc + dh * og * (1.0 - tc * tc);
+    LstmGrads {
+        di: dc_tot * gg * ig * (1.0 - ig),
+        df: dc_tot * c_prev * fg * (1.0 - fg),
+        dg: dc_tot * ig * (1.0 - gg * gg),
+        d_o: dh * tc * og * (1.0 - og),
+        dc_prev: dc_tot * fg,
+    }
+}
+
+/// Pre-activation gradients of one GRU unit: dzx for [r, z, n]; dzh equals dzx except in the n
+/// block, where it is dn · r. `dh_prev` is the direct part of the gradient of h_{t-1}.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GruGrads {
+    /// Reset gate.
+    pub dr: f32,
+    /// Update gate.
+    pub dz: f32,
+    /// Candidate (input side).
+    pub dn: f32,
+    /// Direct gradient of the previous state (dh · z).
+    pub dh_prev: f32,
+}
+
+/// `gru_grads` of gates.wgsl: from the gradient `dh` of h', the saved activations r, z, n, the
+/// recurrent n pre-activation `gh_n` = h·W_hn + b_hn, and the previous state.
+#[inline(always)]
+pub fn gru_grads(dh: f32, rg: f32, zg: f32, ng: f32, gh_n: f32, h_prev: f32) -> GruGrads {
+    let dn = dh * (1.0 - zg) * (1.0 - ng * ng);
+    GruGrads {
+        dr: dn * gh_n * rg * (1.0 - rg),
+        dz: dh * (h_prev - ng) * zg * (1.0 - zg),
+        dn,
+        dh_prev: dh * zg,
+    }
+}
+
+/// Row `q` (G·H values) of a step of gate rows ([rows, G·H]), as its G gate blocks of H.
+#[inline(always)]
+pub fn blocks<const G: usize>(plane: &[f32], q: usize, h: usize) -> [&[f32]; G] {
+    let row = &plane[q * G * h..][..G * h];
+    std::array::from_fn(|g| &row[g * h..][..h])
+}
+
+/// A writable row of G·H values as its G gate blocks of H.
+#[inline(always)]
+pub fn blocks_mut<const G: usize>(row: &mut [f32], h: usize) -> [&mut [f32]; G] {
+    let mut rest = &mut row[..G * h];
+    std::array::from_fn(|_| {
+        let (block, tail) = std::mem::take(&mut rest).split_at_mut(h);
+        rest = tail;
+        block
+    })
+}
+
+/// Units `q·H .. (q+1)·H` of a step of unit rows ([rows, H]).
+#[inline(always)]
+pub fn units(plane: &[f32], q: usize, h: usize) -> &[f32] {
+    &plane[q * h..][..h]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::elementwise;
+
+    /// Within `ulps` units in the last place of `want` (or both 0, or both NaN).
+    fn close(got: f32, want: f32, ulps: u32) -> bool {
+        if want.is_nan() {
+            return got.is_nan();
+        }
+        let diff = (got.to_bits() as i64 - want.to_bits() as i64).unsigned_abs();
+        got.signum() == want.signum() && diff <= ulps as u64 || got == want
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp() {
+        let mut worst = 0u64;
+        for i in 0..=2_000_000u32 {
+            let x = -(i as f32) * 4.5e-5; // 0 down to −90, past the normal range
+            let want = (x as f64).exp();
+            let want = if want < f32::MIN_POSITIVE as f64 {
+                0.0
+            } else {
+                want as f32
+            };
+            let got = exp_neg(x);
+            assert!(close(got, want, 2), "exp({x}): {got} vs {want}");
+            worst = worst.max((got.to_bits() as i64 - want.to_bits() as i64).unsigned_abs());
+        }
+        assert!(worst <= 2, "{worst} ulp");
+        assert_eq!(exp_neg(0.0), 1.0);
+        assert_eq!(exp_neg(-0.0), 1.0);
+        assert_eq!(exp_neg(f32::NEG_INFINITY), 0.0);
+        assert!(exp_neg(f32::NAN).is_nan());
+    }
+
+    /// sigmoid, tanh and both gradients over a row of inputs, into a row of outputs.
+    struct Maths<'a> {
+        x: &'a [f32],
+        out: crate::kernels::Rows<'a, f32>,
+    }
+
+    impl RowKernel for Maths<'_> {
+        #[inline(always)]
+        unsafe fn row(&self, q: usize) {
+            let out = unsafe { self.out.row(q) };
+            let n = self.x.len();
+            let [s, t, e, di, dn] = blocks_mut::<5>(out, n);
+            for i in 0..n {
+                let x = self.x[i];
+                s[i] = sigmoid(x);
+                t[i] = tanh(x);
+                e[i] = exp_neg(-x.abs());
+                let (a, b) = (sigmoid(x * 0.5), tanh(x * 0.3));
+                di[i] = lstm_grads(x, 0.3 * x, a, b, b, a, x, -x).di;
+                dn[i] = gru_grads(x, a, b, b, x * 0.7, 0.1).dr;
+            }
+        }
+    }
+
+    #[test]
+    fn every_vector_extension_gives_the_same_bits() {
+        let x: Vec<f32> = (0..20_011)
+            .map(|i| (i as f32 - 10_000.0) * 9.3e-3)
+            .collect();
+        let run = |simd: Simd| {
+            let mut out = vec![0.0f32; 5 * x.len()];
+            let k = Maths {
+                x: &x,
+                out: crate::kernels::Rows::new(&mut out, 5 * x.len()),
+            };
+            unsafe { simd.run(&k, 0) };
+            out
+        };
+        let levels = Simd::available();
+        eprintln!("vector extensions: {levels:?}");
+        let base: Vec<u32> = run(levels[0]).iter().map(|v| v.to_bits()).collect();
+        for &simd in &levels[1..] {
+            let got: Vec<u32> = run(simd).iter().map(|v| v.to_bits()).collect();
+            assert!(got == base, "{simd:?} differs from the baseline");
+        }
+    }
+
+    #[test]
+    fn sigmoid_and_tanh_match_the_elementwise_twins() {
+        let specials = [
+            0.0,
+            -0.0,
+            1e-30,
+            -1e-30,
+            88.0,
+            -88.0,
+            200.0,
+            -200.0,
+            f32::INFINITY,
+        ];
+        for x in specials.into_iter().chain(specials.map(|x| -x)) {
+            assert_eq!(sigmoid(x), elementwise::sigmoid(x), "sigmoid({x})");
+            assert_eq!(tanh(x), elementwise::tanh(x), "tanh({x})");
+        }
+        for i in -1_000_000..=1_000_000i32 {
+            let x = i as f32 * 1e-4;
+            let (s, t) = (sigmoid(x), tanh(x));
+            let (ws, wt) = (elementwise::sigmoid(x), elementwise::tanh(x));
+            assert!(
+                (s - ws).abs() <= 2.5e-7 * ws.max(1e-30),
+                "sigmoid({x}): {s} vs {ws}"
+            );
+            assert!((t - wt).abs() <= 1.5e-7, "tanh({x}): {t} vs {wt}");
+        }
+        assert!(sigmoid(f32::NAN).is_nan() && tanh(f32::NAN) == elementwise::tanh(f32::NAN));
+    }
+}
