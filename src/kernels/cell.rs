@@ -7,10 +7,8 @@
 //! Layouts as in the shader: zx, zh, act, dz, dzh [T, B, N, G·H]; hs, cs [T+1, B, N·H];
 //! hp, cp [T, B, N, H]; mask [T, B, N]; dres [3, B, N, H]; dcarry [B, N·H].
 
-use std::ops::Range;
-
 use crate::kernels::gates::{
-    RowKernel, blocks, blocks_mut, for_rows, gru_grads, lstm_grads, sigmoid, tanh, units,
+    RowKernel, Step, blocks, blocks_mut, for_rows, gru_grads, lstm_grads, sigmoid, tanh, units,
 };
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
@@ -40,43 +38,6 @@ pub fn twin(entry: &str) -> Option<CpuKernel> {
         "gru_backward" => gru_backward,
         _ => return None,
     })
-}
-
-/// Sizes of one dispatch.
-#[derive(Clone, Copy)]
-struct Step {
-    /// B·N: rows of H units.
-    rows: usize,
-    /// H.
-    h: usize,
-    /// t.
-    t: usize,
-}
-
-impl Step {
-    fn of(p: &Params) -> Self {
-        Step {
-            rows: p.batch as usize * p.n as usize,
-            h: p.h as usize,
-            t: p.t as usize,
-        }
-    }
-
-    /// B·N·H.
-    fn units(&self) -> usize {
-        self.rows * self.h
-    }
-
-    /// Step t of a [T, B, N, width·H] tensor (width 1 also serves [T+1, B, N·H] states).
-    fn plane(&self, width: usize) -> Range<usize> {
-        let len = self.units() * width;
-        self.t * len..(self.t + 1) * len
-    }
-
-    /// Step t of the [T, B, N] mask.
-    fn mask(&self) -> Range<usize> {
-        self.t * self.rows..(self.t + 1) * self.rows
-    }
 }
 
 /// lstm_forward: act, h', c' of row q from zx + zh and c.
@@ -119,7 +80,7 @@ impl RowKernel for LstmForward<'_> {
 
 fn lstm_forward(args: &KernelArgs<'_>) {
     let p: Params = args.params();
-    let s = Step::of(&p);
+    let s = Step::new(p.batch, p.n, p.h, p.t);
     let h = s.h;
     let k = LstmForward {
         h,
@@ -168,7 +129,7 @@ impl RowKernel for GruForward<'_> {
 
 fn gru_forward(args: &KernelArgs<'_>) {
     let p: Params = args.params();
-    let s = Step::of(&p);
+    let s = Step::new(p.batch, p.n, p.h, p.t);
     let h = s.h;
     let k = GruForward {
         h,
@@ -237,7 +198,7 @@ impl RowKernel for LstmBackward<'_> {
 
 fn lstm_backward(args: &KernelArgs<'_>) {
     let p: Params = args.params();
-    let s = Step::of(&p);
+    let s = Step::new(p.batch, p.n, p.h, p.t);
     let (h, bnh) = (s.h, s.units());
     let dres = &args.read(4)[..3 * bnh];
     let k = LstmBackward {
@@ -305,7 +266,7 @@ impl RowKernel for GruBackward<'_> {
 
 fn gru_backward(args: &KernelArgs<'_>) {
     let p: Params = args.params();
-    let s = Step::of(&p);
+    let s = Step::new(p.batch, p.n, p.h, p.t);
     let (h, bnh) = (s.h, s.units());
     let dres = &args.read(4)[..3 * bnh];
     let k = GruBackward {

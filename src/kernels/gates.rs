@@ -9,6 +9,8 @@
 //! every variant the same bits, and Rust never contracts a·b + c into an FMA, so the results do
 //! not depend on the CPU either.
 
+use std::ops::Range;
+
 use crate::kernels::{KernelArgs, par_for};
 
 /// e^x for x ≤ 0 (the only exponent the gates need), in f32 arithmetic the compiler
@@ -260,6 +262,56 @@ pub fn blocks_mut<const G: usize>(row: &mut [f32], h: usize) -> [&mut [f32]; G] 
 #[inline(always)]
 pub fn units(plane: &[f32], q: usize, h: usize) -> &[f32] {
     &plane[q * h..][..h]
+}
+
+/// The sizes of one step's dispatch: `rows` rows of H units (B·N for the mechanisms of RIMs, B
+/// for a dense layer) at time step t, and the ranges of that step in the twins' tensors.
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    /// Rows of H units.
+    pub rows: usize,
+    /// H.
+    pub h: usize,
+    /// t.
+    pub t: usize,
+}
+
+impl Step {
+    /// `batch` · `n` rows of `h` units at step `t` (the parameter structs' fields).
+    pub fn new(batch: u32, n: u32, h: u32, t: u32) -> Self {
+        Step {
+            rows: batch as usize * n as usize,
+            h: h as usize,
+            t: t as usize,
+        }
+    }
+
+    /// Units in a step: rows · H.
+    pub fn units(&self) -> usize {
+        self.rows * self.h
+    }
+
+    /// Step `step` of a [steps, rows, width·H] tensor.
+    pub fn plane_at(&self, step: usize, width: usize) -> Range<usize> {
+        let len = self.units() * width;
+        step * len..(step + 1) * len
+    }
+
+    /// Step t of a [T, rows, width·H] tensor (width 1: also row t of [T+1, rows, H] states).
+    pub fn plane(&self, width: usize) -> Range<usize> {
+        self.plane_at(self.t, width)
+    }
+
+    /// Rows t and t+1 of [T+1, rows, H] states, as one range (split it to read the state
+    /// before the step and write the one after).
+    pub fn states(&self) -> Range<usize> {
+        self.t * self.units()..(self.t + 2) * self.units()
+    }
+
+    /// Step t of a [T, rows] mask.
+    pub fn mask(&self) -> Range<usize> {
+        self.t * self.rows..(self.t + 1) * self.rows
+    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,7 @@
 //! Layouts as in the shader: og, tg, dog [T, B·N, 2, H]; hp, cp [T, B, N, H]; mask [T, B, N];
 //! hs, cs [T+1, B, N·H]; dh_out [T, B, N·H]; dh, dc [B, N·H]; dres [2, B, N, H].
 
-use std::ops::Range;
-
-use crate::kernels::gates::{RowKernel, blocks, blocks_mut, for_rows, sigmoid, tanh, units};
+use crate::kernels::gates::{RowKernel, Step, blocks, blocks_mut, for_rows, sigmoid, tanh, units};
 use crate::kernels::hash::DropoutStream;
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
@@ -51,43 +49,6 @@ pub fn twin(entry: &str) -> Option<CpuKernel> {
         "backward_gru" => backward_gru,
         _ => return None,
     })
-}
-
-/// Sizes of one dispatch.
-#[derive(Clone, Copy)]
-struct Step {
-    /// B·N: rows of H units.
-    rows: usize,
-    /// H.
-    h: usize,
-    /// t.
-    t: usize,
-}
-
-impl Step {
-    fn of(p: &Params) -> Self {
-        Step {
-            rows: p.batch as usize * p.n as usize,
-            h: p.h as usize,
-            t: p.t as usize,
-        }
-    }
-
-    /// B·N·H.
-    fn units(&self) -> usize {
-        self.rows * self.h
-    }
-
-    /// Step t of a [T, B, N, width·H] tensor (width 1 also serves [T+1, B, N·H] states).
-    fn plane(&self, width: usize) -> Range<usize> {
-        let len = self.units() * width;
-        self.t * len..(self.t + 1) * len
-    }
-
-    /// Step t of the [T, B, N] mask.
-    fn mask(&self) -> Range<usize> {
-        self.t * self.rows..(self.t + 1) * self.rows
-    }
 }
 
 impl Params {
@@ -159,10 +120,10 @@ fn forward(
     cells: Option<(&[f32], &mut [f32])>,
 ) {
     let p: Params = args.params();
-    let s = Step::of(&p);
+    let s = Step::new(p.batch, p.n, p.h, p.t);
     let (h, bnh) = (s.h, s.units());
     // hs[t] is read, hs[t+1] written: two disjoint halves of one binding (cs alike).
-    let (h_prev, h_next) = hs[s.t * bnh..(s.t + 2) * bnh].split_at_mut(bnh);
+    let (h_prev, h_next) = hs[s.states()].split_at_mut(bnh);
     let k = Forward {
         h,
         drop: p.dropout(),
@@ -173,7 +134,7 @@ fn forward(
         h_next: Rows::new(h_next, h),
         tg: Rows::new(&mut tg[s.plane(2)], 2 * h),
         cells: cells.map(|(cp, cs)| {
-            let (c_prev, c_next) = cs[s.t * bnh..(s.t + 2) * bnh].split_at_mut(bnh);
+            let (c_prev, c_next) = cs[s.states()].split_at_mut(bnh);
             (&cp[s.plane(1)], &*c_prev, Rows::new(c_next, h))
         }),
     };
@@ -268,7 +229,7 @@ fn backward(
     dog: &mut [f32],
 ) {
     let p: Params = args.params();
-    let s = Step::of(&p);
+    let s = Step::new(p.batch, p.n, p.h, p.t);
     let (h, bnh) = (s.h, s.units());
     let planes = if dc.is_some() { 2 } else { 1 };
     let (dres_h, dres_c) = dres[..planes * bnh].split_at_mut(bnh);

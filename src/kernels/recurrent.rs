@@ -6,10 +6,8 @@
 //! Layouts as in the shader: gates, gh, act, dz, dzh [T, B, G·H]; hs, cs [T+1, B, H];
 //! dy [T, B, H]; dh, dc [B, H]. Gate blocks: LSTM [i, f, g, o], GRU [r, z, n].
 
-use std::ops::Range;
-
 use crate::kernels::gates::{
-    RowKernel, blocks, blocks_mut, for_rows, gru_grads, lstm_grads, sigmoid, tanh, units,
+    RowKernel, Step, blocks, blocks_mut, for_rows, gru_grads, lstm_grads, sigmoid, tanh, units,
 };
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
@@ -39,38 +37,6 @@ pub fn twin(entry: &str) -> Option<CpuKernel> {
         "gru_backward" => gru_backward,
         _ => return None,
     })
-}
-
-/// Sizes of one dispatch.
-#[derive(Clone, Copy)]
-struct Step {
-    /// B.
-    rows: usize,
-    /// H.
-    h: usize,
-    /// t.
-    t: usize,
-}
-
-impl Step {
-    fn of(p: &Params) -> Self {
-        Step {
-            rows: p.batch as usize,
-            h: p.h as usize,
-            t: p.t as usize,
-        }
-    }
-
-    /// B·H.
-    fn units(&self) -> usize {
-        self.rows * self.h
-    }
-
-    /// Row `step` of a [T(+1), B, width·H] tensor.
-    fn plane(&self, step: usize, width: usize) -> Range<usize> {
-        let len = self.units() * width;
-        step * len..(step + 1) * len
-    }
 }
 
 /// lstm_forward: row b's gates in place, c_t from row t of cs, c_{t+1} and h_{t+1} written.
@@ -114,13 +80,13 @@ impl RowKernel for LstmForward<'_> {
 
 fn lstm_forward(args: &KernelArgs<'_>) {
     let p: Params = args.params();
-    let s = Step::of(&p);
+    let s = Step::new(p.batch, 1, p.h, p.t);
     let (h, bh) = (s.h, s.units());
-    let (c_prev, c_next) = args.write(2)[s.t * bh..(s.t + 2) * bh].split_at_mut(bh);
+    let (c_prev, c_next) = args.write(2)[s.states()].split_at_mut(bh);
     let k = LstmForward {
         h,
-        gates: Rows::new(&mut args.write(0)[s.plane(s.t, 4)], 4 * h),
-        h_next: Rows::new(&mut args.write(1)[s.plane(s.t + 1, 1)], h),
+        gates: Rows::new(&mut args.write(0)[s.plane(4)], 4 * h),
+        h_next: Rows::new(&mut args.write(1)[s.plane_at(s.t + 1, 1)], h),
         c_prev,
         c_next: Rows::new(c_next, h),
     };
@@ -159,13 +125,13 @@ impl RowKernel for GruForward<'_> {
 
 fn gru_forward(args: &KernelArgs<'_>) {
     let p: Params = args.params();
-    let s = Step::of(&p);
+    let s = Step::new(p.batch, 1, p.h, p.t);
     let (h, bh) = (s.h, s.units());
-    let (h_prev, h_next) = args.write(2)[s.t * bh..(s.t + 2) * bh].split_at_mut(bh);
+    let (h_prev, h_next) = args.write(2)[s.states()].split_at_mut(bh);
     let k = GruForward {
         h,
-        gates: Rows::new(&mut args.write(0)[s.plane(s.t, 3)], 3 * h),
-        gh: &args.read(1)[s.plane(s.t, 3)],
+        gates: Rows::new(&mut args.write(0)[s.plane(3)], 3 * h),
+        gh: &args.read(1)[s.plane(3)],
         h_prev,
         h_next: Rows::new(h_next, h),
     };
@@ -217,18 +183,18 @@ impl RowKernel for LstmBackward<'_> {
 
 fn lstm_backward(args: &KernelArgs<'_>) {
     let p: Params = args.params();
-    let s = Step::of(&p);
+    let s = Step::new(p.batch, 1, p.h, p.t);
     let (h, bh) = (s.h, s.units());
-    let cs = &args.read(1)[s.t * bh..(s.t + 2) * bh];
+    let cs = &args.read(1)[s.states()];
     let k = LstmBackward {
         h,
-        act: &args.read(0)[s.plane(s.t, 4)],
+        act: &args.read(0)[s.plane(4)],
         c_prev: &cs[..bh],
         c_new: &cs[bh..],
-        dy: &args.read(2)[s.plane(s.t, 1)],
+        dy: &args.read(2)[s.plane(1)],
         dh: &args.write(3)[..bh],
         dc: Rows::new(&mut args.write(4)[..bh], h),
-        dz: Rows::new(&mut args.write(5)[s.plane(s.t, 4)], 4 * h),
+        dz: Rows::new(&mut args.write(5)[s.plane(4)], 4 * h),
     };
     for_rows(args, args.parallel(bh * EXP_WORK / 2), s.rows, &k);
 }
@@ -274,17 +240,17 @@ impl RowKernel for GruBackward<'_> {
 
 fn gru_backward(args: &KernelArgs<'_>) {
     let p: Params = args.params();
-    let s = Step::of(&p);
+    let s = Step::new(p.batch, 1, p.h, p.t);
     let (h, bh) = (s.h, s.units());
     let k = GruBackward {
         h,
-        act: &args.read(0)[s.plane(s.t, 3)],
-        gh: &args.read(1)[s.plane(s.t, 3)],
-        hs: &args.read(2)[s.plane(s.t, 1)],
-        dy: &args.read(3)[s.plane(s.t, 1)],
+        act: &args.read(0)[s.plane(3)],
+        gh: &args.read(1)[s.plane(3)],
+        hs: &args.read(2)[s.plane(1)],
+        dy: &args.read(3)[s.plane(1)],
         dh: Rows::new(&mut args.write(4)[..bh], h),
-        dzx: Rows::new(&mut args.write(5)[s.plane(s.t, 3)], 3 * h),
-        dzh: Rows::new(&mut args.write(6)[s.plane(s.t, 3)], 3 * h),
+        dzx: Rows::new(&mut args.write(5)[s.plane(3)], 3 * h),
+        dzh: Rows::new(&mut args.write(6)[s.plane(3)], 3 * h),
     };
     for_rows(args, args.parallel(bh * EXP_WORK / 4), s.rows, &k);
 }
