@@ -53,6 +53,8 @@ pub const FLAG_ACCUMULATE: u32 = 2;
 
 /// Multiply-adds per matrix from which one product is split over the pool by `gemm` itself.
 const SPLIT_ONE_PRODUCT: usize = 1 << 20;
+/// Rows below which a product is never split over the pool.
+const MIN_ROWS_TO_SPLIT: usize = 8;
 
 /// The twin of each entry point.
 pub fn twin(entry: &str) -> Option<CpuKernel> {
@@ -192,7 +194,9 @@ fn run(args: &KernelArgs<'_>, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32])
         }
     };
     let threads = args.threads();
-    if threads > 1 && work >= SPLIT_ONE_PRODUCT {
+    // A product of a few rows (a batch-1 step) is bound by streaming B once: splitting it
+    // costs more in wake-ups than it gains.
+    if threads > 1 && work >= SPLIT_ONE_PRODUCT && m >= MIN_ROWS_TO_SPLIT {
         // Big matrices: gemm splits each one over the pool.
         args.install(|| (0..batch).for_each(|bt| one(bt, gemm::Parallelism::Rayon(threads))));
     } else {

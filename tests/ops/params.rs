@@ -13,7 +13,11 @@ fn specs() -> Vec<ParamSpec> {
 }
 
 fn tmpdir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("rims-test-{tag}-{}", std::process::id()));
+    let d = std::env::temp_dir().join(format!(
+        "rims-test-{tag}-{}-{}",
+        std::process::id(),
+        unique()
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -124,4 +128,11 @@ fn bad_files_are_errors_and_change_nothing(ctx: &Context) {
         Err(Error::File { .. })
     ));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A number no other call in this process gets: the CPU and GPU halves of a test run at the
+/// same time and must not share a directory.
+fn unique() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }

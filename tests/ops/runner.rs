@@ -263,7 +263,11 @@ fn one_submit_per_step_and_no_allocation_after_the_first(kind: DeviceKind) {
 
 device_test!(load_model_reads_a_checkpoint);
 fn load_model_reads_a_checkpoint(ctx: &Context) {
-    let dir = std::env::temp_dir().join(format!("rims-runner-ckpt-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "rims-runner-ckpt-{}-{}",
+        ctx.kind().name(),
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let config = TrainConfig::default();
     let trained = Model::new(ctx, config.model().unwrap(), 77).unwrap();

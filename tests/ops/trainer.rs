@@ -75,7 +75,11 @@ fn paper_preset_is_the_spec_setting() {
 }
 
 fn dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rims-trainer-{tag}-{}", std::process::id()));
+    let d = std::env::temp_dir().join(format!(
+        "rims-trainer-{tag}-{}-{}",
+        std::process::id(),
+        unique()
+    ));
     let _ = std::fs::remove_dir_all(&d);
     d
 }
@@ -203,4 +207,11 @@ fn refuses_mismatched_configs_and_bad_checkpoints_without_damage(ctx: &Context) 
     .collect();
     assert_eq!(before, after, "refused runs leave the checkpoint as it was");
     std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A number no other call in this process gets: the CPU and GPU halves of a test run at the
+/// same time and must not share a directory.
+fn unique() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
