@@ -21,7 +21,7 @@ pub struct Binding {
 
 /// Work (in multiply-adds or element visits) below which a twin runs on the calling thread:
 /// waking the pool costs a few microseconds, about this much arithmetic on one core.
-pub const PARALLEL_MIN_WORK: usize = 1 << 15;
+pub const PARALLEL_MIN_WORK: usize = 1 << 18;
 
 /// The arguments of one CPU dispatch. See the module docs.
 pub struct KernelArgs<'a> {
