@@ -7,8 +7,9 @@
 //! Layouts as in the shader: zx, zh, act, dz, dzh [T, B, N, G·H]; hs, cs [T+1, B, N·H];
 //! hp, cp [T, B, N, H]; mask [T, B, N]; dres [3, B, N, H]; dcarry [B, N·H].
 
+use crate::kernels::common::{sigmoid, tanh};
 use crate::kernels::gates::{
-    RowKernel, Step, blocks, blocks_mut, for_rows, gru_grads, lstm_grads, sigmoid, tanh, units,
+    RowKernel, Step, blocks, blocks_mut, for_rows, gru_grads, lstm_grads, units,
 };
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
@@ -288,6 +289,7 @@ fn gru_backward(args: &KernelArgs<'_>) {
 mod tests {
     //! The twins against the WGSL (through the op wrapper on both devices), and the twins'
     //! independence of the thread count.
+    use crate::kernels::test_support::*;
     use crate::nn::CellKind;
     use crate::ops::cell::{self as op, Backward, Dims};
     use crate::rng::Rng;
@@ -350,15 +352,7 @@ mod tests {
     #[test]
     fn twins_match_the_wgsl() {
         let cpu = Context::new(DeviceRequest::cpu(None)).unwrap();
-        let gpu = match Context::new(DeviceRequest::gpu()) {
-            Ok(g) => g,
-            Err(e) => {
-                let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-                assert!(!ci, "CI=true and no GPU adapter could be opened: {e}");
-                eprintln!("SKIPPING the GPU comparison: {e}");
-                return;
-            }
-        };
+        let Some(gpu) = gpu_or_skip() else { return };
         for kind in [CellKind::Lstm, CellKind::Gru] {
             for (d, t_len) in [
                 (dims(3, 4, 37), 3),
@@ -366,22 +360,14 @@ mod tests {
                 (dims(64, 6, 100), 2),
             ] {
                 let (x, y) = (run(&cpu, kind, d, t_len), run(&gpu, kind, d, t_len));
-                for (k, (x, y)) in x.iter().zip(&y).enumerate() {
-                    for (i, (&x, &y)) in x.iter().zip(y).enumerate() {
-                        assert!(
-                            (x - y).abs() <= 1e-5 + 1e-5 * y.abs(),
-                            "{kind:?} {d:?}: output {k} [{i}] CPU {x} vs GPU {y}"
-                        );
-                    }
-                }
+                assert_outputs_close(&format!("{kind:?} {d:?}"), &x, &y);
             }
         }
     }
 
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
-        let one = Context::new(DeviceRequest::cpu(Some(1))).unwrap();
-        let two = Context::new(DeviceRequest::cpu(Some(2))).unwrap();
+        let (one, two) = one_and_two_threads();
         for kind in [CellKind::Lstm, CellKind::Gru] {
             let d = dims(64, 6, 100);
             assert_eq!(run(&one, kind, d, 2), run(&two, kind, d, 2));

@@ -282,6 +282,7 @@ fn backward_cols(args: &KernelArgs<'_>) {
 mod tests {
     //! The twins against the WGSL (through the op wrapper on both devices), and the twins'
     //! independence of the thread count.
+    use crate::kernels::test_support::*;
     use crate::nn::{CellKind, RimsConfig};
     use crate::ops::communication::{self as op, qkv_width};
     use crate::rng::Rng;
@@ -343,32 +344,16 @@ mod tests {
     #[test]
     fn twins_match_the_wgsl() {
         let cpu = Context::new(DeviceRequest::cpu(None)).unwrap();
-        let gpu = match Context::new(DeviceRequest::gpu()) {
-            Ok(g) => g,
-            Err(e) => {
-                let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-                assert!(!ci, "CI=true and no GPU adapter could be opened: {e}");
-                eprintln!("SKIPPING the GPU comparison: {e}");
-                return;
-            }
-        };
+        let Some(gpu) = gpu_or_skip() else { return };
         for (ci, (cfg, b, t_len)) in cases().iter().enumerate() {
             let (x, y) = (run(&cpu, cfg, *b, *t_len), run(&gpu, cfg, *b, *t_len));
-            for (k, (x, y)) in x.iter().zip(&y).enumerate() {
-                for (i, (&x, &y)) in x.iter().zip(y).enumerate() {
-                    assert!(
-                        (x - y).abs() <= 1e-5 + 1e-5 * y.abs(),
-                        "case {ci}: output {k} [{i}] CPU {x} vs GPU {y}"
-                    );
-                }
-            }
+            assert_outputs_close(&format!("case {ci}"), &x, &y);
         }
     }
 
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
-        let one = Context::new(DeviceRequest::cpu(Some(1))).unwrap();
-        let two = Context::new(DeviceRequest::cpu(Some(2))).unwrap();
+        let (one, two) = one_and_two_threads();
         let c = cfg(6, 4, 16, 16);
         assert_eq!(run(&one, &c, 64, 2), run(&two, &c, 64, 2));
     }

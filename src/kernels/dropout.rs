@@ -2,7 +2,7 @@
 //! (`hash32`, `dropout_factor`) bit for bit through [`DropoutStream`]. Wrapper:
 //! `ops::dropout`; oracle: `reference::dropout` (the same hash).
 
-use crate::kernels::hash::DropoutStream;
+use crate::kernels::common::DropoutStream;
 use crate::kernels::{CpuKernel, KernelArgs, Rows, par_for};
 
 /// The uniform struct of `dropout.wgsl`.

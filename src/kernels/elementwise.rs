@@ -1,6 +1,7 @@
 //! CPU twins of `shaders/elementwise.wgsl`: fill, unary and binary maps, in-place accumulation.
 //! Wrapper: `ops::elementwise`; oracle: `reference::elementwise`.
 
+use crate::kernels::common::{sigmoid, tanh};
 use crate::kernels::{CpuKernel, KernelArgs, Rows, par_for};
 
 /// The uniform struct of every entry point of `elementwise.wgsl`.
@@ -55,33 +56,6 @@ pub fn twin(entry: &str) -> Option<CpuKernel> {
         "add_assign" => add_assign,
         _ => return None,
     })
-}
-
-/// σ(x), split by sign so exp never overflows (as `sigmoid` in lib/common.wgsl). Results in
-/// the subnormal range are flushed to 0, as GPUs do, so both devices saturate alike.
-#[inline]
-pub fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        let y = e / (1.0 + e);
-        if y < f32::MIN_POSITIVE { 0.0 } else { y }
-    }
-}
-
-/// tanh through exp(−2|x|), never NaN (as `safe_tanh` in lib/common.wgsl).
-#[inline]
-pub fn tanh(x: f32) -> f32 {
-    let e = (-2.0 * x.abs()).exp();
-    let t = (1.0 - e) / (1.0 + e);
-    if x < 0.0 {
-        -t
-    } else if x > 0.0 {
-        t
-    } else {
-        0.0
-    }
 }
 
 /// Runs `body(start, chunk)` over `out` in chunks of [`CHUNK`] elements, in parallel when large.

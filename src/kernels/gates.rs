@@ -2,8 +2,8 @@
 //! of `cell.wgsl` (the mechanisms of RIMs) and `recurrent.wgsl` (the dense baselines).
 //! Gate orders: LSTM [i, f, g, o] (PyTorch LSTMCell), GRU [r, z, n] (PyTorch GRUCell).
 //!
-//! Also what the twins of cell, merge and recurrent share to run fast: [`sigmoid`] and [`tanh`]
-//! over an exp the compiler vectorises, the helpers that cut a row of G·H gate values into its
+//! Also what the twins of cell, merge and recurrent share to run fast: the helpers that cut a
+//! row of G·H gate values into its
 //! blocks of H, and [`for_rows`], which runs a [`RowKernel`] once per row (over the pool when
 //! the work pays), compiled for the widest vector extension the CPU has. IEEE arithmetic gives
 //! every variant the same bits, and Rust never contracts a·b + c into an FMA, so the results do
@@ -11,68 +11,8 @@
 
 use std::ops::Range;
 
+use crate::kernels::common::tanh;
 use crate::kernels::{KernelArgs, par_for};
-
-/// e^x for x ≤ 0 (the only exponent the gates need), in f32 arithmetic the compiler
-/// vectorises: Cephes' `expf` (range reduction by ln 2 in two parts, a degree-6 polynomial,
-/// the power of two built in the exponent bits), within 2 ulp of the correctly rounded value.
-/// Results below the normal range are 0, as GPUs flush them; NaN stays NaN.
-#[inline(always)]
-pub fn exp_neg(x: f32) -> f32 {
-    /// 1.5 · 2²³: adding it rounds to an integer, held in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    /// Just above ln(f32::MIN_POSITIVE): below it e^x is subnormal (or nearly).
-    const LOWEST: f32 = -87.336_54;
-    let xc = x.max(LOWEST);
-    let shifted = xc * std::f32::consts::LOG2_E + ROUND;
-    let n = shifted - ROUND;
-    // ln 2 = 0.6933594 (355/512 exactly, so n · it is exact) − 2.1219444e-4.
-    let r = xc - n * 0.693_359_4 - n * -2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 0.166_666_65;
-    p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
-    // 2^n for n in [−126, 0]: n sits in the low bits of `shifted`.
-    let k = shifted.to_bits().wrapping_sub(ROUND.to_bits());
-    let scale = f32::from_bits(k.wrapping_add(127) << 23);
-    let e = y * scale;
-    if x < LOWEST {
-        0.0
-    } else if x.is_nan() {
-        x
-    } else {
-        e
-    }
-}
-
-/// σ(x) with the formula of `sigmoid` in lib/common.wgsl (split by sign so exp never
-/// overflows), branch-free over [`exp_neg`] so that loops over it vectorise. Results in the
-/// subnormal range are 0, as for [`crate::kernels::elementwise::sigmoid`].
-#[inline(always)]
-pub fn sigmoid(x: f32) -> f32 {
-    let e = exp_neg(-x.abs());
-    // 1 / (1 + e) for x ≥ 0, e / (1 + e) below: one division.
-    let y = if x >= 0.0 { 1.0 } else { e } / (1.0 + e);
-    if y < f32::MIN_POSITIVE { 0.0 } else { y }
-}
-
-/// tanh(x) as `safe_tanh` in lib/common.wgsl, sign(x)·(1 − e)/(1 + e) with e = e^(−2|x|),
-/// branch-free over [`exp_neg`].
-#[inline(always)]
-pub fn tanh(x: f32) -> f32 {
-    let e = exp_neg(-2.0 * x.abs());
-    let t = (1.0 - e) / (1.0 + e);
-    if x < 0.0 {
-        -t
-    } else if x > 0.0 {
-        t
-    } else {
-        0.0
-    }
-}
 
 /// One row of a twin's work (a batch row, or a (batch row, mechanism) pair), run by
 /// [`for_rows`].
@@ -317,38 +257,7 @@ impl Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::elementwise;
-
-    /// Within `ulps` units in the last place of `want` (or both 0, or both NaN).
-    fn close(got: f32, want: f32, ulps: u32) -> bool {
-        if want.is_nan() {
-            return got.is_nan();
-        }
-        let diff = (got.to_bits() as i64 - want.to_bits() as i64).unsigned_abs();
-        got.signum() == want.signum() && diff <= ulps as u64 || got == want
-    }
-
-    #[test]
-    fn exp_is_within_two_ulp() {
-        let mut worst = 0u64;
-        for i in 0..=2_000_000u32 {
-            let x = -(i as f32) * 4.5e-5; // 0 down to −90, past the normal range
-            let want = (x as f64).exp();
-            let want = if want < f32::MIN_POSITIVE as f64 {
-                0.0
-            } else {
-                want as f32
-            };
-            let got = exp_neg(x);
-            assert!(close(got, want, 2), "exp({x}): {got} vs {want}");
-            worst = worst.max((got.to_bits() as i64 - want.to_bits() as i64).unsigned_abs());
-        }
-        assert!(worst <= 2, "{worst} ulp");
-        assert_eq!(exp_neg(0.0), 1.0);
-        assert_eq!(exp_neg(-0.0), 1.0);
-        assert_eq!(exp_neg(f32::NEG_INFINITY), 0.0);
-        assert!(exp_neg(f32::NAN).is_nan());
-    }
+    use crate::kernels::common::{exp_neg, sigmoid};
 
     /// sigmoid, tanh and both gradients over a row of inputs, into a row of outputs.
     struct Maths<'a> {
@@ -395,35 +304,5 @@ mod tests {
             let got: Vec<u32> = run(simd).iter().map(|v| v.to_bits()).collect();
             assert!(got == base, "{simd:?} differs from the baseline");
         }
-    }
-
-    #[test]
-    fn sigmoid_and_tanh_match_the_elementwise_twins() {
-        let specials = [
-            0.0,
-            -0.0,
-            1e-30,
-            -1e-30,
-            88.0,
-            -88.0,
-            200.0,
-            -200.0,
-            f32::INFINITY,
-        ];
-        for x in specials.into_iter().chain(specials.map(|x| -x)) {
-            assert_eq!(sigmoid(x), elementwise::sigmoid(x), "sigmoid({x})");
-            assert_eq!(tanh(x), elementwise::tanh(x), "tanh({x})");
-        }
-        for i in -1_000_000..=1_000_000i32 {
-            let x = i as f32 * 1e-4;
-            let (s, t) = (sigmoid(x), tanh(x));
-            let (ws, wt) = (elementwise::sigmoid(x), elementwise::tanh(x));
-            assert!(
-                (s - ws).abs() <= 2.5e-7 * ws.max(1e-30),
-                "sigmoid({x}): {s} vs {ws}"
-            );
-            assert!((t - wt).abs() <= 1.5e-7, "tanh({x}): {t} vs {wt}");
-        }
-        assert!(sigmoid(f32::NAN).is_nan() && tanh(f32::NAN) == elementwise::tanh(f32::NAN));
     }
 }

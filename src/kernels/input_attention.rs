@@ -8,8 +8,8 @@
 //! kv [T, B, h_in·d_k + A] (k | v), q [T, B, N, h_in·d_k], alpha [T, B, N, h_in],
 //! mask [T, B, N], u [T, B, N, A]; backward: du [B, N, A] (this step), dq like q, dkv like kv.
 
-use crate::kernels::elementwise::sigmoid;
-use crate::kernels::hash::DropoutStream;
+use crate::kernels::common::DropoutStream;
+use crate::kernels::common::sigmoid;
 use crate::kernels::{CpuKernel, KernelArgs, Rows, par_for};
 
 /// The uniform struct of both entry points of `input_attention.wgsl`.
@@ -440,6 +440,7 @@ fn backward(args: &KernelArgs<'_>) {
 mod tests {
     //! The twins against the WGSL (through the op wrapper on both devices), and the twins'
     //! independence of the thread count.
+    use crate::kernels::test_support::*;
     use crate::nn::{CellKind, RimsConfig};
     use crate::ops::input_attention::{self as op, Dropout};
     use crate::rng::Rng;
@@ -577,15 +578,7 @@ mod tests {
     #[test]
     fn twins_match_the_wgsl() {
         let cpu = Context::new(DeviceRequest::cpu(None)).unwrap();
-        let gpu = match Context::new(DeviceRequest::gpu()) {
-            Ok(g) => g,
-            Err(e) => {
-                let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-                assert!(!ci, "CI=true and no GPU adapter could be opened: {e}");
-                eprintln!("SKIPPING the GPU comparison: {e}");
-                return;
-            }
-        };
+        let Some(gpu) = gpu_or_skip() else { return };
         for (ci, c) in cases().iter().enumerate() {
             let (a, b) = (run(&cpu, c), run(&gpu, c));
             for ((name, x), (_, y)) in a.iter().zip(&b) {
@@ -593,12 +586,7 @@ mod tests {
                     assert_eq!(x, y, "case {ci}: masks differ");
                     continue;
                 }
-                for (i, (&x, &y)) in x.iter().zip(y).enumerate() {
-                    assert!(
-                        (x - y).abs() <= 1e-5 + 1e-5 * y.abs(),
-                        "case {ci}: {name}[{i}] CPU {x} vs GPU {y}"
-                    );
-                }
+                assert_close(&format!("case {ci}: {name}"), x, y);
             }
             if c.zero_state {
                 let mask = &a[2].1;
@@ -615,8 +603,7 @@ mod tests {
 
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
-        let one = Context::new(DeviceRequest::cpu(Some(1))).unwrap();
-        let two = Context::new(DeviceRequest::cpu(Some(2))).unwrap();
+        let (one, two) = one_and_two_threads();
         let c = Case {
             cfg: RimsConfig {
                 hidden: 50,

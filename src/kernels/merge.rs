@@ -6,8 +6,9 @@
 //! Layouts as in the shader: og, tg, dog [T, B·N, 2, H]; hp, cp [T, B, N, H]; mask [T, B, N];
 //! hs, cs [T+1, B, N·H]; dh_out [T, B, N·H]; dh, dc [B, N·H]; dres [2, B, N, H].
 
-use crate::kernels::gates::{RowKernel, Step, blocks, blocks_mut, for_rows, sigmoid, tanh, units};
-use crate::kernels::hash::DropoutStream;
+use crate::kernels::common::DropoutStream;
+use crate::kernels::common::{sigmoid, tanh};
+use crate::kernels::gates::{RowKernel, Step, blocks, blocks_mut, for_rows, units};
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
 /// The uniform struct of every entry point of `merge.wgsl`.
@@ -263,6 +264,7 @@ fn backward_gru(args: &KernelArgs<'_>) {
 mod tests {
     //! The twins against the WGSL (through the op wrapper on both devices), and the twins'
     //! independence of the thread count.
+    use crate::kernels::test_support::*;
     use crate::nn::CellKind;
     use crate::ops::input_attention::Dropout;
     use crate::ops::merge::{self as op, Backward, Forward};
@@ -342,28 +344,13 @@ mod tests {
     #[test]
     fn twins_match_the_wgsl() {
         let cpu = Context::new(DeviceRequest::cpu(None)).unwrap();
-        let gpu = match Context::new(DeviceRequest::gpu()) {
-            Ok(g) => g,
-            Err(e) => {
-                let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-                assert!(!ci, "CI=true and no GPU adapter could be opened: {e}");
-                eprintln!("SKIPPING the GPU comparison: {e}");
-                return;
-            }
-        };
+        let Some(gpu) = gpu_or_skip() else { return };
         for kind in [CellKind::Lstm, CellKind::Gru] {
             for (dims, t_len) in CASES {
                 for p in [0.0, 0.3] {
                     let x = run(&cpu, kind, dims, t_len, p);
                     let y = run(&gpu, kind, dims, t_len, p);
-                    for (k, (x, y)) in x.iter().zip(&y).enumerate() {
-                        for (i, (&x, &y)) in x.iter().zip(y).enumerate() {
-                            assert!(
-                                (x - y).abs() <= 1e-5 + 1e-5 * y.abs(),
-                                "{kind:?} {dims:?} p {p}: output {k} [{i}] CPU {x} vs GPU {y}"
-                            );
-                        }
-                    }
+                    assert_outputs_close(&format!("{kind:?} {dims:?} p {p}"), &x, &y);
                 }
             }
         }
@@ -371,8 +358,7 @@ mod tests {
 
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
-        let one = Context::new(DeviceRequest::cpu(Some(1))).unwrap();
-        let two = Context::new(DeviceRequest::cpu(Some(2))).unwrap();
+        let (one, two) = one_and_two_threads();
         for kind in [CellKind::Lstm, CellKind::Gru] {
             let (dims, t_len) = CASES[2];
             assert_eq!(

@@ -6,19 +6,21 @@
 
 pub mod args;
 pub mod cell;
+pub mod common;
 pub mod communication;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
 pub mod gates;
-pub mod hash;
 pub mod input_attention;
 pub mod matmul;
 pub mod merge;
 pub mod optim;
 pub mod recurrent;
 pub mod reduce;
+#[cfg(test)]
+mod test_support;
 
 pub use args::{Binding, KernelArgs, Rows, par_for};
 

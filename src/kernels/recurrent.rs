@@ -6,8 +6,9 @@
 //! Layouts as in the shader: gates, gh, act, dz, dzh [T, B, G·H]; hs, cs [T+1, B, H];
 //! dy [T, B, H]; dh, dc [B, H]. Gate blocks: LSTM [i, f, g, o], GRU [r, z, n].
 
+use crate::kernels::common::{sigmoid, tanh};
 use crate::kernels::gates::{
-    RowKernel, Step, blocks, blocks_mut, for_rows, gru_grads, lstm_grads, sigmoid, tanh, units,
+    RowKernel, Step, blocks, blocks_mut, for_rows, gru_grads, lstm_grads, units,
 };
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
@@ -259,6 +260,7 @@ fn gru_backward(args: &KernelArgs<'_>) {
 mod tests {
     //! The twins against the WGSL (through the op wrapper on both devices), and the twins'
     //! independence of the thread count.
+    use crate::kernels::test_support::*;
     use crate::nn::CellKind;
     use crate::ops::recurrent::{self as op, Backward, Dims, Forward};
     use crate::rng::Rng;
@@ -337,32 +339,16 @@ mod tests {
     #[test]
     fn twins_match_the_wgsl() {
         let cpu = Context::new(DeviceRequest::cpu(None)).unwrap();
-        let gpu = match Context::new(DeviceRequest::gpu()) {
-            Ok(g) => g,
-            Err(e) => {
-                let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-                assert!(!ci, "CI=true and no GPU adapter could be opened: {e}");
-                eprintln!("SKIPPING the GPU comparison: {e}");
-                return;
-            }
-        };
+        let Some(gpu) = gpu_or_skip() else { return };
         for d in cases() {
             let (x, y) = (run(&cpu, d), run(&gpu, d));
-            for (k, (x, y)) in x.iter().zip(&y).enumerate() {
-                for (i, (&x, &y)) in x.iter().zip(y).enumerate() {
-                    assert!(
-                        (x - y).abs() <= 1e-5 + 1e-5 * y.abs(),
-                        "{d:?}: output {k} [{i}] CPU {x} vs GPU {y}"
-                    );
-                }
-            }
+            assert_outputs_close(&format!("{d:?}"), &x, &y);
         }
     }
 
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
-        let one = Context::new(DeviceRequest::cpu(Some(1))).unwrap();
-        let two = Context::new(DeviceRequest::cpu(Some(2))).unwrap();
+        let (one, two) = one_and_two_threads();
         for d in cases().into_iter().filter(|d| d.batch == 64) {
             assert_eq!(run(&one, d), run(&two, d));
         }
