@@ -7,6 +7,7 @@ use crate::device::context::{Backend, Context, lock};
 use crate::device::host::HostMemory;
 use crate::device::pool::{BufferPool, PooledBuffer, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::elementwise;
 
 /// Element type of a tensor. Values are f32; class indices (targets) are u32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,24 +106,31 @@ impl Tensor {
     /// A tensor filled with `value` (recorded as a dispatch, like any op).
     pub fn full(ctx: &Context, shape: &[usize], value: f32) -> Result<Tensor> {
         let t = Self::alloc(ctx, shape, DType::F32)?;
-        if t.is_empty() {
-            return Ok(t);
+        t.fill(ctx, value)?;
+        Ok(t)
+    }
+
+    /// Sets every element to `value`: one dispatch of `elementwise.wgsl`'s `fill` (recorded).
+    /// `ops::elementwise::fill` is this with its op's argument checks.
+    pub fn fill(&self, ctx: &Context, value: f32) -> Result<()> {
+        self.expect_dtype("fill", DType::F32)?;
+        if self.is_empty() {
+            return Ok(());
         }
-        let n = u32::try_from(t.len()).map_err(|_| Error::DeviceLimit {
-            what: format!("fill of {shape:?}"),
-            requested: t.len() as u64,
+        let n = u32::try_from(self.len()).map_err(|_| Error::DeviceLimit {
+            what: format!("fill of {:?}", self.shape),
+            requested: self.len() as u64,
             limit: u32::MAX as u64,
         })?;
         let kernel = ctx.kernel("elementwise", "fill", &[])?;
-        let groups = crate::device::grid(ctx, "fill", (n as u64).div_ceil(256))?;
-        let params = crate::kernels::elementwise::Params {
+        let groups = crate::device::grid(ctx, "fill", (n as u64).div_ceil(elementwise::WG))?;
+        let params = elementwise::Params {
             n,
             op: 0,
             alpha: value,
             b_len: 1,
         };
-        ctx.dispatch(kernel, &params, &[&t], groups)?;
-        Ok(t)
+        ctx.dispatch(kernel, &params, &[self], groups)
     }
 
     /// A tensor of zeros.

@@ -9,6 +9,7 @@ use std::alloc::Layout;
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
+use crate::kernels::args::MAX_BINDINGS;
 use crate::kernels::{Binding, CpuKernel, KernelArgs};
 
 /// Alignment of host buffers: a cache line, which also suits every SIMD width in use.
@@ -218,11 +219,14 @@ impl HostDevice {
             ptr: std::ptr::null_mut(),
             len: 0,
             writable: false,
-        }; 16];
-        if bound.len() > bindings.len() {
+        }; MAX_BINDINGS];
+        if bound.len() > MAX_BINDINGS {
             return Err(Error::invalid(
                 "dispatch",
-                format!("{label} binds {} buffers; at most 16", bound.len()),
+                format!(
+                    "{label} binds {} buffers; at most {MAX_BINDINGS}",
+                    bound.len()
+                ),
             ));
         }
         for (i, a) in bound.iter().enumerate() {

@@ -11,6 +11,7 @@ pub mod registry;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::kernels::args::MAX_BINDINGS;
 use crate::tensor::Tensor;
 pub use context::{
     AdapterSummary, Context, DeviceKind, DeviceRequest, list_adapters, parse_device,
@@ -106,36 +107,17 @@ impl Context {
         let registry::Exec::Cpu(twin) = kernel.exec else {
             return Err(Error::invalid("dispatch", "a GPU kernel on the CPU device"));
         };
-        if tensors.len() != kernel.storage.len() {
-            return Err(Error::invalid(
-                "dispatch",
-                format!(
-                    "{} binds {} storage buffers, got {}",
-                    kernel.label,
-                    kernel.storage.len(),
-                    tensors.len()
-                ),
-            ));
-        }
-        if let Some((_, size)) = kernel.uniform
-            && params.len() as u64 > size
-        {
-            return Err(Error::invalid(
-                "dispatch",
-                format!(
-                    "{} takes {size} bytes of parameters, got {}",
-                    kernel.label,
-                    params.len()
-                ),
-            ));
-        }
+        kernel.check_call(params.len(), tensors.len())?;
         let mut rec = context::lock(&self.recorder);
         if groups.contains(&0) {
             return Ok(()); // nothing to do, as on the GPU
         }
-        let mut bound: [Option<host::Bound<'_>>; 16] = [None; 16];
-        if tensors.len() > bound.len() {
-            return Err(Error::invalid("dispatch", "more than 16 storage bindings"));
+        let mut bound: [Option<host::Bound<'_>>; MAX_BINDINGS] = [None; MAX_BINDINGS];
+        if tensors.len() > MAX_BINDINGS {
+            return Err(Error::invalid(
+                "dispatch",
+                format!("more than {MAX_BINDINGS} storage bindings"),
+            ));
         }
         for ((slot, t), &writable) in bound.iter_mut().zip(tensors).zip(&kernel.writable) {
             *slot = Some((t.buffer().host(), t.offset(), t.len(), writable));

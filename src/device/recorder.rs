@@ -139,30 +139,9 @@ impl Recorder {
         buffers: Vec<(Arc<PooledBuffer>, u64, u64)>,
         groups: [u32; 3],
     ) -> Result<()> {
-        if buffers.len() != kernel.storage.len() {
-            return Err(Error::invalid(
-                "dispatch",
-                format!(
-                    "{} binds {} storage buffers, got {}",
-                    kernel.label,
-                    kernel.storage.len(),
-                    buffers.len()
-                ),
-            ));
-        }
+        kernel.check_call(params.len(), buffers.len())?;
         let offset = match kernel.uniform {
             Some((_, size)) => {
-                if params.len() as u64 > size {
-                    return Err(Error::invalid(
-                        "dispatch",
-                        format!(
-                            "{} takes {} bytes of parameters, got {}",
-                            kernel.label,
-                            size,
-                            params.len()
-                        ),
-                    ));
-                }
                 let start = self.arena.len().next_multiple_of(self.align as usize);
                 self.arena.resize(start, 0);
                 self.arena.extend_from_slice(params);

@@ -51,14 +51,48 @@ impl Kernel {
     pub fn storage_count(&self) -> usize {
         self.storage.len()
     }
+
+    /// Checks a dispatch's parameter bytes and binding count against the entry point (the
+    /// same check on both devices).
+    pub(crate) fn check_call(&self, params: usize, bindings: usize) -> Result<()> {
+        if bindings != self.storage.len() {
+            return Err(Error::invalid(
+                "dispatch",
+                format!(
+                    "{} binds {} storage buffers, got {bindings}",
+                    self.label,
+                    self.storage.len()
+                ),
+            ));
+        }
+        if let Some((_, size)) = self.uniform
+            && params as u64 > size
+        {
+            return Err(Error::invalid(
+                "dispatch",
+                format!(
+                    "{} takes {size} bytes of parameters, got {params}",
+                    self.label
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// (kernel, uniform arena, [(buffer, offset, size)]).
 type BindKey = (u64, u64, Vec<(u64, u64, u64)>);
 
+/// One compiled specialisation of an entry point: its constant values and the kernel.
+type Compiled = (Vec<(String, u32)>, Arc<Kernel>);
+
 /// Compiled kernels and cached bind groups.
 pub struct KernelRegistry {
-    kernels: HashMap<String, Arc<Kernel>>,
+    /// shader → entry → the compiled specialisations with their values. Looked up by `&str`
+    /// and compared in place, so a dispatch of a compiled kernel allocates nothing.
+    kernels: HashMap<String, HashMap<String, Vec<Compiled>>>,
+    /// Compiled pipelines, all specialisations counted.
+    count: usize,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     next_id: u64,
 }
@@ -211,6 +245,7 @@ impl KernelRegistry {
     pub fn new() -> Self {
         KernelRegistry {
             kernels: HashMap::new(),
+            count: 0,
             bind_groups: HashMap::new(),
             next_id: 1,
         }
@@ -218,12 +253,12 @@ impl KernelRegistry {
 
     /// Number of compiled pipelines.
     pub fn len(&self) -> usize {
-        self.kernels.len()
+        self.count
     }
 
     /// True before the first kernel is compiled.
     pub fn is_empty(&self) -> bool {
-        self.kernels.is_empty()
+        self.count == 0
     }
 
     /// The pipeline for (shader, entry, spec), compiled on first use.
@@ -234,12 +269,16 @@ impl KernelRegistry {
         entry: &str,
         spec: Spec<'_>,
     ) -> Result<Arc<Kernel>> {
+        let same = |have: &[(String, u32)]| {
+            have.len() == spec.len() && have.iter().zip(spec).all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+        };
+        let compiled = self.kernels.get(shader).and_then(|e| e.get(entry));
+        if let Some((_, k)) = compiled.and_then(|v| v.iter().find(|(have, _)| same(have))) {
+            return Ok(k.clone());
+        }
         let mut key = format!("{shader}:{entry}");
         for (n, v) in spec {
             key.push_str(&format!(" {n}={v}"));
-        }
-        if let Some(k) = self.kernels.get(&key) {
-            return Ok(k.clone());
         }
         let source = specialise(shader, spec)?;
         let (module, info) = validate_wgsl(&source).map_err(|message| Error::Shader {
@@ -289,14 +328,21 @@ impl KernelRegistry {
         };
         let kernel = Arc::new(Kernel {
             id: self.next_id,
-            label: key.clone(),
+            label: key,
             exec,
             storage: refl.storage,
             writable: refl.writable,
             uniform: refl.uniform,
         });
         self.next_id += 1;
-        self.kernels.insert(key, kernel.clone());
+        let spec = spec.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+        self.kernels
+            .entry(shader.to_string())
+            .or_default()
+            .entry(entry.to_string())
+            .or_default()
+            .push((spec, kernel.clone()));
+        self.count += 1;
         Ok(kernel)
     }
 

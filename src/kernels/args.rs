@@ -19,6 +19,10 @@ pub struct Binding {
     pub writable: bool,
 }
 
+/// Storage bindings one dispatch may have (WebGPU guarantees 8 per stage; the engine's widest
+/// entry point binds 9, see `max_storage_buffers_per_shader_stage` in the device layer).
+pub const MAX_BINDINGS: usize = 16;
+
 /// Work (in multiply-adds or element visits) below which a twin runs on the calling thread:
 /// waking the pool costs a few microseconds, about this much arithmetic on one core.
 pub const PARALLEL_MIN_WORK: usize = 1 << 18;
@@ -46,7 +50,10 @@ impl<'a> KernelArgs<'a> {
         bindings: &'a [Binding],
         pool: &'a rayon::ThreadPool,
     ) -> Self {
-        assert!(bindings.len() <= 64, "at most 64 bindings per dispatch");
+        assert!(
+            bindings.len() <= MAX_BINDINGS,
+            "at most {MAX_BINDINGS} bindings per dispatch"
+        );
         KernelArgs {
             params,
             groups,

@@ -18,6 +18,9 @@ pub struct Params {
     pub b_len: u32,
 }
 
+/// Threads per workgroup in `elementwise.wgsl` (`WG` there).
+pub const WG: u64 = 256;
+
 /// Codes of the `unary` entry point's maps (`op`).
 pub mod unary_op {
     /// 1 / (1 + e^−x).

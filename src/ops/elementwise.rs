@@ -3,11 +3,8 @@
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
-use crate::kernels::elementwise::Params;
+use crate::kernels::elementwise::{Params, WG};
 use crate::tensor::{DType, Tensor};
-
-/// Threads per workgroup in `elementwise.wgsl`.
-const WG: u64 = 256;
 
 /// Maps of one tensor.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,20 +47,8 @@ fn elements(op: &'static str, t: &Tensor) -> Result<u32> {
 
 /// Sets every element of `t` to `value` (recorded).
 pub fn fill(ctx: &Context, t: &Tensor, value: f32) -> Result<()> {
-    let n = elements("fill", t)?;
-    let k = ctx.kernel("elementwise", "fill", &[])?;
-    let groups = grid(ctx, "fill", (n as u64).div_ceil(WG))?;
-    ctx.dispatch(
-        k,
-        &Params {
-            n,
-            op: 0,
-            alpha: value,
-            b_len: 1,
-        },
-        &[t],
-        groups,
-    )
+    elements("fill", t)?;
+    t.fill(ctx, value)
 }
 
 /// `op(x)` as a new tensor.
