@@ -57,6 +57,7 @@ fn paper() -> Setup {
 fn model(ctx: &Context, setup: &Setup, cell: CellKind) -> Model {
     let cfg = ModelConfig {
         vocab: 2,
+        input: rims::nn::model::InputLayer::Embedding,
         classes: 10,
         rims: RimsConfig {
             cell,

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::nn::params::ParamStore;
 use crate::ops::elementwise::{self, Binary, Unary};
 use crate::ops::matmul::{self, Gemm, MatView};
-use crate::ops::{cross_entropy, reduce};
+use crate::ops::{cross_entropy, reduce, squared_error};
 use crate::tensor::Tensor;
 
 /// A value on the tape.
@@ -448,18 +448,19 @@ impl Backward for SumNode {
     }
 }
 
-struct CrossEntropyNode {
-    logits: Var,
-    /// d(mean loss)/d(logits), computed by the forward kernel.
-    dlogits: Tensor,
+/// A loss whose kernel also gave its gradient (cross-entropy, squared error).
+struct FusedLossNode {
+    input: Var,
+    /// d(loss)/d(input), computed by the forward kernel.
+    dinput: Tensor,
 }
 
-impl Backward for CrossEntropyNode {
+impl Backward for FusedLossNode {
     fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
         grads.add(
             ctx,
-            self.logits,
-            elementwise::binary(ctx, Binary::Mul, &self.dlogits, &g)?,
+            self.input,
+            elementwise::binary(ctx, Binary::Mul, &self.dinput, &g)?,
         )
     }
 }
@@ -599,11 +600,18 @@ impl Tape {
         self.scale(ctx, s, 1.0 / n as f32)
     }
 
-    /// Mean squared error between `pred` and a constant `target` of the same shape, as [1].
-    pub fn mse(&mut self, ctx: &Context, pred: Var, target: Var) -> Result<Var> {
-        let d = self.sub(ctx, pred, target)?;
-        let sq = self.mul(ctx, d, d)?;
-        self.mean(ctx, sq)
+    /// Mean squared error between `pred` and a constant `target` of the same shape, as [1]:
+    /// one fused kernel gives the loss and its gradient (`ops::squared_error`).
+    pub fn mse(&mut self, ctx: &Context, pred: Var, target: &Tensor) -> Result<Var> {
+        let (loss, dinput) = squared_error::mean_squared_error(ctx, self.value(pred), target)?;
+        Ok(self.record(
+            loss,
+            &[pred],
+            Box::new(FusedLossNode {
+                input: pred,
+                dinput,
+            }),
+        ))
     }
 
     /// Mean softmax cross-entropy of logits [rows, classes] against u32 targets [rows], as [1].
@@ -612,7 +620,10 @@ impl Tape {
         Ok(self.record(
             loss,
             &[logits],
-            Box::new(CrossEntropyNode { logits, dlogits }),
+            Box::new(FusedLossNode {
+                input: logits,
+                dinput: dlogits,
+            }),
         ))
     }
 }

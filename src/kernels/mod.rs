@@ -19,6 +19,7 @@ pub mod merge;
 pub mod optim;
 pub mod recurrent;
 pub mod reduce;
+pub mod squared_error;
 #[cfg(test)]
 mod test_support;
 
@@ -42,6 +43,7 @@ pub fn cpu_twin(shader: &str, entry: &str) -> Option<CpuKernel> {
         "optim" => optim::twin(entry),
         "recurrent" => recurrent::twin(entry),
         "reduce" => reduce::twin(entry),
+        "squared_error" => squared_error::twin(entry),
         _ => None,
     }
 }
@@ -72,6 +74,10 @@ pub static SHADERS: &[(&str, &str)] = &[
     ("optim", include_str!("../../shaders/optim.wgsl")),
     ("recurrent", include_str!("../../shaders/recurrent.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
+    (
+        "squared_error",
+        include_str!("../../shaders/squared_error.wgsl"),
+    ),
 ];
 
 /// Function libraries a shader can pull in with a line `//#include <name>` (WGSL has no

@@ -36,11 +36,26 @@ pub enum Backbone {
     },
 }
 
-/// A model: embedding → dropout → RIMs (or a dense LSTM/GRU) → dropout → linear decoder.
+/// What turns the task's inputs into the cell input x [T, B, D].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputLayer {
+    /// u32 tokens [T, B], each below `vocab`, looked up in the `embed` table [vocab, D]
+    /// (copying, sequential MNIST).
+    Embedding,
+    /// f32 features [T, B, F] with F = `vocab`, through a linear layer `x·in_w + in_b`,
+    /// `in_w` [F, D] (the adding task's value and marker channels).
+    Linear,
+}
+
+/// A model: embedding (or a linear input layer) → dropout → RIMs (or a dense LSTM/GRU) →
+/// dropout → linear decoder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
-    /// Input vocabulary (tokens are u32 below this).
+    /// Input vocabulary (tokens are u32 below this); for a [`InputLayer::Linear`] input, the
+    /// features per step.
     pub vocab: usize,
+    /// How the inputs reach the cell.
+    pub input: InputLayer,
     /// Output classes.
     pub classes: usize,
     /// The recurrent layer's sizes (also the cell kind and input size of a dense baseline).
@@ -125,14 +140,29 @@ impl ModelConfig {
     }
 
     /// Every parameter: the backbone's tensors (the cell's canonical names for RIMs, `lstm_*`
-    /// or `gru_*` for a dense layer) plus `embed`, `dec_w`, `dec_b`.
+    /// or `gru_*` for a dense layer) plus `embed` (or `in_w`, `in_b`), `dec_w`, `dec_b`.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
         let nh = self.state_width();
-        let mut specs = vec![ParamSpec::new(
-            "embed",
-            &[self.vocab, self.rims.input],
-            Init::Uniform(-0.1, 0.1),
-        )];
+        let mut specs = match self.input {
+            InputLayer::Embedding => vec![ParamSpec::new(
+                "embed",
+                &[self.vocab, self.rims.input],
+                Init::Uniform(-0.1, 0.1),
+            )],
+            InputLayer::Linear => {
+                // PyTorch's nn.Linear default: U(±1/√fan_in) for the weight (its bias draws
+                // from the same range; zeros keep the marker channel's first steps clean).
+                let bound = 1.0 / (self.vocab as f32).sqrt();
+                vec![
+                    ParamSpec::new(
+                        "in_w",
+                        &[self.vocab, self.rims.input],
+                        Init::Uniform(-bound, bound),
+                    ),
+                    ParamSpec::new("in_b", &[self.rims.input], Init::Zeros),
+                ]
+            }
+        };
         match self.dense() {
             None => specs.extend(rims::param_specs(&self.rims)),
             Some(layer) => specs.extend(layer.param_specs(dense_prefix(self.rims.cell))),
@@ -337,17 +367,46 @@ impl Model {
         })
     }
 
+    /// Checks that `inputs` fit the input layer; returns (T, B).
+    fn check_inputs(&self, inputs: &Tensor) -> Result<(usize, usize)> {
+        let s = inputs.shape();
+        match self.cfg.input {
+            InputLayer::Embedding => {
+                if s.len() != 2 || s[0] == 0 || s[1] == 0 {
+                    return Err(Error::shape(
+                        "model",
+                        format!("tokens must be [T, B] with T, B > 0, got {s:?}"),
+                    ));
+                }
+            }
+            InputLayer::Linear => {
+                if s.len() != 3 || s[0] == 0 || s[1] == 0 || s[2] != self.cfg.vocab {
+                    return Err(Error::shape(
+                        "model",
+                        format!(
+                            "features must be [T, B, {}] with T, B > 0, got {s:?}",
+                            self.cfg.vocab
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok((s[0], s[1]))
+    }
+
     /// Embeds tokens [T, B] (u32) as the cell input x [T, B, D] (no dropout).
     pub fn embed(&self, ctx: &Context, tokens: &Tensor) -> Result<Tensor> {
         crate::ops::embedding::forward(ctx, tokens, &self.store.value("embed")?)
     }
 
-    /// Runs tokens [T, B] (u32, time-major). `state` is (h0, c0) to start from.
+    /// Runs the inputs, time-major: u32 tokens [T, B] for an [`InputLayer::Embedding`] model,
+    /// f32 features [T, B, F] for an [`InputLayer::Linear`] one. `state` is (h0, c0) to start
+    /// from.
     pub fn forward(
         &self,
         ctx: &Context,
         tape: &mut Tape,
-        tokens: &Tensor,
+        inputs: &Tensor,
         state: Option<(Tensor, Option<Tensor>)>,
         pass: Pass,
     ) -> Result<ModelOutput> {
@@ -356,17 +415,23 @@ impl Model {
             seed,
             step0,
         } = pass;
-        let s = tokens.shape();
-        if s.len() != 2 || s[0] == 0 || s[1] == 0 {
-            return Err(Error::shape(
-                "model",
-                format!("tokens must be [T, B] with T, B > 0, got {s:?}"),
-            ));
-        }
-        let (t_len, b) = (s[0], s[1]);
+        let (t_len, b) = self.check_inputs(inputs)?;
         let p = if training { self.cfg.dropout } else { 0.0 };
-        let embed = tape.param(&self.store, "embed")?;
-        let x = tape.embedding(ctx, embed, tokens)?;
+        let x = match self.cfg.input {
+            InputLayer::Embedding => {
+                let embed = tape.param(&self.store, "embed")?;
+                tape.embedding(ctx, embed, inputs)?
+            }
+            InputLayer::Linear => {
+                let (w, bias) = (
+                    tape.param(&self.store, "in_w")?,
+                    tape.param(&self.store, "in_b")?,
+                );
+                let v = tape.constant(inputs.clone());
+                let x = tape.matmul(ctx, v, w, Some(bias))?;
+                tape.reshape(x, &[t_len, b, self.cfg.rims.input])?
+            }
+        };
         let x = tape.dropout(
             ctx,
             x,

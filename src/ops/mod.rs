@@ -12,3 +12,4 @@ pub mod matmul;
 pub mod merge;
 pub mod recurrent;
 pub mod reduce;
+pub mod squared_error;

@@ -10,6 +10,7 @@ pub mod optim;
 pub mod recurrent;
 pub mod reduce;
 pub mod rims;
+pub mod squared_error;
 
 /// Central finite differences of a scalar function, for checking gradients: returns
 /// d f / d x_i for every i, with step `h`.

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Copying;
+use crate::data::{Copying, adding};
 use crate::error::{Error, Result};
-use crate::nn::model::{Backbone, ModelConfig, Readout};
+use crate::nn::model::{Backbone, InputLayer, ModelConfig, Readout};
 use crate::nn::{CellKind, RimsConfig};
 
 /// Vocabulary of the copying task: the authors' `ntokens = 20`, although only tokens 0..=9 occur.
@@ -21,6 +21,9 @@ pub enum Task {
     Copying,
     /// Sequential MNIST, one pixel per step, trained at one resolution and tested at several.
     Smnist,
+    /// The adding problem: sum the two marked values of a sequence of length T (real-valued
+    /// inputs through a linear layer, a regression head, mean squared error).
+    Adding,
 }
 
 impl std::str::FromStr for Task {
@@ -29,9 +32,10 @@ impl std::str::FromStr for Task {
         match s {
             "copying" => Ok(Task::Copying),
             "smnist" => Ok(Task::Smnist),
+            "adding" => Ok(Task::Adding),
             other => Err(Error::Config {
                 field: "task",
-                reason: format!("unknown task '{other}' (copying or smnist)"),
+                reason: format!("unknown task '{other}' (copying, smnist or adding)"),
             }),
         }
     }
@@ -104,9 +108,11 @@ pub struct TrainConfig {
     /// Copying: symbols to copy (the paper's task copies 10).
     #[serde(default = "default_symbols")]
     pub symbols: usize,
-    /// Copying: the gap T for training and for the second evaluation.
+    /// Copying: the gap T for training and for the second evaluation; adding: the training
+    /// sequence length T.
     pub train_len: usize,
-    /// Copying: the gap T tested for generalisation, evaluated alongside `train_len`.
+    /// Copying: the gap T tested for generalisation, evaluated alongside `train_len`; adding:
+    /// the longer sequence length tested.
     pub test_len: usize,
     /// sMNIST: training resolution and the evaluation resolutions.
     pub resolution: usize,
@@ -205,6 +211,15 @@ impl TrainConfig {
                 test_len: 200,
                 ..common
             },
+            Task::Adding => TrainConfig {
+                // Not in the paper: the copying task's optimiser and schedule, at T = 50 / 200.
+                lr: 1e-3,
+                epochs: 200,
+                iterations: 200,
+                train_len: 50,
+                test_len: 200,
+                ..common
+            },
             Task::Smnist => TrainConfig {
                 lr: 7e-4,
                 epochs: 100,
@@ -259,13 +274,21 @@ impl TrainConfig {
             cell,
             dropout: self.cell_dropout,
         };
-        let (vocab, classes, readout) = match self.task {
-            Task::Copying => (COPYING_VOCAB, COPYING_VOCAB, Readout::All),
-            Task::Smnist => (2, 10, Readout::Last),
+        let (vocab, classes, readout, input) = match self.task {
+            Task::Copying => (
+                COPYING_VOCAB,
+                COPYING_VOCAB,
+                Readout::All,
+                InputLayer::Embedding,
+            ),
+            Task::Smnist => (2, 10, Readout::Last, InputLayer::Embedding),
+            // Two input channels (value, marker) and one regression output.
+            Task::Adding => (adding::CHANNELS, 1, Readout::Last, InputLayer::Linear),
         };
         let m = ModelConfig {
             backbone,
             vocab,
+            input,
             classes,
             rims,
             dropout: self.dropout,
@@ -326,6 +349,15 @@ impl TrainConfig {
             return Err(Error::Config {
                 field: "clip",
                 reason: format!("{c} is not a positive number"),
+            });
+        }
+        if self.task == Task::Adding && self.train_len.min(self.test_len) < 2 {
+            return Err(Error::Config {
+                field: "train_len",
+                reason: format!(
+                    "the adding problem needs sequences of at least 2 steps, got --train-len {} --test-len {}",
+                    self.train_len, self.test_len
+                ),
             });
         }
         if self.eval_resolutions.contains(&0) {

@@ -46,11 +46,13 @@ impl Reporter for Quiet {
 pub struct EvalResult {
     /// Name of the evaluated split.
     pub split: String,
-    /// Copying: the gap T; sMNIST: the resolution S.
+    /// Copying: the gap T; sMNIST: the resolution S; adding: the sequence length T.
     pub size: usize,
-    /// Mean cross-entropy per example, in nats.
+    /// Mean loss per example: cross-entropy in nats (copying, sMNIST) or squared error
+    /// (adding).
     pub loss: f64,
-    /// Copying: accuracy on the copied segment; sMNIST: classification accuracy.
+    /// Copying: accuracy on the copied segment; sMNIST: classification accuracy; adding: the
+    /// fraction of sums predicted within [`ADDING_TOLERANCE`].
     pub accuracy: f64,
 }
 
@@ -138,7 +140,7 @@ pub fn train(
     })?;
     let mnist = match cfg.task {
         Task::Smnist => Some(load_mnist(cfg)?),
-        Task::Copying => None,
+        Task::Copying | Task::Adding => None,
     };
     let mut history = Vec::new();
     let started = Instant::now();
@@ -158,12 +160,16 @@ pub fn train(
                 &mut progress,
                 reporter,
             )?,
+            Task::Adding => {
+                adding_epoch(ctx, cfg, &model, &mut adam, epoch, &mut progress, reporter)?
+            }
         };
         progress.epoch = epoch + 1;
         progress.seconds = base_seconds + started.elapsed().as_secs_f64();
         if progress.epoch % cfg.eval_every == 0 || progress.epoch == cfg.epochs {
             let eval = match cfg.task {
                 Task::Copying => evaluate_copying(ctx, cfg, &model)?,
+                Task::Adding => evaluate_adding(ctx, cfg, &model)?,
                 Task::Smnist => evaluate_smnist(
                     ctx,
                     cfg,
@@ -208,6 +214,30 @@ fn append_metrics(path: &PathBuf, record: &EvalRecord) -> Result<()> {
     })
 }
 
+/// What a batch's outputs are compared with.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// u32 class indices, one per logits row: mean cross-entropy.
+    Classes(&'a Tensor),
+    /// f32 values shaped like the outputs: mean squared error.
+    Values(&'a Tensor),
+}
+
+impl Target<'_> {
+    /// The batch's mean loss on the tape.
+    fn loss(
+        self,
+        ctx: &Context,
+        tape: &mut Tape,
+        outputs: crate::tape::Var,
+    ) -> Result<crate::tape::Var> {
+        match self {
+            Target::Classes(t) => tape.cross_entropy(ctx, outputs, t),
+            Target::Values(t) => tape.mse(ctx, outputs, t),
+        }
+    }
+}
+
 /// One optimiser step on a batch; returns the loss tensor (read lazily) and the final state.
 #[allow(clippy::too_many_arguments)]
 fn train_step(
@@ -215,7 +245,7 @@ fn train_step(
     model: &Model,
     adam: &mut Adam,
     tokens: &Tensor,
-    targets: &Tensor,
+    targets: Target<'_>,
     state: Option<(Tensor, Option<Tensor>)>,
     seed: u32,
     step: u64,
@@ -230,7 +260,7 @@ fn train_step(
         step0: (step.wrapping_mul(t_len)) as u32,
     };
     let out = model.forward(ctx, &mut tape, tokens, state, pass)?;
-    let loss = tape.cross_entropy(ctx, out.logits, targets)?;
+    let loss = targets.loss(ctx, &mut tape, out.logits)?;
     let value = tape.value(loss).clone();
     tape.backward(ctx, loss)?;
     adam.step(ctx, model.store.flat_values(), model.store.flat_grads())?;
@@ -264,7 +294,7 @@ fn copying_epoch(
             model,
             adam,
             &x,
-            &y,
+            Target::Classes(&y),
             state,
             cfg.seed as u32,
             progress.step,
@@ -326,6 +356,84 @@ pub fn evaluate_copying(
     Ok(results)
 }
 
+/// An adding-problem prediction counts as correct within this absolute error (Hochreiter &
+/// Schmidhuber 1997 used the same threshold).
+pub const ADDING_TOLERANCE: f32 = 0.04;
+
+/// One adding batch on the device: features [T, B, 2] and targets [B, 1].
+fn adding_tensors(ctx: &Context, b: &data::AddingBatch) -> Result<(Tensor, Tensor)> {
+    let x = Tensor::from_slice(ctx, &[b.t_len, b.batch, data::adding::CHANNELS], &b.inputs)?;
+    let y = Tensor::from_slice(ctx, &[b.batch, 1], &b.targets)?;
+    Ok((x, y))
+}
+
+fn adding_epoch(
+    ctx: &Context,
+    cfg: &TrainConfig,
+    model: &Model,
+    adam: &mut Adam,
+    epoch: usize,
+    progress: &mut Progress,
+    reporter: &mut dyn Reporter,
+) -> Result<f64> {
+    // A fresh batch every step: the task has no finite training set.
+    let mut rng = epoch_rng(cfg.seed, epoch, 3);
+    let mut total = 0.0;
+    for it in 0..cfg.iterations {
+        let b = data::adding_batch(&mut rng, cfg.train_len, cfg.batch)?;
+        let (x, y) = adding_tensors(ctx, &b)?;
+        let (loss, _) = train_step(
+            ctx,
+            model,
+            adam,
+            &x,
+            Target::Values(&y),
+            None,
+            cfg.seed as u32,
+            progress.step,
+        )?;
+        progress.step += 1;
+        let loss = loss.to_vec(ctx)?[0];
+        total += loss as f64;
+        reporter.step(epoch, it + 1, cfg.iterations, loss, cfg.batch);
+    }
+    Ok(total / cfg.iterations as f64)
+}
+
+/// Adding evaluation at the training length and the test length, over fixed batches (the
+/// same every evaluation): mean squared error, and the fraction of sums predicted within
+/// [`ADDING_TOLERANCE`].
+pub fn evaluate_adding(ctx: &Context, cfg: &TrainConfig, model: &Model) -> Result<Vec<EvalResult>> {
+    let mut results = Vec::new();
+    for t in [cfg.train_len, cfg.test_len] {
+        let mut rng = Rng::new(cfg.seed ^ 0xADD1 ^ t as u64);
+        let (mut loss, mut correct, mut counted) = (0.0, 0usize, 0usize);
+        let batches = 4;
+        for _ in 0..batches {
+            let b = data::adding_batch(&mut rng, t, cfg.batch)?;
+            let (x, y) = adding_tensors(ctx, &b)?;
+            let mut tape = Tape::untracked();
+            let out = model.forward(ctx, &mut tape, &x, None, Pass::default())?;
+            let l = tape.mse(ctx, out.logits, &y)?;
+            loss += tape.value(l).to_vec(ctx)?[0] as f64;
+            let pred = tape.value(out.logits).to_vec(ctx)?;
+            correct += pred
+                .iter()
+                .zip(&b.targets)
+                .filter(|(p, t)| (*p - *t).abs() < ADDING_TOLERANCE)
+                .count();
+            counted += b.batch;
+        }
+        results.push(EvalResult {
+            split: "add".into(),
+            size: t,
+            loss: loss / batches as f64,
+            accuracy: correct as f64 / counted as f64,
+        });
+    }
+    Ok(results)
+}
+
 fn argmax(v: &[f32]) -> usize {
     v.iter()
         .enumerate()
@@ -372,7 +480,7 @@ fn smnist_epoch(
             model,
             adam,
             &x,
-            &y,
+            Target::Classes(&y),
             None,
             cfg.seed as u32,
             progress.step,

@@ -14,6 +14,7 @@ use crate::common::{assert_close, cpu, gpu, to_f64};
 fn config(cell: CellKind) -> ModelConfig {
     ModelConfig {
         vocab: 5,
+        input: rims::nn::model::InputLayer::Embedding,
         classes: 3,
         rims: RimsConfig {
             mechanisms: 5,

@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod common;
+mod adding;
 mod cross_entropy;
 mod devices;
 mod dropout;
@@ -18,5 +19,6 @@ mod recurrent;
 mod reduce;
 mod rims;
 mod runner;
+mod squared_error;
 mod train;
 mod trainer;

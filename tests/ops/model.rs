@@ -54,6 +54,7 @@ fn train_memory_task(ctx: &Context, cfg: ModelConfig, steps: u32) -> (f32, f32) 
 fn config(rims: RimsConfig, backbone: Backbone) -> ModelConfig {
     ModelConfig {
         vocab: 4,
+        input: rims::nn::model::InputLayer::Embedding,
         classes: 4,
         rims,
         dropout: 0.0,

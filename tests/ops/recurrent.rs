@@ -228,8 +228,7 @@ fn training_loss(ctx: &Context, kind: CellKind) -> (f32, f32) {
             tape.param(&store, "out_b").unwrap(),
         );
         let pred = tape.matmul(ctx, last, w, Some(bias)).unwrap();
-        let target = tape.constant(yt.clone());
-        let loss = tape.mse(ctx, pred, target).unwrap();
+        let loss = tape.mse(ctx, pred, &yt).unwrap();
         let loss_t = tape.value(loss).clone();
         tape.backward(ctx, loss).unwrap();
         opt.step(ctx, store.flat_values(), store.flat_grads())

@@ -132,6 +132,7 @@ fn models(setup: &Setup) -> Vec<(String, ModelConfig)> {
     let nh = setup.rims.mechanisms * setup.rims.hidden;
     let model = |cell: CellKind, backbone: Backbone| ModelConfig {
         vocab: 2,
+        input: rims::nn::model::InputLayer::Embedding,
         classes: 10,
         rims: RimsConfig {
             cell,

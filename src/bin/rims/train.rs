@@ -15,7 +15,7 @@ use rims::{Error, Result};
 pub struct TrainArgs {
     #[command(flatten)]
     pub(crate) device: super::DeviceArg,
-    /// copying or smnist.
+    /// copying, smnist or adding.
     #[arg(long, default_value = "copying")]
     task: String,
     /// rims, or a dense baseline: lstm or gru (of --hidden units).
@@ -51,7 +51,7 @@ pub struct TrainArgs {
     batch: Option<usize>,
     #[arg(long)]
     epochs: Option<usize>,
-    /// Copying: iterations per epoch.
+    /// Copying and adding: iterations per epoch.
     #[arg(long)]
     iterations: Option<usize>,
     /// Added to the LSTM forget gates' initial bias (default 0, the authors' init).
@@ -63,7 +63,7 @@ pub struct TrainArgs {
     /// Copying: symbols to copy (the paper's task copies 10).
     #[arg(long)]
     symbols: Option<usize>,
-    /// Copying: training gap T.
+    /// Copying: training gap T; adding: training sequence length T.
     #[arg(long)]
     train_len: Option<usize>,
     /// Copying: start every batch from a zero state (the small preset does).
@@ -73,7 +73,7 @@ pub struct TrainArgs {
     /// preset does).
     #[arg(long)]
     carry: bool,
-    /// Copying: test gap T.
+    /// Copying: test gap T; adding: test sequence length T.
     #[arg(long)]
     test_len: Option<usize>,
     /// sMNIST: training resolution S (S×S pixels).
@@ -164,6 +164,14 @@ fn small_preset(task: Task) -> TrainConfig {
     };
     match task {
         Task::Copying => c,
+        // Sequences of 50 (tested at 200), fresh batches every step.
+        Task::Adding => TrainConfig {
+            train_len: 50,
+            test_len: 200,
+            epochs: 10,
+            lr: 2e-3,
+            ..c
+        },
         Task::Smnist => TrainConfig {
             epochs: 2,
             batch: 32,
@@ -246,7 +254,7 @@ impl Reporter for Bar {
 
 fn steps_per_epoch(c: &TrainConfig) -> Result<u64> {
     Ok(match c.task {
-        Task::Copying => c.iterations as u64,
+        Task::Copying | Task::Adding => c.iterations as u64,
         Task::Smnist => {
             let m = train::load_mnist(c)?;
             (m.train.labels.len() / c.batch) as u64
@@ -299,6 +307,10 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
             }
         ),
         Task::Smnist => format!("sequential MNIST at {0}x{0}", cfg.resolution),
+        Task::Adding => format!(
+            "adding problem, length {} (also tested at {})",
+            cfg.train_len, cfg.test_len
+        ),
     };
     println!(
         "rims train: {task}; model {} N={} k={} H={} D={} cell {}, batch {}, {} epochs, on {}; writing to {}",
@@ -381,6 +393,7 @@ pub fn print_table(cfg: &TrainConfig, eval: &[EvalResult]) {
     let what = match cfg.task {
         Task::Copying => "gap T",
         Task::Smnist => "resolution",
+        Task::Adding => "length T (within 0.04 of the sum)",
     };
     let mut sizes: Vec<usize> = eval.iter().map(|e| e.size).collect();
     sizes.sort_unstable();
@@ -469,6 +482,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
     checkpoint::load(&ctx, &args.checkpoint, &model, None)?;
     let eval = match cfg.task {
         Task::Copying => train::evaluate_copying(&ctx, &cfg, &model)?,
+        Task::Adding => train::evaluate_adding(&ctx, &cfg, &model)?,
         Task::Smnist => {
             let m = train::load_mnist(&cfg)?;
             train::evaluate_smnist(&ctx, &cfg, &model, &m, &["test"])?

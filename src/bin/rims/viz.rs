@@ -140,7 +140,13 @@ fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
         Task::Smnist if args.length.is_some() => {
             return Err(config_error("length", "is for copying checkpoints"));
         }
-        _ => {}
+        Task::Adding => {
+            return Err(config_error(
+                "checkpoint",
+                "mask pictures are drawn for copying and smnist runs; for an adding run's curves use rims viz --metrics",
+            ));
+        }
+        Task::Copying | Task::Smnist => {}
     }
     let batch = args.batch.unwrap_or(cfg.batch);
     if batch == 0 {
@@ -156,6 +162,12 @@ fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
     let mut fig = match cfg.task {
         Task::Copying => copying_figure(&ctx, &cfg, &model, args, batch)?,
         Task::Smnist => smnist_figure(&ctx, &cfg, &model, args, batch)?,
+        Task::Adding => {
+            return Err(config_error(
+                "checkpoint",
+                "adding runs have no mask picture",
+            ));
+        }
     };
     fig.title = format!(
         "{}  (epoch {}, step {})",
@@ -179,6 +191,7 @@ fn task_name(task: Task) -> &'static str {
     match task {
         Task::Copying => "copying",
         Task::Smnist => "smnist",
+        Task::Adding => "adding",
     }
 }
 
