@@ -1,4 +1,4 @@
-// The mechanisms' recurrent cells (rims-spec.md §1.4): the gates of every mechanism's LSTM or
+// The mechanisms' recurrent cells (docs/spec.md §1.4): the gates of every mechanism's LSTM or
 // GRU, after the grouped matmuls zx = u·W_x + b_x and zh = h·W_h + b_h. One thread per
 // (batch row, mechanism, hidden unit). All N mechanisms are computed; the merge decides which
 // results are kept.

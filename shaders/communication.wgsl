@@ -1,4 +1,4 @@
-// RIMs communication attention (rims-spec.md §1.5): every mechanism queries every mechanism,
+// RIMs communication attention (docs/spec.md §1.5): every mechanism queries every mechanism,
 // active or not, with h_c heads:  P^m_ij = softmax_j(Q^m_i·K^m_j / sqrt(d_kc)),
 // ctx_i = concat_m Σ_j P^m_ij V^m_j. The projections (grouped matmuls) and the output
 // Linear layers are separate dispatches; this file is the attention itself.

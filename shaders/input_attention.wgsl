@@ -1,4 +1,4 @@
-// RIMs input attention (rims-spec.md §1.1-1.3, variant A, h_in heads), fused with the queries
+// RIMs input attention (docs/spec.md §1.1-1.3, variant A, h_in heads), fused with the queries
 // and the top-k mask: one workgroup per batch row does, for time step t,
 //   q_i = h_{t-1,i}·in_q_i;  s_i^e = q_i^e·k^e / sqrt(d_k);  α_i^e = σ(s_i^e)
 //   rank by mean_e s_i^e, the k largest active (ties: lower index), or a caller's mask;

@@ -1,4 +1,4 @@
-// The end of a RIMs step (rims-spec.md §1.5-1.6): the communication output's residual
+// The end of a RIMs step (docs/spec.md §1.5-1.6): the communication output's residual
 // ĥ = h' + σ(gate)⊙tanh(dropout(o)), then the merge that keeps inactive mechanisms' state:
 // h_t = m⊙ĥ + (1−m)⊙h_{t-1} and, for LSTM, c_t = m⊙c' + (1−m)⊙c_{t-1}.
 // One thread per (batch row, mechanism, hidden unit).

@@ -1,8 +1,10 @@
 //! `rims`: a hand-written GPU compute engine (wgpu + WGSL) that trains and runs Recurrent
 //! Independent Mechanisms, checked against an f64 CPU reference.
 //!
-//! Layers, bottom up: [`gpu`] (context, pool, kernels, recorder), [`tensor`], [`ops`] (one file
-//! per op family, paired with `shaders/<name>.wgsl` and [`reference`]`::<name>`).
+//! Layers, bottom up: [`kernels`] (each shader's parameters and CPU twins), [`device`] (context,
+//! pool, registry, recorder), [`tensor`], [`ops`] and [`optim`], [`tape`], [`nn`], [`train`];
+//! [`reference`] is the f64 oracle beside them. `docs/design.md` describes the layers and
+//! `docs/spec.md` what the model computes.
 
 // Every public item is documented; keep it so (CI treats warnings as errors).
 #![warn(missing_docs)]

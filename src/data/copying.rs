@@ -1,4 +1,4 @@
-//! The copying task (rims-spec.md §2.2; the authors' `copying_data.py`).
+//! The copying task (docs/spec.md §2.2; the authors' `copying_data.py`).
 //!
 //! For `S` symbols to copy and a gap `T ≥ 1`, one example is a sequence of length `T + 2S`:
 //!

@@ -33,7 +33,7 @@
 //!
 //! - **The full MNIST files** (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
 //!   `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`, each plain or with `.gz`; the plain
-//!   file wins when both exist). This is the spec's split (rims-spec.md §2.1, the authors'
+//!   file wins when both exist). This is the spec's split (docs/spec.md §2.1, the authors'
 //!   `mnist_data`): the training file is permuted with a seeded generator, the first
 //!   `n / 5` of the permutation is validation, the rest is training (60,000 → 48,000 train +
 //!   12,000 val); test is the whole t10k file (10,000). The permutation comes from

@@ -1,4 +1,4 @@
-//! Data for the experiments (rims-spec.md §2), CPU only.
+//! Data for the experiments (docs/spec.md §2), CPU only.
 //!
 //! - [`idx`]: IDX (MNIST format) reader, gzip or plain, with every bad input an
 //!   [`Error::File`](crate::Error::File); [`load_mnist`] finds the full MNIST files or the bundled

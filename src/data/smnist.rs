@@ -1,4 +1,4 @@
-//! Sequential MNIST (rims-spec.md §2.1): binarise, resize, present one pixel per step.
+//! Sequential MNIST (docs/spec.md §2.1): binarise, resize, present one pixel per step.
 //!
 //! - **Binarise:** `round(p / 255)`, i.e. pixel `p ≥ 128 → 1`, else `0` ([`binarise`]).
 //! - **Resize:** nearest neighbour from the original `rows × cols` (28 × 28) to `S × S`; output

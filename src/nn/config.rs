@@ -1,4 +1,4 @@
-//! Configuration of a RIMs cell (`rims-spec.md` §0-1): sizes, heads, cell kind, dropout.
+//! Configuration of a RIMs cell (`docs/spec.md` §0-1): sizes, heads, cell kind, dropout.
 
 use crate::error::{Error, Result};
 

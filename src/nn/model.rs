@@ -1,4 +1,4 @@
-//! The models of the experiments (`rims-spec.md` §2): token embedding with dropout, a
+//! The models of the experiments (`docs/spec.md` §2): token embedding with dropout, a
 //! recurrent backbone (RIMs), dropout, and a linear decoder read at the last step
 //! (classification) or at every step (sequence tasks).
 
@@ -176,7 +176,7 @@ impl ModelConfig {
         specs
     }
 
-    /// The checkpoint metadata of `rims-spec.md` §4.
+    /// The checkpoint metadata of `docs/spec.md` §4.
     pub fn metadata(&self) -> BTreeMap<String, String> {
         let r = &self.rims;
         let gate_order = match r.cell {

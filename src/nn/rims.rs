@@ -1,4 +1,4 @@
-//! The RIMs sequence layer: runs a [T, B, D] input through the cell of `rims-spec.md` §1
+//! The RIMs sequence layer: runs a [T, B, D] input through the cell of `docs/spec.md` §1
 //! (variant A), recorded as ONE tape node for the whole sequence. Every activation lives in a
 //! [T, ...] buffer allocated once per call, kernels address step t by offset, and nothing is
 //! read back inside the time loop.
@@ -22,7 +22,7 @@ use crate::ops::{cell, merge};
 use crate::tape::{Backward, Grads, Tape, Var};
 use crate::tensor::Tensor;
 
-/// The canonical parameters of one cell (`rims-spec.md` §4), in an order that keeps the
+/// The canonical parameters of one cell (`docs/spec.md` §4), in an order that keeps the
 /// tensors that share a dispatch next to each other in the store. `in_k_b` and `in_v_b` are
 /// zero and frozen (variant A).
 pub fn param_specs(cfg: &RimsConfig) -> Vec<ParamSpec> {

@@ -1,5 +1,5 @@
 //! The counter-based dropout mask shared, bit for bit, by the WGSL kernels
-//! (`shaders/lib/dropout.wgsl`) and the CPU reference: element `index` of tensor `tensor` at
+//! (`shaders/lib/common.wgsl`) and the CPU reference: element `index` of tensor `tensor` at
 //! time step `step` under `seed` is kept iff `(hash >> 8) >= threshold`, where
 //! `threshold = round(p · 2^24)`. Kept values are scaled by 1 / (1 − p).
 

@@ -1,5 +1,5 @@
 //! f64 oracle for the recurrent cells: the one-row LSTM/GRU update that every RIMs mechanism
-//! runs (`rims-spec.md` §1.4), and plain dense LSTM and GRU layers built from it (the paper's
+//! runs (`docs/spec.md` §1.4), and plain dense LSTM and GRU layers built from it (the paper's
 //! baselines).
 //!
 //! Gate orders are PyTorch's: LSTM [i, f, g, o], GRU [r, z, n], each a block of H columns of

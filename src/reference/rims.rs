@@ -1,5 +1,5 @@
 //! f64 oracle for the whole RIMs cell over a sequence, forward and backward
-//! (`rims-spec.md` §1 variant A, generalised to h_in input heads, and §5).
+//! (`docs/spec.md` §1 variant A, generalised to h_in input heads, and §5).
 //!
 //! One step t (dropout step index `step0 + t`, probability `cfg.dropout`), for each row b:
 //! 1. q_i = h_{t-1,i}·in_q_i [h_in·d_k]; k = x_t·in_k_w; v = x_t·in_v_w [A = h_in·d_vin].
@@ -33,7 +33,7 @@ pub const DROPOUT_U: u32 = 0;
 /// Dropout tensor id of the communication output o.
 pub const DROPOUT_COMM: u32 = 1;
 
-/// The trained parameters of one cell in variant A, by canonical name (`rims-spec.md` §4):
+/// The trained parameters of one cell in variant A, by canonical name (`docs/spec.md` §4):
 /// row-major, weights [in, out], mechanism axis first. `in_k_b` and `in_v_b` are zero in
 /// variant A and are left out.
 #[derive(Clone, Debug, PartialEq)]

@@ -13,7 +13,7 @@ use crate::nn::{CellKind, RimsConfig};
 /// Vocabulary of the copying task: the authors' `ntokens = 20`, although only tokens 0..=9 occur.
 pub const COPYING_VOCAB: usize = 20;
 
-/// The experiments of `rims-spec.md` §2.
+/// The experiments of `docs/spec.md` §2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
@@ -173,7 +173,7 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The paper's setting for `task` (rims-spec.md §2): N = 6 mechanisms, k = 4 active, H = 100
+    /// The paper's setting for `task` (docs/spec.md §2): N = 6 mechanisms, k = 4 active, H = 100
     /// (nhid 600), D = 600, A = 400, input key 64, 4 communication heads of 16, dropout 0.5 on
     /// the embedding and readout and 0.1 in the cell, Adam with clip 1.0, batch 64. Copying:
     /// 10 symbols, gap 50 tested at 200, lr 1e-3, 200 epochs of 200 iterations from 200

@@ -1,4 +1,4 @@
-//! Training and evaluation of the experiments (`rims-spec.md` §2): the loop, evaluation,
+//! Training and evaluation of the experiments (`docs/spec.md` §2): the loop, evaluation,
 //! metrics as JSON lines, checkpoints that survive a crash, and resuming.
 //!
 //! Determinism: every random choice is drawn from a generator seeded by (run seed, epoch), and

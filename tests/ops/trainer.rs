@@ -34,7 +34,7 @@ fn tiny() -> TrainConfig {
 
 #[test]
 fn paper_preset_is_the_spec_setting() {
-    // rims-spec.md §1 (sizes) and §2 (protocols).
+    // docs/spec.md §1 (sizes) and §2 (protocols).
     let c = TrainConfig::paper(Task::Copying);
     c.validate().unwrap();
     let m = c.model().unwrap().rims;

@@ -22,7 +22,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "rims")]
     model: String,
     /// Starting point for every other flag: small (minutes on a software device; with no
-    /// other flag, the main job) or paper (the authors' setting, rims-spec.md §2; hours on a GPU).
+    /// other flag, the main job) or paper (the authors' setting, docs/spec.md §2; hours on a GPU).
     #[arg(long, default_value = "small")]
     preset: String,
     /// Mechanism cell: lstm or gru.
