@@ -291,6 +291,29 @@ impl Model {
         self.store.set(ctx, &name, &bias)
     }
 
+    /// Multiplies the initial input-attention weights of a RIMs model (the shared key and
+    /// value layers `in_k_w`, `in_v_w`, and the queries `in_q`) by `gain` (1 keeps the authors'
+    /// 0.01·N(0, 1)). At that init the attended input u is of order 1e-3 and reaches the
+    /// mechanisms' gates far more weakly than a dense LSTM's input does; a gain of 10 to 30
+    /// gives the input the scale of the recurrent weights. A dense model is refused.
+    pub fn scale_input_attention(&self, ctx: &Context, gain: f32) -> Result<()> {
+        if gain == 1.0 {
+            return Ok(());
+        }
+        if self.cfg.backbone != Backbone::Rims {
+            return Err(Error::Config {
+                field: "input_gain",
+                reason: "only a RIMs model has input attention".into(),
+            });
+        }
+        for name in ["in_q", "in_k_w", "in_v_w"] {
+            let mut v = self.store.value(name)?.to_vec(ctx)?;
+            v.iter_mut().for_each(|x| *x *= gain);
+            self.store.set(ctx, name, &v)?;
+        }
+        Ok(())
+    }
+
     /// The recurrent layer over x [T, B, D]. A dense baseline reports one always-active
     /// "mechanism": its masks are ones [T, B, 1].
     fn backbone_forward(

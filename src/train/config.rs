@@ -41,6 +41,22 @@ impl std::str::FromStr for Task {
     }
 }
 
+/// How the learning rate moves over a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `lr` at every step (the authors').
+    #[default]
+    Constant,
+    /// From `lr` at the first step down to 0 at the last, along a half cosine: fast early
+    /// progress without the late blow-ups a high constant rate gives.
+    Cosine,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
 fn default_true() -> bool {
     true
 }
@@ -88,6 +104,9 @@ pub struct TrainConfig {
     pub dropout: f32,
     /// Adam learning rate.
     pub lr: f32,
+    /// How `lr` changes over the run's steps.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
     /// Global gradient-norm clip (None: no clipping).
     pub clip: Option<f32>,
     /// Examples per batch.
@@ -105,6 +124,9 @@ pub struct TrainConfig {
     /// Added to the LSTM forget gates' initial bias (0: the authors' init).
     #[serde(default)]
     pub forget_bias: f32,
+    /// Factor on the initial input-attention weights of a RIMs model (1: the authors' init).
+    #[serde(default = "one")]
+    pub input_gain: f32,
     /// Copying: symbols to copy (the paper's task copies 10).
     #[serde(default = "default_symbols")]
     pub symbols: usize,
@@ -152,6 +174,7 @@ impl Default for TrainConfig {
             cell_dropout: 0.0,
             dropout: 0.0,
             lr: 5e-3,
+            lr_schedule: LrSchedule::Constant,
             clip: Some(1.0),
             batch: 32,
             epochs: 12,
@@ -159,6 +182,7 @@ impl Default for TrainConfig {
             pool: 100,
             carry_state: false,
             forget_bias: 0.0,
+            input_gain: 1.0,
             symbols: 5,
             train_len: 2,
             test_len: 5,
@@ -298,6 +322,18 @@ impl TrainConfig {
         Ok(m)
     }
 
+    /// The learning rate of optimiser step `step` (0-based) of a run of `total` steps. A
+    /// resumed run with more epochs stretches the schedule over the new total.
+    pub fn lr_at(&self, step: u64, total: u64) -> f32 {
+        match self.lr_schedule {
+            LrSchedule::Constant => self.lr,
+            LrSchedule::Cosine => {
+                let frac = step.min(total) as f64 / total.max(1) as f64;
+                (self.lr as f64 * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos())) as f32
+            }
+        }
+    }
+
     /// The copying task with gap `gap` (T) and this run's number of symbols.
     pub fn copying(&self, gap: usize) -> Result<Copying> {
         Copying::new(self.symbols, gap)
@@ -335,6 +371,18 @@ impl TrainConfig {
             return Err(Error::Config {
                 field: "forget_bias",
                 reason: "only LSTM cells have a forget gate".into(),
+            });
+        }
+        if !(self.input_gain.is_finite() && self.input_gain > 0.0) {
+            return Err(Error::Config {
+                field: "input_gain",
+                reason: format!("{} is not a positive number", self.input_gain),
+            });
+        }
+        if self.input_gain != 1.0 && self.model != "rims" {
+            return Err(Error::Config {
+                field: "input_gain",
+                reason: "only a RIMs model has input attention".into(),
             });
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {

@@ -12,7 +12,7 @@ pub mod config;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{self, SmnistBatches};
 use crate::device::Context;
@@ -23,7 +23,7 @@ use crate::rng::Rng;
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 use checkpoint::Progress;
-pub use config::{Task, TrainConfig};
+pub use config::{LrSchedule, Task, TrainConfig};
 
 /// Something that wants to hear about progress (the CLI's progress bar; nothing in tests).
 pub trait Reporter {
@@ -42,7 +42,7 @@ impl Reporter for Quiet {
 }
 
 /// One evaluation on one split at one length (or resolution).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalResult {
     /// Name of the evaluated split.
     pub split: String,
@@ -57,7 +57,7 @@ pub struct EvalResult {
 }
 
 /// One line of `metrics.jsonl`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalRecord {
     /// Epochs completed when the evaluation ran.
     pub epoch: usize,
@@ -109,6 +109,7 @@ pub fn train(
     cfg.validate()?;
     let model = Model::new(ctx, cfg.model()?, cfg.seed)?;
     model.add_forget_bias(ctx, cfg.forget_bias)?;
+    model.scale_input_attention(ctx, cfg.input_gain)?;
     let mut adam = Adam::new(ctx, model.store.trainable_len(), adam_config(cfg))?;
     let mut progress = Progress::default();
     if resume {
@@ -142,14 +143,26 @@ pub fn train(
         Task::Smnist => Some(load_mnist(cfg)?),
         Task::Copying | Task::Adding => None,
     };
+    let per_epoch = match &mnist {
+        Some(m) => (m.train.labels.len() / cfg.batch) as u64,
+        None => cfg.iterations as u64,
+    };
+    let total_steps = per_epoch * cfg.epochs as u64;
     let mut history = Vec::new();
     let started = Instant::now();
     let base_seconds = progress.seconds;
     for epoch in progress.epoch..cfg.epochs {
         let train_loss = match cfg.task {
-            Task::Copying => {
-                copying_epoch(ctx, cfg, &model, &mut adam, epoch, &mut progress, reporter)?
-            }
+            Task::Copying => copying_epoch(
+                ctx,
+                cfg,
+                &model,
+                &mut adam,
+                epoch,
+                total_steps,
+                &mut progress,
+                reporter,
+            )?,
             Task::Smnist => smnist_epoch(
                 ctx,
                 cfg,
@@ -157,12 +170,20 @@ pub fn train(
                 &mut adam,
                 epoch,
                 mnist.as_ref().expect("loaded"),
+                total_steps,
                 &mut progress,
                 reporter,
             )?,
-            Task::Adding => {
-                adding_epoch(ctx, cfg, &model, &mut adam, epoch, &mut progress, reporter)?
-            }
+            Task::Adding => adding_epoch(
+                ctx,
+                cfg,
+                &model,
+                &mut adam,
+                epoch,
+                total_steps,
+                &mut progress,
+                reporter,
+            )?,
         };
         progress.epoch = epoch + 1;
         progress.seconds = base_seconds + started.elapsed().as_secs_f64();
@@ -242,14 +263,16 @@ impl Target<'_> {
 #[allow(clippy::too_many_arguments)]
 fn train_step(
     ctx: &Context,
+    cfg: &TrainConfig,
     model: &Model,
     adam: &mut Adam,
     tokens: &Tensor,
     targets: Target<'_>,
     state: Option<(Tensor, Option<Tensor>)>,
-    seed: u32,
-    step: u64,
+    (step, total_steps): (u64, u64),
 ) -> Result<(Tensor, (Tensor, Option<Tensor>))> {
+    let seed = cfg.seed as u32;
+    adam.set_lr(cfg.lr_at(step, total_steps))?;
     model.store.zero_grads(ctx)?;
     let mut tape = Tape::new();
     // Steps of one sequence draw distinct masks: step0 advances by the sequence length.
@@ -267,12 +290,14 @@ fn train_step(
     Ok((value, (out.h_last, out.c_last)))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn copying_epoch(
     ctx: &Context,
     cfg: &TrainConfig,
     model: &Model,
     adam: &mut Adam,
     epoch: usize,
+    total_steps: u64,
     progress: &mut Progress,
     reporter: &mut dyn Reporter,
 ) -> Result<f64> {
@@ -291,13 +316,13 @@ fn copying_epoch(
         let y = Tensor::from_u32(ctx, &[b.t_len * b.batch], &b.targets)?;
         let (loss, next) = train_step(
             ctx,
+            cfg,
             model,
             adam,
             &x,
             Target::Classes(&y),
             state,
-            cfg.seed as u32,
-            progress.step,
+            (progress.step, total_steps),
         )?;
         state = cfg.carry_state.then_some(next);
         progress.step += 1;
@@ -367,12 +392,14 @@ fn adding_tensors(ctx: &Context, b: &data::AddingBatch) -> Result<(Tensor, Tenso
     Ok((x, y))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn adding_epoch(
     ctx: &Context,
     cfg: &TrainConfig,
     model: &Model,
     adam: &mut Adam,
     epoch: usize,
+    total_steps: u64,
     progress: &mut Progress,
     reporter: &mut dyn Reporter,
 ) -> Result<f64> {
@@ -384,13 +411,13 @@ fn adding_epoch(
         let (x, y) = adding_tensors(ctx, &b)?;
         let (loss, _) = train_step(
             ctx,
+            cfg,
             model,
             adam,
             &x,
             Target::Values(&y),
             None,
-            cfg.seed as u32,
-            progress.step,
+            (progress.step, total_steps),
         )?;
         progress.step += 1;
         let loss = loss.to_vec(ctx)?[0];
@@ -466,6 +493,7 @@ fn smnist_epoch(
     adam: &mut Adam,
     epoch: usize,
     mnist: &data::Mnist,
+    total_steps: u64,
     progress: &mut Progress,
     reporter: &mut dyn Reporter,
 ) -> Result<f64> {
@@ -477,13 +505,13 @@ fn smnist_epoch(
         let y = Tensor::from_u32(ctx, &[b.batch], &b.labels)?;
         let (loss, _) = train_step(
             ctx,
+            cfg,
             model,
             adam,
             &x,
             Target::Classes(&y),
             None,
-            cfg.seed as u32,
-            progress.step,
+            (progress.step, total_steps),
         )?;
         progress.step += 1;
         let loss = loss.to_vec(ctx)?[0];

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 mod bench;
 mod infer;
+mod summary;
 mod train;
 mod verify;
 mod viz;
@@ -90,6 +91,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Compare the GPU with the f64 reference on several RIMs configurations.
     Verify(verify::VerifyArgs),
+    /// The final evaluation of several runs as one table: mean ± std over the seeds of each
+    /// configuration (directories named NAME-s1, NAME-s2, ...).
+    Summary(summary::SummaryArgs),
     /// Draw pictures: which mechanisms are active at each step of a checkpoint's task, or the
     /// training curves of a run.
     Viz(viz::VizArgs),
@@ -125,6 +129,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run_bench(&args),
         Command::Verify(args) => verify::run_verify(&args),
         Command::Viz(args) => viz::run_viz(&args),
+        Command::Summary(args) => summary::run_summary(&args),
     }
 }
 

@@ -42,6 +42,10 @@ pub struct TrainArgs {
     embed: Option<usize>,
     #[arg(long)]
     lr: Option<f32>,
+    /// Learning-rate schedule over the run: constant (the authors') or cosine (from --lr down
+    /// to 0 at the last step).
+    #[arg(long, value_enum)]
+    lr_schedule: Option<rims::train::LrSchedule>,
     /// Gradient-norm clip; 0 turns clipping off.
     #[arg(long)]
     clip: Option<f32>,
@@ -57,6 +61,10 @@ pub struct TrainArgs {
     /// Added to the LSTM forget gates' initial bias (default 0, the authors' init).
     #[arg(long, allow_hyphen_values = true)]
     forget_bias: Option<f32>,
+    /// Factor on the initial input-attention weights of a RIMs model (default 1, the
+    /// authors' 0.01·N(0, 1)).
+    #[arg(long)]
+    input_gain: Option<f32>,
     /// Evaluate (and checkpoint) every this many epochs; the last epoch always is.
     #[arg(long)]
     eval_every: Option<usize>,
@@ -123,11 +131,13 @@ impl TrainArgs {
             hidden,
             embed,
             lr,
+            lr_schedule,
             dropout,
             batch,
             epochs,
             iterations,
             forget_bias,
+            input_gain,
             eval_every,
             symbols,
             train_len,
@@ -182,11 +192,11 @@ fn small_preset(task: Task) -> TrainConfig {
     }
 }
 
-/// The CLI's progress bar: loss, accuracy of the last evaluation, sequences per second, ETA.
+/// The CLI's progress bar: loss, accuracy of the last evaluation, steps per second, ETA.
 struct Bar {
     bar: ProgressBar,
     started: Instant,
-    sequences: usize,
+    steps: usize,
     last_eval: String,
 }
 
@@ -203,19 +213,21 @@ impl Bar {
         Bar {
             bar,
             started: Instant::now(),
-            sequences: 0,
+            steps: 0,
             last_eval: String::new(),
         }
     }
 }
 
 impl Reporter for Bar {
-    fn step(&mut self, epoch: usize, _iteration: usize, _of: usize, loss: f32, sequences: usize) {
-        self.sequences += sequences;
-        let rate = self.sequences as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+    fn step(&mut self, epoch: usize, _iteration: usize, _of: usize, loss: f32, _sequences: usize) {
+        self.steps += 1;
+        let rate = self.steps as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         self.bar.set_prefix(format!("{}", epoch + 1));
-        self.bar
-            .set_message(format!("loss {loss:.4} {}{rate:.1} seq/s", self.last_eval));
+        self.bar.set_message(format!(
+            "loss {loss:.4} {}{rate:.1} steps/s",
+            self.last_eval
+        ));
         self.bar.inc(1);
     }
 
@@ -365,12 +377,14 @@ impl TrainArgs {
             hidden: None,
             embed: None,
             lr: None,
+            lr_schedule: None,
             clip: None,
             dropout: None,
             batch: None,
             epochs: None,
             iterations: None,
             forget_bias: None,
+            input_gain: None,
             eval_every: None,
             symbols: None,
             train_len: None,

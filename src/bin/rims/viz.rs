@@ -8,6 +8,8 @@
 //!   image row boundaries, the pixel strip and the digit, with its label in the title.
 //! - `rims viz --metrics DIR`: training curves from `DIR/metrics.jsonl`: train and eval loss
 //!   against the step (left), eval accuracy for every (split, size) series (right).
+//!   `--metrics DIR1 DIR2 ...` draws several runs on one picture (e.g. RIMs against an LSTM):
+//!   one colour per run, one line style per evaluated size, the eval curves only.
 //!
 //! Text is drawn with DejaVu Sans compiled into the binary, so no system font is needed. The
 //! image is rendered into memory and written atomically.
@@ -37,9 +39,10 @@ pub struct VizArgs {
     /// each step of one batch of the task.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Run directory holding metrics.jsonl: draw the training curves.
-    #[arg(long)]
-    metrics: Option<PathBuf>,
+    /// Run directory holding metrics.jsonl: draw the training curves. Several directories
+    /// draw their runs on one picture, one colour per run.
+    #[arg(long, num_args = 1..)]
+    metrics: Vec<PathBuf>,
     /// Output PNG [default: DIR/masks_<task>.png or DIR/curves.png].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -61,9 +64,10 @@ pub struct VizArgs {
 }
 
 pub fn run_viz(args: &VizArgs) -> Result<()> {
-    match (&args.checkpoint, &args.metrics) {
-        (Some(dir), None) => masks(args, dir),
-        (None, Some(dir)) => curves(args, dir),
+    match (&args.checkpoint, args.metrics.as_slice()) {
+        (Some(dir), []) => masks(args, dir),
+        (None, [dir]) => curves(args, dir),
+        (None, dirs) if dirs.len() > 1 => compare(args, dirs),
         _ => Err(Error::Config {
             field: "viz",
             reason: "give exactly one of --checkpoint or --metrics".into(),
@@ -964,6 +968,59 @@ fn curves(args: &VizArgs, dir: &Path) -> Result<()> {
         "wrote {} ({w}x{h}): {} evaluations, {} accuracy series",
         out.display(),
         records.len(),
+        accuracy.len()
+    );
+    Ok(())
+}
+
+/// A run's name on a comparison picture: its directory's last component.
+fn run_name(dir: &Path) -> String {
+    dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// `rims viz --metrics DIR1 DIR2 ...`: the eval curves of several runs on one picture.
+fn compare(args: &VizArgs, dirs: &[PathBuf]) -> Result<()> {
+    let out = args
+        .out
+        .clone()
+        .ok_or_else(|| config_error("out", "a comparison of several runs needs --out FILE.png"))?;
+    let (mut losses, mut accuracy) = (Vec::new(), Vec::new());
+    let mut sizes: Vec<(String, usize)> = Vec::new();
+    let mut steps = 0;
+    for (run, dir) in dirs.iter().enumerate() {
+        let records = read_metrics(&dir.join("metrics.jsonl"))?;
+        steps = steps.max(records.last().map_or(0, |r| r.step));
+        let (l, a) = curves_of(&records);
+        let name = run_name(dir);
+        // Skip the train loss (index 0): one per run would crowd the panel.
+        for (series, into) in [
+            (l.into_iter().skip(1).collect::<Vec<_>>(), &mut losses),
+            (a, &mut accuracy),
+        ] {
+            for mut s in series {
+                let key = (s.name.clone(), 0);
+                if !sizes.contains(&key) {
+                    sizes.push(key.clone());
+                }
+                s.dashed = sizes.iter().position(|k| *k == key).unwrap_or(0) > 0;
+                s.colour = series_colour(run);
+                s.name = format!("{name}: {}", s.name);
+                into.push(s);
+            }
+        }
+    }
+    let title = format!("{} runs compared ({steps} steps)", dirs.len());
+    let (w, h) = (WIDTH, 520);
+    let rgb = render(w, h, |root| draw_curves(root, &title, &losses, &accuracy))
+        .map_err(|e| draw_error(&out, &*e))?;
+    write_png(&out, &rgb, w, h)?;
+    println!(
+        "wrote {} ({w}x{h}): {} runs, {} accuracy series",
+        out.display(),
+        dirs.len(),
         accuracy.len()
     );
     Ok(())
