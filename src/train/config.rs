@@ -151,12 +151,12 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
-    /// The main job: a small RIMs model (N = 4, k = 3, H = 32, LSTM cells) on a short copying
-    /// task (5 symbols, gap 2, tested at gap 5), about 10 minutes on the 2-core software device.
-    /// The paper's 10 symbols stay on the copy task's plateau for thousands of steps, more than
-    /// ten minutes of a software device buy; 5 symbols leave it within a few hundred. Each
-    /// batch starts from a zero state (the authors carry it over, see [`TrainConfig::paper`]),
-    /// and lr 5e-3 with batch 32 learned fastest in short trial runs there.
+    /// The main job: the paper's copying task (10 symbols from 1..8) trained at a gap of 20 and
+    /// tested at 80, with a small RIMs model (N = 4, k = 3, H = 64, D = 32, LSTM cells), about
+    /// 10 minutes on the 2-core CPU device. It departs from the authors' setting in four ways,
+    /// each of which shortened learning in trial runs (docs/experiments.md): the input-attention
+    /// weights start 20× larger (`input_gain`), the learning rate 5e-3 decays along a cosine,
+    /// each batch starts from a zero state, and there is no dropout.
     fn default() -> Self {
         TrainConfig {
             task: Task::Copying,
@@ -164,8 +164,8 @@ impl Default for TrainConfig {
             cell: "lstm".into(),
             mechanisms: 4,
             active: 3,
-            hidden: 32,
-            embed: 16,
+            hidden: 64,
+            embed: 32,
             input_key: 16,
             input_value: 16,
             comm_heads: 2,
@@ -174,23 +174,23 @@ impl Default for TrainConfig {
             cell_dropout: 0.0,
             dropout: 0.0,
             lr: 5e-3,
-            lr_schedule: LrSchedule::Constant,
+            lr_schedule: LrSchedule::Cosine,
             clip: Some(1.0),
             batch: 32,
-            epochs: 12,
+            epochs: 60,
             iterations: 200,
             pool: 100,
             carry_state: false,
             forget_bias: 0.0,
-            input_gain: 1.0,
-            symbols: 5,
-            train_len: 2,
-            test_len: 5,
+            input_gain: 20.0,
+            symbols: crate::data::copying::PAPER_SYMBOLS,
+            train_len: 20,
+            test_len: 80,
             resolution: 14,
             eval_resolutions: vec![14, 16, 19, 24],
             limit: None,
             mnist_dir: None,
-            eval_every: 1,
+            eval_every: 5,
             seed: 1111,
         }
     }
@@ -221,6 +221,10 @@ impl TrainConfig {
             dropout: 0.5,
             clip: Some(1.0),
             batch: 64,
+            // The authors' choices where the main job departs from them.
+            lr_schedule: LrSchedule::Constant,
+            input_gain: 1.0,
+            eval_every: 1,
             ..TrainConfig::default()
         };
         match task {
@@ -435,5 +439,56 @@ impl TrainConfig {
                 )
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_schedule_starts_at_lr_halves_midway_and_ends_at_zero() {
+        let c = TrainConfig {
+            lr: 4e-3,
+            lr_schedule: LrSchedule::Cosine,
+            ..TrainConfig::default()
+        };
+        assert_eq!(c.lr_at(0, 100), 4e-3);
+        assert!((c.lr_at(50, 100) - 2e-3).abs() < 1e-9);
+        assert!((c.lr_at(25, 100) as f64 - 4e-3 * (0.5 + 0.5 * 0.5f64.sqrt())).abs() < 1e-9);
+        assert!(c.lr_at(100, 100).abs() < 1e-12);
+        // Past the end (a run resumed with fewer epochs) it stays at zero.
+        assert!(c.lr_at(150, 100).abs() < 1e-12);
+        let constant = TrainConfig {
+            lr_schedule: LrSchedule::Constant,
+            ..c
+        };
+        assert_eq!(constant.lr_at(77, 100), 4e-3);
+    }
+
+    #[test]
+    fn paper_presets_keep_the_authors_constant_rate_and_init() {
+        for task in [Task::Copying, Task::Smnist, Task::Adding] {
+            let p = TrainConfig::paper(task);
+            assert_eq!((p.lr_schedule, p.input_gain), (LrSchedule::Constant, 1.0));
+            p.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn input_gain_is_refused_for_a_dense_model_and_when_not_positive() {
+        let dense = TrainConfig {
+            model: "lstm".into(),
+            ..TrainConfig::default()
+        };
+        let e = dense.validate().unwrap_err().to_string();
+        assert!(e.contains("input_gain"), "{e}");
+        for g in [0.0, -1.0, f32::NAN] {
+            let c = TrainConfig {
+                input_gain: g,
+                ..TrainConfig::default()
+            };
+            assert!(c.validate().is_err(), "gain {g} accepted");
+        }
     }
 }

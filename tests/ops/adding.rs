@@ -178,6 +178,7 @@ fn rims_learns_the_adding_problem(ctx: &Context) {
         train_len: 6,
         test_len: 12,
         lr: 1e-2,
+        eval_every: 1,
         ..TrainConfig::default()
     };
     let out = dir("learn");

@@ -5,7 +5,7 @@ use rims::Context;
 use std::path::PathBuf;
 
 use rims::Error;
-use rims::train::{self, Quiet, Task, TrainConfig, checkpoint};
+use rims::train::{self, LrSchedule, Quiet, Task, TrainConfig, checkpoint};
 
 fn tiny() -> TrainConfig {
     TrainConfig {
@@ -28,6 +28,10 @@ fn tiny() -> TrainConfig {
         cell_dropout: 0.1,
         // The authors' mode: resuming must restore the carried state's effect exactly too.
         carry_state: true,
+        // A run extended by more epochs repeats the shorter run's steps only at a constant
+        // rate (a cosine schedule stretches over the new total).
+        lr_schedule: LrSchedule::Constant,
+        eval_every: 1,
         ..TrainConfig::default()
     }
 }
