@@ -29,7 +29,7 @@ struct Run {
 }
 
 /// The directory name without a trailing seed tag: `copy-rims-s2` → `copy-rims`.
-fn group_name(dir: &Path) -> String {
+pub fn group_name(dir: &Path) -> String {
     let name = dir.file_name().map_or_else(
         || dir.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

@@ -990,11 +990,27 @@ fn compare(args: &VizArgs, dirs: &[PathBuf]) -> Result<()> {
     let (mut losses, mut accuracy) = (Vec::new(), Vec::new());
     let mut sizes: Vec<(String, usize)> = Vec::new();
     let mut steps = 0;
-    for (run, dir) in dirs.iter().enumerate() {
+    // Seeds of one configuration (NAME-s1, NAME-s2, ...) share a colour and a legend entry.
+    let mut groups: Vec<String> = Vec::new();
+    for dir in dirs {
         let records = read_metrics(&dir.join("metrics.jsonl"))?;
         steps = steps.max(records.last().map_or(0, |r| r.step));
         let (l, a) = curves_of(&records);
-        let name = run_name(dir);
+        let group = super::summary::group_name(dir);
+        let first = !groups.contains(&group);
+        if first {
+            groups.push(group.clone());
+        }
+        let run = groups.iter().position(|g| *g == group).unwrap_or(0);
+        let seeds = dirs
+            .iter()
+            .filter(|d| super::summary::group_name(d) == group)
+            .count();
+        let name = if seeds > 1 {
+            format!("{group} ({seeds} seeds)")
+        } else {
+            run_name(dir)
+        };
         // Skip the train loss (index 0): one per run would crowd the panel.
         for (series, into) in [
             (l.into_iter().skip(1).collect::<Vec<_>>(), &mut losses),
@@ -1007,12 +1023,20 @@ fn compare(args: &VizArgs, dirs: &[PathBuf]) -> Result<()> {
                 }
                 s.dashed = sizes.iter().position(|k| *k == key).unwrap_or(0) > 0;
                 s.colour = series_colour(run);
-                s.name = format!("{name}: {}", s.name);
+                s.name = if first {
+                    format!("{name}: {}", s.name)
+                } else {
+                    String::new()
+                };
                 into.push(s);
             }
         }
     }
-    let title = format!("{} runs compared ({steps} steps)", dirs.len());
+    let title = format!(
+        "{} runs of {} configurations compared ({steps} steps)",
+        dirs.len(),
+        groups.len()
+    );
     let (w, h) = (WIDTH, 520);
     let rgb = render(w, h, |root| draw_curves(root, &title, &losses, &accuracy))
         .map_err(|e| draw_error(&out, &*e))?;
@@ -1098,11 +1122,20 @@ where
 {
     for s in series {
         let style = s.colour.stroke_width(2);
+        chart.draw_series(
+            s.points
+                .iter()
+                .map(|&p| Circle::new(p, 3, s.colour.filled())),
+        )?;
         let drawn = if s.dashed {
             chart.draw_series(DashedLineSeries::new(s.points.clone(), 8, 5, style))?
         } else {
             chart.draw_series(LineSeries::new(s.points.clone(), style))?
         };
+        if s.name.is_empty() {
+            // A further seed of a group already in the legend.
+            continue;
+        }
         let dashed = s.dashed;
         drawn.label(s.name.clone()).legend(move |(x, y)| {
             // Two pieces, with a gap between them when the series is dashed.
@@ -1115,11 +1148,6 @@ where
                 + PathElement::new(vec![(x, y), (a, y)], style)
                 + PathElement::new(vec![(b, y), (x + 24, y)], style)
         });
-        chart.draw_series(
-            s.points
-                .iter()
-                .map(|&p| Circle::new(p, 3, s.colour.filled())),
-        )?;
     }
     let position = legend_position(chart, series)?;
     chart
