@@ -48,7 +48,7 @@ declare -A copying=(
 
 # Sequential MNIST on the bundled subset (6,400 training digits), trained at 14x14 and
 # evaluated at 14, 16, 19 and 24: RIMs N=6 with k=4 and k=6 against an LSTM of equal state.
-smnist_common="--task smnist --resolution 14 --batch 32 --epochs 12 --eval-every 4 --lr 2e-3 \
+smnist_common="--task smnist --resolution 14 --batch 32 --epochs 10 --eval-every 5 --lr 2e-3 \
 --embed 16 --forget-bias 1"
 declare -A smnist=(
     [smnist-rims-k4]="$smnist_common --model rims --mechanisms 6 --active 4 --hidden 16 --input-gain 20"
@@ -58,13 +58,14 @@ declare -A smnist=(
 
 # Why RIMs did not start on sMNIST in the earlier short runs: the same short run with each
 # suspect changed alone (one seed is enough to see a start or not).
-hyp_common="--task smnist --resolution 14 --batch 32 --epochs 2 --eval-every 2 --lr 2e-3 --embed 16 \
---model rims --mechanisms 6 --active 4 --hidden 16"
+hyp_data="--task smnist --resolution 14 --batch 32 --epochs 2 --eval-every 2 --lr 2e-3 --embed 16"
+hyp_common="$hyp_data --model rims --mechanisms 6 --active 4 --hidden 16"
 declare -A hypotheses=(
-    [hyp-authors]="$hyp_common"
-    [hyp-forget-bias]="$hyp_common --forget-bias 1"
-    [hyp-input-gain]="$hyp_common --input-gain 20"
+    [hyp-authors]="$hyp_common --forget-bias 0 --input-gain 1"
+    [hyp-forget-bias]="$hyp_common --forget-bias 1 --input-gain 1"
+    [hyp-input-gain]="$hyp_common --forget-bias 0 --input-gain 20"
     [hyp-both]="$hyp_common --forget-bias 1 --input-gain 20"
+    [hyp-lstm]="$hyp_data --model lstm --hidden 96 --forget-bias 0"
 )
 
 commands=()

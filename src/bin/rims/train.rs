@@ -192,8 +192,8 @@ fn small_preset(task: Task) -> TrainConfig {
             active: 4,
             hidden: 16,
             embed: 16,
-            epochs: 12,
-            eval_every: 4,
+            epochs: 10,
+            eval_every: 5,
             lr: 2e-3,
             forget_bias: 1.0,
             ..c
