@@ -48,7 +48,7 @@ declare -A copying=(
 
 # Sequential MNIST on the bundled subset (6,400 training digits), trained at 14x14 and
 # evaluated at 14, 16, 19 and 24: RIMs N=6 with k=4 and k=6 against an LSTM of equal state.
-smnist_common="--task smnist --resolution 14 --batch 32 --epochs 10 --eval-every 5 --lr 2e-3 \
+smnist_common="--task smnist --resolution 14 --batch 32 --epochs 10 --eval-every 5 --lr 5e-3 \
 --embed 16 --forget-bias 1"
 declare -A smnist=(
     [smnist-rims-k4]="$smnist_common --model rims --mechanisms 6 --active 4 --hidden 16 --input-gain 20"
@@ -65,14 +65,17 @@ declare -A hypotheses=(
     [hyp-forget-bias]="$hyp_common --forget-bias 1 --input-gain 1"
     [hyp-input-gain]="$hyp_common --forget-bias 0 --input-gain 20"
     [hyp-both]="$hyp_common --forget-bias 1 --input-gain 20"
+    [hyp-both-lr5e-3]="${hyp_common/--lr 2e-3/--lr 5e-3} --forget-bias 1 --input-gain 20"
+    [hyp-lr5e-3]="${hyp_common/--lr 2e-3/--lr 5e-3} --forget-bias 0 --input-gain 1"
     [hyp-lstm]="$hyp_data --model lstm --hidden 96 --forget-bias 0"
 )
 
 commands=()
-for grid in "${grids[@]}"; do
-    declare -n table=$grid
-    for name in $(printf '%s\n' "${!table[@]}" | sort); do
-        for seed in $seeds; do
+# Seed-major order: a grid stopped early has every configuration at its first seeds.
+for seed in $seeds; do
+    for grid in "${grids[@]}"; do
+        declare -n table=$grid
+        for name in $(printf '%s\n' "${!table[@]}" | sort); do
             out="$runs/$name-s$seed"
             if [ -f "$out/train.json" ]; then
                 # Resume: flags come from the checkpoint; a finished run trains no further.

@@ -194,7 +194,7 @@ fn small_preset(task: Task) -> TrainConfig {
             embed: 16,
             epochs: 10,
             eval_every: 5,
-            lr: 2e-3,
+            lr: 5e-3,
             forget_bias: 1.0,
             ..c
         },
