@@ -5,18 +5,61 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+fn file_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::File {
+        path: path.to_path_buf(),
+        reason: format!("{what}: {e}"),
+    }
+}
+
+/// The directory `path` lies in ("." for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Creates (or truncates) `path`, writes `bytes` and flushes them to disk before returning.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_synced_as(path, path, bytes)
+}
+
+/// [`write_synced`] to `path`, with errors naming `shown` (the file the caller asked for).
+fn write_synced_as(path: &Path, shown: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = std::fs::File::create(path).map_err(|e| file_error(shown, "cannot create", e))?;
+    f.write_all(bytes)
+        .map_err(|e| file_error(shown, "cannot write", e))?;
+    f.sync_all()
+        .map_err(|e| file_error(shown, "cannot flush", e))
+}
+
+/// Flushes a directory's entries (the names a rename created or replaced) to disk. Where the
+/// platform cannot open a directory (Windows) there is nothing to do: its renames are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    match std::fs::File::open(dir) {
+        Ok(d) => d
+            .sync_all()
+            .or_else(|e| {
+                // Some file systems refuse fsync on a directory; the rename still happened.
+                if e.kind() == std::io::ErrorKind::InvalidInput
+                    || e.kind() == std::io::ErrorKind::PermissionDenied
+                {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| file_error(dir, "cannot flush the directory", e)),
+        Err(_) if cfg!(not(unix)) => Ok(()),
+        Err(e) => Err(file_error(dir, "cannot open the directory", e)),
+    }
+}
+
 /// Writes `bytes` to `path` without ever leaving a partial file there: the data goes to a
 /// temporary file in the same directory, is flushed to disk, and is renamed over the target.
 /// An existing file is replaced only by a complete new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let bad = |what: &str, e: std::io::Error| Error::File {
-        path: path.to_path_buf(),
-        reason: format!("{what}: {e}"),
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     let name = path.file_name().ok_or_else(|| Error::File {
         path: path.to_path_buf(),
         reason: "not a file path".into(),
@@ -26,15 +69,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    let result = (|| {
-        let mut f =
-            std::fs::File::create(&tmp).map_err(|e| bad("cannot create temporary file", e))?;
-        f.write_all(bytes).map_err(|e| bad("cannot write", e))?;
-        f.sync_all().map_err(|e| bad("cannot flush", e))?;
-        std::fs::rename(&tmp, path).map_err(|e| bad("cannot rename into place", e))
-    })();
+    let result = write_synced_as(&tmp, path, bytes).and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(|e| file_error(path, "cannot rename into place", e))
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result
+    result?;
+    sync_dir(dir)
 }

@@ -135,7 +135,10 @@ fn train_eval_infer_round_trip() {
     assert_eq!(code, 0, "train failed: {out}\n{err}");
     assert!(out.contains("accuracy"), "{out}");
     // A new run into the same directory is refused; the checkpoint is untouched.
-    let before = std::fs::read(run.join("model.safetensors")).unwrap();
+    let model_file = rims::train::checkpoint::current(&run)
+        .unwrap()
+        .join("model.safetensors");
+    let before = std::fs::read(&model_file).unwrap();
     let (code, _, err) = rims(&args);
     assert_ne!(code, 0);
     assert!(err.contains("--resume"), "{err}");
@@ -143,10 +146,7 @@ fn train_eval_infer_round_trip() {
     let (code, _, err) = rims(&["train", "--resume", run_s, "--hidden", "5"]);
     assert_ne!(code, 0);
     assert!(err.contains("hidden"), "{err}");
-    assert_eq!(
-        std::fs::read(run.join("model.safetensors")).unwrap(),
-        before
-    );
+    assert_eq!(std::fs::read(&model_file).unwrap(), before);
     let (code, out, err) = rims(&["eval", "--checkpoint", run_s, "--lengths", "3,6"]);
     assert_eq!(code, 0, "eval failed: {out}\n{err}");
     assert!(out.contains("T=6"), "{out}");
@@ -195,7 +195,7 @@ fn train_eval_infer_round_trip() {
     std::fs::write(&input, b"garbage").unwrap();
     assert_one_line_error(&infer_args(run_s, &input, &output), "safetensors");
     // A corrupt checkpoint.
-    std::fs::write(run.join("train.json"), b"{").unwrap();
+    std::fs::write(model_file.with_file_name("train.json"), b"{").unwrap();
     assert_one_line_error(&["eval", "--checkpoint", run_s], "not a valid checkpoint");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -178,8 +178,10 @@ fn bad_input_is_a_one_line_error() {
     );
     let broken = dir.join("broken");
     std::fs::create_dir_all(&broken).unwrap();
+    // A run directory of the older layout: the files directly in it.
+    let set = rims::train::checkpoint::current(run).unwrap();
     for f in ["train.json", "model.safetensors"] {
-        std::fs::copy(run.join(f), broken.join(f)).unwrap();
+        std::fs::copy(set.join(f), broken.join(f)).unwrap();
     }
     std::fs::write(broken.join("model.safetensors"), b"not safetensors").unwrap();
     assert_one_line_error(

@@ -286,6 +286,11 @@ impl ParamStore {
         path: &Path,
         metadata: &BTreeMap<String, String>,
     ) -> Result<()> {
+        write_atomic(path, &self.encode(ctx, metadata)?)
+    }
+
+    /// The bytes [`ParamStore::save`] writes.
+    pub fn encode(&self, ctx: &Context, metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
         let host = self.to_host(ctx)?;
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = host
             .into_iter()
@@ -298,16 +303,10 @@ impl ParamStore {
                     .map(|v| (name.clone(), v))
             })
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::File {
-                path: path.to_path_buf(),
-                reason: format!("cannot encode: {e}"),
-            })?;
+            .map_err(|e| Error::invalid("ParamStore::encode", e.to_string()))?;
         let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-        let encoded = safetensors::serialize(views, Some(meta)).map_err(|e| Error::File {
-            path: path.to_path_buf(),
-            reason: format!("cannot encode: {e}"),
-        })?;
-        write_atomic(path, &encoded)
+        safetensors::serialize(views, Some(meta))
+            .map_err(|e| Error::invalid("ParamStore::encode", e.to_string()))
     }
 
     /// Loads values saved by [`ParamStore::save`] (or any safetensors file with the same names

@@ -9,7 +9,7 @@
 pub mod checkpoint;
 pub mod config;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -126,19 +126,9 @@ pub fn train(
             });
         }
         progress = checkpoint::load(ctx, out, &model, Some(&mut adam))?.progress;
-    } else if out.join(checkpoint::STATE_FILE).exists() {
-        return Err(Error::Config {
-            field: "out",
-            reason: format!(
-                "{} already holds a checkpoint: pass --resume to continue it, or choose another --out",
-                out.display()
-            ),
-        });
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::File {
-        path: out.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    // The records of the run so far; each checkpoint carries a copy (see `checkpoint`).
+    let mut metrics = checkpoint::open_run(out, resume)?;
     let mnist = match cfg.task {
         Task::Smnist => Some(load_mnist(cfg)?),
         Task::Copying | Task::Adding => None,
@@ -206,8 +196,8 @@ pub fn train(
                 train_loss,
                 eval,
             };
-            append_metrics(&out.join("metrics.jsonl"), &record)?;
-            checkpoint::save(ctx, out, cfg, &model, &adam, &progress)?;
+            metrics.push_str(&metrics_line(&out.join(checkpoint::METRICS_FILE), &record)?);
+            checkpoint::save(ctx, out, cfg, &model, &adam, &progress, Some(&metrics))?;
             reporter.evaluated(&record);
             history.push(record);
         }
@@ -215,24 +205,13 @@ pub fn train(
     Ok(Summary { progress, history })
 }
 
-fn append_metrics(path: &PathBuf, record: &EvalRecord) -> Result<()> {
-    use std::io::Write;
+/// `record` as one line of `metrics.jsonl` (newline included).
+fn metrics_line(path: &Path, record: &EvalRecord) -> Result<String> {
     let line = serde_json::to_string(record).map_err(|e| Error::File {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::File {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-    writeln!(f, "{line}").map_err(|e| Error::File {
-        path: path.clone(),
-        reason: e.to_string(),
-    })
+    Ok(line + "\n")
 }
 
 /// What a batch's outputs are compared with.

@@ -277,7 +277,7 @@ fn load_model_reads_a_checkpoint(ctx: &Context) {
         step: 3,
         seconds: 0.5,
     };
-    checkpoint::save(ctx, &dir, &config, &trained, &adam, &progress).unwrap();
+    checkpoint::save(ctx, &dir, &config, &trained, &adam, &progress, None).unwrap();
     let loaded = load_model(ctx, &dir).unwrap();
     assert_eq!(loaded.cfg, trained.cfg);
     assert_eq!(
@@ -296,7 +296,12 @@ fn load_model_reads_a_checkpoint(ctx: &Context) {
         .unwrap()
         .to_string();
     assert!(e.contains("train.json"), "{e}");
-    std::fs::remove_file(dir.join(checkpoint::MODEL_FILE)).unwrap();
+    std::fs::remove_file(
+        checkpoint::current(&dir)
+            .unwrap()
+            .join(checkpoint::MODEL_FILE),
+    )
+    .unwrap();
     assert!(load_model(ctx, &dir).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -109,8 +109,18 @@ fn resumed_run_equals_uninterrupted_run(ctx: &Context) {
         a.history.last().unwrap().train_loss,
         b.history.last().unwrap().train_loss
     );
-    let pa = std::fs::read(straight.join(checkpoint::MODEL_FILE)).unwrap();
-    let pb = std::fs::read(split.join(checkpoint::MODEL_FILE)).unwrap();
+    let pa = std::fs::read(
+        checkpoint::current(&straight)
+            .unwrap()
+            .join(checkpoint::MODEL_FILE),
+    )
+    .unwrap();
+    let pb = std::fs::read(
+        checkpoint::current(&split)
+            .unwrap()
+            .join(checkpoint::MODEL_FILE),
+    )
+    .unwrap();
     let (ta, tb) = (
         safetensors::SafeTensors::deserialize(&pa).unwrap(),
         safetensors::SafeTensors::deserialize(&pb).unwrap(),
@@ -138,13 +148,14 @@ fn refuses_mismatched_configs_and_bad_checkpoints_without_damage(ctx: &Context) 
     };
     let d = dir("refuse");
     train::train(ctx, &cfg, &d, false, &mut Quiet).unwrap();
+    let set = checkpoint::current(&d).unwrap();
     let before: Vec<Vec<u8>> = [
         checkpoint::MODEL_FILE,
         checkpoint::OPTIMIZER_FILE,
         checkpoint::STATE_FILE,
     ]
     .iter()
-    .map(|f| std::fs::read(d.join(f)).unwrap())
+    .map(|f| std::fs::read(set.join(f)).unwrap())
     .collect();
     // Starting a new run over an existing checkpoint.
     assert!(matches!(
@@ -160,9 +171,9 @@ fn refuses_mismatched_configs_and_bad_checkpoints_without_damage(ctx: &Context) 
     let err = train::train(ctx, &other, &d, true, &mut Quiet).unwrap_err();
     assert!(err.to_string().contains("hidden"), "{err}");
     // A model file from another step (a crash between two renames).
-    let model = d.join(checkpoint::MODEL_FILE);
+    let model = set.join(checkpoint::MODEL_FILE);
     let good = std::fs::read(&model).unwrap();
-    let state = d.join(checkpoint::STATE_FILE);
+    let state = set.join(checkpoint::STATE_FILE);
     let json = std::fs::read_to_string(&state)
         .unwrap()
         .replace("\"step\": 3", "\"step\": 4");
@@ -207,7 +218,7 @@ fn refuses_mismatched_configs_and_bad_checkpoints_without_damage(ctx: &Context) 
         checkpoint::STATE_FILE,
     ]
     .iter()
-    .map(|f| std::fs::read(d.join(f)).unwrap())
+    .map(|f| std::fs::read(set.join(f)).unwrap())
     .collect();
     assert_eq!(before, after, "refused runs leave the checkpoint as it was");
     std::fs::remove_dir_all(&d).unwrap();
