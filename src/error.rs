@@ -97,6 +97,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// Training produced a loss that is not a finite number, so the run stopped there (nothing
+    /// after the last checkpoint was saved).
+    #[error("training stopped at step {step}: {what}")]
+    Diverged {
+        /// Optimiser steps taken when it was noticed.
+        step: u64,
+        /// Which loss it was, its value, and what the caller can do.
+        what: String,
+    },
+
     /// Plain I/O failures not tied to a file we name.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -6,6 +6,7 @@
 //! (taken at an epoch boundary) repeats exactly what the uninterrupted run would have done on
 //! the same device.
 
+pub mod budget;
 pub mod checkpoint;
 pub mod config;
 
@@ -107,6 +108,7 @@ pub fn train(
     reporter: &mut dyn Reporter,
 ) -> Result<Summary> {
     cfg.validate()?;
+    budget::check(ctx, cfg, true)?;
     let model = Model::new(ctx, cfg.model()?, cfg.seed)?;
     model.add_forget_bias(ctx, cfg.forget_bias)?;
     model.scale_input_attention(ctx, cfg.input_gain)?;
@@ -196,6 +198,7 @@ pub fn train(
                 train_loss,
                 eval,
             };
+            check_eval(&record)?;
             metrics.push_str(&metrics_line(&out.join(checkpoint::METRICS_FILE), &record)?);
             checkpoint::save(ctx, out, cfg, &model, &adam, &progress, Some(&metrics))?;
             reporter.evaluated(&record);
@@ -235,6 +238,38 @@ impl Target<'_> {
             Target::Classes(t) => tape.cross_entropy(ctx, outputs, t),
             Target::Values(t) => tape.mse(ctx, outputs, t),
         }
+    }
+}
+
+/// The loss of a training step, read back; a loss that is not a finite number stops the run
+/// (nothing after the last checkpoint is saved).
+fn finite_loss(ctx: &Context, loss: &Tensor, step: u64) -> Result<f32> {
+    let value = loss.to_vec(ctx)?[0];
+    if value.is_finite() {
+        return Ok(value);
+    }
+    Err(Error::Diverged {
+        step,
+        what: format!(
+            "the training loss is {value} (the run diverged: a lower learning rate or \
+             gradient clipping may help)"
+        ),
+    })
+}
+
+/// An evaluation whose loss is not a finite number means the parameters are: stop the run
+/// before they are saved.
+fn check_eval(record: &EvalRecord) -> Result<()> {
+    match record.eval.iter().find(|e| !e.loss.is_finite()) {
+        None => Ok(()),
+        Some(e) => Err(Error::Diverged {
+            step: record.step,
+            what: format!(
+                "the {} loss at size {} is {} (the run diverged: a lower learning rate or \
+                 gradient clipping may help)",
+                e.split, e.size, e.loss
+            ),
+        }),
     }
 }
 
@@ -305,7 +340,7 @@ fn copying_epoch(
         )?;
         state = cfg.carry_state.then_some(next);
         progress.step += 1;
-        let loss = loss.to_vec(ctx)?[0];
+        let loss = finite_loss(ctx, &loss, progress.step)?;
         total += loss as f64;
         reporter.step(epoch, it + 1, cfg.iterations, loss, cfg.batch);
     }
@@ -399,7 +434,7 @@ fn adding_epoch(
             (progress.step, total_steps),
         )?;
         progress.step += 1;
-        let loss = loss.to_vec(ctx)?[0];
+        let loss = finite_loss(ctx, &loss, progress.step)?;
         total += loss as f64;
         reporter.step(epoch, it + 1, cfg.iterations, loss, cfg.batch);
     }
@@ -453,6 +488,12 @@ pub fn load_mnist(cfg: &TrainConfig) -> Result<data::Mnist> {
         .clone()
         .unwrap_or_else(data::bundled_mnist_dir);
     let mut m = data::load_mnist(&dir)?;
+    let largest = m
+        .train
+        .labels
+        .len()
+        .max(m.val.labels.len())
+        .max(m.test.labels.len());
     if let Some(limit) = cfg.limit {
         for split in [&mut m.train, &mut m.val, &mut m.test] {
             let keep: Vec<usize> = (0..split.labels.len().min(limit)).collect();
@@ -461,7 +502,34 @@ pub fn load_mnist(cfg: &TrainConfig) -> Result<data::Mnist> {
             split.source_indices.truncate(keep.len());
         }
     }
+    check_splits(cfg, &dir, &m, cfg.limit.is_some_and(|l| l < largest))?;
     Ok(m)
+}
+
+/// Training needs a full batch of training examples, evaluation one example of each split.
+/// `cut`: `cfg.limit` made a split smaller.
+fn check_splits(cfg: &TrainConfig, dir: &Path, m: &data::Mnist, cut: bool) -> Result<()> {
+    let (train, val, test) = (
+        m.train.labels.len(),
+        m.val.labels.len(),
+        m.test.labels.len(),
+    );
+    if train >= cfg.batch && val > 0 && test > 0 {
+        return Ok(());
+    }
+    let limit = match cfg.limit {
+        Some(l) if cut => format!(" (at most {l} per split, --limit)"),
+        _ => String::new(),
+    };
+    Err(Error::File {
+        path: dir.to_path_buf(),
+        reason: format!(
+            "too few images: {train} training, {val} validation and {test} test examples{limit}; \
+             a run needs at least one batch (--batch {}) of training examples and one example \
+             in each of the other splits",
+            cfg.batch
+        ),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -493,7 +561,7 @@ fn smnist_epoch(
             (progress.step, total_steps),
         )?;
         progress.step += 1;
-        let loss = loss.to_vec(ctx)?[0];
+        let loss = finite_loss(ctx, &loss, progress.step)?;
         total += loss as f64;
         reporter.step(epoch, i + 1, n, loss, cfg.batch);
     }
