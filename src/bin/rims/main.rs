@@ -7,12 +7,13 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rims::device::{AdapterSummary, CpuSummary, DeviceKind, DeviceRequest};
 use rims::{Context, Error, Result};
 use serde_json::{Value, json};
 
 mod bench;
+mod flags;
 mod infer;
 mod summary;
 mod train;
@@ -108,8 +109,34 @@ struct InfoArgs {
     device: DeviceArg,
 }
 
+/// The command line's definition. Every flag that takes a value also takes a negative number,
+/// so that `--lr -0.01` reaches the flag's own check instead of reading as an unknown flag `-0`.
+fn cli_command() -> clap::Command {
+    Cli::command().mut_subcommands(|sub| {
+        sub.mut_args(|a| {
+            let takes = a.get_action().takes_values();
+            a.allow_negative_numbers(takes)
+        })
+    })
+}
+
+/// The ids of the flags of the subcommand that were given on the command line.
+fn given(matches: &clap::ArgMatches) -> Vec<String> {
+    let Some((_, sub)) = matches.subcommand() else {
+        return Vec::new();
+    };
+    sub.ids()
+        .filter(|id| sub.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|id| id.to_string())
+        .collect()
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = cli_command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Command::Train(args) = &mut cli.command {
+        args.given = given(&matches);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -474,11 +501,20 @@ fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_valid() {
-        Cli::command().debug_assert();
+        cli_command().debug_assert();
+    }
+
+    #[test]
+    fn negative_numbers_reach_the_flags() {
+        let m = cli_command()
+            .try_get_matches_from(["rims", "train", "--lr", "-0.01", "--batch", "4"])
+            .expect("parses");
+        assert_eq!(given(&m), ["lr", "batch"]);
+        let cli = Cli::from_arg_matches(&m).expect("builds");
+        assert!(matches!(cli.command, Command::Train(_)));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `rims train` and `rims eval`: the experiments from the command line, with a progress bar,
 //! metrics as JSON lines and checkpoints.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
@@ -9,6 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rims::nn::model::Model;
 use rims::train::{self, EvalRecord, EvalResult, Reporter, Task, TrainConfig, checkpoint};
 use rims::{Error, Result};
+
+use super::flags;
 
 /// Model and optimiser flags; anything left out keeps the main job's default.
 #[derive(Debug, Args)]
@@ -23,7 +25,8 @@ pub struct TrainArgs {
     model: String,
     /// Starting point for every other flag: small (minutes on a software device; with no
     /// other flag, the main job) or paper (the authors' setting, docs/spec.md §2; hours on a GPU).
-    #[arg(long, default_value = "small")]
+    /// Not with --resume: a resumed run keeps its checkpoint's settings.
+    #[arg(long, default_value = "small", conflicts_with = "resume")]
     preset: String,
     /// Mechanism cell: lstm or gru.
     #[arg(long)]
@@ -46,7 +49,7 @@ pub struct TrainArgs {
     /// to 0 at the last step).
     #[arg(long, value_enum)]
     lr_schedule: Option<rims::train::LrSchedule>,
-    /// Gradient-norm clip; 0 turns clipping off.
+    /// Gradient-norm clip (a positive number); 0 turns clipping off.
     #[arg(long)]
     clip: Option<f32>,
     #[arg(long)]
@@ -95,12 +98,19 @@ pub struct TrainArgs {
     mnist_dir: Option<PathBuf>,
     #[arg(long)]
     seed: Option<u64>,
-    /// Where checkpoints and metrics go.
+    /// Where checkpoints and metrics go (see the README for the layout). A loss that is not a
+    /// finite number stops the run with an error; the last checkpoint stays as it was.
     #[arg(long, default_value = "runs/main")]
     out: PathBuf,
-    /// Continue the run whose checkpoint is in this directory (its config must match).
+    /// Continue the run whose checkpoint is in this directory. Flags given must match its
+    /// config, except --epochs, which may grow; with --out elsewhere the run is copied there
+    /// and continues there, leaving this directory as it is.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// The flags given on the command line (filled in by main; `--task` and the others with a
+    /// default cannot tell otherwise).
+    #[arg(skip)]
+    pub(crate) given: Vec<String>,
 }
 
 impl TrainArgs {
@@ -125,6 +135,13 @@ impl TrainArgs {
             // The paper's dense baselines have as many units as the RIMs model: LSTM-600.
             c.hidden *= c.mechanisms;
         }
+        let c = self.apply(c);
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// `c` with every flag given applied (the ones left out keep `c`'s value).
+    fn apply(&self, mut c: TrainConfig) -> TrainConfig {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
         }
@@ -156,7 +173,8 @@ impl TrainArgs {
             c.carry_state = true;
         }
         if let Some(clip) = self.clip {
-            c.clip = (clip > 0.0).then_some(clip);
+            // Anything but 0 is kept, for validate to refuse what is not a positive number.
+            c.clip = (clip != 0.0).then_some(clip);
         }
         if let Some(limit) = self.limit {
             c.limit = Some(limit);
@@ -164,8 +182,12 @@ impl TrainArgs {
         if self.mnist_dir.is_some() {
             c.mnist_dir = self.mnist_dir.clone();
         }
-        c.validate()?;
-        Ok(c)
+        c
+    }
+
+    /// Whether flag `id` (its field name) was given on the command line.
+    fn given(&self, id: &str) -> bool {
+        self.given.iter().any(|g| g == id)
     }
 }
 
@@ -284,36 +306,16 @@ fn steps_per_epoch(c: &TrainConfig) -> Result<u64> {
 }
 
 pub fn run_train(args: &TrainArgs) -> Result<()> {
-    let (cfg, out, resume) = match &args.resume {
-        Some(dir) => {
-            // Flags given with --resume must agree with the checkpoint; unset ones come from it.
-            let state = checkpoint::read_state(dir)?;
-            let mut cfg = state.config.clone();
-            let asked = args.config()?;
-            if let Some(e) = args.epochs {
-                cfg.epochs = e;
-            }
-            let explicit = TrainConfig {
-                epochs: cfg.epochs,
-                ..asked
-            };
-            let defaults = TrainConfig {
-                epochs: cfg.epochs,
-                ..TrainArgs::bare(args).config()?
-            };
-            if explicit != defaults {
-                let diffs = cfg.mismatches(&explicit);
-                if !diffs.is_empty() {
-                    return Err(Error::Config {
-                        field: "resume",
-                        reason: format!("flags disagree with the checkpoint: {}", diffs.join("; ")),
-                    });
-                }
-            }
-            (cfg, dir.clone(), true)
-        }
-        None => (args.config()?, args.out.clone(), false),
+    let (cfg, out, copy_from) = match &args.resume {
+        Some(dir) => resumed(args, dir)?,
+        None => (
+            args.config()
+                .map_err(|e| flags::name_flag(e, flags::train_flag))?,
+            args.out.clone(),
+            None,
+        ),
     };
+    let resume = args.resume.is_some();
     let ctx = args.device.open()?;
     let task = match cfg.task {
         Task::Copying => format!(
@@ -346,15 +348,26 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         ctx.describe(),
         out.display()
     );
-    let done = if resume {
-        checkpoint::read_state(&out)?.progress.epoch
-    } else {
-        0
+    let done = match (&copy_from, resume) {
+        (Some(from), _) => checkpoint::read_state(from)?.progress.epoch,
+        (None, true) => checkpoint::read_state(&out)?.progress.epoch,
+        (None, false) => 0,
     };
-    let per_epoch = steps_per_epoch(&cfg)?;
+    let per_epoch = steps_per_epoch(&cfg).map_err(|e| flags::name_flag(e, flags::train_flag))?;
+    rims::train::budget::check(&ctx, &cfg, true)
+        .map_err(|e| flags::name_flag(e, flags::train_flag))?;
+    if let Some(from) = copy_from {
+        checkpoint::copy_run(&from, &out)?;
+    }
     let mut bar = Bar::new(per_epoch * (cfg.epochs.saturating_sub(done)) as u64);
     let started = Instant::now();
-    let summary = train::train(&ctx, &cfg, &out, resume, &mut bar)?;
+    let summary = train::train(&ctx, &cfg, &out, resume, &mut bar).map_err(|e| match e {
+        Error::Diverged { step, what } => Error::Diverged {
+            step,
+            what: format!("{what}; {}", kept(&out)),
+        },
+        other => flags::name_flag(other, flags::train_flag),
+    })?;
     bar.bar.finish_and_clear();
     println!(
         "done: {} epochs, {} steps in {:.1} s",
@@ -373,41 +386,72 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-impl TrainArgs {
-    /// The same flags with nothing set (to tell defaults from explicit choices).
-    fn bare(args: &TrainArgs) -> TrainArgs {
-        TrainArgs {
-            task: args.task.clone(),
-            model: args.model.clone(),
-            preset: args.preset.clone(),
-            cell: None,
-            mechanisms: None,
-            active: None,
-            hidden: None,
-            embed: None,
-            lr: None,
-            lr_schedule: None,
-            clip: None,
-            dropout: None,
-            batch: None,
-            epochs: None,
-            iterations: None,
-            forget_bias: None,
-            input_gain: None,
-            eval_every: None,
-            symbols: None,
-            train_len: None,
-            no_carry: false,
-            carry: false,
-            test_len: None,
-            resolution: None,
-            limit: None,
-            mnist_dir: None,
-            seed: None,
-            out: args.out.clone(),
-            resume: None,
-            device: args.device,
-        }
+/// What `--resume DIR` runs: the checkpoint's config with the flags given checked against it,
+/// the directory to train in, and the run to copy there first (when --out names another one).
+fn resumed(args: &TrainArgs, dir: &Path) -> Result<(TrainConfig, PathBuf, Option<PathBuf>)> {
+    let state = checkpoint::read_state(dir)?;
+    let saved = state.config;
+    let mut asked = saved.clone();
+    if args.given("task") {
+        asked.task = args.task.parse::<Task>()?;
+    }
+    if args.given("model") {
+        asked.model = args.model.clone();
+    }
+    let asked = args.apply(asked);
+    let diffs = flags::differences(&asked, &saved);
+    if !diffs.is_empty() {
+        return Err(Error::Config {
+            field: "--resume",
+            reason: format!(
+                "flags disagree with the checkpoint in {} (a resumed run keeps its settings; \
+                 only --epochs may grow): {}",
+                dir.display(),
+                diffs.join("; ")
+            ),
+        });
+    }
+    asked
+        .validate()
+        .map_err(|e| flags::name_flag(e, flags::train_flag))?;
+    let done = state.progress.epoch;
+    if asked.epochs <= done {
+        return Err(Error::Config {
+            field: "--epochs",
+            reason: format!(
+                "the run in {} has already trained {done} of {} epochs: pass --epochs with more \
+                 than {done} to continue it",
+                dir.display(),
+                asked.epochs
+            ),
+        });
+    }
+    let elsewhere = args.given("out") && !same_place(&args.out, dir);
+    if elsewhere {
+        Ok((asked, args.out.clone(), Some(dir.to_path_buf())))
+    } else {
+        Ok((asked, dir.to_path_buf(), None))
+    }
+}
+
+/// Whether two paths name the same directory (a missing one is compared as written).
+fn same_place(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// What a stopped run leaves behind, for its error message.
+fn kept(out: &Path) -> String {
+    match checkpoint::read_state(out) {
+        Ok(s) => format!(
+            "its last checkpoint (epoch {}, step {}) in {} is kept",
+            s.progress.epoch,
+            s.progress.step,
+            out.display()
+        ),
+        Err(_) => "no checkpoint had been written yet".into(),
     }
 }
 
@@ -479,10 +523,37 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         let task = t.parse::<Task>()?;
         if task != cfg.task {
             return Err(Error::Config {
-                field: "task",
+                field: "--task",
                 reason: format!("the checkpoint was trained on {:?}, not {task:?}", cfg.task),
             });
         }
+    }
+    match cfg.task {
+        Task::Copying | Task::Adding if args.resolutions.is_some() => {
+            return Err(Error::Config {
+                field: "--resolutions",
+                reason: format!(
+                    "is for smnist checkpoints; {} is a {} run (its lengths: --lengths)",
+                    args.checkpoint.display(),
+                    if cfg.task == Task::Adding {
+                        "adding"
+                    } else {
+                        "copying"
+                    }
+                ),
+            });
+        }
+        Task::Smnist if args.lengths.is_some() => {
+            return Err(Error::Config {
+                field: "--lengths",
+                reason: format!(
+                    "is for copying and adding checkpoints; {} is an smnist run (its sizes: \
+                     --resolutions)",
+                    args.checkpoint.display()
+                ),
+            });
+        }
+        _ => {}
     }
     if let Some(r) = &args.resolutions {
         cfg.eval_resolutions = r.clone();
@@ -493,14 +564,17 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
             [a, b] => (cfg.train_len, cfg.test_len) = (*a, *b),
             _ => {
                 return Err(Error::Config {
-                    field: "lengths",
+                    field: "--lengths",
                     reason: "give one or two gaps".into(),
                 });
             }
         }
     }
-    cfg.validate()?;
+    cfg.validate()
+        .map_err(|e| flags::name_flag(e, flags::eval_flag))?;
     let ctx = args.device.open()?;
+    rims::train::budget::check(&ctx, &cfg, false)
+        .map_err(|e| flags::name_flag(e, flags::eval_flag))?;
     let model = Model::new(&ctx, cfg.model()?, cfg.seed)?;
     checkpoint::load(&ctx, &args.checkpoint, &model, None)?;
     let eval = match cfg.task {

@@ -13,9 +13,20 @@ pub struct VerifyArgs {
     random: usize,
     #[arg(long, default_value_t = 2026)]
     seed: u64,
-    /// Largest accepted error, relative to the largest value of each reference tensor.
-    #[arg(long, default_value_t = 1e-4)]
+    /// Largest accepted error, relative to the largest value of each reference tensor (a
+    /// finite number, at least 0).
+    #[arg(long, default_value_t = 1e-4, value_parser = tolerance)]
     tolerance: f64,
+}
+
+/// A tolerance that a comparison can be held to: NaN would pass nothing, a negative one too.
+fn tolerance(text: &str) -> std::result::Result<f64, String> {
+    let t: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if t.is_finite() && t >= 0.0 {
+        Ok(t)
+    } else {
+        Err(format!("{t} is not a finite number of at least 0"))
+    }
 }
 
 pub fn run_verify(args: &VerifyArgs) -> Result<()> {
