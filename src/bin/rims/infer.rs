@@ -2,12 +2,13 @@
 //! every step's state, mask and output, for checking against other implementations.
 //!
 //! Input tensors: `x` f32 [T, B, D] (cell inputs) or `tokens` (u32, i32 or i64) [T, B] (embedded
-//! first); optional `h0`, `c0` f32 [B, N·H]; optional `mask` f32 [T, B, N] of 0/1 (overrides
-//! the top-k choice). Output tensors: `h` [T, B, N·H], `c` [T, B, N·H] (LSTM), `mask`
+//! first; every id below the vocabulary size); optional `h0`, `c0` f32 [B, N·H]; optional
+//! `mask` f32 [T, B, N] of exactly 0 or 1 (overrides the top-k choice). Every value must be
+//! finite, and any other tensor is refused (a misspelt name would otherwise be ignored). Output tensors: `h` [T, B, N·H], `c` [T, B, N·H] (LSTM), `mask`
 //! [T, B, N], `logits` [T, B, V].
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use rims::nn::model::Model;
@@ -93,20 +94,125 @@ fn tokens(path: &std::path::Path, st: &SafeTensors<'_>) -> Result<Option<(Vec<us
     Ok(Some((t.shape().to_vec(), v)))
 }
 
+/// The tensors an input file may hold.
+const INPUTS: [&str; 5] = ["x", "tokens", "h0", "c0", "mask"];
+
+/// Flat index `i` of a tensor shaped `shape`, as "[a, b, c]".
+fn at(i: usize, shape: &[usize]) -> String {
+    let mut rest = i;
+    let mut idx = vec![0; shape.len()];
+    for (d, &n) in shape.iter().enumerate().rev() {
+        idx[d] = rest % n.max(1);
+        rest /= n.max(1);
+    }
+    format!("{idx:?}")
+}
+
+/// `path` made absolute where it (or its directory) exists, to compare two spellings.
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(p) = path.canonicalize() {
+        return p;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => rims::io::parent_dir(path)
+            .canonicalize()
+            .map(|d| d.join(name))
+            .unwrap_or_else(|_| dir.join(name)),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// --out may replace neither the input nor a file of the checkpoint.
+fn check_out(args: &InferArgs) -> Result<()> {
+    let out = resolved(&args.out);
+    let refuse = |what: String| Error::Config {
+        field: "--out",
+        reason: format!("{} is {what}; choose another path", args.out.display()),
+    };
+    if out == resolved(&args.input) {
+        return Err(refuse("the input file (--input)".into()));
+    }
+    let mut dirs = vec![resolved(&args.checkpoint)];
+    if let Ok(set) = checkpoint::current(&args.checkpoint) {
+        dirs.push(resolved(&set));
+    }
+    let files = [
+        checkpoint::MODEL_FILE,
+        checkpoint::OPTIMIZER_FILE,
+        checkpoint::STATE_FILE,
+        checkpoint::METRICS_FILE,
+        checkpoint::LATEST_FILE,
+    ];
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if files.contains(&name) && out.parent().is_some_and(|p| dirs.iter().any(|d| d == p)) {
+        return Err(refuse("a file of the checkpoint (--checkpoint)".into()));
+    }
+    Ok(())
+}
+
+/// Refuses a tensor holding NaN or an infinity: the run would only carry it into every output.
+fn finite(path: &Path, name: &str, shape: &[usize], v: &[f32]) -> Result<()> {
+    match v.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(bad(
+            path,
+            format!(
+                "tensor '{name}': {} at {} is not a finite number",
+                v[i],
+                at(i, shape)
+            ),
+        )),
+    }
+}
+
 pub fn run_infer(args: &InferArgs) -> Result<()> {
+    check_out(args)?;
     let state = checkpoint::read_state(&args.checkpoint)?;
     let cfg = state.config.model()?;
     let bytes =
         std::fs::read(&args.input).map_err(|e| bad(&args.input, format!("cannot read: {e}")))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| bad(&args.input, format!("not a valid safetensors file: {e}")))?;
-    let ctx = args.device.open()?;
-    let model = Model::new(&ctx, cfg.clone(), 0)?;
-    checkpoint::load(&ctx, &args.checkpoint, &model, None)?;
+    let mut names = st.names();
+    names.sort();
+    let has_input = names.iter().any(|n| ["x", "tokens"].contains(&n.as_ref()));
+    if !has_input {
+        return Err(bad(
+            &args.input,
+            format!(
+                "no input: expected a tensor 'x' [T, B, D] or 'tokens' [T, B], found {}",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        ));
+    }
+    if let Some(unknown) = names.iter().find(|n| !INPUTS.contains(n)) {
+        return Err(bad(
+            &args.input,
+            format!(
+                "tensor '{unknown}' is not an input of rims infer (x or tokens, and optionally \
+                 h0, c0, mask)"
+            ),
+        ));
+    }
     // State width and mask width: N·H and N for RIMs, H and 1 for a dense baseline.
     let (nh, n) = (cfg.state_width(), cfg.mask_width());
-    let x = match (f32s(&args.input, &st, "x")?, tokens(&args.input, &st)?) {
-        (Some((shape, v)), None) => Tensor::from_slice(&ctx, &shape, &v)?,
+    let x = f32s(&args.input, &st, "x")?;
+    let toks = tokens(&args.input, &st)?;
+    let t_b = match (&x, &toks) {
+        (Some((shape, v)), None) => {
+            if shape.len() != 3 || shape[2] != cfg.rims.input {
+                return Err(bad(
+                    &args.input,
+                    format!("'x' must be [T, B, {}], is {shape:?}", cfg.rims.input),
+                ));
+            }
+            finite(&args.input, "x", shape, v)?;
+            (shape[0], shape[1])
+        }
         (None, Some((shape, v))) => {
             if shape.len() != 2 {
                 return Err(bad(
@@ -114,43 +220,85 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
                     format!("'tokens' must be [T, B], is {shape:?}"),
                 ));
             }
-            model.embed(&ctx, &Tensor::from_u32(&ctx, &shape, &v)?)?
+            if let Some(i) = v.iter().position(|&t| t as usize >= cfg.vocab) {
+                return Err(bad(
+                    &args.input,
+                    format!(
+                        "tensor 'tokens': {} at {} is outside the checkpoint's vocabulary \
+                         (0..={})",
+                        v[i],
+                        at(i, shape),
+                        cfg.vocab - 1
+                    ),
+                ));
+            }
+            (shape[0], shape[1])
         }
         (Some(_), Some(_)) => {
             return Err(bad(&args.input, "give either 'x' or 'tokens', not both"));
         }
-        (None, None) => {
-            return Err(bad(
-                &args.input,
-                "no input: expected a tensor 'x' [T, B, D] or 'tokens' [T, B]",
-            ));
-        }
+        (None, None) => return Err(bad(&args.input, "no input")),
     };
-    let s = x.shape().to_vec();
-    if s.len() != 3 || s[2] != cfg.rims.input {
+    let (t_len, b) = t_b;
+    if t_len == 0 || b == 0 {
         return Err(bad(
             &args.input,
-            format!("'x' must be [T, B, {}], is {s:?}", cfg.rims.input),
+            format!(
+                "the input has T = {t_len} steps of B = {b} sequences; both must be at least 1"
+            ),
         ));
     }
-    let (t_len, b) = (s[0], s[1]);
-    let load = |name: &str, want: Vec<usize>| -> Result<Option<Tensor>> {
+    let extra = |name: &str, want: Vec<usize>| -> Result<Option<(Vec<usize>, Vec<f32>)>> {
         match f32s(&args.input, &st, name)? {
-            None => Ok(None),
-            Some((shape, v))
-                if shape.iter().product::<usize>() == want.iter().product::<usize>() =>
-            {
-                Ok(Some(Tensor::from_slice(&ctx, &want, &v)?))
-            }
-            Some((shape, _)) => Err(bad(
+            Some((shape, _)) if shape != want => Err(bad(
                 &args.input,
                 format!("'{name}' must be {want:?}, is {shape:?}"),
             )),
+            other => Ok(other),
         }
     };
-    let h0 = load("h0", vec![b, nh])?;
-    let c0 = load("c0", vec![b, nh])?;
-    let mask = load("mask", vec![t_len, b, n])?;
+    let h0 = extra("h0", vec![b, nh])?;
+    let c0 = extra("c0", vec![b, nh])?;
+    let mask = extra("mask", vec![t_len, b, n])?;
+    for (name, t) in [("h0", &h0), ("c0", &c0)] {
+        if let Some((shape, v)) = t {
+            finite(&args.input, name, shape, v)?;
+        }
+    }
+    if c0.is_some() && cfg.rims.cell != rims::nn::CellKind::Lstm {
+        return Err(bad(
+            &args.input,
+            "tensor 'c0': this checkpoint's cells are GRUs, which have no cell state",
+        ));
+    }
+    if let Some((shape, v)) = &mask
+        && let Some(i) = v.iter().position(|&m| m != 0.0 && m != 1.0)
+    {
+        return Err(bad(
+            &args.input,
+            format!(
+                "tensor 'mask': {} at {} is neither 0 nor 1 (a mask override says which \
+                 mechanisms are active)",
+                v[i],
+                at(i, shape)
+            ),
+        ));
+    }
+    let ctx = args.device.open()?;
+    let need = rims::train::budget::need(&cfg, t_len, b, false, 0);
+    rims::train::budget::check_need(&ctx, &need, &format!("{b} sequences of {t_len} steps"))?;
+    let model = Model::new(&ctx, cfg.clone(), 0)?;
+    checkpoint::load(&ctx, &args.checkpoint, &model, None)?;
+    let x = match (x, toks) {
+        (Some((shape, v)), _) => Tensor::from_slice(&ctx, &shape, &v)?,
+        (None, Some((shape, v))) => model.embed(&ctx, &Tensor::from_u32(&ctx, &shape, &v)?)?,
+        (None, None) => return Err(bad(&args.input, "no input")),
+    };
+    let upload = |t: Option<(Vec<usize>, Vec<f32>)>| -> Result<Option<Tensor>> {
+        t.map(|(shape, v)| Tensor::from_slice(&ctx, &shape, &v))
+            .transpose()
+    };
+    let (h0, c0, mask) = (upload(h0)?, upload(c0)?, upload(mask)?);
     let out = model.run_features(&ctx, &x, h0, c0, mask)?;
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = vec![
         ("h".into(), vec![t_len, b, nh], out.h.to_vec(&ctx)?),
