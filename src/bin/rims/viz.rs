@@ -161,6 +161,17 @@ fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
         .clone()
         .unwrap_or_else(|| dir.join(format!("masks_{}.png", task_name(cfg.task))));
     let ctx = args.device.open()?;
+    // The figure's batch, length and resolution, sized before anything is allocated.
+    let (len, res) = (args.length.unwrap_or(cfg.train_len), args.resolution);
+    let sized = TrainConfig {
+        batch,
+        train_len: len,
+        test_len: len,
+        resolution: res.unwrap_or(cfg.resolution),
+        eval_resolutions: res.map_or_else(|| vec![cfg.resolution], |r| vec![r]),
+        ..cfg.clone()
+    };
+    rims::train::budget::check(&ctx, &sized, false)?;
     let model = Model::new(&ctx, cfg.model()?, cfg.seed)?;
     checkpoint::load(&ctx, dir, &model, None)?;
     let mut fig = match cfg.task {
@@ -254,7 +265,7 @@ fn copying_figure(
     let task = cfg.copying(t)?;
     let data = task.batch(&mut rng, b)?;
     let t_len = data.t_len;
-    let n = cfg.mechanisms;
+    let n = model.cfg.mask_width();
     let classes = model.cfg.classes;
     let (masks, logits) = run_model(ctx, model, &data.inputs, t_len, b)?;
     let (example, fraction) = summarise(&masks, t_len, b, n, e);
@@ -327,7 +338,7 @@ fn smnist_figure(
         .collect();
     let batches = SmnistBatches::new(split, s, 1, None)?;
     let data = batches.batch_of(&order);
-    let n = cfg.mechanisms;
+    let n = model.cfg.mask_width();
     let (masks, logits) = run_model(ctx, model, &data.tokens, data.t_len, b)?;
     let (example, fraction) = summarise(&masks, data.t_len, b, n, 0);
     let classes = model.cfg.classes;
