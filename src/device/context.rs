@@ -294,6 +294,34 @@ fn enumerate(backends: wgpu::Backends) -> (Vec<wgpu::Adapter>, Vec<AdapterSummar
     (adapters, summaries)
 }
 
+/// Why no adapter opened when `backend` (RIMS_BACKEND) found none: the adapters of the other
+/// backends if there are any, else how to install a software one.
+fn no_adapter_message(backend: Option<wgpu::Backends>, others: &[AdapterSummary]) -> String {
+    let install = "on a machine without a GPU, install the software driver: apt-get install -y \
+                   mesa-vulkan-drivers libvulkan1";
+    let Some(backend) = backend else {
+        return format!("no Vulkan, Metal, DX12 or GL adapter found ({install})");
+    };
+    let asked = ["vulkan", "metal", "dx12", "gl"]
+        .into_iter()
+        .find(|name| parse_backend(name).ok() == Some(backend))
+        .unwrap_or("the chosen");
+    if others.is_empty() {
+        return format!(
+            "no adapter on the {asked} backend (RIMS_BACKEND), nor on any other ({install})"
+        );
+    }
+    let found: Vec<String> = others
+        .iter()
+        .map(|a| format!("{} ({})", a.name, a.backend.to_str()))
+        .collect();
+    format!(
+        "no adapter on the {asked} backend (RIMS_BACKEND={asked}); this machine has {}: unset \
+         RIMS_BACKEND or set it to one of those backends",
+        found.join(", ")
+    )
+}
+
 /// Every wgpu adapter on this machine, usable or not (for `rims info`).
 pub fn list_adapters() -> Vec<AdapterSummary> {
     enumerate(wgpu::Backends::all()).1
@@ -372,11 +400,15 @@ impl Context {
         let backends = request.backend.unwrap_or(wgpu::Backends::all());
         let (adapters, summaries) = enumerate(backends);
         if adapters.is_empty() {
-            return Err(Error::NoAdapter(
-                "no Vulkan, Metal, DX12 or GL adapter found (on a machine without a GPU, install \
-                 the software driver: apt-get install -y mesa-vulkan-drivers libvulkan1)"
-                    .into(),
-            ));
+            // Restricted to one backend: say what the others have before suggesting a driver.
+            let others = match request.backend {
+                Some(_) => list_adapters(),
+                None => Vec::new(),
+            };
+            return Err(Error::NoAdapter(no_adapter_message(
+                request.backend,
+                &others,
+            )));
         }
         let wanted = request.adapter.as_ref().map(|s| s.to_ascii_lowercase());
         let mut candidates: Vec<usize> = (0..adapters.len())
@@ -671,5 +703,38 @@ impl std::fmt::Debug for Context {
         f.debug_struct("Context")
             .field("device", &self.describe())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adapter(name: &str, backend: wgpu::Backend) -> AdapterSummary {
+        AdapterSummary {
+            name: name.into(),
+            backend,
+            device_type: wgpu::DeviceType::Cpu,
+            driver: String::new(),
+            driver_info: String::new(),
+            compute: true,
+            features: wgpu::Features::empty(),
+        }
+    }
+
+    #[test]
+    fn a_missing_backend_names_the_adapters_there_are() {
+        let others = [
+            adapter("llvmpipe", wgpu::Backend::Vulkan),
+            adapter("llvmpipe (GL)", wgpu::Backend::Gl),
+        ];
+        let m = no_adapter_message(Some(wgpu::Backends::METAL), &others);
+        assert!(m.contains("RIMS_BACKEND=metal"), "{m}");
+        assert!(m.contains("llvmpipe (vulkan)"), "{m}");
+        assert!(!m.contains("apt-get"), "{m}");
+        let m = no_adapter_message(Some(wgpu::Backends::METAL), &[]);
+        assert!(m.contains("apt-get"), "{m}");
+        let m = no_adapter_message(None, &[]);
+        assert!(m.contains("apt-get"), "{m}");
     }
 }
