@@ -175,7 +175,7 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
         .map_err(|e| bad(&args.input, format!("not a valid safetensors file: {e}")))?;
     let mut names = st.names();
     names.sort();
-    let has_input = names.iter().any(|n| ["x", "tokens"].contains(&n.as_ref()));
+    let has_input = names.iter().any(|n| ["x", "tokens"].contains(n));
     if !has_input {
         return Err(bad(
             &args.input,
