@@ -482,6 +482,19 @@ fn resume_refusals_name_only_the_flags_given() {
         case(
             &[
                 "train",
+                "--device",
+                "cpu",
+                "--resume",
+                s(&f.path("huge-hidden")),
+                "--epochs",
+                "2",
+            ],
+            1,
+            "--hidden: training on batches",
+        ),
+        case(
+            &[
+                "train",
                 "--resume",
                 s(&f.path("bad-pointer")),
                 "--epochs",
@@ -533,7 +546,7 @@ fn resume_refusals_name_only_the_flags_given() {
             "model.safetensors",
         ),
     ];
-    assert!(check(&cases, &[]) >= 18);
+    assert!(check(&cases, &[]) >= 19);
     // Only the flags given are listed.
     let args = resume(&["--hidden", "5", "--epochs", "2"]);
     let o = rims(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -953,6 +966,21 @@ fn infer_inputs() {
         case(
             &[
                 "infer",
+                "--device",
+                "cpu",
+                "--checkpoint",
+                s(&f.path("huge-hidden")),
+                "--input",
+                s(&input_x),
+                "--out",
+                s(&out),
+            ],
+            1,
+            "needs at least",
+        ),
+        case(
+            &[
+                "infer",
                 "--checkpoint",
                 "/nonexistent/run",
                 "--input",
@@ -964,7 +992,7 @@ fn infer_inputs() {
             "no checkpoint here",
         ),
     ];
-    assert!(check(&cases, &[]) >= 25);
+    assert!(check(&cases, &[]) >= 26);
     assert!(!out.exists(), "a refused infer wrote its output");
     // The good input still runs.
     let o = rims(
