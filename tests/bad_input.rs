@@ -700,7 +700,7 @@ fn eval_and_viz() {
                 "5",
             ],
             1,
-            "--lengths: is for copying checkpoints",
+            "--lengths: is for copying and adding checkpoints",
         ),
         case(
             &[

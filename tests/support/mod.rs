@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
-/// The flags of a tiny copying model on the CPU device (with `--iterations 2`, a fraction of a
-/// second an epoch).
-pub const TINY: [&str; 12] = [
+/// The flags of a tiny copying run on the CPU device, evaluated and saved every epoch (with
+/// `--iterations 2`, a fraction of a second an epoch).
+pub const TINY: [&str; 20] = [
     "--device",
     "cpu",
     "--mechanisms",
@@ -24,6 +24,14 @@ pub const TINY: [&str; 12] = [
     "4",
     "--batch",
     "4",
+    "--symbols",
+    "5",
+    "--train-len",
+    "2",
+    "--test-len",
+    "5",
+    "--eval-every",
+    "1",
 ];
 
 /// What a finished `rims` process said.

@@ -214,6 +214,13 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
             (shape[0], shape[1])
         }
         (None, Some((shape, v))) => {
+            if cfg.input != rims::nn::model::InputLayer::Embedding {
+                return Err(bad(
+                    &args.input,
+                    "tensor 'tokens': this checkpoint reads real-valued features, not tokens \
+                     (give its cell inputs as 'x')",
+                ));
+            }
             if shape.len() != 2 {
                 return Err(bad(
                     &args.input,

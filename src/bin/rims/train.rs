@@ -533,12 +533,12 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
             return Err(Error::Config {
                 field: "--resolutions",
                 reason: format!(
-                    "is for smnist checkpoints; {} is a {} run (its lengths: --lengths)",
+                    "is for smnist checkpoints; {} is {} run (its lengths: --lengths)",
                     args.checkpoint.display(),
                     if cfg.task == Task::Adding {
-                        "adding"
+                        "an adding"
                     } else {
-                        "copying"
+                        "a copying"
                     }
                 ),
             });
