@@ -103,8 +103,9 @@ pub struct TrainArgs {
     #[arg(long, default_value = "runs/main")]
     out: PathBuf,
     /// Continue the run whose checkpoint is in this directory. Flags given must match its
-    /// config, except --epochs, which may grow; with --out elsewhere the run is copied there
-    /// and continues there, leaving this directory as it is.
+    /// config, except --epochs, which may grow (a finished run without a larger --epochs is
+    /// left as it is); with --out elsewhere the run is copied there and continues there,
+    /// leaving this directory as it is.
     #[arg(long)]
     resume: Option<PathBuf>,
     /// The flags given on the command line (filled in by main; `--task` and the others with a
@@ -307,7 +308,10 @@ fn steps_per_epoch(c: &TrainConfig) -> Result<u64> {
 
 pub fn run_train(args: &TrainArgs) -> Result<()> {
     let (cfg, out, copy_from) = match &args.resume {
-        Some(dir) => resumed(args, dir)?,
+        Some(dir) => match resumed(args, dir)? {
+            Some(plan) => plan,
+            None => return Ok(()),
+        },
         None => (
             args.config()
                 .map_err(|e| flags::name_flag(e, flags::train_flag))?,
@@ -387,8 +391,13 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
 }
 
 /// What `--resume DIR` runs: the checkpoint's config with the flags given checked against it,
-/// the directory to train in, and the run to copy there first (when --out names another one).
-fn resumed(args: &TrainArgs, dir: &Path) -> Result<(TrainConfig, PathBuf, Option<PathBuf>)> {
+/// the directory to train in, and the run to copy there first (when --out names another one);
+/// None when the run has finished and no --epochs asks for more (said on stdout, so that
+/// resuming every run of a grid again is harmless).
+fn resumed(
+    args: &TrainArgs,
+    dir: &Path,
+) -> Result<Option<(TrainConfig, PathBuf, Option<PathBuf>)>> {
     let state = checkpoint::read_state(dir)?;
     let saved = state.config;
     let mut asked = saved.clone();
@@ -415,6 +424,14 @@ fn resumed(args: &TrainArgs, dir: &Path) -> Result<(TrainConfig, PathBuf, Option
         .validate()
         .map_err(|e| flags::name_flag(e, flags::train_flag))?;
     let done = state.progress.epoch;
+    if asked.epochs <= done && !args.given("epochs") {
+        println!(
+            "rims train: the run in {} has finished its {done} epochs; nothing to do (pass \
+             --epochs with more than {done} to extend it)",
+            dir.display()
+        );
+        return Ok(None);
+    }
     if asked.epochs <= done {
         return Err(Error::Config {
             field: "--epochs",
@@ -428,9 +445,9 @@ fn resumed(args: &TrainArgs, dir: &Path) -> Result<(TrainConfig, PathBuf, Option
     }
     let elsewhere = args.given("out") && !same_place(&args.out, dir);
     if elsewhere {
-        Ok((asked, args.out.clone(), Some(dir.to_path_buf())))
+        Ok(Some((asked, args.out.clone(), Some(dir.to_path_buf()))))
     } else {
-        Ok((asked, dir.to_path_buf(), None))
+        Ok(Some((asked, dir.to_path_buf(), None)))
     }
 }
 
