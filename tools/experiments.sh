@@ -77,7 +77,8 @@ for seed in $seeds; do
         declare -n table=$grid
         for name in $(printf '%s\n' "${!table[@]}" | sort); do
             out="$runs/$name-s$seed"
-            if [ -f "$out/train.json" ]; then
+            # A checkpoint: latest names it (train.json directly in the directory: older runs).
+            if [ -f "$out/latest" ] || [ -f "$out/train.json" ]; then
                 # Resume: flags come from the checkpoint; a finished run trains no further.
                 commands+=("RIMS_THREADS=1 $rims train --device cpu --resume $out")
             else
