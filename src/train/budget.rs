@@ -16,6 +16,8 @@ use crate::train::config::{Task, TrainConfig};
 pub struct Need {
     /// Parameters and gradients, and Adam's moments when training.
     pub params: u128,
+    /// One copy of the parameters: the flat buffer each of those is.
+    pub param_buffer: u128,
     /// Activations of one batch (the whole sequence; kept for the backward pass when training).
     pub activations: u128,
     /// Host-side data: the batches of an epoch.
@@ -85,6 +87,7 @@ pub fn need(model: &ModelConfig, t_len: usize, batch: usize, training: bool, dat
     let passes = if training { 4 } else { 1 };
     Need {
         params: params * copies * 4,
+        param_buffer: params * 4,
         activations: t_len as u128 * batch as u128 * per_step * passes * 4,
         data,
     }
@@ -109,16 +112,33 @@ fn human(bytes: u128) -> String {
 pub fn check_need(ctx: &Context, need: &Need, what: &str) -> Result<()> {
     let host = crate::device::host::total_memory_bytes() as u128;
     let largest = ctx.limits().max_buffer_size as u128;
-    let (needed, limit, place) = match ctx.kind() {
-        DeviceKind::Cpu => (need.total(), largest, "the CPU device's memory"),
-        DeviceKind::Gpu if need.params / 2 > largest => {
-            (need.params / 2, largest, "the GPU's largest buffer")
-        }
-        DeviceKind::Gpu => (need.data, host, "the host's memory"),
+    let breakdown = || {
+        format!(
+            "{} of parameters, {} of activations, {} of data",
+            human(need.params),
+            human(need.activations),
+            human(need.data)
+        )
     };
-    if needed <= limit {
-        return Ok(());
-    }
+    let problem = match ctx.kind() {
+        DeviceKind::Cpu if need.total() > largest => format!(
+            "{what} needs at least {} ({}), more than the CPU device's memory ({})",
+            human(need.total()),
+            breakdown(),
+            human(largest)
+        ),
+        DeviceKind::Gpu if need.param_buffer > largest => format!(
+            "{what}: the parameters need a buffer of {}, more than the GPU's largest buffer ({})",
+            human(need.param_buffer),
+            human(largest)
+        ),
+        DeviceKind::Gpu if need.data > host => format!(
+            "{what}: the data needs {} of host memory, more than the host's {}",
+            human(need.data),
+            human(host)
+        ),
+        _ => return Ok(()),
+    };
     let (field, advice) = if need.params >= need.activations.max(need.data) {
         ("hidden", "lower --hidden, --mechanisms or --embed")
     } else {
@@ -130,15 +150,7 @@ pub fn check_need(ctx: &Context, need: &Need, what: &str) -> Result<()> {
     };
     Err(Error::Config {
         field,
-        reason: format!(
-            "{what} needs at least {} ({} of parameters, {} of activations, {} of data), more \
-             than {place} ({}): {advice}",
-            human(needed),
-            human(need.params),
-            human(need.activations),
-            human(need.data),
-            human(limit)
-        ),
+        reason: format!("{problem}: {advice}"),
     })
 }
 
@@ -180,6 +192,7 @@ mod tests {
             .sum();
         let a = need(&model, 12, 32, true, 0);
         assert_eq!(a.params, n * 16);
+        assert_eq!(a.param_buffer, n * 4);
         let b = need(&model, 12, 64, true, 0);
         assert_eq!(b.activations, 2 * a.activations);
         assert_eq!(need(&model, 12, 32, false, 0).params, n * 8);
