@@ -91,8 +91,24 @@ pub fn s(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
 }
 
-/// A fresh, empty directory for this test process.
+/// A fresh, empty directory for this test process. The ones earlier test processes left
+/// under the same tag are removed (the shared fixtures have no moment to clean up after).
 pub fn scratch(tag: &str) -> PathBuf {
+    let prefix = format!("rims-{tag}-");
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix(&prefix)
+                .and_then(|p| p.parse::<u32>().ok());
+            let gone = pid.is_some_and(|p| {
+                p != std::process::id() && !Path::new("/proc").join(p.to_string()).exists()
+            });
+            if gone {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     let d = std::env::temp_dir().join(format!("rims-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
