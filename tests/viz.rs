@@ -52,6 +52,15 @@ fn run_dir() -> &'static Path {
             "4",
             "--iterations",
             "2",
+            // A short copying task, evaluated after each epoch.
+            "--symbols",
+            "5",
+            "--train-len",
+            "2",
+            "--test-len",
+            "5",
+            "--eval-every",
+            "1",
         ]);
         assert_eq!(code, 0, "train failed: {out}\n{err}");
         run
@@ -133,7 +142,7 @@ fn draws_mechanism_activity_of_a_checkpoint() {
         "12",
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
-    // Gap 12 plus twice the main job's 5 symbols.
+    // Gap 12 plus twice the run's 5 symbols.
     assert!(out.contains("x 22 steps"), "{out}");
     assert_picture(&run.join("masks_copying.png"));
 }
