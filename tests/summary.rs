@@ -112,6 +112,21 @@ fn summary_pools_seeds_and_viz_compares_runs() {
         "{lstm_row}"
     );
 
+    // --split keeps one split's columns; an unknown one is an error.
+    let mut args = vec!["summary", "--split", "copy"];
+    args.extend(dirs);
+    let (code, out, _) = rims(&args);
+    assert_eq!(code, 0);
+    assert!(out.contains("copy@4 acc (%)"), "{out}");
+    let mut args = vec!["summary", "--split", "test"];
+    args.extend(dirs);
+    let (code, _, err) = rims(&args);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no run has evaluated a split named 'test'"),
+        "{err}"
+    );
+
     // The accuracy in the table is the last metrics line's, in percent.
     let last = std::fs::read_to_string(b.join("metrics.jsonl")).unwrap();
     let last: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();

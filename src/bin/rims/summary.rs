@@ -17,6 +17,9 @@ pub struct SummaryArgs {
     /// Run directories (from `rims train --out`), each with train.json and metrics.jsonl.
     #[arg(required = true, num_args = 1..)]
     runs: Vec<PathBuf>,
+    /// Only this split's columns (e.g. test; default: every split evaluated).
+    #[arg(long)]
+    split: Option<String>,
 }
 
 /// One finished (or interrupted) run.
@@ -102,11 +105,23 @@ pub fn run_summary(args: &SummaryArgs) -> Result<()> {
     let mut columns: Vec<(String, usize)> = Vec::new();
     for r in &runs {
         for e in &r.last.eval {
+            if args.split.as_ref().is_some_and(|s| *s != e.split) {
+                continue;
+            }
             let key = (e.split.clone(), e.size);
             if !columns.contains(&key) {
                 columns.push(key);
             }
         }
+    }
+    if columns.is_empty() {
+        return Err(Error::Config {
+            field: "split",
+            reason: format!(
+                "no run has evaluated a split named '{}'",
+                args.split.as_deref().unwrap_or_default()
+            ),
+        });
     }
     let mut groups: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
     for r in &runs {
