@@ -1,71 +1,33 @@
 //! `rims summary` and `rims viz --metrics` over several runs: the tools behind the tables and
 //! pictures of docs/experiments.md, on two tiny seeds of one configuration and one of another.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
 
-fn rims(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rims"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use std::path::Path;
 
-fn scratch() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rims-summary-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use support::{rims, s, scratch, train_tiny};
 
-/// A tiny copying run: 2 epochs of 3 steps, evaluated after each.
+/// A tiny run of 2 epochs of 2 steps, `model` rims or lstm.
 fn tiny_run(out: &Path, model: &str, seed: &str) {
-    let mut args = vec![
-        "train",
-        "--device",
-        "cpu",
+    let mut extra = vec![
         "--model",
         model,
-        "--hidden",
-        "8",
-        "--embed",
-        "4",
-        "--symbols",
-        "2",
-        "--train-len",
-        "2",
-        "--test-len",
-        "4",
-        "--batch",
-        "4",
-        "--epochs",
-        "2",
-        "--iterations",
-        "3",
-        "--eval-every",
-        "1",
         "--seed",
         seed,
-        "--out",
+        "--hidden",
+        "8",
+        "--test-len",
+        "4",
     ];
-    let out = out.to_str().unwrap();
-    args.push(out);
     if model == "rims" {
-        args.extend(["--mechanisms", "3", "--active", "2"]);
+        extra.extend(["--mechanisms", "3", "--active", "2"]);
     }
-    let (code, _, err) = rims(&args);
-    assert_eq!(code, 0, "{args:?}: {err}");
+    train_tiny(out, 2, &extra);
 }
 
 #[test]
 fn summary_pools_seeds_and_viz_compares_runs() {
-    let d = scratch();
+    let d = scratch("summary");
     let (a1, a2, b) = (
         d.join("tiny-rims-s1"),
         d.join("tiny-rims-s2"),
@@ -82,8 +44,9 @@ fn summary_pools_seeds_and_viz_compares_runs() {
 
     let mut args = vec!["summary"];
     args.extend(dirs);
-    let (code, out, err) = rims(&args);
-    assert_eq!(code, 0, "{err}");
+    let o = rims(&args);
+    assert_eq!(o.code, 0, "{o:?}");
+    let out = o.stdout;
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| tiny")).collect();
     assert_eq!(rows.len(), 2, "one row per configuration:\n{out}");
     assert!(
@@ -94,15 +57,12 @@ fn summary_pools_seeds_and_viz_compares_runs() {
         .iter()
         .find(|r| r.starts_with("| tiny-rims |"))
         .unwrap();
-    // Two seeds: mean ± std; 6 steps each.
+    // Two seeds: mean ± std; 2 epochs of 2 steps each.
     assert!(
         rims_row.contains("| 2 |") && rims_row.contains(" ± "),
         "{rims_row}"
     );
-    assert!(
-        rims_row.contains("| 6 |") || rims_row.contains("| 6 ± 0 |"),
-        "{rims_row}"
-    );
+    assert!(rims_row.contains("| 4 ± 0 |"), "{rims_row}");
     let lstm_row = rows
         .iter()
         .find(|r| r.starts_with("| tiny-lstm |"))
@@ -115,16 +75,17 @@ fn summary_pools_seeds_and_viz_compares_runs() {
     // --split keeps one split's columns; an unknown one is an error.
     let mut args = vec!["summary", "--split", "copy"];
     args.extend(dirs);
-    let (code, out, _) = rims(&args);
-    assert_eq!(code, 0);
-    assert!(out.contains("copy@4 acc (%)"), "{out}");
+    let o = rims(&args);
+    assert_eq!(o.code, 0);
+    assert!(o.stdout.contains("copy@4 acc (%)"), "{o:?}");
     let mut args = vec!["summary", "--split", "test"];
     args.extend(dirs);
-    let (code, _, err) = rims(&args);
-    assert_eq!(code, 1);
+    let o = rims(&args);
+    assert_eq!(o.code, 1);
     assert!(
-        err.contains("no run has evaluated a split named 'test'"),
-        "{err}"
+        o.stderr
+            .contains("no run has evaluated a split named 'test'"),
+        "{o:?}"
     );
 
     // The accuracy in the table is the last metrics line's, in percent.
@@ -139,22 +100,22 @@ fn summary_pools_seeds_and_viz_compares_runs() {
     let png = d.join("compare.png");
     let mut args = vec!["viz", "--metrics"];
     args.extend(dirs);
-    args.extend(["--out", png.to_str().unwrap()]);
-    let (code, out, err) = rims(&args);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("3 runs"), "{out}");
+    args.extend(["--out", s(&png)]);
+    let o = rims(&args);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains("3 runs of 2 configurations"), "{o:?}");
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
 
     // Several runs need --out; a directory without a run is a one-line error.
-    let (code, _, err) = rims(&["viz", "--metrics", dirs[0], dirs[2]]);
-    assert_eq!(code, 1);
-    assert!(err.contains("--out"), "{err}");
-    let (code, _, err) = rims(&["summary", d.to_str().unwrap()]);
-    assert_eq!(code, 1);
+    let o = rims(&["viz", "--metrics", dirs[0], dirs[2]]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("--out"), "{o:?}");
+    let o = rims(&["summary", s(&d)]);
+    assert_eq!(o.code, 1);
     assert!(
-        err.starts_with("error:") && !err.contains("panicked"),
-        "{err}"
+        o.stderr.starts_with("error:") && !o.stderr.contains("panicked"),
+        "{o:?}"
     );
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -144,38 +144,20 @@ pub fn train(
     let started = Instant::now();
     let base_seconds = progress.seconds;
     for epoch in progress.epoch..cfg.epochs {
-        let train_loss = match cfg.task {
-            Task::Copying => copying_epoch(
-                ctx,
-                cfg,
-                &model,
-                &mut adam,
-                epoch,
-                total_steps,
-                &mut progress,
-                reporter,
-            )?,
-            Task::Smnist => smnist_epoch(
-                ctx,
-                cfg,
-                &model,
-                &mut adam,
-                epoch,
-                mnist.as_ref().expect("loaded"),
-                total_steps,
-                &mut progress,
-                reporter,
-            )?,
-            Task::Adding => adding_epoch(
-                ctx,
-                cfg,
-                &model,
-                &mut adam,
-                epoch,
-                total_steps,
-                &mut progress,
-                reporter,
-            )?,
+        let mut st = Stepper {
+            ctx,
+            cfg,
+            model: &model,
+            adam: &mut adam,
+            total_steps,
+            progress: &mut progress,
+            reporter,
+        };
+        let train_loss = match (cfg.task, &mnist) {
+            (Task::Copying, _) => copying_epoch(&mut st, epoch)?,
+            (Task::Adding, _) => adding_epoch(&mut st, epoch)?,
+            (Task::Smnist, Some(mnist)) => smnist_epoch(&mut st, epoch, mnist)?,
+            (Task::Smnist, None) => return Err(Error::invalid("train", "MNIST is not loaded")),
         };
         progress.epoch = epoch + 1;
         progress.seconds = base_seconds + started.elapsed().as_secs_f64();
@@ -273,48 +255,56 @@ fn check_eval(record: &EvalRecord) -> Result<()> {
     }
 }
 
-/// One optimiser step on a batch; returns the loss tensor (read lazily) and the final state.
-#[allow(clippy::too_many_arguments)]
-fn train_step(
-    ctx: &Context,
-    cfg: &TrainConfig,
-    model: &Model,
-    adam: &mut Adam,
-    tokens: &Tensor,
-    targets: Target<'_>,
-    state: Option<(Tensor, Option<Tensor>)>,
-    (step, total_steps): (u64, u64),
-) -> Result<(Tensor, (Tensor, Option<Tensor>))> {
-    let seed = cfg.seed as u32;
-    adam.set_lr(cfg.lr_at(step, total_steps))?;
-    model.store.zero_grads(ctx)?;
-    let mut tape = Tape::new();
-    // Steps of one sequence draw distinct masks: step0 advances by the sequence length.
-    let t_len = tokens.shape()[0] as u64;
-    let pass = Pass {
-        training: true,
-        seed,
-        step0: (step.wrapping_mul(t_len)) as u32,
-    };
-    let out = model.forward(ctx, &mut tape, tokens, state, pass)?;
-    let loss = targets.loss(ctx, &mut tape, out.logits)?;
-    let value = tape.value(loss).clone();
-    tape.backward(ctx, loss)?;
-    adam.step(ctx, model.store.flat_values(), model.store.flat_grads())?;
-    Ok((value, (out.h_last, out.c_last)))
+/// What every optimiser step of a run shares.
+struct Stepper<'a> {
+    ctx: &'a Context,
+    cfg: &'a TrainConfig,
+    model: &'a Model,
+    adam: &'a mut Adam,
+    /// Steps of the whole run (the learning-rate schedule's horizon).
+    total_steps: u64,
+    progress: &'a mut Progress,
+    reporter: &'a mut dyn Reporter,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn copying_epoch(
-    ctx: &Context,
-    cfg: &TrainConfig,
-    model: &Model,
-    adam: &mut Adam,
-    epoch: usize,
-    total_steps: u64,
-    progress: &mut Progress,
-    reporter: &mut dyn Reporter,
-) -> Result<f64> {
+impl Stepper<'_> {
+    /// One optimiser step on a batch, reported: returns the (finite) loss and the final state.
+    /// `of` is the number of steps in the epoch, for the report.
+    fn step(
+        &mut self,
+        epoch: usize,
+        (iteration, of): (usize, usize),
+        inputs: &Tensor,
+        targets: Target<'_>,
+        state: Option<(Tensor, Option<Tensor>)>,
+    ) -> Result<(f32, (Tensor, Option<Tensor>))> {
+        let (ctx, cfg, model) = (self.ctx, self.cfg, self.model);
+        let step = self.progress.step;
+        self.adam.set_lr(cfg.lr_at(step, self.total_steps))?;
+        model.store.zero_grads(ctx)?;
+        let mut tape = Tape::new();
+        // Steps of one sequence draw distinct masks: step0 advances by the sequence length.
+        let t_len = inputs.shape()[0] as u64;
+        let pass = Pass {
+            training: true,
+            seed: cfg.seed as u32,
+            step0: (step.wrapping_mul(t_len)) as u32,
+        };
+        let out = model.forward(ctx, &mut tape, inputs, state, pass)?;
+        let loss = targets.loss(ctx, &mut tape, out.logits)?;
+        let value = tape.value(loss).clone();
+        tape.backward(ctx, loss)?;
+        self.adam
+            .step(ctx, model.store.flat_values(), model.store.flat_grads())?;
+        self.progress.step += 1;
+        let value = finite_loss(ctx, &value, self.progress.step)?;
+        self.reporter.step(epoch, iteration, of, value, cfg.batch);
+        Ok((value, (out.h_last, out.c_last)))
+    }
+}
+
+fn copying_epoch(st: &mut Stepper<'_>, epoch: usize) -> Result<f64> {
+    let (ctx, cfg) = (st.ctx, st.cfg);
     let mut rng = epoch_rng(cfg.seed, epoch, 1);
     // The authors regenerate a pool of batches each epoch and draw iterations from it.
     let task = cfg.copying(cfg.train_len)?;
@@ -328,21 +318,10 @@ fn copying_epoch(
         let b = &pool[rng.below(cfg.pool as u64) as usize];
         let x = tokens(ctx, b.t_len, b.batch, &b.inputs)?;
         let y = Tensor::from_u32(ctx, &[b.t_len * b.batch], &b.targets)?;
-        let (loss, next) = train_step(
-            ctx,
-            cfg,
-            model,
-            adam,
-            &x,
-            Target::Classes(&y),
-            state,
-            (progress.step, total_steps),
-        )?;
+        let step = (it + 1, cfg.iterations);
+        let (loss, next) = st.step(epoch, step, &x, Target::Classes(&y), state)?;
         state = cfg.carry_state.then_some(next);
-        progress.step += 1;
-        let loss = finite_loss(ctx, &loss, progress.step)?;
         total += loss as f64;
-        reporter.step(epoch, it + 1, cfg.iterations, loss, cfg.batch);
     }
     Ok(total / cfg.iterations as f64)
 }
@@ -406,37 +385,16 @@ fn adding_tensors(ctx: &Context, b: &data::AddingBatch) -> Result<(Tensor, Tenso
     Ok((x, y))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn adding_epoch(
-    ctx: &Context,
-    cfg: &TrainConfig,
-    model: &Model,
-    adam: &mut Adam,
-    epoch: usize,
-    total_steps: u64,
-    progress: &mut Progress,
-    reporter: &mut dyn Reporter,
-) -> Result<f64> {
+fn adding_epoch(st: &mut Stepper<'_>, epoch: usize) -> Result<f64> {
+    let (ctx, cfg) = (st.ctx, st.cfg);
     // A fresh batch every step: the task has no finite training set.
     let mut rng = epoch_rng(cfg.seed, epoch, 3);
     let mut total = 0.0;
     for it in 0..cfg.iterations {
         let b = data::adding_batch(&mut rng, cfg.train_len, cfg.batch)?;
         let (x, y) = adding_tensors(ctx, &b)?;
-        let (loss, _) = train_step(
-            ctx,
-            cfg,
-            model,
-            adam,
-            &x,
-            Target::Values(&y),
-            None,
-            (progress.step, total_steps),
-        )?;
-        progress.step += 1;
-        let loss = finite_loss(ctx, &loss, progress.step)?;
-        total += loss as f64;
-        reporter.step(epoch, it + 1, cfg.iterations, loss, cfg.batch);
+        let step = (it + 1, cfg.iterations);
+        total += st.step(epoch, step, &x, Target::Values(&y), None)?.0 as f64;
     }
     Ok(total / cfg.iterations as f64)
 }
@@ -532,38 +490,15 @@ fn check_splits(cfg: &TrainConfig, dir: &Path, m: &data::Mnist, cut: bool) -> Re
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn smnist_epoch(
-    ctx: &Context,
-    cfg: &TrainConfig,
-    model: &Model,
-    adam: &mut Adam,
-    epoch: usize,
-    mnist: &data::Mnist,
-    total_steps: u64,
-    progress: &mut Progress,
-    reporter: &mut dyn Reporter,
-) -> Result<f64> {
+fn smnist_epoch(st: &mut Stepper<'_>, epoch: usize, mnist: &data::Mnist) -> Result<f64> {
+    let (ctx, cfg) = (st.ctx, st.cfg);
     let batches = SmnistBatches::new(&mnist.train, cfg.resolution, cfg.batch, Some(cfg.seed))?;
     let n = batches.batches_per_epoch();
     let mut total = 0.0;
     for (i, b) in batches.epoch(epoch as u64).enumerate() {
         let x = tokens(ctx, b.t_len, b.batch, &b.tokens)?;
         let y = Tensor::from_u32(ctx, &[b.batch], &b.labels)?;
-        let (loss, _) = train_step(
-            ctx,
-            cfg,
-            model,
-            adam,
-            &x,
-            Target::Classes(&y),
-            None,
-            (progress.step, total_steps),
-        )?;
-        progress.step += 1;
-        let loss = finite_loss(ctx, &loss, progress.step)?;
-        total += loss as f64;
-        reporter.step(epoch, i + 1, n, loss, cfg.batch);
+        total += st.step(epoch, (i + 1, n), &x, Target::Classes(&y), None)?.0 as f64;
     }
     Ok(total / n.max(1) as f64)
 }

@@ -1053,9 +1053,10 @@ fn compare(args: &VizArgs, dirs: &[PathBuf]) -> Result<()> {
         .map_err(|e| draw_error(&out, &*e))?;
     write_png(&out, &rgb, w, h)?;
     println!(
-        "wrote {} ({w}x{h}): {} runs, {} accuracy series",
+        "wrote {} ({w}x{h}): {} runs of {} configurations, {} accuracy series",
         out.display(),
         dirs.len(),
+        groups.len(),
         accuracy.len()
     );
     Ok(())
