@@ -94,9 +94,11 @@ if [ $list = 1 ]; then
 fi
 [ -x "$rims" ] || { echo "experiments.sh: $rims not built (cargo build --release)" >&2; exit 1; }
 mkdir -p "$runs"
+mkdir -p "$runs/logs"
+# Each run's output goes to DIR/logs/NAME.log, so that DIR/NAME-* globs only run directories.
 printf '%s\n' "${commands[@]}" | xargs -P "$jobs" -I{} bash -c '
     out=$(echo "{}" | sed -E "s/.*--(out|resume) ([^ ]+).*/\2/")
-    mkdir -p "$(dirname "$out")"
+    log="$(dirname "$out")/logs/$(basename "$out").log"
     echo "start $out"
-    if {} >> "$out.log" 2>&1; then echo "done  $out"; else echo "FAILED $out (see $out.log)"; fi
+    if {} >> "$log" 2>&1; then echo "done  $out"; else echo "FAILED $out (see $log)"; fi
 '

@@ -96,11 +96,22 @@ fn mean_std(v: &[f64], digits: usize) -> String {
 }
 
 pub fn run_summary(args: &SummaryArgs) -> Result<()> {
-    let runs: Vec<Run> = args
-        .runs
-        .iter()
-        .map(|d| read_run(d))
-        .collect::<Result<_>>()?;
+    // A shell glob over a runs folder also matches its files (logs): they are no runs.
+    let (dirs, files): (Vec<&PathBuf>, Vec<&PathBuf>) = args.runs.iter().partition(|p| p.is_dir());
+    if !files.is_empty() {
+        eprintln!(
+            "rims summary: skipped {} path(s) that are not directories, e.g. {}",
+            files.len(),
+            files[0].display()
+        );
+    }
+    if dirs.is_empty() {
+        return Err(Error::Config {
+            field: "runs",
+            reason: "none of the paths is a run directory".into(),
+        });
+    }
+    let runs: Vec<Run> = dirs.iter().map(|d| read_run(d)).collect::<Result<_>>()?;
     // Columns: every (split, size) any run evaluated, in first-seen order.
     let mut columns: Vec<(String, usize)> = Vec::new();
     for r in &runs {
