@@ -421,23 +421,34 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The differences that make a checkpoint of `other` unusable for this run (the number of
-    /// epochs may grow: that is how a run is extended).
-    pub fn mismatches(&self, other: &TrainConfig) -> Vec<String> {
+    /// The settings in which `other` (a checkpoint's config) differs from this run's, as
+    /// (field, this run's value, the checkpoint's value), in field order. The number of epochs
+    /// may differ: that is how a run is extended.
+    pub fn differing_fields(
+        &self,
+        other: &TrainConfig,
+    ) -> Vec<(String, serde_json::Value, serde_json::Value)> {
         let a = serde_json::to_value(self).unwrap_or_default();
         let b = serde_json::to_value(other).unwrap_or_default();
         let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
-            return vec!["unreadable config".into()];
+            return vec![("config".into(), a, b)];
         };
         a.iter()
             .filter(|(k, _)| k.as_str() != "epochs")
             .filter(|(k, v)| b.get(k.as_str()) != Some(v))
             .map(|(k, v)| {
-                format!(
-                    "{k}: checkpoint has {}, this run asks for {v}",
-                    b.get(k.as_str()).cloned().unwrap_or_default()
-                )
+                let had = b.get(k.as_str()).cloned().unwrap_or_default();
+                (k.clone(), v.clone(), had)
             })
+            .collect()
+    }
+
+    /// [`TrainConfig::differing_fields`] in words: what makes a checkpoint of `other` unusable
+    /// for this run.
+    pub fn mismatches(&self, other: &TrainConfig) -> Vec<String> {
+        self.differing_fields(other)
+            .into_iter()
+            .map(|(k, v, had)| format!("{k}: checkpoint has {had}, this run asks for {v}"))
             .collect()
     }
 }

@@ -86,20 +86,14 @@ fn shown(v: &serde_json::Value) -> String {
 /// (the checkpoint's), as "--flag: X given, the checkpoint has Y"; the number of epochs may
 /// differ (that is how a run is extended).
 pub fn differences(asked: &TrainConfig, saved: &TrainConfig) -> Vec<String> {
-    let a = serde_json::to_value(asked).unwrap_or_default();
-    let b = serde_json::to_value(saved).unwrap_or_default();
-    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
-        return vec!["unreadable config".into()];
-    };
-    a.iter()
-        .filter(|(k, _)| k.as_str() != "epochs")
-        .filter(|(k, v)| b.get(k.as_str()) != Some(v))
-        .map(|(k, v)| {
-            let had = b.get(k.as_str()).cloned().unwrap_or_default();
+    asked
+        .differing_fields(saved)
+        .into_iter()
+        .map(|(k, v, had)| {
             format!(
                 "{}: {} given, the checkpoint has {}",
-                train_flag(k).unwrap_or(k),
-                shown(v),
+                train_flag(&k).unwrap_or(k.as_str()),
+                shown(&v),
                 shown(&had)
             )
         })
