@@ -158,7 +158,7 @@ def run_authors(bc_mod, cell, seed, N, k, H, D, T, B):
     meta = dict(code="authors", repo="anirudh9119/RIMs", path="event_based/blocks_core.py",
                 module="BlocksCore", commit=AUTHORS_COMMIT, cell=cell, N=N, k=k, H=H, D=D, T=T, B=B,
                 seed=seed, d_k=64, h_in=1, d_vin=4 * H, h_c=4, d_kc=16, d_vc=16,
-                gate_order="ifgo" if lstm else "rzn", variant="A")
+                raw_gate_order="ifgo" if lstm else "rzn", variant="A")
     return out, meta, margin_of(score, k)
 
 
@@ -193,18 +193,19 @@ def run_dido(rim_mod, cell, seed, N, k, H, D, T, B, sizes):
             assert len(rec.calls) == before + 1
             s = rec.calls[-1]
             m = torch.zeros(B, N, dtype=torch.float64)
-            m.scatter_(1, torch.topk(s, k, dim=1).indices, 1.0)
+            m.scatter_(1, rec.orig(s, k, dim=1).indices, 1.0)  # not recorded
             masks.append(m)
     h_all, c_all = torch.stack(hs), torch.stack(cs)
     loss = (h_all * wh).sum() + ((c_all[-1] * wc).sum() if lstm else 0.0)
     params = dict(rc.named_parameters())
     grads = torch.autograd.grad(loss, list(params.values()) + [x, h0, c0], allow_unused=True)
+    assert len(rec.calls) == T
     score = torch.stack(rec.calls)
     out = finish(state, params, grads, x, h0, c0, h_all, c_all, torch.stack(masks), score, wh, wc, lstm)
     meta = dict(code="dido", repo="dido1998/Recurrent-Independent-Mechanisms", path="RIM.py",
                 module="RIMCell", commit=DIDO_COMMIT, cell=cell, N=N, k=k, H=H, D=D, T=T, B=B, seed=seed,
                 d_k=sizes["d_k"], h_in=sizes["h_in"], d_vin=sizes["d_vin"], h_c=sizes["h_c"],
-                d_kc=sizes["d_kc"], d_vc=H, gate_order="ifog" if lstm else "rzn", variant="D")
+                d_kc=sizes["d_kc"], d_vc=H, raw_gate_order="ifog" if lstm else "rzn", variant="D")
     return out, meta, margin_of(score, k)
 
 
