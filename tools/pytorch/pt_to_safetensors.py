@@ -5,8 +5,10 @@ Accepted checkpoint shapes:
   * a state_dict (a mapping from names to tensors),
   * a dict holding one under 'state_dict', 'model_state_dict', 'model' or 'net'
     (the value may itself be a state_dict or a whole module),
-  * a whole pickled nn.Module (needs the defining code importable: pass --src DIR,
-    e.g. --src /tmp/authors/event_based, so that its classes can be unpickled).
+  * a whole pickled nn.Module (only with --allow-pickle, which runs the file's pickled code, so
+    trusted files only; the defining code must be importable: pass --src DIR, e.g. --src /tmp/dido).
+    The authors' BlocksCore cannot be pickled whole (MultiHeadAttention holds a lambda), so their
+    checkpoints are state_dicts.
 
 The tensors are written as they are (dtype kept unless --dtype is given), made
 contiguous and detached from any storage they shared. Nothing is renamed: the
@@ -23,6 +25,7 @@ Examples:
       --strip-prefix bc_lst.0. --only-prefix bc_lst.0. --dtype float32 ckpt.pt cell.safetensors
 """
 import argparse
+import pickle
 import sys
 
 
@@ -64,9 +67,10 @@ def main():
     ap.add_argument("--strip-prefix", default=None, help="remove this prefix from names that have it")
     ap.add_argument("--dtype", choices=["keep", "float32", "float64"], default="keep",
                     help="cast floating-point tensors (integer tensors are kept)")
-    ap.add_argument("--weights-only", action="store_true",
-                    help="load with torch.load(weights_only=True) (safe for untrusted files; "
-                         "fails on pickled modules)")
+    ap.add_argument("--allow-pickle", action="store_true",
+                    help="load with torch.load(weights_only=False), which runs arbitrary pickled code: "
+                         "needed for whole pickled modules, use only on trusted files. Without it the "
+                         "file is loaded with weights_only=True")
     args = ap.parse_args()
 
     for d in args.src:
@@ -78,9 +82,13 @@ def main():
         die(f"{e}; install with `pip install torch safetensors`")
 
     try:
-        obj = torch.load(args.input, map_location="cpu", weights_only=args.weights_only)
+        obj = torch.load(args.input, map_location="cpu", weights_only=not args.allow_pickle)
     except FileNotFoundError:
         die(f"no such file: {args.input}")
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        die(f"{args.input} is not a plain-tensor checkpoint ({first}). If it pickles a whole module or other "
+            f"objects and you trust it, rerun with --allow-pickle (and --src DIR for the module's code)")
     except TypeError:  # very old torch without weights_only
         obj = torch.load(args.input, map_location="cpu")
     except (ModuleNotFoundError, AttributeError) as e:
