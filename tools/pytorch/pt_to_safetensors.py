@@ -85,9 +85,8 @@ def main():
         obj = torch.load(args.input, map_location="cpu", weights_only=not args.allow_pickle)
     except FileNotFoundError:
         die(f"no such file: {args.input}")
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        die(f"{args.input} is not a plain-tensor checkpoint ({first}). If it pickles a whole module or other "
+    except pickle.UnpicklingError:
+        die(f"torch.load(weights_only=True) refused {args.input}: it holds more than tensors. If it pickles a whole module or other "
             f"objects and you trust it, rerun with --allow-pickle (and --src DIR for the module's code)")
     except TypeError:  # very old torch without weights_only
         obj = torch.load(args.input, map_location="cpu")
