@@ -15,6 +15,7 @@ mod matmul;
 mod model;
 mod optim;
 mod params;
+mod pytorch_golden;
 mod recurrent;
 mod reduce;
 mod rims;
