@@ -32,17 +32,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("src/ops/cell.rs", "nn", "issue 14: takes nn::CellKind"),
     ("src/ops/merge.rs", "nn", "issue 14: takes nn::CellKind"),
     ("src/ops/recurrent.rs", "nn", "issue 14: takes nn::CellKind"),
-    // issue 14: the product calls its checker.
-    (
-        "src/ops/dropout.rs",
-        "reference",
-        "issue 14: calls reference::dropout::threshold",
-    ),
-    (
-        "src/ops/input_attention.rs",
-        "reference",
-        "issue 14: calls reference::dropout::threshold",
-    ),
     // issue 14: the reference imports the product.
     (
         "src/reference/elementwise.rs",

@@ -20,6 +20,13 @@ pub fn hash32(v: u32) -> u32 {
     x
 }
 
+/// The integer threshold for drop probability `p`: round(p · 2^24), computed on the host and
+/// passed to the kernels in their `Params` (an element is kept iff its 24-bit draw is at least
+/// this; 0 keeps everything). `reference::dropout::threshold` is the checker's own copy.
+pub fn dropout_threshold(p: f32) -> u32 {
+    (p as f64 * 16_777_216.0).round() as u32
+}
+
 /// The multiplier of element `index`: 1 when `threshold` is 0 (no dropout), else 0 if the
 /// element is dropped and `scale` if it is kept (`dropout_factor` in lib/common.wgsl).
 #[inline]
@@ -194,7 +201,7 @@ mod tests {
             x = x.wrapping_mul(0x846ca68b);
             x ^ (x >> 16)
         });
-        let threshold = (0.3f64 * 16_777_216.0).round() as u32;
+        let threshold = dropout_threshold(0.3);
         for (seed, step, tensor) in [(0, 0, 0), (7, 3, 0), (12345, 99, 2), (u32::MAX, 1, 1)] {
             let s = DropoutStream::new(seed, step, tensor, threshold, 1.5);
             let mut buf = [0.0f32; 100];

@@ -38,7 +38,7 @@ pub fn apply(ctx: &Context, x: &Tensor, m: Mask) -> Result<Tensor> {
         seed: m.seed,
         step: m.step,
         tensor: m.tensor,
-        threshold: crate::reference::dropout::threshold(m.p),
+        threshold: crate::kernels::common::dropout_threshold(m.p),
         scale: if m.p == 0.0 { 1.0 } else { 1.0 / (1.0 - m.p) },
         _pad: [0; 2],
     };

@@ -21,7 +21,7 @@ pub struct Dropout {
 
 impl Dropout {
     pub(crate) fn threshold(&self) -> u32 {
-        crate::reference::dropout::threshold(self.p)
+        crate::kernels::common::dropout_threshold(self.p)
     }
 
     pub(crate) fn scale(&self) -> f32 {

@@ -20,7 +20,9 @@ pub fn draw(seed: u32, step: u32, tensor: u32, index: u32) -> u32 {
     hash32(h ^ index) >> 8
 }
 
-/// The integer threshold for drop probability `p` (computed on the host, passed to kernels).
+/// The integer threshold for drop probability `p`: the reference's own copy of
+/// `kernels::common::dropout_threshold`, which the product uses (`tests/ops/dropout.rs` checks
+/// that the two agree).
 pub fn threshold(p: f32) -> u32 {
     (p as f64 * 16_777_216.0).round() as u32
 }

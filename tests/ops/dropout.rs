@@ -54,3 +54,19 @@ fn dropout_matches_the_reference_mask_and_the_tape_backward(ctx: &Context) {
         Err(Error::InvalidArgument { .. })
     ));
 }
+
+/// The product's threshold (`kernels::common::dropout_threshold`) and the reference's own copy
+/// agree on every probability the engine accepts, near the rounding edges too.
+#[test]
+fn the_product_and_the_reference_agree_on_the_dropout_threshold() {
+    let mut ps: Vec<f32> = vec![0.0, 0.1, 0.25, 0.3, 0.5, 0.9, 0.999_999, f32::MIN_POSITIVE];
+    ps.extend((0..1000).map(|i| i as f32 / 1000.0));
+    ps.extend((0..1000).map(|i| (i as f32 + 0.5) / 16_777_216.0));
+    for p in ps {
+        assert_eq!(
+            rims::kernels::common::dropout_threshold(p),
+            ref_dropout::threshold(p),
+            "p = {p}"
+        );
+    }
+}
