@@ -289,8 +289,8 @@ fn gru_backward(args: &KernelArgs<'_>) {
 mod tests {
     //! The twins against the WGSL (through the op wrapper on both devices), and the twins'
     //! independence of the thread count.
+    use crate::kernels::gates::CellKind;
     use crate::kernels::test_support::*;
-    use crate::nn::CellKind;
     use crate::ops::cell::{self as op, Backward, Dims};
     use crate::rng::Rng;
     use crate::{Context, DeviceRequest, Tensor};

@@ -264,8 +264,8 @@ fn backward_gru(args: &KernelArgs<'_>) {
 mod tests {
     //! The twins against the WGSL (through the op wrapper on both devices), and the twins'
     //! independence of the thread count.
+    use crate::kernels::gates::CellKind;
     use crate::kernels::test_support::*;
-    use crate::nn::CellKind;
     use crate::ops::input_attention::Dropout;
     use crate::ops::merge::{self as op, Backward, Forward};
     use crate::rng::Rng;

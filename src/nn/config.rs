@@ -2,32 +2,7 @@
 
 use crate::error::{Error, Result};
 
-/// The recurrent update each mechanism runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CellKind {
-    /// Gate order [i, f, g, o] (PyTorch's LSTMCell), G = 4.
-    Lstm,
-    /// Gate order [r, z, n] (PyTorch's GRUCell), G = 3.
-    Gru,
-}
-
-impl CellKind {
-    /// Gates per hidden unit: 4 for LSTM, 3 for GRU.
-    pub fn gates(self) -> usize {
-        match self {
-            CellKind::Lstm => 4,
-            CellKind::Gru => 3,
-        }
-    }
-
-    /// The name used in checkpoints' metadata.
-    pub fn name(self) -> &'static str {
-        match self {
-            CellKind::Lstm => "LSTM",
-            CellKind::Gru => "GRU",
-        }
-    }
-}
+pub use crate::kernels::gates::CellKind;
 
 /// Sizes of one RIMs cell. Defaults are the paper's sequential-MNIST setting (N = 6, k = 4,
 /// H = 100, D = 600, A = 400, one input head with d_k = 64, four communication heads of 16).

@@ -4,8 +4,8 @@
 
 use crate::device::{Context, grid};
 use crate::error::Result;
+use crate::kernels::gates::CellKind;
 use crate::kernels::merge::Params;
-use crate::nn::CellKind;
 use crate::ops::input_attention::Dropout;
 use crate::tensor::Tensor;
 

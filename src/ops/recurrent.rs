@@ -6,8 +6,8 @@
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
+use crate::kernels::gates::CellKind;
 use crate::kernels::recurrent::Params;
-use crate::nn::CellKind;
 use crate::tensor::{DType, Tensor};
 
 /// Threads per workgroup (`WG` in the shader).
