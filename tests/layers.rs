@@ -18,17 +18,6 @@ use std::path::{Path, PathBuf};
 /// Exceptions to the rule: (file, the layer it reaches up to, why). Keep docs/design.md's
 /// "Known exceptions (issue 14)" in step with this list.
 const ALLOWED: &[(&str, &str, &str)] = &[
-    // issue 14: ops take nn's types.
-    (
-        "src/ops/input_attention.rs",
-        "nn",
-        "issue 14: takes nn::RimsConfig",
-    ),
-    (
-        "src/ops/communication.rs",
-        "nn",
-        "issue 14: takes nn::RimsConfig",
-    ),
     // issue 14: the reference imports the product.
     (
         "src/reference/elementwise.rs",

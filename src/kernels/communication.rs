@@ -308,7 +308,7 @@ mod tests {
     /// probs, ctx, ds (of the last step) and dqkv over all steps.
     fn run(ctx: &Context, cfg: &RimsConfig, b: usize, t_len: usize) -> Vec<Vec<f32>> {
         let (n, hc, dv) = (cfg.mechanisms, cfg.comm_heads, cfg.comm_value);
-        let w = qkv_width(cfg);
+        let w = qkv_width(&cfg.communication_sizes());
         let mut rng = Rng::new(5);
         let mut t = |shape: &[usize]| {
             let len = shape.iter().product();
@@ -322,8 +322,30 @@ mod tests {
         let ds = t(&[b, hc, n, n]);
         let dqkv = t(&[3, t_len, b, n, w]);
         for step in 0..t_len {
-            op::forward(ctx, cfg, b, t_len, step, &qkv, &probs, &out).unwrap();
-            op::backward(ctx, cfg, b, t_len, step, &qkv, &probs, &dctx, &ds, &dqkv).unwrap();
+            op::forward(
+                ctx,
+                &cfg.communication_sizes(),
+                b,
+                t_len,
+                step,
+                &qkv,
+                &probs,
+                &out,
+            )
+            .unwrap();
+            op::backward(
+                ctx,
+                &cfg.communication_sizes(),
+                b,
+                t_len,
+                step,
+                &qkv,
+                &probs,
+                &dctx,
+                &ds,
+                &dqkv,
+            )
+            .unwrap();
         }
         [&probs, &out, &ds, &dqkv]
             .iter()

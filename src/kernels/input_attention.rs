@@ -521,7 +521,7 @@ mod tests {
                 step: 5 + step as u32,
                 p: c.p,
             };
-            op::forward(ctx, cfg, b, step, d, &f).unwrap();
+            op::forward(ctx, &cfg.input_attention_sizes(), b, step, d, &f).unwrap();
             let bw = op::Backward {
                 kv: &kv,
                 du: &du,
@@ -531,7 +531,7 @@ mod tests {
                 dq: &dq,
                 dkv: &dkv,
             };
-            op::backward(ctx, cfg, b, step, d, &bw).unwrap();
+            op::backward(ctx, &cfg.input_attention_sizes(), b, step, d, &bw).unwrap();
         }
         [
             ("q", &q),

@@ -56,6 +56,28 @@ impl Default for RimsConfig {
 }
 
 impl RimsConfig {
+    /// The sizes [`crate::ops::input_attention`] needs.
+    pub fn input_attention_sizes(&self) -> crate::ops::input_attention::Sizes {
+        crate::ops::input_attention::Sizes {
+            mechanisms: self.mechanisms,
+            active: self.active,
+            hidden: self.hidden,
+            heads: self.input_heads,
+            key: self.input_key,
+            value: self.input_value,
+        }
+    }
+
+    /// The sizes [`crate::ops::communication`] needs.
+    pub fn communication_sizes(&self) -> crate::ops::communication::Sizes {
+        crate::ops::communication::Sizes {
+            mechanisms: self.mechanisms,
+            heads: self.comm_heads,
+            key: self.comm_key,
+            value: self.comm_value,
+        }
+    }
+
     /// A: the input size of each mechanism's recurrent cell.
     pub fn cell_input(&self) -> usize {
         self.input_heads * self.input_value

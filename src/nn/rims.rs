@@ -192,7 +192,7 @@ impl Dims {
             gh: cfg.gate_width(),
             wk: cfg.comm_heads * cfg.comm_key,
             wv: cfg.comm_heads * cfg.comm_value,
-            w: qkv_width(cfg),
+            w: qkv_width(&cfg.communication_sizes()),
             hc: cfg.comm_heads,
         }
     }
@@ -436,7 +436,7 @@ impl Rims {
                 step: opts.step0.wrapping_add(t as u32),
                 p,
             };
-            input_attention::forward(ctx, cfg, b, t, drop, &attention)?;
+            input_attention::forward(ctx, &cfg.input_attention_sizes(), b, t, drop, &attention)?;
             // Gate pre-activations: zx = u·W_x + b_x, zh = h·W_h + b_h, per mechanism.
             let step_g = t * b * dm.n * dm.gh;
             grouped(
@@ -499,7 +499,16 @@ impl Rims {
                     count,
                 )?;
             }
-            communication::forward(ctx, cfg, b, t_len, t, &qkv, &probs, &ctxb)?;
+            communication::forward(
+                ctx,
+                &cfg.communication_sizes(),
+                b,
+                t_len,
+                t,
+                &qkv,
+                &probs,
+                &ctxb,
+            )?;
             // Output and gate Linear layers, shared by all mechanisms: og = ctx·[W_fc | W_g] + b.
             self.output_layers(ctx, &off, dm, t, pv, &ctxb, &og)?;
             let f = merge::Forward {
@@ -695,7 +704,18 @@ impl Backward for RimsNode {
                 };
                 matmul::gemm(ctx, &gm, &dog, &pv, None, &dctx)?;
             }
-            communication::backward(ctx, &cfg, b, t_len, t, &s.qkv, &s.probs, &dctx, &ds, &dqkv)?;
+            communication::backward(
+                ctx,
+                &cfg.communication_sizes(),
+                b,
+                t_len,
+                t,
+                &s.qkv,
+                &s.probs,
+                &dctx,
+                &ds,
+                &dqkv,
+            )?;
             // Communication's gradient into h': Σ over Q, K, V of dP·W_Pᵀ, per mechanism.
             for (sidx, width) in [(0, dm.wk), (1, dm.wk), (2, dm.wv)] {
                 grouped(
@@ -765,7 +785,7 @@ impl Backward for RimsNode {
                 dq: &dq,
                 dkv: &dkv,
             };
-            input_attention::backward(ctx, &cfg, b, t, drop, &ib)?;
+            input_attention::backward(ctx, &cfg.input_attention_sizes(), b, t, drop, &ib)?;
             // dh_{t-1} += dq·W_qᵀ.
             grouped(
                 ctx,

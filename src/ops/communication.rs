@@ -4,46 +4,59 @@
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
 use crate::kernels::communication::Params;
-use crate::nn::RimsConfig;
 use crate::tensor::Tensor;
 
 pub use crate::kernels::communication::MAX_N;
 
+/// The sizes the communication attention needs (`nn::RimsConfig::communication_sizes` gives
+/// them for a cell).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// N: number of mechanisms.
+    pub mechanisms: usize,
+    /// h_c: communication heads.
+    pub heads: usize,
+    /// d_kc: key/query size per head.
+    pub key: usize,
+    /// d_vc: value size per head.
+    pub value: usize,
+}
+
 /// Row width of the [3, T, B, N, W] projection buffer: the wider of keys and values.
-pub fn qkv_width(cfg: &RimsConfig) -> usize {
-    (cfg.comm_heads * cfg.comm_key).max(cfg.comm_heads * cfg.comm_value)
+pub fn qkv_width(s: &Sizes) -> usize {
+    (s.heads * s.key).max(s.heads * s.value)
 }
 
 fn setup(
     ctx: &Context,
-    cfg: &RimsConfig,
+    sizes: &Sizes,
     batch: usize,
     steps: usize,
     t: usize,
 ) -> Result<(Params, [u32; 3])> {
-    if cfg.mechanisms > MAX_N {
+    if sizes.mechanisms > MAX_N {
         return Err(Error::Config {
             field: "mechanisms",
             reason: format!("at most {MAX_N}"),
         });
     }
-    let w = qkv_width(cfg);
+    let w = qkv_width(sizes);
     let p = Params {
         batch: batch as u32,
-        n: cfg.mechanisms as u32,
-        heads: cfg.comm_heads as u32,
-        dk: cfg.comm_key as u32,
-        dv: cfg.comm_value as u32,
+        n: sizes.mechanisms as u32,
+        heads: sizes.heads as u32,
+        dk: sizes.key as u32,
+        dv: sizes.value as u32,
         w: w as u32,
         t: t as u32,
-        plane: (steps * batch * cfg.mechanisms * w) as u32,
-        inv_sqrt_dk: 1.0 / (cfg.comm_key as f32).sqrt(),
+        plane: (steps * batch * sizes.mechanisms * w) as u32,
+        inv_sqrt_dk: 1.0 / (sizes.key as f32).sqrt(),
         _pad: [0; 3],
     };
     let groups = grid(
         ctx,
         "communication",
-        ((batch * cfg.comm_heads * cfg.mechanisms) as u64).div_ceil(64),
+        ((batch * sizes.heads * sizes.mechanisms) as u64).div_ceil(64),
     )?;
     Ok((p, groups))
 }
@@ -53,7 +66,7 @@ fn setup(
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     ctx: &Context,
-    cfg: &RimsConfig,
+    sizes: &Sizes,
     batch: usize,
     steps: usize,
     t: usize,
@@ -61,7 +74,7 @@ pub fn forward(
     probs: &Tensor,
     out: &Tensor,
 ) -> Result<()> {
-    let (p, groups) = setup(ctx, cfg, batch, steps, t)?;
+    let (p, groups) = setup(ctx, sizes, batch, steps, t)?;
     let k = ctx.kernel("communication", "forward", &[])?;
     ctx.dispatch(k, &p, &[qkv, probs, out], groups)
 }
@@ -71,7 +84,7 @@ pub fn forward(
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     ctx: &Context,
-    cfg: &RimsConfig,
+    sizes: &Sizes,
     batch: usize,
     steps: usize,
     t: usize,
@@ -81,7 +94,7 @@ pub fn backward(
     ds: &Tensor,
     dqkv: &Tensor,
 ) -> Result<()> {
-    let (p, groups) = setup(ctx, cfg, batch, steps, t)?;
+    let (p, groups) = setup(ctx, sizes, batch, steps, t)?;
     let rows = ctx.kernel("communication", "backward_rows", &[])?;
     ctx.dispatch(rows, &p, &[qkv, probs, dctx, ds, dqkv], groups)?;
     let cols = ctx.kernel("communication", "backward_cols", &[])?;

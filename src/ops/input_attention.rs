@@ -5,7 +5,6 @@
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
 use crate::kernels::input_attention::Params;
-use crate::nn::RimsConfig;
 use crate::tensor::Tensor;
 
 /// Where a step's dropout comes from.
@@ -35,14 +34,26 @@ impl Dropout {
 
 pub use crate::kernels::input_attention::MAX_SCORES;
 
-fn params(
-    cfg: &RimsConfig,
-    batch: usize,
-    t: usize,
-    use_override: bool,
-    d: Dropout,
-) -> Result<Params> {
-    if cfg.mechanisms * cfg.input_heads > MAX_SCORES {
+/// The sizes the input attention needs (`nn::RimsConfig::input_attention_sizes` gives them for
+/// a cell).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// N: number of mechanisms.
+    pub mechanisms: usize,
+    /// k: mechanisms active at each step.
+    pub active: usize,
+    /// H: hidden size per mechanism.
+    pub hidden: usize,
+    /// h_in: input-attention heads.
+    pub heads: usize,
+    /// d_k: key/query size per head.
+    pub key: usize,
+    /// d_vin: value size per head.
+    pub value: usize,
+}
+
+fn params(sizes: &Sizes, batch: usize, t: usize, use_override: bool, d: Dropout) -> Result<Params> {
+    if sizes.mechanisms * sizes.heads > MAX_SCORES {
         return Err(Error::Config {
             field: "input_heads",
             reason: format!("mechanisms × input heads must be at most {MAX_SCORES}"),
@@ -50,19 +61,19 @@ fn params(
     }
     Ok(Params {
         batch: batch as u32,
-        n: cfg.mechanisms as u32,
-        h: cfg.hidden as u32,
-        heads: cfg.input_heads as u32,
-        dk: cfg.input_key as u32,
-        dv: cfg.input_value as u32,
-        k_active: cfg.active as u32,
+        n: sizes.mechanisms as u32,
+        h: sizes.hidden as u32,
+        heads: sizes.heads as u32,
+        dk: sizes.key as u32,
+        dv: sizes.value as u32,
+        k_active: sizes.active as u32,
         t: t as u32,
         use_override: use_override as u32,
         seed: d.seed,
         step: d.step,
         threshold: d.threshold(),
         scale: d.scale(),
-        inv_sqrt_dk: 1.0 / (cfg.input_key as f32).sqrt(),
+        inv_sqrt_dk: 1.0 / (sizes.key as f32).sqrt(),
         _pad: [0; 2],
     })
 }
@@ -90,14 +101,14 @@ pub struct Forward<'a> {
 /// Records step `t`: queries, scores, mask and attended values (one dispatch).
 pub fn forward(
     ctx: &Context,
-    cfg: &RimsConfig,
+    sizes: &Sizes,
     batch: usize,
     t: usize,
     d: Dropout,
     f: &Forward<'_>,
 ) -> Result<()> {
     let k = ctx.kernel("input_attention", "forward", &[])?;
-    let params = params(cfg, batch, t, f.mask_override.is_some(), d)?;
+    let params = params(sizes, batch, t, f.mask_override.is_some(), d)?;
     let mask_in = f.mask_override.unwrap_or(f.in_q);
     let groups = grid(ctx, "input attention", batch as u64)?;
     if groups[1] != 1 {
@@ -136,14 +147,14 @@ pub struct Backward<'a> {
 /// Records the backward of step `t` (one dispatch).
 pub fn backward(
     ctx: &Context,
-    cfg: &RimsConfig,
+    sizes: &Sizes,
     batch: usize,
     t: usize,
     d: Dropout,
     b: &Backward<'_>,
 ) -> Result<()> {
     let k = ctx.kernel("input_attention", "backward", &[])?;
-    let params = params(cfg, batch, t, false, d)?;
+    let params = params(sizes, batch, t, false, d)?;
     let groups = grid(ctx, "input attention", batch as u64)?;
     ctx.dispatch(
         k,
