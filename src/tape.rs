@@ -7,12 +7,12 @@
 //! Values that need no gradient record nothing: with no tracked input an op only runs its
 //! forward (the inference fast path), and [`Tape::untracked`] gives a tape that never records.
 //!
-//! Parameters come from a [`ParamStore`]: their gradients accumulate straight into the store's
-//! flat gradient buffer, which the optimizer then updates in one dispatch.
+//! Parameters come from a [`ParamSource`], in the crate the [`ParamStore`](crate::nn::ParamStore):
+//! their gradients accumulate straight into the store's flat gradient buffer, which the
+//! optimizer then updates in one dispatch.
 
 use crate::device::Context;
 use crate::error::{Error, Result};
-use crate::nn::params::ParamStore;
 use crate::ops::elementwise::{self, Binary, Unary};
 use crate::ops::matmul::{self, Gemm, MatView};
 use crate::ops::{cross_entropy, reduce, squared_error};
@@ -83,6 +83,14 @@ impl Grads {
     }
 }
 
+/// Where [`Tape::param`] finds a parameter: implemented by [`crate::nn::ParamStore`], so that
+/// the tape, below `nn`, does not need to know the store.
+pub trait ParamSource {
+    /// The value of parameter `name` and, when it is trainable, the view of the gradient buffer
+    /// its gradient accumulates into (None for a frozen parameter).
+    fn param_views(&self, name: &str) -> Result<(Tensor, Option<Tensor>)>;
+}
+
 /// The tape: values and the nodes that produced them.
 pub struct Tape {
     slots: Vec<Slot>,
@@ -143,14 +151,13 @@ impl Tape {
         self.push(value, true, None)
     }
 
-    /// A parameter of `store`: its gradient accumulates into the store's gradient buffer.
-    pub fn param(&mut self, store: &ParamStore, name: &str) -> Result<Var> {
-        let value = store.value(name)?;
-        if !store.is_trainable(name)? {
-            return Ok(self.constant(value));
+    /// A parameter of `store` (a [`ParamStore`](crate::nn::ParamStore)): its gradient
+    /// accumulates into the store's gradient buffer; a frozen one is a constant.
+    pub fn param<S: ParamSource + ?Sized>(&mut self, store: &S, name: &str) -> Result<Var> {
+        match store.param_views(name)? {
+            (value, None) => Ok(self.constant(value)),
+            (value, Some(grad)) => Ok(self.push(value, true, Some(grad))),
         }
-        let grad = store.grad(name)?;
-        Ok(self.push(value, true, Some(grad)))
     }
 
     /// The tensor behind a value.

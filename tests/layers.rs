@@ -44,12 +44,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "nn",
         "issue 14: uses nn::config::CellKind",
     ),
-    // issue 14: the tape knows the parameter store.
-    (
-        "src/tape.rs",
-        "nn",
-        "issue 14: uses nn::params::ParamStore for Tape::param",
-    ),
     // issue 14: nn uses train.
     (
         "src/nn/runner.rs",

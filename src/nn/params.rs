@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::ops::elementwise;
 use crate::rng::Rng;
+use crate::tape::ParamSource;
 use crate::tensor::{Tensor, VIEW_ALIGN, numel};
 
 /// Parameters on the host: name → (shape, values).
@@ -86,6 +87,16 @@ impl std::fmt::Debug for ParamStore {
         f.debug_struct("ParamStore")
             .field("names", &self.names())
             .finish_non_exhaustive()
+    }
+}
+
+impl ParamSource for ParamStore {
+    fn param_views(&self, name: &str) -> Result<(Tensor, Option<Tensor>)> {
+        let value = self.value(name)?;
+        if !self.is_trainable(name)? {
+            return Ok((value, None));
+        }
+        Ok((value, Some(self.grad(name)?)))
     }
 }
 
