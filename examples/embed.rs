@@ -17,9 +17,9 @@ use std::time::Instant;
 use rims::data::copying::{self, Copying};
 use rims::nn::Runner;
 use rims::nn::model::Model;
-use rims::nn::runner::load_model;
 use rims::rng::Rng;
 use rims::train::TrainConfig;
+use rims::train::checkpoint::load_model;
 use rims::train::checkpoint::read_state;
 use rims::{Context, Result};
 

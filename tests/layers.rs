@@ -44,12 +44,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "nn",
         "issue 14: uses nn::config::CellKind",
     ),
-    // issue 14: nn uses train.
-    (
-        "src/nn/runner.rs",
-        "train",
-        "issue 14: uses train::checkpoint for load_model",
-    ),
     // issue 14: device and tensor use each other.
     (
         "src/device/mod.rs",

@@ -1,5 +1,6 @@
 //! Step-by-step inference for embedding a model in an application: load a checkpoint with
-//! [`load_model`], make a [`Runner`] for a batch size, and feed it ONE time step at a time.
+//! [`train::checkpoint::load_model`](crate::train::checkpoint::load_model), make a [`Runner`]
+//! for a batch size, and feed it ONE time step at a time.
 //!
 //! The runner keeps the recurrent state (h, and c for LSTM cells) on the device between steps.
 //! A step records the embedding, the backbone (RIMs, or a dense LSTM/GRU baseline) for one time
@@ -17,7 +18,7 @@
 //! ```no_run
 //! use rims::Context;
 //! use rims::nn::Runner;
-//! use rims::nn::runner::load_model;
+//! use rims::train::checkpoint::load_model;
 //!
 //! fn main() -> rims::Result<()> {
 //!     let ctx = Context::from_env()?;
@@ -32,37 +33,13 @@
 //! }
 //! ```
 
-use std::path::Path;
-
 use crate::device::Context;
 use crate::error::{Error, Result};
 use crate::nn::config::CellKind;
 use crate::nn::model::Model;
 use crate::tensor::{DType, Tensor};
-use crate::train::checkpoint;
 
 const OP: &str = "runner";
-
-/// Loads the model of a checkpoint directory written by `rims train --out DIR` (or by
-/// [`checkpoint::save`]): the configuration from `train.json`, the parameters from
-/// `model.safetensors`. The optimizer state is not read.
-///
-/// Errors when the directory is not a checkpoint, when its files disagree, or when the
-/// parameters do not fit the configuration.
-///
-/// ```no_run
-/// let ctx = rims::Context::from_env()?;
-/// let model = rims::nn::runner::load_model(&ctx, std::path::Path::new("runs/copying"))?;
-/// println!("{} mechanisms, {} classes", model.cfg.rims.mechanisms, model.cfg.classes);
-/// # Ok::<(), rims::Error>(())
-/// ```
-pub fn load_model(ctx: &Context, dir: &Path) -> Result<Model> {
-    let state = checkpoint::read_state(dir)?;
-    let cfg = state.config.model()?;
-    let model = Model::new(ctx, cfg, 0)?;
-    checkpoint::load(ctx, dir, &model, None)?;
-    Ok(model)
-}
 
 /// The recurrent state of every batch row, on the device.
 #[derive(Clone)]

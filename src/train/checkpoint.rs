@@ -162,6 +162,28 @@ pub fn read_state(dir: &Path) -> Result<State> {
         .map_err(|e| bad(&path, format!("not a valid checkpoint state: {e}")))
 }
 
+/// Loads the model of a checkpoint directory written by `rims train --out DIR` (or by
+/// [`save`]): the configuration from `train.json`, the parameters from
+/// `model.safetensors`. The optimizer state is not read.
+///
+/// Errors when the directory is not a checkpoint, when its files disagree, or when the
+/// parameters do not fit the configuration. (For step-by-step inference, hand the model to
+/// [`crate::nn::Runner`].)
+///
+/// ```no_run
+/// let ctx = rims::Context::from_env()?;
+/// let model = rims::train::checkpoint::load_model(&ctx, std::path::Path::new("runs/copying"))?;
+/// println!("{} mechanisms, {} classes", model.cfg.rims.mechanisms, model.cfg.classes);
+/// # Ok::<(), rims::Error>(())
+/// ```
+pub fn load_model(ctx: &Context, dir: &Path) -> Result<Model> {
+    let state = read_state(dir)?;
+    let cfg = state.config.model()?;
+    let model = Model::new(ctx, cfg, 0)?;
+    load(ctx, dir, &model, None)?;
+    Ok(model)
+}
+
 /// Loads the parameters (and, when given, Adam's state) of the current checkpoint of `dir` into
 /// `model` and `adam`, after checking that the files belong together. Nothing is changed on
 /// error.

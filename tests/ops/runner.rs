@@ -5,11 +5,12 @@
 use rims::device::DeviceKind;
 use rims::nn::CellKind;
 use rims::nn::model::{Model, Pass};
-use rims::nn::runner::{Runner, RunnerState, load_model};
+use rims::nn::runner::{Runner, RunnerState};
 use rims::optim::{Adam, AdamConfig};
 use rims::rng::Rng;
 use rims::tape::Tape;
 use rims::train::TrainConfig;
+use rims::train::checkpoint::load_model;
 use rims::train::checkpoint::{self, Progress};
 use rims::{Context, Tensor};
 
