@@ -311,7 +311,7 @@ fn measure(
     label: String,
     cfg: ModelConfig,
 ) -> Result<Result1> {
-    let ctx = super::open_device(Some(kind))?;
+    let ctx = super::shared::open_device(Some(kind))?;
     let (b, t_len) = (setup.batch, setup.steps);
     let model = Model::new(&ctx, cfg, 1)?;
     let mut rng = Rng::new(2);
@@ -445,7 +445,7 @@ fn measure(
 /// GFLOP/s of a plain 1024³ sgemm through the engine's matmul on `kind` (the gemm crate on the
 /// CPU device, the WGSL kernel on a GPU): the roofline the model figures are read against.
 fn sgemm_gflops(kind: DeviceKind) -> Result<f64> {
-    let ctx = super::open_device(Some(kind))?;
+    let ctx = super::shared::open_device(Some(kind))?;
     let n = 1024;
     let mut rng = Rng::new(3);
     let a = Tensor::from_slice(&ctx, &[n, n], &rng.vec_f32(n * n, -1.0, 1.0))?;
@@ -481,7 +481,7 @@ fn ms(secs: f64) -> String {
 
 /// An error message short enough for a table cell.
 fn short(e: &str) -> String {
-    let e = super::one_line(e);
+    let e = super::shared::one_line(e);
     if e.chars().count() > 60 {
         format!("{}…", e.chars().take(59).collect::<String>())
     } else {
@@ -508,11 +508,11 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         Some(BenchDevice::Cpu) => vec![DeviceKind::Cpu],
         Some(BenchDevice::Gpu) => vec![DeviceKind::Gpu],
         Some(BenchDevice::All) => vec![DeviceKind::Cpu, DeviceKind::Gpu],
-        None => vec![super::open_device(None)?.kind()],
+        None => vec![super::shared::open_device(None)?.kind()],
     };
     let mut devices = Vec::new();
     for &kind in &kinds {
-        let ctx = super::open_device(Some(kind))?;
+        let ctx = super::shared::open_device(Some(kind))?;
         let info = DeviceInfo {
             kind,
             name: ctx.describe(),
@@ -537,7 +537,7 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         }
     }
     let text = table(&devices, args, &results);
-    super::emit(&text)?;
+    super::shared::emit(&text)?;
     if let Some(path) = &args.out {
         let json = json!({
             "version": env!("CARGO_PKG_VERSION"),
@@ -575,7 +575,7 @@ impl DeviceInfo {
             "adapter": self.adapter.as_ref().map(|adapter| json!({
                 "name": adapter.name,
                 "backend": adapter.backend.to_str(),
-                "device_type": super::device_type_key(adapter.device_type),
+                "device_type": super::shared::device_type_key(adapter.device_type),
                 "driver": adapter.driver,
                 "driver_info": adapter.driver_info,
             })),

@@ -19,7 +19,7 @@ use safetensors::{Dtype, SafeTensors};
 #[derive(Debug, Args)]
 pub struct InferArgs {
     #[command(flatten)]
-    pub(crate) device: super::DeviceArg,
+    pub(crate) device: super::shared::DeviceArg,
     /// Checkpoint directory (from `rims train --out`).
     #[arg(long)]
     checkpoint: PathBuf,

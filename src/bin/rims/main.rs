@@ -8,17 +8,20 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use rims::device::{AdapterSummary, CpuSummary, DeviceKind, DeviceRequest};
+use rims::device::{AdapterSummary, CpuSummary, DeviceRequest};
 use rims::{Context, Error, Result};
 use serde_json::{Value, json};
 
 mod bench;
 mod flags;
 mod infer;
+mod shared;
 mod summary;
 mod train;
 mod verify;
 mod viz;
+
+use shared::{DeviceArg, device_type_key, emit, one_line};
 
 /// Environment variables that steer the device choice, in the order `rims info` shows them.
 const ENV_VARS: [&str; 4] = [
@@ -27,45 +30,6 @@ const ENV_VARS: [&str; 4] = [
     "RIMS_BACKEND",
     "RIMS_THREADS",
 ];
-
-/// `--device`: which device runs the job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum DeviceChoice {
-    /// The CPU device: the engine's kernels in Rust on this machine's cores.
-    Cpu,
-    /// A wgpu adapter: the best hardware GPU, else a software rasteriser (llvmpipe).
-    Gpu,
-}
-
-impl DeviceChoice {
-    fn kind(self) -> DeviceKind {
-        match self {
-            DeviceChoice::Cpu => DeviceKind::Cpu,
-            DeviceChoice::Gpu => DeviceKind::Gpu,
-        }
-    }
-}
-
-/// The `--device` flag shared by train, eval, infer, verify and viz.
-#[derive(Clone, Copy, Debug, Default, Args)]
-pub struct DeviceArg {
-    /// Device to run on (default: `RIMS_DEVICE`, else a hardware GPU if there is one, else the
-    /// CPU device). `gpu` without a hardware GPU means a software rasteriser (llvmpipe).
-    #[arg(long, value_enum)]
-    pub device: Option<DeviceChoice>,
-}
-
-impl DeviceArg {
-    /// Opens the device asked for, over what the environment asks.
-    pub fn open(&self) -> Result<Context> {
-        open_device(self.device.map(DeviceChoice::kind))
-    }
-}
-
-/// Opens `kind` (or the environment's or the default choice when None).
-pub fn open_device(kind: Option<DeviceKind>) -> Result<Context> {
-    Context::new(DeviceRequest::from_env()?.with_device(kind))
-}
 
 /// Recurrent Independent Mechanisms on the GPU (wgpu + WGSL), checked against an f64 CPU
 /// reference.
@@ -157,20 +121,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run_verify(&args),
         Command::Viz(args) => viz::run_viz(&args),
         Command::Summary(args) => summary::run_summary(&args),
-    }
-}
-
-/// Folds a possibly multi-line message (wgpu and driver errors can span lines) into one line.
-fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Writes `text` to stdout. A reader that went away early (`rims info | head`) is not an error.
-fn emit(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io(e)),
-        _ => Ok(()),
     }
 }
 
@@ -466,16 +416,6 @@ fn device_type_text(t: wgpu::DeviceType) -> &'static str {
         wgpu::DeviceType::IntegratedGpu => "integrated GPU",
         wgpu::DeviceType::VirtualGpu => "virtual GPU",
         wgpu::DeviceType::Cpu => "CPU (software rasteriser)",
-        wgpu::DeviceType::Other => "other",
-    }
-}
-
-fn device_type_key(t: wgpu::DeviceType) -> &'static str {
-    match t {
-        wgpu::DeviceType::DiscreteGpu => "discrete_gpu",
-        wgpu::DeviceType::IntegratedGpu => "integrated_gpu",
-        wgpu::DeviceType::VirtualGpu => "virtual_gpu",
-        wgpu::DeviceType::Cpu => "cpu",
         wgpu::DeviceType::Other => "other",
     }
 }

@@ -16,7 +16,7 @@ use super::flags;
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
-    pub(crate) device: super::DeviceArg,
+    pub(crate) device: super::shared::DeviceArg,
     /// copying, smnist or adding.
     #[arg(long, default_value = "copying")]
     task: String,
@@ -518,7 +518,7 @@ pub fn print_table(cfg: &TrainConfig, eval: &[EvalResult]) {
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     #[command(flatten)]
-    pub(crate) device: super::DeviceArg,
+    pub(crate) device: super::shared::DeviceArg,
     /// Checkpoint directory (from `rims train --out`).
     #[arg(long)]
     checkpoint: PathBuf,

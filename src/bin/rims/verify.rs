@@ -7,7 +7,7 @@ use rims::{Error, Result};
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub(crate) device: super::DeviceArg,
+    pub(crate) device: super::shared::DeviceArg,
     /// Random configurations to add to the standard ones.
     #[arg(long, default_value_t = 4)]
     random: usize,

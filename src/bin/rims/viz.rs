@@ -34,7 +34,7 @@ use serde::Deserialize;
 #[command(group(ArgGroup::new("source").required(true).args(["checkpoint", "metrics"])))]
 pub struct VizArgs {
     #[command(flatten)]
-    pub(crate) device: super::DeviceArg,
+    pub(crate) device: super::shared::DeviceArg,
     /// Checkpoint directory (from `rims train --out`): draw which mechanisms are active at
     /// each step of one batch of the task.
     #[arg(long)]
