@@ -1,18 +1,11 @@
 //! The `rims` binary on bad input: a one-line error, a nonzero exit code, no panic.
 
-use std::process::Command;
+mod support;
 
+/// The binary's exit code, stdout and stderr (see `support::rims`).
 fn rims(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rims"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    let o = support::rims(args);
+    (o.code, o.stdout, o.stderr)
 }
 
 fn assert_one_line_error(args: &[&str], needle: &str) {

@@ -2,20 +2,14 @@
 //! one-line error with a nonzero exit code, never a panic.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
+mod support;
+
+/// The binary's exit code, stdout and stderr (see `support::rims`).
 fn rims(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rims"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    let o = support::rims(args);
+    (o.code, o.stdout, o.stderr)
 }
 
 fn temp(tag: &str) -> PathBuf {
@@ -34,35 +28,7 @@ fn run_dir() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     RUN.get_or_init(|| {
         let run = temp("run").join("run");
-        let (code, out, err) = rims(&[
-            "train",
-            "--out",
-            s(&run),
-            "--epochs",
-            "2",
-            "--mechanisms",
-            "3",
-            "--active",
-            "2",
-            "--hidden",
-            "4",
-            "--embed",
-            "4",
-            "--batch",
-            "4",
-            "--iterations",
-            "2",
-            // A short copying task, evaluated after each epoch.
-            "--symbols",
-            "5",
-            "--train-len",
-            "2",
-            "--test-len",
-            "5",
-            "--eval-every",
-            "1",
-        ]);
-        assert_eq!(code, 0, "train failed: {out}\n{err}");
+        support::train_tiny(&run, 2, &[]);
         run
     })
 }
