@@ -28,6 +28,8 @@ pub use config::{LrSchedule, Task, TrainConfig};
 
 /// Something that wants to hear about progress (the CLI's progress bar; nothing in tests).
 pub trait Reporter {
+    /// Called once before the first step with the number of steps this call will take.
+    fn started(&mut self, _steps: u64) {}
     /// Called after every optimiser step with the step's loss.
     fn step(&mut self, epoch: usize, iteration: usize, of: usize, loss: f32, sequences: usize);
     /// Called after each evaluation.
@@ -140,6 +142,7 @@ pub fn train(
         None => cfg.iterations as u64,
     };
     let total_steps = per_epoch * cfg.epochs as u64;
+    reporter.started(per_epoch * cfg.epochs.saturating_sub(progress.epoch) as u64);
     let mut history = Vec::new();
     let started = Instant::now();
     let base_seconds = progress.seconds;
@@ -188,6 +191,47 @@ pub fn train(
         }
     }
     Ok(Summary { progress, history })
+}
+
+/// The evaluation records of a `metrics.jsonl` text read from `path` (named in errors): every
+/// non-empty line an [`EvalRecord`] with finite losses and accuracies, at least one of them.
+pub fn parse_records(text: &str, path: &Path) -> Result<Vec<EvalRecord>> {
+    let bad = |reason: String| Error::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut records = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r: EvalRecord = serde_json::from_str(line)
+            .map_err(|e| bad(format!("line {}: not a metrics record: {e}", i + 1)))?;
+        let finite = r.train_loss.is_finite()
+            && r.eval
+                .iter()
+                .all(|e| e.loss.is_finite() && e.accuracy.is_finite());
+        if !finite {
+            return Err(bad(format!(
+                "line {}: a loss or accuracy is not a finite number",
+                i + 1
+            )));
+        }
+        records.push(r);
+    }
+    if records.is_empty() {
+        return Err(bad("no records: has an epoch finished yet?".into()));
+    }
+    Ok(records)
+}
+
+/// [`parse_records`] of the file at `path`.
+pub fn read_records(path: &Path) -> Result<Vec<EvalRecord>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::File {
+        path: path.to_path_buf(),
+        reason: format!("cannot read: {e}"),
+    })?;
+    parse_records(&text, path)
 }
 
 /// `record` as one line of `metrics.jsonl` (newline included).

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use rims::train::{EvalRecord, checkpoint};
+use rims::train::{self, EvalRecord, checkpoint};
 use rims::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -50,23 +50,15 @@ pub fn group_name(dir: &Path) -> String {
 
 fn read_run(dir: &Path) -> Result<Run> {
     let state = checkpoint::read_state(dir)?;
-    let path = dir.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::File {
-        path: path.clone(),
-        reason: format!("cannot read: {e}"),
-    })?;
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .ok_or_else(|| Error::File {
-            path: path.clone(),
+    // The records the checkpoint vouches for (an interrupted save leaves none extra).
+    let path = dir.join(checkpoint::METRICS_FILE);
+    let records = train::parse_records(&checkpoint::read_metrics(dir)?, &path)?;
+    let Some(last) = records.into_iter().last() else {
+        return Err(Error::File {
+            path,
             reason: "no evaluation recorded yet".into(),
-        })?;
-    let last: EvalRecord = serde_json::from_str(last).map_err(|e| Error::File {
-        path: path.clone(),
-        reason: format!("last line is not a metrics record: {e}"),
-    })?;
+        });
+    };
     let params = state
         .config
         .model()?

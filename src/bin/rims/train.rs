@@ -233,8 +233,9 @@ struct Bar {
 }
 
 impl Bar {
-    fn new(total: u64) -> Self {
-        let bar = ProgressBar::new(total);
+    /// A bar whose length comes with [`Reporter::started`].
+    fn new() -> Self {
+        let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
@@ -252,6 +253,10 @@ impl Bar {
 }
 
 impl Reporter for Bar {
+    fn started(&mut self, steps: u64) {
+        self.bar.set_length(steps);
+    }
+
     fn step(&mut self, epoch: usize, _iteration: usize, _of: usize, loss: f32, _sequences: usize) {
         self.steps += 1;
         let rate = self.steps as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
@@ -294,16 +299,6 @@ impl Reporter for Bar {
             self.bar.println(line);
         }
     }
-}
-
-fn steps_per_epoch(c: &TrainConfig) -> Result<u64> {
-    Ok(match c.task {
-        Task::Copying | Task::Adding => c.iterations as u64,
-        Task::Smnist => {
-            let m = train::load_mnist(c)?;
-            (m.train.labels.len() / c.batch) as u64
-        }
-    })
 }
 
 pub fn run_train(args: &TrainArgs) -> Result<()> {
@@ -352,18 +347,12 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         ctx.describe(),
         out.display()
     );
-    let done = match (&copy_from, resume) {
-        (Some(from), _) => checkpoint::read_state(from)?.progress.epoch,
-        (None, true) => checkpoint::read_state(&out)?.progress.epoch,
-        (None, false) => 0,
-    };
-    let per_epoch = steps_per_epoch(&cfg).map_err(|e| flags::name_flag(e, flags::train_flag))?;
     rims::train::budget::check(&ctx, &cfg, true)
         .map_err(|e| flags::name_flag(e, flags::train_flag))?;
     if let Some(from) = copy_from {
         checkpoint::copy_run(&from, &out)?;
     }
-    let mut bar = Bar::new(per_epoch * (cfg.epochs.saturating_sub(done)) as u64);
+    let mut bar = Bar::new();
     let started = Instant::now();
     let summary = train::train(&ctx, &cfg, &out, resume, &mut bar).map_err(|e| match e {
         Error::Diverged { step, what } => Error::Diverged {

@@ -26,9 +26,8 @@ use rims::data::SmnistBatches;
 use rims::nn::model::{Model, Pass};
 use rims::rng::Rng;
 use rims::tape::Tape;
-use rims::train::{self, Task, TrainConfig, checkpoint};
+use rims::train::{self, EvalRecord, EvalResult, Task, TrainConfig, checkpoint};
 use rims::{Context, Error, Result, Tensor};
-use serde::Deserialize;
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["checkpoint", "metrics"])))]
@@ -850,22 +849,6 @@ fn draw_digit(area: &Area<'_>, s: usize, pixels: &[u32]) -> Drawn {
 // rims viz --metrics: training curves
 // ---------------------------------------------------------------------------------------------
 
-/// One line of `metrics.jsonl` (what `rims train` writes as `EvalRecord`).
-#[derive(Debug, Deserialize)]
-struct Record {
-    step: u64,
-    train_loss: f64,
-    eval: Vec<Evaluation>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Evaluation {
-    split: String,
-    size: usize,
-    loss: f64,
-    accuracy: f64,
-}
-
 /// A named curve of (step, value) points.
 struct Series {
     name: String,
@@ -873,34 +856,6 @@ struct Series {
     /// One colour per size (the train loss is black); a second split is dashed.
     colour: RGBColor,
     dashed: bool,
-}
-
-fn read_metrics(path: &Path) -> Result<Vec<Record>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
-    let mut records = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let r: Record = serde_json::from_str(line)
-            .map_err(|e| file_error(path, format!("line {}: not a metrics record: {e}", i + 1)))?;
-        let finite = r.train_loss.is_finite()
-            && r.eval
-                .iter()
-                .all(|e| e.loss.is_finite() && e.accuracy.is_finite());
-        if !finite {
-            return Err(file_error(
-                path,
-                format!("line {}: a loss or accuracy is not a finite number", i + 1),
-            ));
-        }
-        records.push(r);
-    }
-    if records.is_empty() {
-        return Err(file_error(path, "no records: has an epoch finished yet?"));
-    }
-    Ok(records)
 }
 
 fn series_name(split: &str, size: usize) -> String {
@@ -912,7 +867,7 @@ fn series_name(split: &str, size: usize) -> String {
 }
 
 /// Train loss, eval loss per (split, size), and eval accuracy (in %) per (split, size).
-fn curves_of(records: &[Record]) -> (Vec<Series>, Vec<Series>) {
+fn curves_of(records: &[EvalRecord]) -> (Vec<Series>, Vec<Series>) {
     let mut losses = vec![Series {
         name: "train (epoch mean)".into(),
         points: records
@@ -937,7 +892,7 @@ fn curves_of(records: &[Record]) -> (Vec<Series>, Vec<Series>) {
         }
     }
     for (split, size) in keys {
-        let of = |f: fn(&Evaluation) -> f64| -> Vec<(f64, f64)> {
+        let of = |f: fn(&EvalResult) -> f64| -> Vec<(f64, f64)> {
             records
                 .iter()
                 .flat_map(|r| {
@@ -962,7 +917,7 @@ fn curves_of(records: &[Record]) -> (Vec<Series>, Vec<Series>) {
 
 fn curves(args: &VizArgs, dir: &Path) -> Result<()> {
     let path = dir.join("metrics.jsonl");
-    let records = read_metrics(&path)?;
+    let records = train::read_records(&path)?;
     let out = args.out.clone().unwrap_or_else(|| dir.join("curves.png"));
     let (losses, accuracy) = curves_of(&records);
     let title = format!(
@@ -1004,7 +959,7 @@ fn compare(args: &VizArgs, dirs: &[PathBuf]) -> Result<()> {
     // Seeds of one configuration (NAME-s1, NAME-s2, ...) share a colour and a legend entry.
     let mut groups: Vec<String> = Vec::new();
     for dir in dirs {
-        let records = read_metrics(&dir.join("metrics.jsonl"))?;
+        let records = train::read_records(&dir.join("metrics.jsonl"))?;
         steps = steps.max(records.last().map_or(0, |r| r.step));
         let (l, a) = curves_of(&records);
         let group = super::summary::group_name(dir);
@@ -1380,7 +1335,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let records = read_metrics(&path).unwrap();
+        let records = train::read_records(&path).unwrap();
         let (losses, accuracy) = curves_of(&records);
         assert_eq!(losses.len(), 3);
         assert_eq!(accuracy.len(), 2);
@@ -1393,10 +1348,10 @@ mod tests {
         assert_eq!(rgb.len(), WIDTH as usize * 520 * 3);
 
         std::fs::write(&path, "{\"step\": 1}\n").unwrap();
-        let e = read_metrics(&path).unwrap_err().to_string();
+        let e = train::read_records(&path).unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");
         std::fs::write(&path, "\n").unwrap();
-        let e = read_metrics(&path).unwrap_err().to_string();
+        let e = train::read_records(&path).unwrap_err().to_string();
         assert!(e.contains("no records"), "{e}");
     }
 }
