@@ -66,6 +66,7 @@ pub fn standard_cases() -> Vec<Case> {
         comm_value: 3,
         cell,
         dropout: 0.0,
+        variant: crate::nn::Variant::Authors,
     };
     let case = |name: &str, cfg, batch, seed| Case {
         name: name.into(),
@@ -92,6 +93,7 @@ pub fn standard_cases() -> Vec<Case> {
             "LSTM dropout 0.3",
             RimsConfig {
                 dropout: 0.3,
+                variant: crate::nn::Variant::Authors,
                 ..base(CellKind::Lstm, 4, 2)
             },
             3,
@@ -101,6 +103,7 @@ pub fn standard_cases() -> Vec<Case> {
             "GRU dropout 0.2, 2 input heads",
             RimsConfig {
                 dropout: 0.2,
+                variant: crate::nn::Variant::Authors,
                 input_heads: 2,
                 ..base(CellKind::Gru, 5, 2)
             },
@@ -143,6 +146,7 @@ pub fn random_cases(count: usize, seed: u64) -> Vec<Case> {
                     CellKind::Gru
                 },
                 dropout: if rng.below(2) == 0 { 0.0 } else { 0.25 },
+                variant: crate::nn::Variant::Authors,
             };
             Case {
                 name: format!(

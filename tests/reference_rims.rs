@@ -27,6 +27,7 @@ fn tiny(cell: CellKind, input_heads: usize, dropout: f32, active: usize) -> Rims
         comm_value: 2,
         cell,
         dropout,
+        variant: rims::nn::Variant::Authors,
     }
 }
 

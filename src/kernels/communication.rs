@@ -302,6 +302,7 @@ mod tests {
             comm_value: dv,
             cell: CellKind::Gru,
             dropout: 0.0,
+            variant: crate::nn::Variant::Authors,
         }
     }
 

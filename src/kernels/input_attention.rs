@@ -460,6 +460,7 @@ mod tests {
             comm_value: 3,
             cell: CellKind::Lstm,
             dropout: 0.0,
+            variant: crate::nn::Variant::Authors,
         }
     }
 

@@ -4,6 +4,48 @@ use crate::error::{Error, Result};
 
 pub use crate::kernels::gates::CellKind;
 
+/// Which PyTorch code's semantics the cell follows (`docs/spec.md` §1 and §3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// The authors' `BlocksCore` (anirudh9119/RIMs): §1. The default.
+    #[default]
+    Authors,
+    /// dido1998's `RIMCell`: the differences of §3 (biased shared key/value, selection on the
+    /// raw head-averaged score, head-averaged values, zero input to inactive mechanisms, no
+    /// LSTM/GRU biases, d_vc = H, a per-mechanism communication output without gate).
+    Dido,
+}
+
+impl Variant {
+    /// The letter of the checkpoint metadata (`variant` = "A" or "D", spec §4).
+    pub fn letter(self) -> &'static str {
+        match self {
+            Variant::Authors => "A",
+            Variant::Dido => "D",
+        }
+    }
+
+    /// The name used on the command line and in train.json: "authors" or "dido".
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Authors => "authors",
+            Variant::Dido => "dido",
+        }
+    }
+
+    /// Parses a command-line name or a metadata letter.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "authors" | "A" => Ok(Variant::Authors),
+            "dido" | "D" => Ok(Variant::Dido),
+            other => Err(Error::Config {
+                field: "variant",
+                reason: format!("unknown variant '{other}' (authors or dido)"),
+            }),
+        }
+    }
+}
+
 /// Sizes of one RIMs cell. Defaults are the paper's sequential-MNIST setting (N = 6, k = 4,
 /// H = 100, D = 600, A = 400, one input head with d_k = 64, four communication heads of 16).
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +76,8 @@ pub struct RimsConfig {
     /// Dropout on the input-attention output u and on the communication output (0.1 in the
     /// authors' code; 0 to compare with PyTorch in eval mode).
     pub dropout: f32,
+    /// Whose semantics the cell follows (the authors' by default).
+    pub variant: Variant,
 }
 
 impl Default for RimsConfig {
@@ -51,6 +95,7 @@ impl Default for RimsConfig {
             comm_value: 16,
             cell: CellKind::Lstm,
             dropout: 0.1,
+            variant: Variant::Authors,
         }
     }
 }
@@ -78,9 +123,13 @@ impl RimsConfig {
         }
     }
 
-    /// A: the input size of each mechanism's recurrent cell.
+    /// A: the input size of each mechanism's recurrent cell. Variant A concatenates the input
+    /// heads' values (h_in·d_vin); variant D averages them (d_vin).
     pub fn cell_input(&self) -> usize {
-        self.input_heads * self.input_value
+        match self.variant {
+            Variant::Authors => self.input_heads * self.input_value,
+            Variant::Dido => self.input_value,
+        }
     }
 
     /// G·H: gate pre-activations per mechanism.
@@ -123,6 +172,15 @@ impl RimsConfig {
             return Err(Error::Config {
                 field: "dropout",
                 reason: format!("{} is not in [0, 1)", self.dropout),
+            });
+        }
+        if self.variant == Variant::Dido && self.comm_value != self.hidden {
+            return Err(Error::Config {
+                field: "comm_value",
+                reason: format!(
+                    "variant dido needs the communication value size d_vc = H = {}, got {}",
+                    self.hidden, self.comm_value
+                ),
             });
         }
         // The fused kernels keep a row's mechanisms in one workgroup.

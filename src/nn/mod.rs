@@ -7,7 +7,7 @@ pub mod recurrent;
 pub mod rims;
 pub mod runner;
 
-pub use config::{CellKind, RimsConfig};
+pub use config::{CellKind, RimsConfig, Variant};
 pub use params::{HostParams, Init, ParamSpec, ParamStore};
 pub use recurrent::{Recurrent, RecurrentOutput};
 pub use rims::{Rims, RimsOptions, RimsOutput};

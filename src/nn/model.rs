@@ -184,7 +184,7 @@ impl ModelConfig {
             crate::nn::CellKind::Gru => "rzn",
         };
         let variant = match self.backbone {
-            Backbone::Rims => "A",
+            Backbone::Rims => r.variant.letter(),
             Backbone::Dense { .. } => "dense",
         };
         [

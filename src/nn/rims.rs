@@ -13,7 +13,7 @@
 
 use crate::device::Context;
 use crate::error::{Error, Result};
-use crate::nn::config::{CellKind, RimsConfig};
+use crate::nn::config::{CellKind, RimsConfig, Variant};
 use crate::nn::params::{Init, ParamSpec, ParamStore};
 use crate::ops::communication::{self, qkv_width};
 use crate::ops::input_attention::{self, Dropout};
@@ -23,9 +23,17 @@ use crate::tape::{Backward, Grads, Tape, Var};
 use crate::tensor::Tensor;
 
 /// The canonical parameters of one cell (`docs/spec.md` §4), in an order that keeps the
-/// tensors that share a dispatch next to each other in the store. `in_k_b` and `in_v_b` are
-/// zero and frozen (variant A).
+/// tensors that share a dispatch next to each other in the store. Variant A: `in_k_b` and
+/// `in_v_b` are zero and frozen. Variant D has no recurrent biases and no shared output and gate
+/// layers; its communication output is the per-mechanism `comm_out_w`.
 pub fn param_specs(cfg: &RimsConfig) -> Vec<ParamSpec> {
+    match cfg.variant {
+        Variant::Authors => authors_param_specs(cfg),
+        Variant::Dido => dido_param_specs(cfg),
+    }
+}
+
+fn authors_param_specs(cfg: &RimsConfig) -> Vec<ParamSpec> {
     let (n, h, d) = (cfg.mechanisms, cfg.hidden, cfg.input);
     let wq = cfg.input_heads * cfg.input_key;
     let a = cfg.cell_input();
@@ -53,6 +61,41 @@ pub fn param_specs(cfg: &RimsConfig) -> Vec<ParamSpec> {
         ParamSpec::new("comm_gate_b", &[h], Init::Uniform(-lin, lin)),
         ParamSpec::new("in_k_b", &[wq], Init::Zeros).frozen(),
         ParamSpec::new("in_v_b", &[a], Init::Zeros).frozen(),
+    ]
+}
+
+/// dido's initialisation (RIM.py): nn.Linear's U(±1/√D) for the shared key and value layers
+/// (weights and biases), GroupLinearLayer's 0.01·N(0, 1), `GroupLSTMCell`'s U(±1/√H), and
+/// `GroupGRUCell`'s every weight 1.0.
+fn dido_param_specs(cfg: &RimsConfig) -> Vec<ParamSpec> {
+    let (n, h, d) = (cfg.mechanisms, cfg.hidden, cfg.input);
+    let wq = cfg.input_heads * cfg.input_key;
+    let wvin = cfg.input_heads * cfg.input_value;
+    let a = cfg.cell_input();
+    let gh = cfg.gate_width();
+    let wk = cfg.comm_heads * cfg.comm_key;
+    let wv = cfg.comm_heads * cfg.comm_value;
+    let group = Init::Normal(0.0, 0.01);
+    let lin = 1.0 / (d as f32).sqrt();
+    let rnn = match cfg.cell {
+        CellKind::Lstm => {
+            let r = 1.0 / (h as f32).sqrt();
+            Init::Uniform(-r, r)
+        }
+        CellKind::Gru => Init::Constant(1.0),
+    };
+    vec![
+        ParamSpec::new("in_q", &[n, h, wq], group),
+        ParamSpec::new("in_k_w", &[d, wq], Init::Uniform(-lin, lin)),
+        ParamSpec::new("in_v_w", &[d, wvin], Init::Uniform(-lin, lin)),
+        ParamSpec::new("in_k_b", &[wq], Init::Uniform(-lin, lin)),
+        ParamSpec::new("in_v_b", &[wvin], Init::Uniform(-lin, lin)),
+        ParamSpec::new("rnn_wx", &[n, a, gh], rnn),
+        ParamSpec::new("rnn_wh", &[n, h, gh], rnn),
+        ParamSpec::new("comm_q", &[n, h, wk], group),
+        ParamSpec::new("comm_k", &[n, h, wk], group),
+        ParamSpec::new("comm_v", &[n, h, wv], group),
+        ParamSpec::new("comm_out_w", &[n, wv, h], group),
     ]
 }
 
@@ -273,6 +316,12 @@ impl Rims {
     /// Checks the configuration.
     pub fn new(cfg: RimsConfig) -> Result<Self> {
         cfg.validate()?;
+        if cfg.variant == Variant::Dido {
+            return Err(Error::Config {
+                field: "variant",
+                reason: "variant dido is not implemented by the sequence layer yet".into(),
+            });
+        }
         if cfg.mechanisms > communication::MAX_N {
             return Err(Error::Config {
                 field: "mechanisms",

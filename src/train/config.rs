@@ -70,6 +70,14 @@ fn default_model() -> String {
     "rims".into()
 }
 
+fn default_variant() -> String {
+    "authors".into()
+}
+
+fn one_head() -> usize {
+    1
+}
+
 /// Every setting of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -90,8 +98,15 @@ pub struct TrainConfig {
     pub embed: usize,
     /// Width of the input-attention keys (and queries).
     pub input_key: usize,
-    /// Width of the input-attention values.
+    /// Width of the input-attention values (per head).
     pub input_value: usize,
+    /// h_in: heads of the input attention (1 in the authors' code).
+    #[serde(default = "one_head")]
+    pub input_heads: usize,
+    /// Whose cell semantics a RIMs model follows: "authors" (variant A) or "dido" (variant D,
+    /// `docs/spec.md` §3).
+    #[serde(default = "default_variant")]
+    pub variant: String,
     /// Heads of the communication attention between mechanisms.
     pub comm_heads: usize,
     /// Width of each communication-attention key (and query) head.
@@ -168,6 +183,8 @@ impl Default for TrainConfig {
             embed: 32,
             input_key: 16,
             input_value: 16,
+            input_heads: 1,
+            variant: "authors".into(),
             comm_heads: 2,
             comm_key: 8,
             comm_value: 8,
@@ -214,6 +231,8 @@ impl TrainConfig {
             embed: 600,
             input_key: 64,
             input_value: 400,
+            input_heads: 1,
+            variant: "authors".into(),
             comm_heads: 4,
             comm_key: 16,
             comm_value: 16,
@@ -295,12 +314,13 @@ impl TrainConfig {
             input: self.embed,
             input_key: self.input_key,
             input_value: self.input_value,
-            input_heads: 1,
+            input_heads: self.input_heads,
             comm_heads: self.comm_heads,
             comm_key: self.comm_key,
             comm_value: self.comm_value,
             cell,
             dropout: self.cell_dropout,
+            variant: crate::nn::Variant::parse(&self.variant)?,
         };
         let (vocab, classes, readout, input) = match self.task {
             Task::Copying => (

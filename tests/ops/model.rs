@@ -78,6 +78,7 @@ fn rims_model_learns_to_remember_the_first_token(ctx: &Context) {
             comm_value: 4,
             cell,
             dropout: 0.0,
+            variant: rims::nn::Variant::Authors,
             ..RimsConfig::default()
         };
         let (first, last) = train_memory_task(ctx, config(rims, Backbone::Rims), 150);
@@ -95,6 +96,7 @@ fn dense_lstm_baseline_learns_the_same_task(ctx: &Context) {
         input: 8,
         cell: CellKind::Lstm,
         dropout: 0.0,
+        variant: rims::nn::Variant::Authors,
         ..RimsConfig::default()
     };
     let cfg = config(rims, Backbone::Dense { hidden: 16 });

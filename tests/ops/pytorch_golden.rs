@@ -158,6 +158,7 @@ fn authors_fixture_is_reproduced(ctx: &Context, file: &str, cell: CellKind) {
         comm_value: f.size("d_vc"),
         cell,
         dropout: 0.0,
+        variant: rims::nn::Variant::Authors,
     };
     let specs = param_specs(&cfg);
     let store = ParamStore::new(ctx, &specs, 1).unwrap();

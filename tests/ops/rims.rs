@@ -25,6 +25,7 @@ fn tiny(cell: CellKind, n: usize, k: usize) -> RimsConfig {
         comm_value: 3,
         cell,
         dropout: 0.0,
+        variant: rims::nn::Variant::Authors,
     }
 }
 
@@ -153,6 +154,7 @@ fn inactive_mechanisms_get_zero_gradient_through_their_input(ctx: &Context) {
     // so here: the rows of d(rnn_wx) of a mechanism that is never active are exactly zero.
     let cfg = RimsConfig {
         dropout: 0.0,
+        variant: rims::nn::Variant::Authors,
         ..tiny(CellKind::Lstm, 4, 2)
     };
     let layer = Rims::new(cfg.clone()).unwrap();
