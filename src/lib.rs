@@ -12,6 +12,7 @@
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod interop;
 pub mod io;
 pub mod kernels;
 pub mod nn;

@@ -146,7 +146,7 @@ const ALLOWED: &[(&str, &str, &str)] = &[
 
 /// The stack, bottom to top (docs/design.md): a layer may use its own and those below.
 const STACK: &[&str] = &[
-    "kernels", "device", "tensor", "ops", "tape", "nn", "train", "bin",
+    "kernels", "device", "tensor", "ops", "tape", "nn", "train", "interop", "bin",
 ];
 
 /// The layer of a top-level module of the library.
@@ -159,6 +159,7 @@ fn layer_of_module(module: &str) -> &'static str {
         "tape" => "tape",
         "nn" => "nn",
         "train" => "train",
+        "interop" => "interop",
         "data" => "data",
         "reference" => "reference",
         "verify" => "verify",

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 mod bench;
 mod flags;
 mod infer;
+mod interop;
 mod shared;
 mod summary;
 mod train;
@@ -62,6 +63,12 @@ enum Command {
     /// Draw pictures: which mechanisms are active at each step of a checkpoint's task, or the
     /// training curves of a run.
     Viz(viz::VizArgs),
+    /// Read a PyTorch RIMs state_dict (the authors' BlocksCore/RNNModel or dido's RIMCell,
+    /// saved as safetensors) into a run directory that eval, infer, viz and train --init accept.
+    Import(interop::ImportArgs),
+    /// Write a checkpoint as the state_dict the PyTorch module loads with
+    /// load_state_dict(strict=True).
+    Export(interop::ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +128,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run_verify(&args),
         Command::Viz(args) => viz::run_viz(&args),
         Command::Summary(args) => summary::run_summary(&args),
+        Command::Import(args) => interop::run_import(&args),
+        Command::Export(args) => interop::run_export(&args),
     }
 }
 

@@ -194,7 +194,7 @@ impl TrainArgs {
 
 /// The small preset: the main job for copying; for sequential MNIST and adding, the paper's
 /// protocol at a size that runs on the CPU device in minutes.
-fn small_preset(task: Task) -> TrainConfig {
+pub(crate) fn small_preset(task: Task) -> TrainConfig {
     let c = TrainConfig {
         task,
         ..TrainConfig::default()
