@@ -16,6 +16,7 @@ mod model;
 mod optim;
 mod params;
 mod pytorch_golden;
+mod pytorch_grads;
 mod recurrent;
 mod reduce;
 mod rims;

@@ -23,6 +23,8 @@ safetensors file, every tensor float64:
                     log(alpha_x/alpha_null); dido: the raw head-averaged score s_x)
   loss.wh           [T, B, N*H], loss.wc [B, N*H] (LSTM only): the scalar loss is
                     L = sum_t <output.h[t], loss.wh[t]> + <output.c[T-1], loss.wc>
+  gradh.*           (LSTM only) the same gradients as grad.* for L_h = sum_t <output.h[t], loss.wh[t]>
+                    alone; for GRU, grad.* already is that
   grad.<name>       dL/d parameter (the authors' cell: w.r.t. the blockified dense matrices, so
                     off-block entries of grad.block_lstm.* are non-zero; compare the blocks)
   grad.x, grad.h0, grad.c0   dL/d inputs
@@ -149,12 +151,15 @@ def run_authors(bc_mod, cell, seed, N, k, H, D, T, B):
     h_all, c_all = torch.stack(hs), torch.stack(cs)
     loss = (h_all * wh).sum() + ((c_all[-1] * wc).sum() if lstm else 0.0)
     params = dict(bc.named_parameters())
-    grads = torch.autograd.grad(loss, list(params.values()) + [x, h0, c0], allow_unused=True)
+    grads = torch.autograd.grad(loss, list(params.values()) + [x, h0, c0], allow_unused=True,
+                                retain_graph=lstm)
+    grads_h = h_only_grads(h_all, wh, params, x, h0, c0) if lstm else None
 
     # The authors' topk reads alpha_null = iatt[:, :, 0]; rank by d = log(alpha_x / alpha_null).
     assert len(rec.calls) == T, f"expected {T} topk calls on [B, N], got {len(rec.calls)}"
     score = torch.stack([torch.log1p(-a) - torch.log(a) for a in rec.calls])
-    out = finish(state, params, grads, x, h0, c0, h_all, c_all, torch.stack(masks), score, wh, wc, lstm)
+    out = finish(state, params, grads, grads_h, x, h0, c0, h_all, c_all, torch.stack(masks), score, wh, wc,
+                 lstm)
     meta = dict(code="authors", repo="anirudh9119/RIMs", path="event_based/blocks_core.py",
                 module="BlocksCore", commit=AUTHORS_COMMIT, cell=cell, N=N, k=k, H=H, D=D, T=T, B=B,
                 seed=seed, d_k=64, h_in=1, d_vin=4 * H, h_c=4, d_kc=16, d_vc=16,
@@ -198,10 +203,13 @@ def run_dido(rim_mod, cell, seed, N, k, H, D, T, B, sizes):
     h_all, c_all = torch.stack(hs), torch.stack(cs)
     loss = (h_all * wh).sum() + ((c_all[-1] * wc).sum() if lstm else 0.0)
     params = dict(rc.named_parameters())
-    grads = torch.autograd.grad(loss, list(params.values()) + [x, h0, c0], allow_unused=True)
+    grads = torch.autograd.grad(loss, list(params.values()) + [x, h0, c0], allow_unused=True,
+                                retain_graph=lstm)
+    grads_h = h_only_grads(h_all, wh, params, x, h0, c0) if lstm else None
     assert len(rec.calls) == T
     score = torch.stack(rec.calls)
-    out = finish(state, params, grads, x, h0, c0, h_all, c_all, torch.stack(masks), score, wh, wc, lstm)
+    out = finish(state, params, grads, grads_h, x, h0, c0, h_all, c_all, torch.stack(masks), score, wh, wc,
+                 lstm)
     meta = dict(code="dido", repo="dido1998/Recurrent-Independent-Mechanisms", path="RIM.py",
                 module="RIMCell", commit=DIDO_COMMIT, cell=cell, N=N, k=k, H=H, D=D, T=T, B=B, seed=seed,
                 d_k=sizes["d_k"], h_in=sizes["h_in"], d_vin=sizes["d_vin"], h_c=sizes["h_c"],
@@ -209,15 +217,28 @@ def run_dido(rim_mod, cell, seed, N, k, H, D, T, B, sizes):
     return out, meta, margin_of(score, k)
 
 
-def finish(state, params, grads, x, h0, c0, h_all, c_all, mask, score, wh, wc, lstm):
-    out = {f"state.{n}": v for n, v in state.items()}
+def h_only_grads(h_all, wh, params, x, h0, c0):
+    """The gradients of L_h = sum_t <h_t, wh[t]> alone (an engine that keeps c off its tape can
+    form only this loss)."""
+    return torch.autograd.grad((h_all * wh).sum(), list(params.values()) + [x, h0, c0],
+                               allow_unused=True)
+
+
+def put_grads(out, tag, params, grads, c0):
     names = list(params)
     for n, g in zip(names, grads[:len(names)]):
-        out[f"grad.{n}"] = torch.zeros_like(params[n]) if g is None else g
+        out[f"{tag}.{n}"] = torch.zeros_like(params[n]) if g is None else g
     gx, gh0, gc0 = grads[len(names):]
-    out["grad.x"] = gx
-    out["grad.h0"] = gh0
-    out["grad.c0"] = gc0 if gc0 is not None else torch.zeros_like(c0)
+    out[f"{tag}.x"] = gx
+    out[f"{tag}.h0"] = gh0
+    out[f"{tag}.c0"] = gc0 if gc0 is not None else torch.zeros_like(c0)
+
+
+def finish(state, params, grads, grads_h, x, h0, c0, h_all, c_all, mask, score, wh, wc, lstm):
+    out = {f"state.{n}": v for n, v in state.items()}
+    put_grads(out, "grad", params, grads, c0)
+    if grads_h is not None:
+        put_grads(out, "gradh", params, grads_h, c0)
     out.update({"input.x": x, "input.h0": h0, "input.c0": c0, "output.h": h_all, "output.c": c_all,
                 "output.mask": mask, "output.score": score, "loss.wh": wh})
     if lstm:
