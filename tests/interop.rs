@@ -200,9 +200,10 @@ fn authors_export_gives_back_the_state_dict_blockified() {
                 }
             } else if (name.starts_with("inp_att.GLN_ks") || name.starts_with("inp_att.GLN_vs"))
                 && i < e.values.len() / 2
+                || name.starts_with("inp_att.gate_fc")
+                || name.ends_with("ln.bias")
             {
-                0.0 // slot 0 multiplies only the null input
-            } else if name.starts_with("inp_att.gate_fc") || name.ends_with("ln.bias") {
+                // Slot 0 multiplies only the null input; gate_fc and ln are never used.
                 0.0
             } else if name.ends_with("ln.weight") {
                 1.0
