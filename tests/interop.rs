@@ -528,3 +528,118 @@ fn exports_the_target_code_cannot_run_are_refused_with_the_reason() {
     assert!(o.stderr.contains("exists"), "{}", o.stderr);
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
 }
+
+fn current_model(run: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let set = std::fs::read_to_string(run.join("latest")).unwrap();
+    read_f32(&run.join(set.trim()).join("model.safetensors"))
+}
+
+#[test]
+fn train_init_fine_tunes_imported_weights_with_a_fresh_optimizer() {
+    let dir = scratch("interop-init");
+    let (state, _, _) = fixture_files(&dir, "authors_lstm.safetensors");
+    let imported = dir.join("imported");
+    let o = rims(&[
+        "import",
+        "--from",
+        "authors",
+        s(&state),
+        "--out",
+        s(&imported),
+        "--active",
+        "3",
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let tuned = dir.join("tuned");
+    let small = [
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+        "--iterations",
+        "1",
+        "--batch",
+        "4",
+        "--symbols",
+        "5",
+        "--train-len",
+        "2",
+        "--test-len",
+        "5",
+        "--lr",
+        "0.002",
+    ];
+    let mut args = vec!["train", "--init", s(&imported), "--out", s(&tuned)];
+    args.extend(small);
+    let o = rims(&args);
+    assert_eq!(o.code, 0, "{o:?}");
+    // One Adam step moves each parameter by at most lr: the run started from the import.
+    let (before, after) = (current_model(&imported), current_model(&tuned));
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for (name, (shape, a)) in &before {
+        let (shape_b, b) = &after[name];
+        assert_eq!(shape, shape_b, "{name}");
+        let moved = a
+            .iter()
+            .zip(b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        if name == "in_k_b" || name == "in_v_b" {
+            assert_eq!(moved, 0.0, "{name} is frozen in variant A");
+        } else {
+            assert!(
+                moved > 0.0 && moved <= 0.002 * 1.001,
+                "{name} moved {moved}"
+            );
+        }
+    }
+    let set = std::fs::read_to_string(tuned.join("latest")).unwrap();
+    let json = std::fs::read_to_string(tuned.join(set.trim()).join("train.json")).unwrap();
+    assert!(
+        json.contains(&format!("\"init\": \"{}\"", s(&imported))),
+        "{json}"
+    );
+    assert!(
+        json.contains("\"hidden\": 3"),
+        "the model settings come from --init: {json}"
+    );
+
+    // A flag that names another model is refused with both values; --resume excludes --init.
+    let no = dir.join("no");
+    let mut args = vec![
+        "train",
+        "--init",
+        s(&imported),
+        "--out",
+        s(&no),
+        "--hidden",
+        "5",
+    ];
+    args.extend(small);
+    let o = rims(&args);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("hidden: the --init checkpoint has 3, this run asks for 5"),
+        "{}",
+        o.stderr
+    );
+    assert!(!no.join("latest").exists());
+    let o = rims(&["train", "--init", s(&imported), "--resume", s(&tuned)]);
+    assert_eq!(o.code, 2, "{o:?}");
+    let o = rims(&[
+        "train",
+        "--init",
+        s(&dir.join("nothing")),
+        "--out",
+        s(&dir.join("no2")),
+        "--device",
+        "cpu",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("nothing"), "{}", o.stderr);
+}

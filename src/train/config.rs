@@ -78,6 +78,25 @@ fn one_head() -> usize {
     1
 }
 
+/// The settings that decide the model's parameters and what they compute: a run started with
+/// `init` must agree with its source in all of them.
+pub const MODEL_FIELDS: [&str; 14] = [
+    "task",
+    "model",
+    "cell",
+    "variant",
+    "mechanisms",
+    "active",
+    "hidden",
+    "embed",
+    "input_key",
+    "input_value",
+    "input_heads",
+    "comm_heads",
+    "comm_key",
+    "comm_value",
+];
+
 /// Every setting of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -142,6 +161,10 @@ pub struct TrainConfig {
     /// Factor on the initial input-attention weights of a RIMs model (1: the authors' init).
     #[serde(default = "one")]
     pub input_gain: f32,
+    /// A run directory whose current checkpoint's parameters start this run (fine-tuning: the
+    /// optimizer starts fresh). Its model settings ([`MODEL_FIELDS`]) must equal this run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
     /// Copying: symbols to copy (the paper's task copies 10).
     #[serde(default = "default_symbols")]
     pub symbols: usize,
@@ -200,6 +223,7 @@ impl Default for TrainConfig {
             carry_state: false,
             forget_bias: 0.0,
             input_gain: 20.0,
+            init: None,
             symbols: crate::data::copying::PAPER_SYMBOLS,
             train_len: 20,
             test_len: 80,
@@ -459,6 +483,28 @@ impl TrainConfig {
             .map(|(k, v)| {
                 let had = b.get(k.as_str()).cloned().unwrap_or_default();
                 (k.clone(), v.clone(), had)
+            })
+            .collect()
+    }
+
+    /// This config with the model settings ([`MODEL_FIELDS`]) of `other`.
+    pub fn with_model_of(&self, other: &TrainConfig) -> Result<TrainConfig> {
+        let mut a =
+            serde_json::to_value(self).map_err(|e| Error::invalid("config", e.to_string()))?;
+        let b = serde_json::to_value(other).map_err(|e| Error::invalid("config", e.to_string()))?;
+        for f in MODEL_FIELDS {
+            a[f] = b[f].clone();
+        }
+        serde_json::from_value(a).map_err(|e| Error::invalid("config", e.to_string()))
+    }
+
+    /// The model settings in which `other` differs from this config, in words.
+    pub fn model_mismatches(&self, other: &TrainConfig) -> Vec<String> {
+        self.differing_fields(other)
+            .into_iter()
+            .filter(|(k, _, _)| MODEL_FIELDS.contains(&k.as_str()))
+            .map(|(k, v, had)| {
+                format!("{k}: the --init checkpoint has {had}, this run asks for {v}")
             })
             .collect()
     }

@@ -131,6 +131,9 @@ pub fn train(
         }
         progress = checkpoint::load(ctx, out, &model, Some(&mut adam))?.progress;
     }
+    if let (Some(init), false) = (&cfg.init, resume) {
+        start_from(ctx, cfg, &model, init)?;
+    }
     // The records of the run so far; each checkpoint carries a copy (see `checkpoint`).
     let mut metrics = checkpoint::open_run(out, resume)?;
     let mnist = match cfg.task {
@@ -191,6 +194,26 @@ pub fn train(
         }
     }
     Ok(Summary { progress, history })
+}
+
+/// Loads the parameters of the current checkpoint in `init` into `model` (a fine-tuning start:
+/// the optimizer and the step count stay fresh), after checking that the two runs' model
+/// settings agree.
+fn start_from(ctx: &Context, cfg: &TrainConfig, model: &Model, init: &Path) -> Result<()> {
+    let state = checkpoint::read_state(init)?;
+    let diffs = cfg.model_mismatches(&state.config);
+    if !diffs.is_empty() {
+        return Err(Error::Config {
+            field: "init",
+            reason: format!(
+                "{} holds another model: {}",
+                init.display(),
+                diffs.join("; ")
+            ),
+        });
+    }
+    checkpoint::load(ctx, init, model, None)?;
+    Ok(())
 }
 
 /// The evaluation records of a `metrics.jsonl` text read from `path` (named in errors): every

@@ -108,6 +108,11 @@ pub struct TrainArgs {
     /// leaving this directory as it is.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Start from the parameters of the run (or `rims import`ed weights) in this directory,
+    /// with a fresh optimizer: fine-tuning. The model settings (task, model, cell, variant,
+    /// sizes) come from it; flags that name them must agree with it.
+    #[arg(long, conflicts_with = "resume")]
+    init: Option<PathBuf>,
     /// The flags given on the command line (filled in by main; `--task` and the others with a
     /// default cannot tell otherwise).
     #[arg(skip)]
@@ -135,6 +140,21 @@ impl TrainArgs {
         if self.preset == "paper" && c.model != "rims" {
             // The paper's dense baselines have as many units as the RIMs model: LSTM-600.
             c.hidden *= c.mechanisms;
+        }
+        if let Some(init) = &self.init {
+            let source = rims::train::checkpoint::read_state(init)?.config;
+            let mut inherited = c.with_model_of(&source)?;
+            // Flags with a default count only when given; the check in train() names them.
+            if self.given("task") {
+                inherited.task = c.task;
+            }
+            if self.given("model") {
+                inherited.model = c.model.clone();
+            }
+            inherited.input_gain = 1.0;
+            inherited.forget_bias = 0.0;
+            inherited.init = Some(init.clone());
+            c = inherited;
         }
         let c = self.apply(c);
         c.validate()?;
