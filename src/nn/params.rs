@@ -322,8 +322,20 @@ impl ParamStore {
 
     /// Loads values saved by [`ParamStore::save`] (or any safetensors file with the same names
     /// and shapes) and returns the file's metadata. Every tensor is checked before anything is
-    /// written, so a bad file leaves the store as it was.
+    /// written, so a bad file leaves the store as it was. Tensors of the file that are not
+    /// parameters are ignored.
     pub fn load(&self, ctx: &Context, path: &Path) -> Result<BTreeMap<String, String>> {
+        self.load_prefixed(ctx, path, "")
+    }
+
+    /// [`ParamStore::load`] from a file whose tensors are named `prefix` + the parameter's name
+    /// (a whole model's file, say `model.` + `rnn_wx`).
+    pub fn load_prefixed(
+        &self,
+        ctx: &Context,
+        path: &Path,
+        prefix: &str,
+    ) -> Result<BTreeMap<String, String>> {
         let bad = |reason: String| Error::File {
             path: path.to_path_buf(),
             reason,
@@ -333,41 +345,70 @@ impl ParamStore {
             .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
             .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
-        let mut updates = Vec::with_capacity(self.entries.len());
+        let mut tensors = HostParams::new();
         for e in &self.entries {
+            let key = format!("{prefix}{}", e.name);
             let t = file
-                .tensor(&e.name)
-                .map_err(|_| bad(format!("missing tensor '{}'", e.name)))?;
+                .tensor(&key)
+                .map_err(|_| bad(format!("missing tensor '{key}'")))?;
             if t.dtype() != safetensors::Dtype::F32 {
                 return Err(bad(format!(
-                    "tensor '{}' is {:?}, expected F32",
-                    e.name,
+                    "tensor '{key}' is {:?}, expected F32",
                     t.dtype()
                 )));
             }
-            if t.shape() != e.shape.as_slice() {
-                return Err(bad(format!(
-                    "tensor '{}' has shape {:?}, expected {:?}",
-                    e.name,
-                    t.shape(),
-                    e.shape
-                )));
-            }
-            let data: Vec<f32> = t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            updates.push((e, data));
+            let data: Vec<f32> = bytemuck::pod_collect_to_vec(t.data());
+            tensors.insert(e.name.clone(), (t.shape().to_vec(), data));
         }
-        for (e, data) in updates {
-            self.values.view(e.offset, &e.shape)?.write(ctx, &data)?;
-        }
+        self.load_map(ctx, &tensors).map_err(|e| match e {
+            Error::Config { reason, .. } => bad(reason),
+            other => other,
+        })?;
         Ok(header
             .metadata()
             .clone()
             .unwrap_or_default()
             .into_iter()
             .collect())
+    }
+
+    /// Sets every parameter from a map of (shape, values) by name, as [`ParamStore::to_host`]
+    /// gives them: each parameter must be there with its shape, and nothing is written unless
+    /// all are. Names that are not parameters are an error (a misspelt name would otherwise be
+    /// silently left at its initial value).
+    pub fn load_map(&self, ctx: &Context, tensors: &HostParams) -> Result<()> {
+        let bad = |reason: String| Error::Config {
+            field: "params",
+            reason,
+        };
+        if let Some(extra) = tensors.keys().find(|k| !self.index.contains_key(*k)) {
+            return Err(bad(format!(
+                "'{extra}' is not a parameter (have: {})",
+                self.names().join(", ")
+            )));
+        }
+        let mut updates = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
+            let (shape, data) = tensors
+                .get(&e.name)
+                .ok_or_else(|| bad(format!("missing tensor '{}'", e.name)))?;
+            if shape != &e.shape || data.len() != e.shape.iter().product::<usize>() {
+                return Err(bad(format!(
+                    "tensor '{}' has shape {shape:?}, expected {:?}",
+                    e.name, e.shape
+                )));
+            }
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                return Err(bad(format!(
+                    "tensor '{}' holds a non-finite value ({}) at flat index {i}",
+                    e.name, data[i]
+                )));
+            }
+            updates.push((e, data));
+        }
+        for (e, data) in updates {
+            self.values.view(e.offset, &e.shape)?.write(ctx, data)?;
+        }
+        Ok(())
     }
 }

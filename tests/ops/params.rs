@@ -136,3 +136,63 @@ fn unique() -> usize {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
+
+device_test!(load_map_and_prefixed_files);
+fn load_map_and_prefixed_files(ctx: &Context) {
+    let a = store(ctx, 3);
+    let b = store(ctx, 4);
+    // A map of tensors, as to_host gives them (e.g. built by a script or another library).
+    b.load_map(ctx, &a.to_host(ctx).unwrap()).unwrap();
+    assert_eq!(a.to_host(ctx).unwrap(), b.to_host(ctx).unwrap());
+    let before = b.to_host(ctx).unwrap();
+    let mut extra = a.to_host(ctx).unwrap();
+    extra.insert("typo".into(), (vec![1], vec![0.0]));
+    let e = b.load_map(ctx, &extra).unwrap_err().to_string();
+    assert!(e.contains("'typo' is not a parameter"), "{e}");
+    let mut short = a.to_host(ctx).unwrap();
+    short.remove("n");
+    let e = b.load_map(ctx, &short).unwrap_err().to_string();
+    assert!(e.contains("missing tensor 'n'"), "{e}");
+    let mut nan = store(ctx, 9).to_host(ctx).unwrap();
+    nan.get_mut("w").unwrap().1[4] = f32::NAN;
+    let e = b.load_map(ctx, &nan).unwrap_err().to_string();
+    assert!(e.contains("'w' holds a non-finite value"), "{e}");
+    assert_eq!(
+        b.to_host(ctx).unwrap(),
+        before,
+        "a refused map changes nothing"
+    );
+
+    // A file whose tensors carry a prefix (a whole model's file), with unrelated tensors too.
+    let dir = tmpdir("params-prefix");
+    let path = dir.join("whole.safetensors");
+    let c = store(ctx, 5);
+    let host = c.to_host(ctx).unwrap();
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = host
+        .iter()
+        .map(|(n, (s, v))| {
+            (
+                format!("cell.{n}"),
+                s.clone(),
+                bytemuck::cast_slice(v).to_vec(),
+            )
+        })
+        .chain([("decoder.w".to_string(), vec![1], vec![0u8; 4])])
+        .collect();
+    let views: Vec<_> = bytes
+        .iter()
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    b.load_prefixed(ctx, &path, "cell.").unwrap();
+    assert_eq!(b.to_host(ctx).unwrap(), host);
+    let e = b.load(ctx, &path).unwrap_err().to_string();
+    assert!(e.contains("missing tensor 'w'"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
