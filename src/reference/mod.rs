@@ -10,6 +10,7 @@ pub mod optim;
 pub mod recurrent;
 pub mod reduce;
 pub mod rims;
+pub mod rims_dido;
 pub mod squared_error;
 
 /// Central finite differences of a scalar function, for checking gradients: returns
