@@ -216,3 +216,142 @@ device_test!(authors_gru_fixture_is_reproduced);
 fn authors_gru_fixture_is_reproduced(ctx: &Context) {
     authors_fixture_is_reproduced(ctx, "authors_gru.safetensors", CellKind::Gru);
 }
+
+// --- dido1998's RIMCell (variant D) ------------------------------------------------------------
+
+/// The canonical tensors (docs/spec.md §4) of dido's `RIMCell` state_dict. A small helper until
+/// the library's importer takes over: nn.Linear weights transposed to [in, out]; the LSTM's
+/// gate columns reordered from dido's [i, f, o, g] to the canonical [i, f, g, o]; GRU [r, z, n]
+/// as it is; GroupLinear weights as they are.
+fn dido_to_canonical(f: &Fixture, cell: CellKind) -> BTreeMap<&'static str, Vec<f64>> {
+    let h = f.size("H");
+    let transposed = |name: &str| {
+        let (s, v) = f.get(name);
+        let (out, inp) = (s[0], s[1]);
+        (0..inp * out)
+            .map(|k| v[(k % out) * inp + k / out])
+            .collect::<Vec<f64>>()
+    };
+    let plain = |name: &str| f.get(name).1.clone();
+    // Canonical column block g comes from dido's block ORDER[g].
+    let reorder = |name: &str| {
+        let (s, v) = f.get(name);
+        let order: &[usize] = match cell {
+            CellKind::Lstm => &[0, 1, 3, 2],
+            CellKind::Gru => &[0, 1, 2],
+        };
+        let width = s[2];
+        assert_eq!(width, order.len() * h, "{name}");
+        let mut out = vec![0.0; v.len()];
+        for (row, (o, i)) in out.chunks_mut(width).zip(v.chunks(width)).enumerate() {
+            let _ = row;
+            for (g, &src) in order.iter().enumerate() {
+                o[g * h..(g + 1) * h].copy_from_slice(&i[src * h..(src + 1) * h]);
+            }
+        }
+        out
+    };
+    let x2h = match cell {
+        CellKind::Lstm => "state.rnn.i2h.w",
+        CellKind::Gru => "state.rnn.x2h.w",
+    };
+    let mut c = BTreeMap::new();
+    c.insert("in_q", plain("state.query.w"));
+    c.insert("in_k_w", transposed("state.key.weight"));
+    c.insert("in_k_b", plain("state.key.bias"));
+    c.insert("in_v_w", transposed("state.value.weight"));
+    c.insert("in_v_b", plain("state.value.bias"));
+    c.insert("rnn_wx", reorder(x2h));
+    c.insert("rnn_wh", reorder("state.rnn.h2h.w"));
+    c.insert("comm_q", plain("state.query_.w"));
+    c.insert("comm_k", plain("state.key_.w"));
+    c.insert("comm_v", plain("state.value_.w"));
+    c.insert("comm_out_w", plain("state.comm_attention_output.w"));
+    c
+}
+
+fn dido_config(f: &Fixture, cell: CellKind) -> RimsConfig {
+    assert_eq!(
+        (f.meta["code"].as_str(), f.meta["variant"].as_str()),
+        ("dido", "D")
+    );
+    RimsConfig {
+        mechanisms: f.size("N"),
+        active: f.size("k"),
+        hidden: f.size("H"),
+        input: f.size("D"),
+        input_key: f.size("d_k"),
+        input_value: f.size("d_vin"),
+        input_heads: f.size("h_in"),
+        comm_heads: f.size("h_c"),
+        comm_key: f.size("d_kc"),
+        comm_value: f.size("d_vc"),
+        cell,
+        dropout: 0.0,
+        variant: rims::nn::Variant::Dido,
+    }
+}
+
+/// The f64 reference of variant D reproduces dido's PyTorch forward (h, c, masks) and its
+/// gradients (the fixture's loss Σ_t <h_t, wh_t> + <c_T, wc>) to rounding.
+fn dido_reference_reproduces(file: &str, cell: CellKind) {
+    use rims::reference::rims_dido::{self as rd, DidoParams};
+    let f = Fixture::read(file);
+    let cfg = dido_config(&f, cell);
+    let (t, b) = (f.size("T"), f.size("B"));
+    let canonical = dido_to_canonical(&f, cell);
+    let mut p = DidoParams::zeros(&cfg);
+    for name in DidoParams::NAMES {
+        p.get_mut(name).unwrap().copy_from_slice(&canonical[name]);
+    }
+    let lstm = cell == CellKind::Lstm;
+    let (x, h0) = (&f.get("input.x").1, &f.get("input.h0").1);
+    let c0 = &f.get("input.c0").1;
+    let fwd = rd::forward(&cfg, &p, x, h0, c0, 0, 0, None, t, b);
+    assert_eq!(&fwd.masks, &f.get("output.mask").1, "{file}: masks");
+    let close = |what: &str, got: &[f64], want: &[f64]| {
+        assert_eq!(got.len(), want.len(), "{what}");
+        let scale = want.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+        let err = got
+            .iter()
+            .zip(want)
+            .fold(0.0f64, |m, (g, w)| m.max((g - w).abs()));
+        assert!(err <= 1e-10 * scale, "{file} {what}: error {err:e}");
+    };
+    close("h", &fwd.h, &f.get("output.h").1);
+    close("score", &fwd.score_x, &f.get("output.score").1);
+    if lstm {
+        close("c", &fwd.c, &f.get("output.c").1);
+    }
+    let wc = lstm.then(|| f.get("loss.wc").1.clone());
+    let g = rd::backward(&cfg, &p, x, h0, c0, &fwd, &f.get("loss.wh").1, wc.as_deref(), 0, 0);
+    // PyTorch's gradients, mapped like the parameters.
+    let mut gf = Fixture {
+        tensors: BTreeMap::new(),
+        meta: f.meta.clone(),
+    };
+    for (k, v) in &f.tensors {
+        if let Some(rest) = k.strip_prefix("grad.") {
+            gf.tensors.insert(format!("state.{rest}"), v.clone());
+        }
+    }
+    let want = dido_to_canonical(&gf, cell);
+    for name in DidoParams::NAMES {
+        close(&format!("d{name}"), g.params.get(name).unwrap(), &want[name]);
+    }
+    close("dx", &g.dx, &f.get("grad.x").1);
+    close("dh0", &g.dh0, &f.get("grad.h0").1);
+    if lstm {
+        close("dc0", &g.dc0, &f.get("grad.c0").1);
+    }
+}
+
+#[test]
+fn dido_lstm_fixture_matches_the_reference() {
+    dido_reference_reproduces("dido_lstm.safetensors", CellKind::Lstm);
+}
+
+#[test]
+fn dido_gru_fixture_matches_the_reference() {
+    dido_reference_reproduces("dido_gru.safetensors", CellKind::Gru);
+}
