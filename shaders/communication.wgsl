@@ -5,11 +5,18 @@
 // Layouts: qkv [3, T, B, N, W] (planes Q, K, V; W = max(h_c*d_kc, h_c*d_vc));
 // probs [T, B, h_c, N, N]; ctx [T, B, N, h_c*d_vc]. Backward: dctx [B, N, h_c*d_vc] (this
 // step), ds [B, h_c, N, N] (scratch), dqkv like qkv.
+// Variant D (variant = 1, docs/spec.md §3): after the softmax each row i is multiplied by m_i
+// (inactive queries read nothing) and dropped out (tensor 5, index ((b*h_c + m)*N + i)*N + j):
+// P~ = P·m_i·keep. probs keeps P; the contexts use P~ and the backward recomputes it from the
+// mask [T, B, N] and the hash. Variant A binds the mask too and ignores it.
+
+//#include common
 
 struct Params {
     batch: u32, n: u32, heads: u32, dk: u32,
     dv: u32, w: u32, t: u32, plane: u32,
-    inv_sqrt_dk: f32, _p0: u32, _p1: u32, _p2: u32,
+    inv_sqrt_dk: f32, variant: u32, seed: u32, step: u32,
+    threshold: u32, scale: f32, _p0: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -22,6 +29,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> ds: array<f32>;
 @group(0) @binding(7) var<storage, read> ds_in: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dqkv: array<f32>;
+@group(0) @binding(9) var<storage, read> mask: array<f32>;
 
 const WG: u32 = 64u;
 // Mechanisms at most (checked on the host).
@@ -44,6 +52,18 @@ fn at(s: u32, b: u32, i: u32, c: u32) -> u32 {
 
 fn prob_index(b: u32, m: u32, i: u32, j: u32) -> u32 {
     return (((p.t * p.batch + b) * p.heads + m) * p.n + i) * p.n + j;
+}
+
+const DROPOUT_COMM_PROBS: u32 = 5u;
+
+// Variant D's factor of P_ij in P~: m_i·keep_ij (1 in variant A).
+fn row_weight(b: u32, m: u32, i: u32, j: u32) -> f32 {
+    if (p.variant == 0u) {
+        return 1.0;
+    }
+    let keep = dropout_factor(p.seed, p.step, DROPOUT_COMM_PROBS, ((b * p.heads + m) * p.n + i) * p.n + j,
+                              p.threshold, p.scale);
+    return mask[(p.t * p.batch + b) * p.n + i] * keep;
 }
 
 @compute @workgroup_size(WG)
@@ -74,6 +94,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     for (var j = 0u; j < p.n; j++) {
         s[j] = s[j] / total;
         probs[prob_index(b, m, i, j)] = s[j];
+        s[j] = s[j] * row_weight(b, m, i, j);
     }
     let ctx_base = ((p.t * p.batch + b) * p.n + i) * p.heads * p.dv + m * p.dv;
     for (var c = 0u; c < p.dv; c++) {
@@ -105,6 +126,7 @@ fn backward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         for (var c = 0u; c < p.dv; c++) {
             acc += dctx[dctx_base + c] * qkv[at(2u, b, j, m * p.dv + c)];
         }
+        acc = acc * row_weight(b, m, i, j);
         dp[j] = acc;
         dot += acc * probs_in[prob_index(b, m, i, j)];
     }
@@ -123,7 +145,7 @@ fn backward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
 }
 
-// Column j of each head: dK_j = Σ_i dS_ij Q_i and dV_j = Σ_i P_ij dctx_i.
+// Column j of each head: dK_j = Σ_i dS_ij Q_i and dV_j = Σ_i P_ij dctx_i (P~ in variant D).
 @compute @workgroup_size(WG)
 fn backward_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
@@ -144,7 +166,8 @@ fn backward_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     for (var c = 0u; c < p.dv; c++) {
         var acc = 0.0;
         for (var i = 0u; i < p.n; i++) {
-            acc += probs_in[prob_index(b, m, i, j)] * dctx[(b * p.n + i) * p.heads * p.dv + m * p.dv + c];
+            let pt = probs_in[prob_index(b, m, i, j)] * row_weight(b, m, i, j);
+            acc += pt * dctx[(b * p.n + i) * p.heads * p.dv + m * p.dv + c];
         }
         dqkv[at(2u, b, j, m * p.dv + c)] = acc;
     }

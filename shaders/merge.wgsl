@@ -7,12 +7,15 @@
 // tanh(o) and γ). Backward: dh_out [T, B, N*H] (the loss's gradient of each step's h_t);
 // dh, dc [B, N*H] (carried from the step after); dres [2, B, N, H] (into h' and c');
 // dog [T, B*N, 2, H] (into o and gate pre-activations, saved for the weight gradients).
+// Variant D (variant = 1, docs/spec.md §3): ĥ = h' + o, no gate, tanh or dropout; og and dog
+// are [T, B*N, H] (o alone) and tg is neither read nor written.
 
 //#include common
 
 struct Params {
     batch: u32, n: u32, h: u32, t: u32,
     seed: u32, step: u32, threshold: u32, scale: f32,
+    variant: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -61,6 +64,9 @@ fn unit(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Unit {
 // ĥ for one unit; saves tanh(o) and γ.
 fn residual(u: Unit) -> f32 {
     let bnh = p.batch * p.n * p.h;
+    if (p.variant == 1u) {
+        return hp[p.t * bnh + u.flat] + og[p.t * bnh + u.flat];
+    }
     let base = p.t * bnh * 2u + u.pair;
     let th = safe_tanh(og[base] * u.keep);
     let gamma = sigmoid(og[base + p.h]);
@@ -101,6 +107,19 @@ fn forward_gru(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 fn residual_backward(u: Unit) {
     let bnh = p.batch * p.n * p.h;
     let grad = dh[u.flat] + dh_out[p.t * bnh + u.flat];
+    if (p.variant == 1u) {
+        let at = p.t * bnh + u.flat;
+        if (u.m > 0.5) {
+            dog[at] = grad;
+            dres[u.flat] = grad;
+            dh[u.flat] = 0.0;
+        } else {
+            dog[at] = 0.0;
+            dres[u.flat] = 0.0;
+            dh[u.flat] = grad;
+        }
+        return;
+    }
     let base = p.t * bnh * 2u + u.pair;
     if (u.m > 0.5) {
         let th = tg_in[base];

@@ -5,7 +5,9 @@ use crate::device::Context;
 use crate::error::Result;
 use crate::nn::rims::param_specs;
 use crate::nn::{CellKind, ParamStore, Rims, RimsConfig, RimsOptions};
+use crate::nn::Variant;
 use crate::reference::rims as reference;
+use crate::reference::rims_dido as dido;
 use crate::rng::Rng;
 use crate::tape::Tape;
 use crate::tensor::Tensor;
@@ -51,8 +53,76 @@ impl Report {
 }
 
 /// The configurations the issue asks for (LSTM N=4 k=2; GRU N=6 k=4 with 4 heads; N = k;
-/// dropout) plus two input heads and unequal key/value widths, over T = 8 steps.
+/// dropout) plus two input heads and unequal key/value widths, over T = 8 steps, then
+/// [`dido_cases`].
 pub fn standard_cases() -> Vec<Case> {
+    let mut cases = authors_cases();
+    cases.extend(dido_cases());
+    cases
+}
+
+/// Variant D (docs/spec.md §3) on odd shapes: N = 5, k = 2, H = 3 with two input heads, both
+/// cells, with and without dropout, all mechanisms active, and a key width unlike d_vc = H.
+pub fn dido_cases() -> Vec<Case> {
+    let base = |cell, n, k| RimsConfig {
+        mechanisms: n,
+        active: k,
+        hidden: 3,
+        input: 4,
+        input_key: 3,
+        input_value: 2,
+        input_heads: 2,
+        comm_heads: 2,
+        comm_key: 3,
+        comm_value: 3,
+        cell,
+        dropout: 0.0,
+        variant: crate::nn::Variant::Dido,
+    };
+    let case = |name: &str, cfg, batch, seed| Case {
+        name: name.into(),
+        cfg,
+        t_len: 6,
+        batch,
+        seed,
+    };
+    vec![
+        case("D LSTM N=5 k=2 H=3 h_in=2", base(CellKind::Lstm, 5, 2), 3, 11),
+        case("D GRU N=5 k=2 H=3 h_in=2", base(CellKind::Gru, 5, 2), 2, 12),
+        case(
+            "D LSTM dropout 0.3",
+            RimsConfig {
+                dropout: 0.3,
+                ..base(CellKind::Lstm, 5, 2)
+            },
+            3,
+            13,
+        ),
+        case(
+            "D GRU dropout 0.25, 1 input head",
+            RimsConfig {
+                dropout: 0.25,
+                input_heads: 1,
+                ..base(CellKind::Gru, 4, 3)
+            },
+            2,
+            14,
+        ),
+        case("D LSTM N=k=3 (all active)", base(CellKind::Lstm, 3, 3), 2, 15),
+        case(
+            "D LSTM comm key 2 != H, 3 comm heads",
+            RimsConfig {
+                comm_key: 2,
+                comm_heads: 3,
+                ..base(CellKind::Lstm, 4, 2)
+            },
+            2,
+            16,
+        ),
+    ]
+}
+
+fn authors_cases() -> Vec<Case> {
     let base = |cell, n, k| RimsConfig {
         mechanisms: n,
         active: k,
@@ -162,6 +232,19 @@ pub fn random_cases(count: usize, seed: u64) -> Vec<Case> {
         .collect()
 }
 
+/// Random variant-D configurations (d_vc = H, as D requires), seeded.
+pub fn random_dido_cases(count: usize, seed: u64) -> Vec<Case> {
+    random_cases(count, seed)
+        .into_iter()
+        .map(|mut c| {
+            c.cfg.variant = crate::nn::Variant::Dido;
+            c.cfg.comm_value = c.cfg.hidden;
+            c.name = format!("D {}", c.name);
+            c
+        })
+        .collect()
+}
+
 fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
@@ -175,17 +258,78 @@ pub fn relative_error(got: &[f32], want: &[f64]) -> f64 {
         .fold(0.0, |m, (g, w)| m.max((*g as f64 - w).abs() / scale))
 }
 
-/// Runs one case on the GPU and in the reference, with the loss L = Σ_t h_t ⊙ R_t.
+/// What the reference says about a case: states, masks and every gradient by name.
+struct Expected {
+    params: Vec<(&'static str, Vec<f64>)>,
+    h: Vec<f64>,
+    c: Vec<f64>,
+    masks: Vec<f64>,
+    grads: Vec<(&'static str, Vec<f64>)>,
+    dx: Vec<f64>,
+}
+
+type Inputs<'a> = (&'a [f64], &'a [f64], &'a [f64], &'a [f64], u32, u32);
+
+/// The reference parameters of either variant.
+enum Params {
+    Authors(reference::RimsParams),
+    Dido(dido::DidoParams),
+}
+
+impl Params {
+    fn random(cfg: &RimsConfig, rng: &mut Rng) -> Self {
+        match cfg.variant {
+            Variant::Authors => Params::Authors(reference::RimsParams::random(cfg, rng, 0.5)),
+            Variant::Dido => Params::Dido(dido::DidoParams::random(cfg, rng, 0.5)),
+        }
+    }
+}
+
+/// The reference of the case's variant on the given parameters and inputs.
+fn expected(case: &Case, params: &Params, (x, h0, c0, r, seed, step0): Inputs<'_>) -> Expected {
+    let cfg = &case.cfg;
+    let (t, b) = (case.t_len, case.batch);
+    let own = |v: Vec<(&'static str, &[f64])>| {
+        v.into_iter()
+            .map(|(n, x)| (n, x.to_vec()))
+            .collect::<Vec<_>>()
+    };
+    match params {
+        Params::Authors(p) => {
+            let f = reference::forward(cfg, &p, x, h0, c0, seed, step0, None, t, b);
+            let g = reference::backward(cfg, &p, x, h0, c0, &f, r, None, seed, step0);
+            Expected {
+                params: own(p.names_and_values()),
+                grads: own(g.params.names_and_values()),
+                h: f.h,
+                c: f.c,
+                masks: f.masks,
+                dx: g.dx,
+            }
+        }
+        Params::Dido(p) => {
+            let f = dido::forward(cfg, &p, x, h0, c0, seed, step0, None, t, b);
+            let g = dido::backward(cfg, &p, x, h0, c0, &f, r, None, seed, step0);
+            Expected {
+                params: own(p.names_and_values()),
+                grads: own(g.params.names_and_values()),
+                h: f.h,
+                c: f.c,
+                masks: f.masks,
+                dx: g.dx,
+            }
+        }
+    }
+}
+
+/// Runs one case on the device and in the reference of its variant, with the loss
+/// L = Σ_t h_t ⊙ R_t.
 pub fn run_case(ctx: &Context, case: &Case) -> Result<Report> {
     let cfg = &case.cfg;
     let (t_len, b) = (case.t_len, case.batch);
     let nh = cfg.mechanisms * cfg.hidden;
     let mut rng = Rng::new(case.seed);
-    let params = reference::RimsParams::random(cfg, &mut rng, 0.5);
-    let store = ParamStore::new(ctx, &param_specs(cfg), 0)?;
-    for (name, values) in params.names_and_values() {
-        store.set(ctx, name, &f32s(values))?;
-    }
+    let params = Params::random(cfg, &mut rng);
     let mut draw = |n: usize, s: f64| -> Vec<f64> { (0..n).map(|_| rng.uniform(-s, s)).collect() };
     let x = draw(t_len * b * cfg.input, 1.0);
     let h0 = draw(b * nh, 0.5);
@@ -193,10 +337,12 @@ pub fn run_case(ctx: &Context, case: &Case) -> Result<Report> {
     let r = draw(t_len * b * nh, 1.0);
     let (seed, step0) = (case.seed as u32 ^ 0x5eed, 5u32);
     let training = cfg.dropout > 0.0;
+    let want = expected(case, &params, (&x, &h0, &c0, &r, seed, step0));
 
-    let want = reference::forward(cfg, &params, &x, &h0, &c0, seed, step0, None, t_len, b);
-    let grads = reference::backward(cfg, &params, &x, &h0, &c0, &want, &r, None, seed, step0);
-
+    let store = ParamStore::new(ctx, &param_specs(cfg), 0)?;
+    for (name, values) in &want.params {
+        store.set(ctx, name, &f32s(values))?;
+    }
     let layer = Rims::new(cfg.clone())?;
     let mut tape = Tape::new();
     let xv = tape.input(Tensor::from_slice(ctx, &[t_len, b, cfg.input], &f32s(&x))?);
@@ -224,7 +370,7 @@ pub fn run_case(ctx: &Context, case: &Case) -> Result<Report> {
             relative_error(&c.to_vec(ctx)?[b * nh..], &want.c),
         ));
     }
-    for (name, values) in grads.params.names_and_values() {
+    for (name, values) in &want.grads {
         errors.push((
             format!("d{name}"),
             relative_error(&store.grad(name)?.to_vec(ctx)?, values),
@@ -235,7 +381,7 @@ pub fn run_case(ctx: &Context, case: &Case) -> Result<Report> {
         .map(|t| t.to_vec(ctx))
         .transpose()?
         .unwrap_or_default();
-    errors.push(("dx".into(), relative_error(&dx, &grads.dx)));
+    errors.push(("dx".into(), relative_error(&dx, &want.dx)));
     Ok(Report {
         case: case.name.clone(),
         masks_equal: masks == f32s(&want.masks),

@@ -9,7 +9,12 @@
 //! h_c·d_kc or h_c·d_vc columns of a row are used), probs [T, B, h_c, N, N],
 //! ctx [T, B, N, h_c·d_vc]; backward: dctx [B, N, h_c·d_vc] (this step), ds [B, h_c, N, N],
 //! dqkv like qkv (written at this step only).
+//!
+//! Variant D (`variant` = 1): each row of P is multiplied by m_i and dropped out before the
+//! contexts (P̃ = P·m_i·keep_ij, [`RowWeight`]); probs keeps P and the backward recomputes P̃
+//! from the mask [T, B, N], which every entry point binds last (variant A ignores it).
 
+use crate::kernels::common::DropoutStream;
 use crate::kernels::input_attention::{dots, vec_mat};
 use crate::kernels::{CpuKernel, KernelArgs, Rows, par_for};
 
@@ -35,8 +40,57 @@ pub struct Params {
     pub plane: u32,
     /// 1 / sqrt(d_kc).
     pub inv_sqrt_dk: f32,
+    /// 0: variant A (plain softmax); 1: variant D (row mask and dropout on P).
+    pub variant: u32,
+    /// Variant D's dropout on P: run seed.
+    pub seed: u32,
+    /// Variant D's dropout on P: step counter.
+    pub step: u32,
+    /// Variant D's dropout on P: round(p · 2^24); 0 = none.
+    pub threshold: u32,
+    /// Variant D's dropout on P: factor of kept elements, 1 / (1 − p).
+    pub scale: f32,
     /// Padding to the WGSL struct's size.
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
+}
+
+/// Dropout tensor id of variant D's communication probabilities.
+const TENSOR_PROBS: u32 = 5;
+
+/// The factor of P_ij in what the contexts use: m_i·keep_ij in variant D, 1 in variant A
+/// (`row_weight` in the WGSL).
+#[derive(Clone, Copy)]
+struct RowWeight {
+    dido: bool,
+    drop: DropoutStream,
+}
+
+impl RowWeight {
+    fn of(p: &Params) -> Self {
+        RowWeight {
+            dido: p.variant == 1,
+            drop: DropoutStream::new(p.seed, p.step, TENSOR_PROBS, p.threshold, p.scale),
+        }
+    }
+
+    /// `mask_row` is this batch row's N mask values at this step.
+    #[inline]
+    fn get(&self, d: &Dims, mask_row: &[f32], b: usize, m: usize, i: usize, j: usize) -> f32 {
+        if !self.dido {
+            return 1.0;
+        }
+        let index = ((b * d.heads + m) * d.n + i) * d.n + j;
+        mask_row[i] * self.drop.factor(index as u32)
+    }
+}
+
+/// This step's mask values of batch row b (empty in variant A, which does not read them).
+fn mask_row<'a>(d: &Dims, mask: &'a [f32], w: &RowWeight, b: usize) -> &'a [f32] {
+    if !w.dido {
+        return &[];
+    }
+    let start = (d.row0 + b) * d.n;
+    &mask[start..start + d.n]
 }
 
 /// Mechanisms the kernels keep per row (`MAX_N`, registers on the GPU).
@@ -134,7 +188,8 @@ fn rows_of<'a>(out: &'a mut [f32], start: usize, len: usize, count: usize) -> Ro
 fn forward(args: &KernelArgs<'_>) {
     let p: Params = args.params();
     let d = Dims::of(&p);
-    let qkv = args.read(0);
+    let (qkv, mask) = (args.read(0), args.read(3));
+    let rw = RowWeight::of(&p);
     let (n, heads, dk, dv, w) = (d.n, d.heads, d.dk, d.dv, d.w);
     let probs = rows_of(
         args.write(1),
@@ -155,6 +210,7 @@ fn forward(args: &KernelArgs<'_>) {
             d.plane_row(qkv, 1, b),
             d.plane_row(qkv, 2, b),
         );
+        let mrow = mask_row(&d, mask, &rw, b);
         // SAFETY: row b of each output belongs to this iteration only.
         let (probs, ctx) = unsafe { (probs.row(b), ctx.row(b)) };
         let mut s = [0.0f32; MAX_N];
@@ -176,9 +232,12 @@ fn forward(args: &KernelArgs<'_>) {
                     total += *sj;
                 }
                 let pr = &mut probs[(m * n + i) * n..(m * n + i + 1) * n];
-                for (sj, o) in s.iter_mut().zip(pr) {
+                for (j, (sj, o)) in s.iter_mut().zip(pr).enumerate() {
                     *sj /= total;
                     *o = *sj;
+                    if rw.dido {
+                        *sj *= rw.get(&d, mrow, b, m, i, j);
+                    }
                 }
                 vec_mat(&mut ctx[i * heads * dv..][vc.clone()], s, &vs[m * dv..], w);
             }
@@ -191,7 +250,8 @@ fn forward(args: &KernelArgs<'_>) {
 fn backward_rows(args: &KernelArgs<'_>) {
     let p: Params = args.params();
     let d = Dims::of(&p);
-    let (qkv, probs_in, dctx) = (args.read(0), args.read(1), args.read(2));
+    let (qkv, probs_in, dctx, mask) = (args.read(0), args.read(1), args.read(2), args.read(5));
+    let rw = RowWeight::of(&p);
     let (n, heads, dk, dv, w) = (d.n, d.heads, d.dk, d.dv, d.w);
     let ds = rows_of(args.write(3), 0, d.batch * d.prob_row(), d.batch);
     let (q_start, q_len) = d.plane_span(0);
@@ -202,6 +262,7 @@ fn backward_rows(args: &KernelArgs<'_>) {
         let start = (d.row0 + b) * d.prob_row();
         let pb = &probs_in[start..start + d.prob_row()];
         let dctx = &dctx[b * d.ctx_row()..(b + 1) * d.ctx_row()];
+        let mrow = mask_row(&d, mask, &rw, b);
         // SAFETY: row b of each output belongs to this iteration only.
         let (ds, dq) = unsafe { (ds.row(b), dq.row(b)) };
         let mut dp = [0.0f32; MAX_N];
@@ -213,6 +274,12 @@ fn backward_rows(args: &KernelArgs<'_>) {
                 let pi = &pb[(m * n + i) * n..(m * n + i + 1) * n];
                 let dp = &mut dp[..n];
                 dots(dp, gi, &vs[m * dv..], w);
+                if rw.dido {
+                    // dP = dP̃·m_i·keep.
+                    for (j, dpj) in dp.iter_mut().enumerate() {
+                        *dpj *= rw.get(&d, mrow, b, m, i, j);
+                    }
+                }
                 let mut total = 0.0f32;
                 for (&dpj, &pij) in dp.iter().zip(pi) {
                     total += dpj * pij;
@@ -233,6 +300,8 @@ fn backward_cols(args: &KernelArgs<'_>) {
     let p: Params = args.params();
     let d = Dims::of(&p);
     let (qkv, probs_in, dctx, ds_in) = (args.read(0), args.read(1), args.read(2), args.read(3));
+    let mask = args.read(5);
+    let rw = RowWeight::of(&p);
     let (n, heads, dk, dv, w) = (d.n, d.heads, d.dk, d.dv, d.w);
     let dqkv = args.write(4);
     let (k_start, len) = d.plane_span(1);
@@ -254,6 +323,7 @@ fn backward_cols(args: &KernelArgs<'_>) {
         let pb = &probs_in[start..start + d.prob_row()];
         let sb = &ds_in[b * d.prob_row()..(b + 1) * d.prob_row()];
         let dctx = &dctx[b * d.ctx_row()..(b + 1) * d.ctx_row()];
+        let mrow = mask_row(&d, mask, &rw, b);
         // SAFETY: row b of each output belongs to this iteration only.
         let (dks, dvs) = unsafe { (dk_rows.row(b), dv_rows.row(b)) };
         for m in 0..heads {
@@ -270,6 +340,9 @@ fn backward_cols(args: &KernelArgs<'_>) {
                 vec_mat(&mut dks[j * w..][kc.clone()], coef, &qs[m * dk..], w);
                 for (i, c) in coef.iter_mut().enumerate() {
                     *c = pb[head + i * n + j];
+                    if rw.dido {
+                        *c *= rw.get(&d, mrow, b, m, i, j);
+                    }
                 }
                 let stride = heads * dv;
                 vec_mat(&mut dvs[j * w..][vc.clone()], coef, &dctx[m * dv..], stride);
@@ -306,8 +379,15 @@ mod tests {
         }
     }
 
-    /// probs, ctx, ds (of the last step) and dqkv over all steps.
-    fn run(ctx: &Context, cfg: &RimsConfig, b: usize, t_len: usize) -> Vec<Vec<f32>> {
+    /// probs, ctx, ds (of the last step) and dqkv over all steps; `dido` = Some(p): variant D's
+    /// row mask (random) and dropout with probability p on P.
+    fn run(
+        ctx: &Context,
+        cfg: &RimsConfig,
+        b: usize,
+        t_len: usize,
+        dido: Option<f32>,
+    ) -> Vec<Vec<f32>> {
         let (n, hc, dv) = (cfg.mechanisms, cfg.comm_heads, cfg.comm_value);
         let w = qkv_width(&cfg.communication_sizes());
         let mut rng = Rng::new(5);
@@ -322,7 +402,17 @@ mod tests {
         let out = t(&[t_len, b, n, hc * dv]);
         let ds = t(&[b, hc, n, n]);
         let dqkv = t(&[3, t_len, b, n, w]);
+        let mask: Vec<f32> = (0..t_len * b * n).map(|_| rng.below(2) as f32).collect();
+        let mask = Tensor::from_slice(ctx, &[t_len, b, n], &mask).unwrap();
         for step in 0..t_len {
+            let rows = dido.map(|p| op::RowMask {
+                mask: &mask,
+                dropout: crate::ops::input_attention::Dropout {
+                    seed: 7,
+                    step: 3 + step as u32,
+                    p,
+                },
+            });
             op::forward(
                 ctx,
                 &cfg.communication_sizes(),
@@ -332,6 +422,7 @@ mod tests {
                 &qkv,
                 &probs,
                 &out,
+                rows,
             )
             .unwrap();
             op::backward(
@@ -345,6 +436,7 @@ mod tests {
                 &dctx,
                 &ds,
                 &dqkv,
+                rows,
             )
             .unwrap();
         }
@@ -369,8 +461,13 @@ mod tests {
         let cpu = Context::new(DeviceRequest::cpu(None)).unwrap();
         let Some(gpu) = gpu_or_skip() else { return };
         for (ci, (cfg, b, t_len)) in cases().iter().enumerate() {
-            let (x, y) = (run(&cpu, cfg, *b, *t_len), run(&gpu, cfg, *b, *t_len));
-            assert_outputs_close(&format!("case {ci}"), &x, &y);
+            for dido in [None, Some(0.0), Some(0.3)] {
+                let (x, y) = (
+                    run(&cpu, cfg, *b, *t_len, dido),
+                    run(&gpu, cfg, *b, *t_len, dido),
+                );
+                assert_outputs_close(&format!("case {ci} {dido:?}"), &x, &y);
+            }
         }
     }
 
@@ -378,6 +475,8 @@ mod tests {
     fn results_do_not_depend_on_the_thread_count() {
         let (one, two) = one_and_two_threads();
         let c = cfg(6, 4, 16, 16);
-        assert_eq!(run(&one, &c, 64, 2), run(&two, &c, 64, 2));
+        for dido in [None, Some(0.3)] {
+            assert_eq!(run(&one, &c, 64, 2, dido), run(&two, &c, 64, 2, dido));
+        }
     }
 }

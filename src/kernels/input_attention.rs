@@ -4,6 +4,8 @@
 //! element is computed by one iteration, with the WGSL's order of operations.
 //! Wrapper: `ops::input_attention`; oracle: `reference::rims` (the whole cell).
 //!
+//! Variant D's twins (`forward_dido`, `backward_dido`) are in `input_attention/dido.rs`.
+//!
 //! Layouts (row-major, as in the shader): hs [T+1, B, N·H] (h_t at t+1), in_q [N, H, h_in·d_k],
 //! kv [T, B, h_in·d_k + A] (k | v), q [T, B, N, h_in·d_k], alpha [T, B, N, h_in],
 //! mask [T, B, N], u [T, B, N, A]; backward: du [B, N, A] (this step), dq like q, dkv like kv.
@@ -12,7 +14,9 @@ use crate::kernels::common::DropoutStream;
 use crate::kernels::common::sigmoid;
 use crate::kernels::{CpuKernel, KernelArgs, Rows, par_for};
 
-/// The uniform struct of both entry points of `input_attention.wgsl`.
+mod dido;
+
+/// The uniform struct of every entry point of `input_attention.wgsl` (variant A's and D's).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
@@ -44,8 +48,10 @@ pub struct Params {
     pub scale: f32,
     /// 1 / sqrt(d_k).
     pub inv_sqrt_dk: f32,
+    /// 1 / h_in (variant D's entry points average over the heads; A's ignore it).
+    pub inv_heads: f32,
     /// Padding to the WGSL struct's size.
-    pub _pad: [u32; 2],
+    pub _pad: u32,
 }
 
 /// Scores of one row (N · h_in) the kernels keep (`MAX_SCORES`, workgroup memory on the GPU).
@@ -65,6 +71,8 @@ pub fn twin(entry: &str) -> Option<CpuKernel> {
     Some(match entry {
         "forward" => forward,
         "backward" => backward,
+        "forward_dido" => dido::forward,
+        "backward_dido" => dido::backward,
         _ => return None,
     })
 }
@@ -473,17 +481,23 @@ mod tests {
         zero_state: bool,
         /// A random mask override.
         overridden: bool,
+        /// Variant D's entry points (and layouts).
+        dido: bool,
     }
 
     /// Every output of forward and backward over all steps, in a fixed order.
     fn run(ctx: &Context, c: &Case) -> Vec<(String, Vec<f32>)> {
         let cfg = &c.cfg;
         let (n, h, b, t_len) = (cfg.mechanisms, cfg.hidden, c.batch, c.steps);
-        let (wq, a, heads) = (
-            cfg.input_heads * cfg.input_key,
-            cfg.cell_input(),
-            cfg.input_heads,
-        );
+        let (wq, heads) = (cfg.input_heads * cfg.input_key, cfg.input_heads);
+        // Variant D: values h_in·d_vin wide (plus the null row), u d_vin wide, one α per
+        // mechanism, dkv (dk | dv_x | dv_null).
+        let wv = heads * cfg.input_value;
+        let (a, kv_rows, alpha_w, dkv_w) = if c.dido {
+            (cfg.input_value, t_len * b + 1, 1, wq + 2 * wv)
+        } else {
+            (cfg.cell_input(), t_len * b, heads, wq + a_of(cfg))
+        };
         let mut rng = Rng::new(11);
         let mut t = |shape: &[usize], scale: f64| {
             let len = shape.iter().product();
@@ -495,17 +509,17 @@ mod tests {
             t(&[t_len + 1, b, n * h], 1.0)
         };
         let in_q = t(&[n, h, wq], 1.0);
-        let kv = t(&[t_len, b, wq + a], 1.0);
+        let kv = t(&[kv_rows, wq + wv], 1.0);
         let override_mask = t(&[t_len, b, n], 1.0);
         let du = t(&[b, n, a], 1.0);
         let z = |shape: &[usize]| Tensor::zeros(ctx, shape).unwrap();
         let (q, alpha, mask, u) = (
             z(&[t_len, b, n, wq]),
-            z(&[t_len, b, n, heads]),
+            z(&[t_len, b, n, alpha_w]),
             z(&[t_len, b, n]),
             z(&[t_len, b, n, a]),
         );
-        let (dq, dkv) = (z(&[t_len, b, n, wq]), z(&[t_len, b, wq + a]));
+        let (dq, dkv) = (z(&[t_len, b, n, wq]), z(&[t_len, b, dkv_w]));
         let f = op::Forward {
             hs: &hs,
             in_q: &in_q,
@@ -522,7 +536,12 @@ mod tests {
                 step: 5 + step as u32,
                 p: c.p,
             };
-            op::forward(ctx, &cfg.input_attention_sizes(), b, step, d, &f).unwrap();
+            let sizes = cfg.input_attention_sizes();
+            if c.dido {
+                op::forward_dido(ctx, &sizes, b, step, d, &f).unwrap();
+            } else {
+                op::forward(ctx, &sizes, b, step, d, &f).unwrap();
+            }
             let bw = op::Backward {
                 kv: &kv,
                 du: &du,
@@ -532,7 +551,11 @@ mod tests {
                 dq: &dq,
                 dkv: &dkv,
             };
-            op::backward(ctx, &cfg.input_attention_sizes(), b, step, d, &bw).unwrap();
+            if c.dido {
+                op::backward_dido(ctx, &sizes, b, step, d, &bw).unwrap();
+            } else {
+                op::backward(ctx, &sizes, b, step, d, &bw).unwrap();
+            }
         }
         [
             ("q", &q),
@@ -547,7 +570,30 @@ mod tests {
         .collect()
     }
 
+    fn a_of(cfg: &RimsConfig) -> usize {
+        cfg.input_heads * cfg.input_value
+    }
+
     fn cases() -> Vec<Case> {
+        let mut all = authors_cases();
+        // Variant D: the same shapes through forward_dido / backward_dido.
+        let dido: Vec<Case> = authors_cases()
+            .into_iter()
+            .map(|c| Case {
+                dido: true,
+                cfg: RimsConfig {
+                    variant: crate::nn::Variant::Dido,
+                    comm_value: c.cfg.hidden,
+                    ..c.cfg
+                },
+                ..c
+            })
+            .collect();
+        all.extend(dido);
+        all
+    }
+
+    fn authors_cases() -> Vec<Case> {
         let case = |cfg, batch, p, zero_state, overridden| Case {
             cfg,
             batch,
@@ -555,6 +601,7 @@ mod tests {
             p,
             zero_state,
             overridden,
+            dido: false,
         };
         vec![
             case(cfg(4, 2, 1), 3, 0.0, false, false),
@@ -617,7 +664,10 @@ mod tests {
             p: 0.2,
             zero_state: false,
             overridden: false,
+            dido: false,
         };
         assert_eq!(run(&one, &c), run(&two, &c));
+        let d = Case { dido: true, ..c };
+        assert_eq!(run(&one, &d), run(&two, &d));
     }
 }

@@ -5,6 +5,9 @@
 //! One iteration per (batch row, mechanism) = row q = b·N + i, over its H contiguous units.
 //! Layouts as in the shader: og, tg, dog [T, B·N, 2, H]; hp, cp [T, B, N, H]; mask [T, B, N];
 //! hs, cs [T+1, B, N·H]; dh_out [T, B, N·H]; dh, dc [B, N·H]; dres [2, B, N, H].
+//!
+//! Variant D (`variant` = 1, docs/spec.md §3): ĥ = h' + o with no gate, tanh or dropout; og
+//! and dog are [T, B·N, H] (o only) and tg is neither read nor written.
 
 use crate::kernels::common::DropoutStream;
 use crate::kernels::common::{sigmoid, tanh};
@@ -31,6 +34,10 @@ pub struct Params {
     pub threshold: u32,
     /// Factor of kept elements, 1 / (1 − p).
     pub scale: f32,
+    /// 0: variant A (ĥ = h' + σ(gate)⊙tanh(dropout(o))); 1: variant D (ĥ = h' + o).
+    pub variant: u32,
+    /// Padding to the WGSL struct's size.
+    pub _pad: [u32; 3],
 }
 
 /// The dropout tensor id of o (the `tensor` argument of `dropout_factor`).
@@ -75,7 +82,8 @@ struct Forward<'a> {
     mask: &'a [f32],
     h_prev: &'a [f32],
     h_next: Rows<'a, f32>,
-    tg: Rows<'a, f32>,
+    /// Variant A's saved tanh(o) and γ; None in variant D (og then holds o alone).
+    tg: Option<Rows<'a, f32>>,
     /// LSTM: c', c_{t-1} and c_t.
     cells: Option<(&'a [f32], &'a [f32], Rows<'a, f32>)>,
 }
@@ -85,19 +93,28 @@ impl RowKernel for Forward<'_> {
     unsafe fn row(&self, q: usize) {
         let h = self.h;
         let m = self.mask[q];
-        let [o, gate] = blocks::<2>(self.og, q, h);
         let (hp, h_prev) = (units(self.hp, q, h), units(self.h_prev, q, h));
         // SAFETY: row q is visited once.
-        let (h_next, tg) = unsafe { (&mut self.h_next.row(q)[..h], self.tg.row(q)) };
-        let [t_o, t_gamma] = blocks_mut::<2>(tg, h);
-        let first = (q * h) as u32;
-        for e in 0..h {
-            let th = tanh(o[e] * self.drop.factor(first + e as u32));
-            let gamma = sigmoid(gate[e]);
-            t_o[e] = th;
-            t_gamma[e] = gamma;
-            let h_hat = hp[e] + gamma * th;
-            h_next[e] = m * h_hat + (1.0 - m) * h_prev[e];
+        let h_next = unsafe { &mut self.h_next.row(q)[..h] };
+        if let Some(tg) = &self.tg {
+            let [o, gate] = blocks::<2>(self.og, q, h);
+            // SAFETY: as above.
+            let [t_o, t_gamma] = blocks_mut::<2>(unsafe { tg.row(q) }, h);
+            let first = (q * h) as u32;
+            for e in 0..h {
+                let th = tanh(o[e] * self.drop.factor(first + e as u32));
+                let gamma = sigmoid(gate[e]);
+                t_o[e] = th;
+                t_gamma[e] = gamma;
+                let h_hat = hp[e] + gamma * th;
+                h_next[e] = m * h_hat + (1.0 - m) * h_prev[e];
+            }
+        } else {
+            let o = units(self.og, q, h);
+            for e in 0..h {
+                let h_hat = hp[e] + o[e];
+                h_next[e] = m * h_hat + (1.0 - m) * h_prev[e];
+            }
         }
         if let Some((cp, c_prev, c_next)) = &self.cells {
             let (cp, c_prev) = (units(cp, q, h), units(c_prev, q, h));
@@ -125,15 +142,16 @@ fn forward(
     let (h, bnh) = (s.h, s.units());
     // hs[t] is read, hs[t+1] written: two disjoint halves of one binding (cs alike).
     let (h_prev, h_next) = hs[s.states()].split_at_mut(bnh);
+    let dido = p.variant == 1;
     let k = Forward {
         h,
         drop: p.dropout(),
-        og: &og[s.plane(2)],
+        og: &og[s.plane(if dido { 1 } else { 2 })],
         hp: &hp[s.plane(1)],
         mask: &mask[s.mask()],
         h_prev,
         h_next: Rows::new(h_next, h),
-        tg: Rows::new(&mut tg[s.plane(2)], 2 * h),
+        tg: (!dido).then(|| Rows::new(&mut tg[s.plane(2)], 2 * h)),
         cells: cells.map(|(cp, cs)| {
             let (c_prev, c_next) = cs[s.states()].split_at_mut(bnh);
             (&cp[s.plane(1)], &*c_prev, Rows::new(c_next, h))
@@ -162,7 +180,8 @@ struct Backward<'a> {
     drop: DropoutStream,
     mask: &'a [f32],
     dh_out: &'a [f32],
-    tg: &'a [f32],
+    /// Variant A's saved tanh(o) and γ; None in variant D (dog then holds do alone).
+    tg: Option<&'a [f32]>,
     dh: Rows<'a, f32>,
     dres_h: Rows<'a, f32>,
     dog: Rows<'a, f32>,
@@ -184,9 +203,27 @@ impl RowKernel for Backward<'_> {
                 &mut self.dres_h.row(q)[..h],
             )
         };
+        let Some(tg) = self.tg else {
+            // Variant D: ĥ = h' + o passes the merged gradient to h' and to o alike.
+            let d_o = &mut dog[..h];
+            for e in 0..h {
+                let grad = dh[e] + dh_out[e];
+                if m > 0.5 {
+                    d_o[e] = grad;
+                    dres_h[e] = grad;
+                    dh[e] = 0.0;
+                } else {
+                    d_o[e] = 0.0;
+                    dres_h[e] = 0.0;
+                    dh[e] = grad;
+                }
+            }
+            self.cell_state(q, m);
+            return;
+        };
         let [d_o, d_gate] = blocks_mut::<2>(dog, h);
         if m > 0.5 {
-            let [th, gamma] = blocks::<2>(self.tg, q, h);
+            let [th, gamma] = blocks::<2>(tg, q, h);
             let first = (q * h) as u32;
             for e in 0..h {
                 let grad = dh[e] + dh_out[e];
@@ -205,8 +242,17 @@ impl RowKernel for Backward<'_> {
                 dh[e] += dh_out[e];
             }
         }
+        self.cell_state(q, m);
+    }
+}
+
+impl Backward<'_> {
+    /// LSTM: dc' = m·dc_t into dres plane 1, and dc ← (1−m)·dc_t for c_{t-1}.
+    #[inline(always)]
+    fn cell_state(&self, q: usize, m: f32) {
+        let h = self.h;
         if let Some((dc, dres_c)) = &self.cells {
-            // SAFETY: as above.
+            // SAFETY: row q is visited once (by the caller's iteration).
             let (dc, dres_c) = unsafe { (&mut dc.row(q)[..h], &mut dres_c.row(q)[..h]) };
             for e in 0..h {
                 let g = dc[e];
@@ -234,15 +280,17 @@ fn backward(
     let (h, bnh) = (s.h, s.units());
     let planes = if dc.is_some() { 2 } else { 1 };
     let (dres_h, dres_c) = dres[..planes * bnh].split_at_mut(bnh);
+    let dido = p.variant == 1;
+    let width = if dido { 1 } else { 2 };
     let k = Backward {
         h,
         drop: p.dropout(),
         mask: &mask[s.mask()],
         dh_out: &dh_out[s.plane(1)],
-        tg: &tg[s.plane(2)],
+        tg: (!dido).then(|| &tg[s.plane(2)]),
         dh: Rows::new(&mut dh[..bnh], h),
         dres_h: Rows::new(dres_h, h),
-        dog: Rows::new(&mut dog[s.plane(2)], 2 * h),
+        dog: Rows::new(&mut dog[s.plane(width)], width * h),
         cells: dc.map(|dc| (Rows::new(&mut dc[..bnh], h), Rows::new(dres_c, h))),
     };
     for_rows(args, args.parallel(bnh * BACKWARD_WORK), s.rows, &k);
@@ -267,12 +315,20 @@ mod tests {
     use crate::kernels::gates::CellKind;
     use crate::kernels::test_support::*;
     use crate::ops::input_attention::Dropout;
+    use crate::ops::merge::Residual::{Gated, Plain};
     use crate::ops::merge::{self as op, Backward, Forward};
     use crate::rng::Rng;
     use crate::{Context, DeviceRequest, Tensor};
 
     /// Every tensor the four kernels write, after forward and backward of each step.
-    fn run(ctx: &Context, kind: CellKind, dims: [usize; 3], t_len: usize, p: f32) -> Vec<Vec<f32>> {
+    fn run(
+        ctx: &Context,
+        kind: CellKind,
+        residual: op::Residual,
+        dims: [usize; 3],
+        t_len: usize,
+        p: f32,
+    ) -> Vec<Vec<f32>> {
         let [b, n, h] = dims;
         let mut rng = Rng::new(11);
         let mut t = |shape: &[usize], lo: f64, hi: f64| {
@@ -302,6 +358,7 @@ mod tests {
                 p,
             };
             let f = Forward {
+                residual,
                 og: &og,
                 hp: &hp,
                 cp: &cp,
@@ -319,6 +376,7 @@ mod tests {
                 p,
             };
             let bw = Backward {
+                residual,
                 mask: &mask,
                 dh_out: &dh_out,
                 tg: &tg,
@@ -347,10 +405,10 @@ mod tests {
         let Some(gpu) = gpu_or_skip() else { return };
         for kind in [CellKind::Lstm, CellKind::Gru] {
             for (dims, t_len) in CASES {
-                for p in [0.0, 0.3] {
-                    let x = run(&cpu, kind, dims, t_len, p);
-                    let y = run(&gpu, kind, dims, t_len, p);
-                    assert_outputs_close(&format!("{kind:?} {dims:?} p {p}"), &x, &y);
+                for (r, p) in [(Gated, 0.0), (Gated, 0.3), (Plain, 0.3)] {
+                    let x = run(&cpu, kind, r, dims, t_len, p);
+                    let y = run(&gpu, kind, r, dims, t_len, p);
+                    assert_outputs_close(&format!("{kind:?} {r:?} {dims:?} p {p}"), &x, &y);
                 }
             }
         }
@@ -361,10 +419,12 @@ mod tests {
         let (one, two) = one_and_two_threads();
         for kind in [CellKind::Lstm, CellKind::Gru] {
             let (dims, t_len) = CASES[2];
-            assert_eq!(
-                run(&one, kind, dims, t_len, 0.3),
-                run(&two, kind, dims, t_len, 0.3)
-            );
+            for r in [Gated, Plain] {
+                assert_eq!(
+                    run(&one, kind, r, dims, t_len, 0.3),
+                    run(&two, kind, r, dims, t_len, 0.3)
+                );
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod model;
 pub mod params;
 pub mod recurrent;
 pub mod rims;
+mod rims_dido;
 pub mod runner;
 
 pub use config::{CellKind, RimsConfig, Variant};

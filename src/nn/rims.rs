@@ -128,7 +128,7 @@ pub struct RimsOutput {
     pub masks: Tensor,
 }
 
-fn mv(offset: usize, batch_stride: usize, row_stride: usize, col_stride: usize) -> MatView {
+pub(super) fn mv(offset: usize, batch_stride: usize, row_stride: usize, col_stride: usize) -> MatView {
     MatView {
         offset,
         batch_stride,
@@ -138,7 +138,7 @@ fn mv(offset: usize, batch_stride: usize, row_stride: usize, col_stride: usize) 
     }
 }
 
-fn with_inner(v: MatView, inner_stride: usize) -> MatView {
+pub(super) fn with_inner(v: MatView, inner_stride: usize) -> MatView {
     MatView { inner_stride, ..v }
 }
 
@@ -190,18 +190,23 @@ impl Offsets {
         })
     }
 
-    /// The communication projections as (first projection, count, stride between them):
-    /// all three in one product when they have one width and even spacing.
     fn comm_groups(&self, cfg: &RimsConfig) -> Vec<(usize, usize, usize)> {
-        let [q, k, v] = self.comm;
-        let even = k > q && v > k && k - q == v - k;
-        if cfg.comm_key == cfg.comm_value && even {
-            vec![(0, 3, k - q)]
-        } else if k > q {
-            vec![(0, 2, k - q), (2, 1, 0)]
-        } else {
-            vec![(0, 1, 0), (1, 1, 0), (2, 1, 0)]
-        }
+        comm_groups(self.comm, cfg.comm_key == cfg.comm_value)
+    }
+}
+
+/// The communication projections at store offsets `comm` (Q, K, V) as (first projection,
+/// count, stride between them): all three in one product when they have one width
+/// (`same_width`) and even spacing, else Q and K together when K follows Q.
+pub(super) fn comm_groups(comm: [usize; 3], same_width: bool) -> Vec<(usize, usize, usize)> {
+    let [q, k, v] = comm;
+    let even = k > q && v > k && k - q == v - k;
+    if same_width && even {
+        vec![(0, 3, k - q)]
+    } else if k > q {
+        vec![(0, 2, k - q), (2, 1, 0)]
+    } else {
+        vec![(0, 1, 0), (1, 1, 0), (2, 1, 0)]
     }
 }
 
@@ -277,7 +282,7 @@ struct Saved {
 /// A grouped product over the N mechanisms: for each mechanism j, rows of A (stride
 /// `a_row`) times the mechanism's weight block.
 #[allow(clippy::too_many_arguments)]
-fn grouped(
+pub(super) fn grouped(
     ctx: &Context,
     rows: usize,
     groups: usize,
@@ -316,12 +321,6 @@ impl Rims {
     /// Checks the configuration.
     pub fn new(cfg: RimsConfig) -> Result<Self> {
         cfg.validate()?;
-        if cfg.variant == Variant::Dido {
-            return Err(Error::Config {
-                field: "variant",
-                reason: "variant dido is not implemented by the sequence layer yet".into(),
-            });
-        }
         if cfg.mechanisms > communication::MAX_N {
             return Err(Error::Config {
                 field: "mechanisms",
@@ -392,6 +391,9 @@ impl Rims {
                     m.shape()
                 ),
             ));
+        }
+        if cfg.variant == Variant::Dido {
+            return super::rims_dido::forward(cfg, ctx, tape, store, x, xt, opts);
         }
         let off = Offsets::of(store, cfg)?;
         let pv = store.flat_values();
@@ -557,10 +559,12 @@ impl Rims {
                 &qkv,
                 &probs,
                 &ctxb,
+                None,
             )?;
             // Output and gate Linear layers, shared by all mechanisms: og = ctx·[W_fc | W_g] + b.
             self.output_layers(ctx, &off, dm, t, pv, &ctxb, &og)?;
             let f = merge::Forward {
+                residual: merge::Residual::Gated,
                 og: &og,
                 hp: &hp,
                 cp: &cp,
@@ -728,6 +732,7 @@ impl Backward for RimsNode {
                 p,
             };
             let mb = merge::Backward {
+                residual: merge::Residual::Gated,
                 mask: &s.mask,
                 dh_out: &g,
                 tg: &s.tg,
@@ -764,6 +769,7 @@ impl Backward for RimsNode {
                 &dctx,
                 &ds,
                 &dqkv,
+                None,
             )?;
             // Communication's gradient into h': Σ over Q, K, V of dP·W_Pᵀ, per mechanism.
             for (sidx, width) in [(0, dm.wk), (1, dm.wk), (2, dm.wv)] {

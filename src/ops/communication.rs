@@ -4,7 +4,18 @@
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
 use crate::kernels::communication::Params;
+use crate::ops::input_attention::Dropout;
 use crate::tensor::Tensor;
+
+/// Variant D's treatment of the probabilities (docs/spec.md §3): each row i of P multiplied
+/// by m_i, then dropout (tensor 5). `None` in the calls below is variant A's plain softmax.
+#[derive(Clone, Copy)]
+pub struct RowMask<'a> {
+    /// [T, B, N] of 0/1, this sequence's masks.
+    pub mask: &'a Tensor,
+    /// The step's dropout on P.
+    pub dropout: Dropout,
+}
 
 pub use crate::kernels::communication::MAX_N;
 
@@ -33,6 +44,7 @@ fn setup(
     batch: usize,
     steps: usize,
     t: usize,
+    rows: Option<RowMask<'_>>,
 ) -> Result<(Params, [u32; 3])> {
     if sizes.mechanisms > MAX_N {
         return Err(Error::Config {
@@ -51,7 +63,12 @@ fn setup(
         t: t as u32,
         plane: (steps * batch * sizes.mechanisms * w) as u32,
         inv_sqrt_dk: 1.0 / (sizes.key as f32).sqrt(),
-        _pad: [0; 3],
+        variant: rows.is_some() as u32,
+        seed: rows.map_or(0, |r| r.dropout.seed),
+        step: rows.map_or(0, |r| r.dropout.step),
+        threshold: rows.map_or(0, |r| r.dropout.threshold()),
+        scale: rows.map_or(1.0, |r| r.dropout.scale()),
+        _pad: [0; 2],
     };
     let groups = grid(
         ctx,
@@ -61,8 +78,9 @@ fn setup(
     Ok((p, groups))
 }
 
-/// Records the attention of step t: probs [T, B, h_c, N, N] and ctx [T, B, N, h_c·d_vc] from
-/// qkv [3, T, B, N, W].
+/// Records the attention of step t: probs [T, B, h_c, N, N] (the softmax P) and ctx
+/// [T, B, N, h_c·d_vc] from qkv [3, T, B, N, W]; with `rows` (variant D) the contexts use
+/// P·m_i·dropout.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     ctx: &Context,
@@ -73,14 +91,18 @@ pub fn forward(
     qkv: &Tensor,
     probs: &Tensor,
     out: &Tensor,
+    rows: Option<RowMask<'_>>,
 ) -> Result<()> {
-    let (p, groups) = setup(ctx, sizes, batch, steps, t)?;
+    let (p, groups) = setup(ctx, sizes, batch, steps, t, rows)?;
     let k = ctx.kernel("communication", "forward", &[])?;
-    ctx.dispatch(k, &p, &[qkv, probs, out], groups)
+    // Variant A never reads the mask binding: qkv stands in (read-only twice is fine).
+    let mask = rows.map_or(qkv, |r| r.mask);
+    ctx.dispatch(k, &p, &[qkv, probs, out, mask], groups)
 }
 
 /// Records the attention's backward of step t (two dispatches): from dctx [B, N, h_c·d_vc]
-/// to dqkv [3, T, B, N, W] at step t, using the scratch ds [B, h_c, N, N].
+/// to dqkv [3, T, B, N, W] at step t, using the scratch ds [B, h_c, N, N]; `rows` as in
+/// [`forward`].
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     ctx: &Context,
@@ -93,10 +115,12 @@ pub fn backward(
     dctx: &Tensor,
     ds: &Tensor,
     dqkv: &Tensor,
+    rows: Option<RowMask<'_>>,
 ) -> Result<()> {
-    let (p, groups) = setup(ctx, sizes, batch, steps, t)?;
-    let rows = ctx.kernel("communication", "backward_rows", &[])?;
-    ctx.dispatch(rows, &p, &[qkv, probs, dctx, ds, dqkv], groups)?;
-    let cols = ctx.kernel("communication", "backward_cols", &[])?;
-    ctx.dispatch(cols, &p, &[qkv, probs, dctx, ds, dqkv], groups)
+    let (p, groups) = setup(ctx, sizes, batch, steps, t, rows)?;
+    let mask = rows.map_or(qkv, |r| r.mask);
+    let k_rows = ctx.kernel("communication", "backward_rows", &[])?;
+    ctx.dispatch(k_rows, &p, &[qkv, probs, dctx, ds, dqkv, mask], groups)?;
+    let k_cols = ctx.kernel("communication", "backward_cols", &[])?;
+    ctx.dispatch(k_cols, &p, &[qkv, probs, dctx, ds, dqkv, mask], groups)
 }

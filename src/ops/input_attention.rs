@@ -74,7 +74,8 @@ fn params(sizes: &Sizes, batch: usize, t: usize, use_override: bool, d: Dropout)
         threshold: d.threshold(),
         scale: d.scale(),
         inv_sqrt_dk: 1.0 / (sizes.key as f32).sqrt(),
-        _pad: [0; 2],
+        inv_heads: 1.0 / sizes.heads as f32,
+        _pad: 0,
     })
 }
 
@@ -107,7 +108,33 @@ pub fn forward(
     d: Dropout,
     f: &Forward<'_>,
 ) -> Result<()> {
-    let k = ctx.kernel("input_attention", "forward", &[])?;
+    forward_entry(ctx, "forward", sizes, batch, t, d, f)
+}
+
+/// Variant D's step `t` (docs/spec.md §3): the same buffers with D's layouts, kv
+/// [1 + T·B, h_in·d_k + h_in·d_vin] with the null input's (b_k | b_v) in row 0, alpha
+/// [T, B, N] and u [T, B, N, d_vin] (see `shaders/input_attention.wgsl`).
+pub fn forward_dido(
+    ctx: &Context,
+    sizes: &Sizes,
+    batch: usize,
+    t: usize,
+    d: Dropout,
+    f: &Forward<'_>,
+) -> Result<()> {
+    forward_entry(ctx, "forward_dido", sizes, batch, t, d, f)
+}
+
+fn forward_entry(
+    ctx: &Context,
+    entry: &str,
+    sizes: &Sizes,
+    batch: usize,
+    t: usize,
+    d: Dropout,
+    f: &Forward<'_>,
+) -> Result<()> {
+    let k = ctx.kernel("input_attention", entry, &[])?;
     let params = params(sizes, batch, t, f.mask_override.is_some(), d)?;
     let mask_in = f.mask_override.unwrap_or(f.in_q);
     let groups = grid(ctx, "input attention", batch as u64)?;
@@ -153,7 +180,32 @@ pub fn backward(
     d: Dropout,
     b: &Backward<'_>,
 ) -> Result<()> {
-    let k = ctx.kernel("input_attention", "backward", &[])?;
+    backward_entry(ctx, "backward", sizes, batch, t, d, b)
+}
+
+/// Variant D's backward of step `t`: du [B, N, d_vin], and dkv
+/// [T, B, h_in·d_k + 2·h_in·d_vin] = (dk_x | dv_x | dv_∅) written at step t.
+pub fn backward_dido(
+    ctx: &Context,
+    sizes: &Sizes,
+    batch: usize,
+    t: usize,
+    d: Dropout,
+    b: &Backward<'_>,
+) -> Result<()> {
+    backward_entry(ctx, "backward_dido", sizes, batch, t, d, b)
+}
+
+fn backward_entry(
+    ctx: &Context,
+    entry: &str,
+    sizes: &Sizes,
+    batch: usize,
+    t: usize,
+    d: Dropout,
+    b: &Backward<'_>,
+) -> Result<()> {
+    let k = ctx.kernel("input_attention", entry, &[])?;
     let params = params(sizes, batch, t, false, d)?;
     let groups = grid(ctx, "input attention", batch as u64)?;
     ctx.dispatch(

@@ -9,6 +9,17 @@ use crate::kernels::merge::Params;
 use crate::ops::input_attention::Dropout;
 use crate::tensor::Tensor;
 
+/// What the communication output adds to h'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Residual {
+    /// Variant A: ĥ = h' + σ(gate)⊙tanh(dropout(o)); og and dog are [T, B·N, 2, H].
+    #[default]
+    Gated,
+    /// Variant D: ĥ = h' + o (no gate, tanh or dropout); og and dog are [T, B·N, H] and tg is
+    /// not used (any tensor may be bound).
+    Plain,
+}
+
 fn setup(
     ctx: &Context,
     batch: usize,
@@ -16,6 +27,7 @@ fn setup(
     h: usize,
     t: usize,
     d: Dropout,
+    residual: Residual,
 ) -> Result<(Params, [u32; 3])> {
     let p = Params {
         batch: batch as u32,
@@ -26,6 +38,8 @@ fn setup(
         step: d.step,
         threshold: d.threshold(),
         scale: d.scale(),
+        variant: (residual == Residual::Plain) as u32,
+        _pad: [0; 3],
     };
     Ok((
         p,
@@ -35,6 +49,8 @@ fn setup(
 
 /// Buffers of the forward merge.
 pub struct Forward<'a> {
+    /// Variant A's or D's residual (the layouts below are A's).
+    pub residual: Residual,
     /// [T, B·N, 2, H]: communication output o and gate pre-activations.
     pub og: &'a Tensor,
     /// [T, B, N, H]: the cell's h'.
@@ -63,7 +79,7 @@ pub fn forward(
     d: Dropout,
     f: &Forward<'_>,
 ) -> Result<()> {
-    let (p, groups) = setup(ctx, batch, n, h, t, d)?;
+    let (p, groups) = setup(ctx, batch, n, h, t, d, f.residual)?;
     match kind {
         CellKind::Lstm => {
             let k = ctx.kernel("merge", "forward_lstm", &[])?;
@@ -78,6 +94,8 @@ pub fn forward(
 
 /// Buffers of the backward merge.
 pub struct Backward<'a> {
+    /// As in [`Forward`].
+    pub residual: Residual,
     /// [T, B, N]: mask saved by [`forward`].
     pub mask: &'a Tensor,
     /// [T, B, N·H]: the loss's gradient of each step's h_t.
@@ -106,7 +124,7 @@ pub fn backward(
     d: Dropout,
     b: &Backward<'_>,
 ) -> Result<()> {
-    let (p, groups) = setup(ctx, batch, n, h, t, d)?;
+    let (p, groups) = setup(ctx, batch, n, h, t, d, b.residual)?;
     match kind {
         CellKind::Lstm => {
             let k = ctx.kernel("merge", "backward_lstm", &[])?;

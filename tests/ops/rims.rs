@@ -119,6 +119,7 @@ device_test!(gpu_matches_reference_states_masks_and_gradients);
 fn gpu_matches_reference_states_masks_and_gradients(ctx: &Context) {
     let mut cases = rims::verify::standard_cases();
     cases.extend(rims::verify::random_cases(6, 77));
+    cases.extend(rims::verify::random_dido_cases(6, 78));
     for case in cases {
         let report = rims::verify::run_case(ctx, &case).unwrap();
         let line: Vec<String> = report

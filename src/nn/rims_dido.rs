@@ -1,0 +1,712 @@
+//! The RIMs sequence layer in dido1998's variant ("variant D", `docs/spec.md` §3): the same
+//! one-node-per-sequence structure as [`super::rims`] (variant A), with D's kernels and layouts.
+//! [`super::rims::Rims::forward`] sends a variant-D config here.
+//!
+//! Per step, forward: input attention (`forward_dido`, 1 dispatch), the two grouped gate
+//! matmuls without biases (2), the gates (1), the communication projections (1 to 3), the
+//! attention with the row mask and dropout on P (1), the per-mechanism output layer
+//! comm_out_w (1), the merge ĥ = h' + o (1). Backward: merge (1), the output layer (1), the
+//! attention (2), the projections (3), gates (1), the two input products (2), input attention
+//! (`backward_dido`, 1), the query product (1). Weight gradients are one product each over
+//! all T·B rows after the time loop.
+//!
+//! Layouts particular to D: kv [1 + T·B, h_in·d_k + h_in·d_vin] with the null input's
+//! (b_k | b_v) in row 0; alpha [T, B, N]; u [T, B, N, d_vin]; dkv [T, B, h_in·d_k + 2·h_in·d_vin]
+//! = (dk_x | dv_x | dv_∅); og and dog [T, B·N, H] (o alone).
+
+use super::rims::{RimsOptions, RimsOutput, comm_groups, grouped, mv, param_specs, with_inner};
+use crate::device::Context;
+use crate::error::{Error, Result};
+use crate::nn::config::{CellKind, RimsConfig};
+use crate::nn::params::ParamStore;
+use crate::ops::communication::{self, RowMask, qkv_width};
+use crate::ops::input_attention::{self, Dropout};
+use crate::ops::{cell, merge};
+use crate::tape::{Backward, Grads, Tape, Var};
+use crate::tensor::Tensor;
+
+/// Store offsets of the variant-D parameters.
+#[derive(Clone, Debug)]
+struct Offsets {
+    in_q: usize,
+    in_k_w: usize,
+    in_v_w: usize,
+    in_v_b: usize,
+    rnn_wx: usize,
+    rnn_wh: usize,
+    comm: [usize; 3],
+    out_w: usize,
+}
+
+impl Offsets {
+    fn of(store: &ParamStore, cfg: &RimsConfig) -> Result<Self> {
+        for spec in param_specs(cfg) {
+            let shape = store.shape(&spec.name)?;
+            if shape != spec.shape.as_slice() {
+                return Err(Error::Config {
+                    field: "params",
+                    reason: format!(
+                        "'{}' has shape {shape:?}, the config needs {:?}",
+                        spec.name, spec.shape
+                    ),
+                });
+            }
+        }
+        let o = |n: &str| store.offset(n);
+        Ok(Offsets {
+            in_q: o("in_q")?,
+            in_k_w: o("in_k_w")?,
+            in_v_w: o("in_v_w")?,
+            in_v_b: o("in_v_b")?,
+            rnn_wx: o("rnn_wx")?,
+            rnn_wh: o("rnn_wh")?,
+            comm: [o("comm_q")?, o("comm_k")?, o("comm_v")?],
+            out_w: o("comm_out_w")?,
+        })
+    }
+}
+
+/// Sizes used everywhere below.
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    t: usize,
+    b: usize,
+    n: usize,
+    h: usize,
+    d: usize,
+    /// h_in·d_k.
+    wq: usize,
+    /// h_in·d_vin: the values' width (the heads are averaged into the cell input).
+    wvin: usize,
+    /// d_vin: the cell input of a mechanism.
+    a: usize,
+    gh: usize,
+    wk: usize,
+    /// h_c·H.
+    wv: usize,
+    w: usize,
+}
+
+impl Dims {
+    fn new(cfg: &RimsConfig, t: usize, b: usize) -> Self {
+        Dims {
+            t,
+            b,
+            n: cfg.mechanisms,
+            h: cfg.hidden,
+            d: cfg.input,
+            wq: cfg.input_heads * cfg.input_key,
+            wvin: cfg.input_heads * cfg.input_value,
+            a: cfg.cell_input(),
+            gh: cfg.gate_width(),
+            wk: cfg.comm_heads * cfg.comm_key,
+            wv: cfg.comm_heads * cfg.comm_value,
+            w: qkv_width(&cfg.communication_sizes()),
+        }
+    }
+
+    fn nh(&self) -> usize {
+        self.n * self.h
+    }
+
+    /// Row width of kv: k | v.
+    fn kvw(&self) -> usize {
+        self.wq + self.wvin
+    }
+
+    /// Row width of dkv: dk_x | dv_x | dv_∅.
+    fn dkvw(&self) -> usize {
+        self.wq + 2 * self.wvin
+    }
+
+    fn qkv_plane(&self) -> usize {
+        self.t * self.b * self.n * self.w
+    }
+}
+
+/// Activations saved by the forward for the backward.
+struct Saved {
+    x: Tensor,
+    hs: Tensor,
+    cs: Tensor,
+    kv: Tensor,
+    q: Tensor,
+    alpha: Tensor,
+    mask: Tensor,
+    u: Tensor,
+    zh: Tensor,
+    act: Tensor,
+    hp: Tensor,
+    cp: Tensor,
+    qkv: Tensor,
+    probs: Tensor,
+    ctxb: Tensor,
+}
+
+fn dropout(opts: &RimsOptions, cfg: &RimsConfig, t: usize) -> Dropout {
+    Dropout {
+        seed: opts.seed,
+        step: opts.step0.wrapping_add(t as u32),
+        p: if opts.training { cfg.dropout } else { 0.0 },
+    }
+}
+
+/// The variant-D forward of a whole sequence; `x` [T, B, D] and the options were checked by
+/// the caller.
+pub(super) fn forward(
+    cfg: &RimsConfig,
+    ctx: &Context,
+    tape: &mut Tape,
+    store: &ParamStore,
+    x: Var,
+    xt: Tensor,
+    opts: &RimsOptions,
+) -> Result<RimsOutput> {
+    let xs = xt.shape();
+    let dm = Dims::new(cfg, xs[0], xs[1]);
+    let (t_len, b, n, h) = (dm.t, dm.b, dm.n, dm.h);
+    let nh = dm.nh();
+    let off = Offsets::of(store, cfg)?;
+    let pv = store.flat_values();
+    let lstm = cfg.cell == CellKind::Lstm;
+
+    let zeros = |shape: &[usize]| Tensor::zeros(ctx, shape);
+    let un = |shape: &[usize]| Tensor::uninit(ctx, shape);
+    let hs = zeros(&[t_len + 1, b, nh])?;
+    let cs = if lstm {
+        zeros(&[t_len + 1, b, nh])?
+    } else {
+        zeros(&[1])?
+    };
+    if let Some(h0) = &opts.h0 {
+        hs.copy_from(ctx, h0, 0)?;
+    }
+    if let (Some(c0), true) = (&opts.c0, lstm) {
+        cs.copy_from(ctx, c0, 0)?;
+    }
+    let kv = un(&[1 + t_len * b, dm.kvw()])?;
+    let q = un(&[t_len, b, n, dm.wq])?;
+    let alpha = un(&[t_len, b, n])?;
+    let mask = un(&[t_len, b, n])?;
+    let u = un(&[t_len, b, n, dm.a])?;
+    let zx = un(&[t_len, b, n, dm.gh])?;
+    let zh = un(&[t_len, b, n, dm.gh])?;
+    let act = un(&[t_len, b, n, dm.gh])?;
+    let hp = un(&[t_len, b, n, h])?;
+    let cp = if lstm {
+        un(&[t_len, b, n, h])?
+    } else {
+        un(&[1])?
+    };
+    let qkv = zeros(&[3, t_len, b, n, dm.w])?;
+    let probs = un(&[t_len, b, cfg.comm_heads, n, n])?;
+    let ctxb = un(&[t_len, b, n, dm.wv])?;
+    let og = un(&[t_len, b * n, h])?;
+    // The merge's tg binding is not used by variant D.
+    let unused = un(&[1])?;
+
+    // Row 0 of kv is the null input's key and value: zeros through the biased Linear layers
+    // give exactly the biases. Rows 1.. are every x_t's, two products over T·B rows.
+    kv.copy_from(ctx, &store.value("in_k_b")?, 0)?;
+    kv.copy_from(ctx, &store.value("in_v_b")?, dm.wq)?;
+    let rows = t_len * b;
+    let x_rows = mv(0, 0, dm.d, 1);
+    let bias = |name: &str| -> Result<_> { Ok((pv, mv(store.offset(name)?, 0, 0, 1))) };
+    for (col, width, w, bname) in [
+        (0, dm.wq, off.in_k_w, "in_k_b"),
+        (dm.wq, dm.wvin, off.in_v_w, "in_v_b"),
+    ] {
+        grouped(
+            ctx,
+            rows,
+            1,
+            dm.d,
+            width,
+            (&xt, x_rows),
+            (pv, mv(w, 0, width, 1)),
+            (&kv, mv(dm.kvw() + col, 0, dm.kvw(), 1)),
+            Some(bias(bname)?),
+            false,
+            1,
+        )?;
+    }
+
+    let cell_dims = cell::Dims {
+        batch: b,
+        units: n,
+        hidden: h,
+    };
+    let in_q = store.value("in_q")?;
+    let attention = input_attention::Forward {
+        hs: &hs,
+        in_q: &in_q,
+        kv: &kv,
+        mask_override: opts.mask_override.as_ref(),
+        q: &q,
+        alpha: &alpha,
+        mask: &mask,
+        u: &u,
+    };
+    let sizes = cfg.input_attention_sizes();
+    for t in 0..t_len {
+        let drop = dropout(opts, cfg, t);
+        input_attention::forward_dido(ctx, &sizes, b, t, drop, &attention)?;
+        // Gate pre-activations without biases: zx = u·W_x, zh = h·W_h, per mechanism.
+        let step_g = t * b * n * dm.gh;
+        grouped(
+            ctx,
+            b,
+            n,
+            dm.a,
+            dm.gh,
+            (&u, mv(t * b * n * dm.a, dm.a, n * dm.a, 1)),
+            (pv, mv(off.rnn_wx, dm.a * dm.gh, dm.gh, 1)),
+            (&zx, mv(step_g, dm.gh, n * dm.gh, 1)),
+            None,
+            false,
+            1,
+        )?;
+        grouped(
+            ctx,
+            b,
+            n,
+            h,
+            dm.gh,
+            (&hs, mv(t * b * nh, h, nh, 1)),
+            (pv, mv(off.rnn_wh, h * dm.gh, dm.gh, 1)),
+            (&zh, mv(step_g, dm.gh, n * dm.gh, 1)),
+            None,
+            false,
+            1,
+        )?;
+        cell::forward(
+            ctx, cfg.cell, cell_dims, t, &zx, &zh, &hs, &cs, &act, &hp, &cp,
+        )?;
+        for (first, count, stride) in comm_groups(off.comm, dm.wk == dm.wv) {
+            let width = if first == 2 { dm.wv } else { dm.wk };
+            let at = first * dm.qkv_plane() + t * b * n * dm.w;
+            grouped(
+                ctx,
+                b,
+                n,
+                h,
+                width,
+                (&hp, mv(t * b * nh, h, nh, 1)),
+                (
+                    pv,
+                    with_inner(mv(off.comm[first], h * width, width, 1), stride),
+                ),
+                (
+                    &qkv,
+                    with_inner(mv(at, dm.w, n * dm.w, 1), dm.qkv_plane()),
+                ),
+                None,
+                false,
+                count,
+            )?;
+        }
+        let row_mask = RowMask {
+            mask: &mask,
+            dropout: drop,
+        };
+        communication::forward(
+            ctx,
+            &cfg.communication_sizes(),
+            b,
+            t_len,
+            t,
+            &qkv,
+            &probs,
+            &ctxb,
+            Some(row_mask),
+        )?;
+        // o_i = ctx_i·comm_out_w_i, per mechanism, no bias.
+        grouped(
+            ctx,
+            b,
+            n,
+            dm.wv,
+            h,
+            (&ctxb, mv(t * b * n * dm.wv, dm.wv, n * dm.wv, 1)),
+            (pv, mv(off.out_w, dm.wv * h, h, 1)),
+            (&og, mv(t * b * nh, h, nh, 1)),
+            None,
+            false,
+            1,
+        )?;
+        let f = merge::Forward {
+            residual: merge::Residual::Plain,
+            og: &og,
+            hp: &hp,
+            cp: &cp,
+            mask: &mask,
+            hs: &hs,
+            cs: &cs,
+            tg: &unused,
+        };
+        merge::forward(ctx, cfg.cell, b, n, h, t, drop, &f)?;
+    }
+    let out = hs.slice_copy(ctx, b * nh, &[t_len, b, nh])?;
+    let saved = Saved {
+        x: xt,
+        hs: hs.clone(),
+        cs: cs.clone(),
+        kv,
+        q,
+        alpha,
+        mask: mask.clone(),
+        u,
+        zh,
+        act,
+        hp,
+        cp,
+        qkv,
+        probs,
+        ctxb,
+    };
+    let node = DidoNode {
+        cfg: cfg.clone(),
+        dm,
+        off,
+        x,
+        saved,
+        store_values: pv.clone(),
+        store_grads: store.flat_grads().clone(),
+        opts: opts.clone(),
+    };
+    let h_var = tape.record_always(out, Box::new(node));
+    Ok(RimsOutput {
+        h: h_var,
+        states: hs,
+        cells: lstm.then_some(cs),
+        masks: mask,
+    })
+}
+
+/// The tape node of a whole variant-D sequence.
+struct DidoNode {
+    cfg: RimsConfig,
+    dm: Dims,
+    off: Offsets,
+    x: Var,
+    saved: Saved,
+    store_values: Tensor,
+    store_grads: Tensor,
+    opts: RimsOptions,
+}
+
+impl Backward for DidoNode {
+    fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
+        let DidoNode {
+            cfg,
+            dm,
+            off,
+            x,
+            saved: s,
+            store_values: pv,
+            store_grads: pg,
+            opts,
+        } = *self;
+        let (t_len, b, n, h) = (dm.t, dm.b, dm.n, dm.h);
+        let nh = dm.nh();
+        let lstm = cfg.cell == CellKind::Lstm;
+        let zeros = |shape: &[usize]| Tensor::zeros(ctx, shape);
+        let un = |shape: &[usize]| Tensor::uninit(ctx, shape);
+        let dh = zeros(&[b, nh])?;
+        let dc = zeros(&[b, nh])?;
+        // The merge's gradients into h' and c', then communication's into h' (plane 2).
+        let dres = un(&[3, b, n, h])?;
+        let dhpc_at = 2 * b * nh;
+        let du = un(&[b, n, dm.a])?;
+        let dctx = un(&[b, n, dm.wv])?;
+        let ds = un(&[b, cfg.comm_heads, n, n])?;
+        let dog = un(&[t_len, b * n, h])?;
+        let dqkv = zeros(&[3, t_len, b, n, dm.w])?;
+        let dzx = un(&[t_len, b, n, dm.gh])?;
+        let dzh_own = if lstm {
+            None
+        } else {
+            Some(un(&[t_len, b, n, dm.gh])?)
+        };
+        let dzh = dzh_own.as_ref().unwrap_or(&dzx);
+        let dq = un(&[t_len, b, n, dm.wq])?;
+        let dkv = un(&[t_len, b, dm.dkvw()])?;
+        let unused = un(&[1])?;
+        let cell_dims = cell::Dims {
+            batch: b,
+            units: n,
+            hidden: h,
+        };
+        let carry = if lstm { &dc } else { &dh };
+        let sizes = cfg.input_attention_sizes();
+
+        for t in (0..t_len).rev() {
+            let drop = dropout(&opts, &cfg, t);
+            let mb = merge::Backward {
+                residual: merge::Residual::Plain,
+                mask: &s.mask,
+                dh_out: &g,
+                tg: &unused,
+                dh: &dh,
+                dc: &dc,
+                dres: &dres,
+                dog: &dog,
+            };
+            merge::backward(ctx, cfg.cell, b, n, h, t, drop, &mb)?;
+            // dctx_i = do_i·comm_out_w_iᵀ.
+            grouped(
+                ctx,
+                b,
+                n,
+                h,
+                dm.wv,
+                (&dog, mv(t * b * nh, h, nh, 1)),
+                (&pv, mv(off.out_w, dm.wv * h, h, 1).t()),
+                (&dctx, mv(0, dm.wv, n * dm.wv, 1)),
+                None,
+                false,
+                1,
+            )?;
+            let row_mask = RowMask {
+                mask: &s.mask,
+                dropout: drop,
+            };
+            communication::backward(
+                ctx,
+                &cfg.communication_sizes(),
+                b,
+                t_len,
+                t,
+                &s.qkv,
+                &s.probs,
+                &dctx,
+                &ds,
+                &dqkv,
+                Some(row_mask),
+            )?;
+            // Communication's gradient into h' (blocked for inactive mechanisms by the cell's
+            // backward, which skips them).
+            for (sidx, width) in [(0, dm.wk), (1, dm.wk), (2, dm.wv)] {
+                grouped(
+                    ctx,
+                    b,
+                    n,
+                    width,
+                    h,
+                    (
+                        &dqkv,
+                        mv(sidx * dm.qkv_plane() + t * b * n * dm.w, dm.w, n * dm.w, 1),
+                    ),
+                    (&pv, mv(off.comm[sidx], h * width, width, 1).t()),
+                    (&dres, mv(dhpc_at, h, nh, 1)),
+                    None,
+                    sidx > 0,
+                    1,
+                )?;
+            }
+            let cb = cell::Backward {
+                zh: &s.zh,
+                hs: &s.hs,
+                cs: &s.cs,
+                act: &s.act,
+                cp: &s.cp,
+                mask: &s.mask,
+                dres: &dres,
+                dzx: &dzx,
+                dzh,
+                carry,
+            };
+            cell::backward(ctx, cfg.cell, cell_dims, t, &cb)?;
+            let step_g = t * b * n * dm.gh;
+            grouped(
+                ctx,
+                b,
+                n,
+                dm.gh,
+                dm.a,
+                (&dzx, mv(step_g, dm.gh, n * dm.gh, 1)),
+                (&pv, mv(off.rnn_wx, dm.a * dm.gh, dm.gh, 1).t()),
+                (&du, mv(0, dm.a, n * dm.a, 1)),
+                None,
+                false,
+                1,
+            )?;
+            grouped(
+                ctx,
+                b,
+                n,
+                dm.gh,
+                h,
+                (dzh, mv(step_g, dm.gh, n * dm.gh, 1)),
+                (&pv, mv(off.rnn_wh, h * dm.gh, dm.gh, 1).t()),
+                (&dh, mv(0, h, nh, 1)),
+                None,
+                true,
+                1,
+            )?;
+            let ib = input_attention::Backward {
+                kv: &s.kv,
+                du: &du,
+                q: &s.q,
+                alpha: &s.alpha,
+                mask: &s.mask,
+                dq: &dq,
+                dkv: &dkv,
+            };
+            input_attention::backward_dido(ctx, &sizes, b, t, drop, &ib)?;
+            grouped(
+                ctx,
+                b,
+                n,
+                dm.wq,
+                h,
+                (&dq, mv(t * b * n * dm.wq, dm.wq, n * dm.wq, 1)),
+                (&pv, mv(off.in_q, h * dm.wq, dm.wq, 1).t()),
+                (&dh, mv(0, h, nh, 1)),
+                None,
+                true,
+                1,
+            )?;
+        }
+        weight_gradients(ctx, dm, &off, &s, &pg, [&dzx, dzh], &dq, &dkv, &dqkv, &dog)?;
+        if grads.wants(x) {
+            // dx = dk_x·W_kᵀ + dv_x·W_vᵀ over all T·B rows.
+            let dx = un(&[t_len, b, dm.d])?;
+            for (col, width, w, acc) in [
+                (0, dm.wq, off.in_k_w, false),
+                (dm.wq, dm.wvin, off.in_v_w, true),
+            ] {
+                grouped(
+                    ctx,
+                    t_len * b,
+                    1,
+                    width,
+                    dm.d,
+                    (&dkv, mv(col, 0, dm.dkvw(), 1)),
+                    (&pv, mv(w, 0, width, 1).t()),
+                    (&dx, mv(0, 0, dm.d, 1)),
+                    None,
+                    acc,
+                    1,
+                )?;
+            }
+            grads.add(ctx, x, dx)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every parameter gradient, each one product over all T·B rows (accumulated into the store).
+/// `in_k_b` gets none: its gradient is exactly zero (the two-slot softmax sees s_x − s_∅, from
+/// which the key bias cancels, and the selection is detached).
+#[allow(clippy::too_many_arguments)]
+fn weight_gradients(
+    ctx: &Context,
+    dm: Dims,
+    off: &Offsets,
+    s: &Saved,
+    pg: &Tensor,
+    dz: [&Tensor; 2],
+    dq: &Tensor,
+    dkv: &Tensor,
+    dqkv: &Tensor,
+    dog: &Tensor,
+) -> Result<()> {
+    let (t_len, b, n, h) = (dm.t, dm.b, dm.n, dm.h);
+    let rows = t_len * b;
+    // A per-mechanism block of a [rows, N, width] buffer, transposed: (width x rows).
+    let per_mech_t = |offset: usize, width: usize| mv(offset, width, 1, n * width);
+    let x_t = mv(0, 0, 1, dm.d);
+    // (rows of A, groups, A, B, C): C += A·B with k = T·B.
+    let products = [
+        // in_q: Σ h_{t-1}ᵀ dq.
+        (
+            h,
+            n,
+            dm.wq,
+            (&s.hs, per_mech_t(0, h)),
+            (dq, mv(0, dm.wq, n * dm.wq, 1)),
+            mv(off.in_q, h * dm.wq, dm.wq, 1),
+        ),
+        // in_k_w, in_v_w: xᵀ dk_x and xᵀ dv_x.
+        (
+            dm.d,
+            1,
+            dm.wq,
+            (&s.x, x_t),
+            (dkv, mv(0, 0, dm.dkvw(), 1)),
+            mv(off.in_k_w, 0, dm.wq, 1),
+        ),
+        (
+            dm.d,
+            1,
+            dm.wvin,
+            (&s.x, x_t),
+            (dkv, mv(dm.wq, 0, dm.dkvw(), 1)),
+            mv(off.in_v_w, 0, dm.wvin, 1),
+        ),
+        // rnn_wx: Σ uᵀ dzx; rnn_wh: Σ h_{t-1}ᵀ dzh.
+        (
+            dm.a,
+            n,
+            dm.gh,
+            (&s.u, per_mech_t(0, dm.a)),
+            (dz[0], mv(0, dm.gh, n * dm.gh, 1)),
+            mv(off.rnn_wx, dm.a * dm.gh, dm.gh, 1),
+        ),
+        (
+            h,
+            n,
+            dm.gh,
+            (&s.hs, per_mech_t(0, h)),
+            (dz[1], mv(0, dm.gh, n * dm.gh, 1)),
+            mv(off.rnn_wh, h * dm.gh, dm.gh, 1),
+        ),
+        // comm_out_w: Σ ctx_iᵀ do_i, per mechanism.
+        (
+            dm.wv,
+            n,
+            h,
+            (&s.ctxb, per_mech_t(0, dm.wv)),
+            (dog, mv(0, h, n * h, 1)),
+            mv(off.out_w, dm.wv * h, h, 1),
+        ),
+    ];
+    for (m, groups, width, a, bm, c) in products {
+        grouped(ctx, m, groups, rows, width, a, bm, (pg, c), None, true, 1)?;
+    }
+    // in_v_b: column sums of dv_x and dv_∅, as products with a row of ones.
+    let ones = Tensor::full(ctx, &[rows], 1.0)?;
+    for col in [dm.wq, dm.wq + dm.wvin] {
+        grouped(
+            ctx,
+            1,
+            1,
+            rows,
+            dm.wvin,
+            (&ones, mv(0, 0, rows, 1)),
+            (dkv, mv(col, 0, dm.dkvw(), 1)),
+            (pg, mv(off.in_v_b, 0, dm.wvin, 1)),
+            None,
+            true,
+            1,
+        )?;
+    }
+    // Communication projections: Σ h'ᵀ dP.
+    for (sidx, width) in [(0, dm.wk), (1, dm.wk), (2, dm.wv)] {
+        grouped(
+            ctx,
+            h,
+            n,
+            rows,
+            width,
+            (&s.hp, per_mech_t(0, h)),
+            (dqkv, mv(sidx * dm.qkv_plane(), dm.w, n * dm.w, 1)),
+            (pg, mv(off.comm[sidx], h * width, width, 1)),
+            None,
+            true,
+            1,
+        )?;
+    }
+    Ok(())
+}
