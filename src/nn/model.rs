@@ -275,6 +275,13 @@ impl Model {
                 reason: "only LSTM cells have a forget gate".into(),
             });
         }
+        if self.cfg.backbone == Backbone::Rims && self.cfg.rims.variant == crate::nn::Variant::Dido
+        {
+            return Err(Error::Config {
+                field: "forget_bias",
+                reason: "variant dido's LSTM cells have no biases (docs/spec.md §3)".into(),
+            });
+        }
         let (name, h) = match self.cfg.backbone {
             Backbone::Rims => ("rnn_bx".to_string(), self.cfg.rims.hidden),
             Backbone::Dense { hidden } => {

@@ -421,6 +421,16 @@ impl TrainConfig {
                 reason: "only LSTM cells have a forget gate".into(),
             });
         }
+        let model = self.model()?;
+        if self.forget_bias != 0.0
+            && model.backbone == crate::nn::model::Backbone::Rims
+            && model.rims.variant == crate::nn::Variant::Dido
+        {
+            return Err(Error::Config {
+                field: "forget_bias",
+                reason: "variant dido's LSTM cells have no biases (docs/spec.md §3)".into(),
+            });
+        }
         if !(self.input_gain.is_finite() && self.input_gain > 0.0) {
             return Err(Error::Config {
                 field: "input_gain",
