@@ -157,6 +157,21 @@ fn stepping_matches_the_whole_sequence(ctx: &Context) {
     }
 }
 
+device_test!(stepping_a_dido_model_matches_the_whole_sequence);
+fn stepping_a_dido_model_matches_the_whole_sequence(ctx: &Context) {
+    for cell in ["lstm", "gru"] {
+        // Variant D through the training configuration (`variant`, d_vc = H).
+        let cfg = TrainConfig {
+            variant: "dido".into(),
+            comm_value: 6,
+            ..config("rims", cell)
+        };
+        let m = Model::new(ctx, cfg.model().unwrap(), 13).unwrap();
+        assert_eq!(m.cfg.rims.variant, rims::nn::Variant::Dido);
+        check_stepping(ctx, &m, 3, &format!("RIMs D {cell} B=3"));
+    }
+}
+
 device_test!(stepping_a_dense_baseline_matches_the_whole_sequence);
 fn stepping_a_dense_baseline_matches_the_whole_sequence(ctx: &Context) {
     for name in ["lstm", "gru"] {
