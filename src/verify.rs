@@ -3,9 +3,9 @@
 
 use crate::device::Context;
 use crate::error::Result;
+use crate::nn::Variant;
 use crate::nn::rims::param_specs;
 use crate::nn::{CellKind, ParamStore, Rims, RimsConfig, RimsOptions};
-use crate::nn::Variant;
 use crate::reference::rims as reference;
 use crate::reference::rims_dido as dido;
 use crate::rng::Rng;
@@ -87,7 +87,12 @@ pub fn dido_cases() -> Vec<Case> {
         seed,
     };
     vec![
-        case("D LSTM N=5 k=2 H=3 h_in=2", base(CellKind::Lstm, 5, 2), 3, 11),
+        case(
+            "D LSTM N=5 k=2 H=3 h_in=2",
+            base(CellKind::Lstm, 5, 2),
+            3,
+            11,
+        ),
         case("D GRU N=5 k=2 H=3 h_in=2", base(CellKind::Gru, 5, 2), 2, 12),
         case(
             "D LSTM dropout 0.3",
@@ -108,7 +113,12 @@ pub fn dido_cases() -> Vec<Case> {
             2,
             14,
         ),
-        case("D LSTM N=k=3 (all active)", base(CellKind::Lstm, 3, 3), 2, 15),
+        case(
+            "D LSTM N=k=3 (all active)",
+            base(CellKind::Lstm, 3, 3),
+            2,
+            15,
+        ),
         case(
             "D LSTM comm key 2 != H, 3 comm heads",
             RimsConfig {
@@ -296,8 +306,8 @@ fn expected(case: &Case, params: &Params, (x, h0, c0, r, seed, step0): Inputs<'_
     };
     match params {
         Params::Authors(p) => {
-            let f = reference::forward(cfg, &p, x, h0, c0, seed, step0, None, t, b);
-            let g = reference::backward(cfg, &p, x, h0, c0, &f, r, None, seed, step0);
+            let f = reference::forward(cfg, p, x, h0, c0, seed, step0, None, t, b);
+            let g = reference::backward(cfg, p, x, h0, c0, &f, r, None, seed, step0);
             Expected {
                 params: own(p.names_and_values()),
                 grads: own(g.params.names_and_values()),
@@ -308,8 +318,8 @@ fn expected(case: &Case, params: &Params, (x, h0, c0, r, seed, step0): Inputs<'_
             }
         }
         Params::Dido(p) => {
-            let f = dido::forward(cfg, &p, x, h0, c0, seed, step0, None, t, b);
-            let g = dido::backward(cfg, &p, x, h0, c0, &f, r, None, seed, step0);
+            let f = dido::forward(cfg, p, x, h0, c0, seed, step0, None, t, b);
+            let g = dido::backward(cfg, p, x, h0, c0, &f, r, None, seed, step0);
             Expected {
                 params: own(p.names_and_values()),
                 grads: own(g.params.names_and_values()),

@@ -41,6 +41,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "issue 14: uses nn::config::{CellKind, RimsConfig}",
     ),
     (
+        "src/reference/rims_dido.rs",
+        "nn",
+        "issue 14: uses nn::config::{CellKind, RimsConfig}, as reference/rims.rs does",
+    ),
+    (
         "src/reference/recurrent.rs",
         "nn",
         "issue 14: uses nn::config::CellKind",

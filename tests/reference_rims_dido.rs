@@ -79,19 +79,43 @@ impl Case {
 
     fn forward_masked(&self, p: &DidoParams, masks: &[f64]) -> Forward {
         let (x, h0, c0) = (&self.x, &self.h0, &self.c0);
-        rd::forward(&self.cfg, p, x, h0, c0, self.seed, self.step0, Some(masks), T, B)
+        rd::forward(
+            &self.cfg,
+            p,
+            x,
+            h0,
+            c0,
+            self.seed,
+            self.step0,
+            Some(masks),
+            T,
+            B,
+        )
     }
 
-    fn forward_frozen(&self, p: &DidoParams, x: &[f64], h0: &[f64], c0: &[f64], base: &Forward) -> Forward {
+    fn forward_frozen(
+        &self,
+        p: &DidoParams,
+        x: &[f64],
+        h0: &[f64],
+        c0: &[f64],
+        base: &Forward,
+    ) -> Forward {
         let (masks, hp) = (&base.masks, &base.h_prime);
-        rd::forward_frozen(&self.cfg, p, x, h0, c0, self.seed, self.step0, masks, hp, T, B)
+        rd::forward_frozen(
+            &self.cfg, p, x, h0, c0, self.seed, self.step0, masks, hp, T, B,
+        )
     }
 
     fn loss(&self, f: &Forward) -> f64 {
         let mut l: f64 = f.h.iter().zip(&self.r).map(|(h, r)| h * r).sum();
         if self.lstm() {
             let st = self.rc.len();
-            l += f.c[(T - 1) * st..].iter().zip(&self.rc).map(|(c, r)| c * r).sum::<f64>();
+            l += f.c[(T - 1) * st..]
+                .iter()
+                .zip(&self.rc)
+                .map(|(c, r)| c * r)
+                .sum::<f64>();
         }
         l
     }
@@ -99,7 +123,18 @@ impl Case {
     fn backward(&self, f: &Forward) -> Gradients {
         let rc = self.lstm().then_some(&self.rc[..]);
         let (x, h0, c0) = (&self.x, &self.h0, &self.c0);
-        rd::backward(&self.cfg, &self.params, x, h0, c0, f, &self.r, rc, self.seed, self.step0)
+        rd::backward(
+            &self.cfg,
+            &self.params,
+            x,
+            h0,
+            c0,
+            f,
+            &self.r,
+            rc,
+            self.seed,
+            self.step0,
+        )
     }
 
     /// Finite differences of the loss under `run` w.r.t. every parameter, x, h0 and (LSTM) c0.
@@ -118,10 +153,19 @@ impl Case {
         }
         let p = &self.params;
         let (x, h0, c0) = (&self.x, &self.h0, &self.c0);
-        out.push(("x", finite_differences(x, FD_STEP, |v| self.loss(&run(p, v, h0, c0)))));
-        out.push(("h0", finite_differences(h0, FD_STEP, |v| self.loss(&run(p, x, v, c0)))));
+        out.push((
+            "x",
+            finite_differences(x, FD_STEP, |v| self.loss(&run(p, v, h0, c0))),
+        ));
+        out.push((
+            "h0",
+            finite_differences(h0, FD_STEP, |v| self.loss(&run(p, x, v, c0))),
+        ));
         if self.lstm() {
-            out.push(("c0", finite_differences(c0, FD_STEP, |v| self.loss(&run(p, x, h0, v)))));
+            out.push((
+                "c0",
+                finite_differences(c0, FD_STEP, |v| self.loss(&run(p, x, h0, v))),
+            ));
         }
         out
     }
@@ -163,7 +207,10 @@ fn check_dido(cell: CellKind, input_heads: usize, dropout: f32, seed: u64) {
         if name == "in_k_b" {
             // The softmax sees s̄_x − s̄_∅, from which the key bias cancels; the selection that
             // does see it is detached. Zero up to rounding, on both sides.
-            assert!(a.iter().chain(&fd).all(|v| v.abs() < 1e-9), "{name}: {a:?} {fd:?}");
+            assert!(
+                a.iter().chain(&fd).all(|v| v.abs() < 1e-9),
+                "{name}: {a:?} {fd:?}"
+            );
             continue;
         }
         assert!(a.iter().any(|&v| v != 0.0), "{name}: all-zero gradient");
@@ -227,9 +274,9 @@ fn dido_selection_input_and_merge_rules() {
         let diff: Vec<f64> = (0..n).map(|i| sx[i] - f.score_null[tb * n + i]).collect();
         assert_eq!(&f.masks[tb * n..(tb + 1) * n], &top_k_mask(sx, 2)[..]);
         rank_differs |= top_k_mask(&diff, 2) != top_k_mask(sx, 2);
-        for i in 0..n {
+        for (i, &s) in sx.iter().enumerate() {
             let ax = f.alpha[tb * n + i];
-            let want = 1.0 / (1.0 + (f.score_null[tb * n + i] - sx[i]).exp());
+            let want = 1.0 / (1.0 + (f.score_null[tb * n + i] - s).exp());
             assert!((ax - want).abs() < 1e-14);
             let u = &f.u[(tb * n + i) * a..(tb * n + i + 1) * a];
             if f.masks[tb * n + i] == 0.0 {
@@ -255,7 +302,10 @@ fn dido_selection_input_and_merge_rules() {
             }
         }
     }
-    assert!(rank_differs, "the problem should tell D's rule from A's somewhere");
+    assert!(
+        rank_differs,
+        "the problem should tell D's rule from A's somewhere"
+    );
     // The override is obeyed, and the run's own masks change nothing.
     assert_eq!(case.forward_masked(&case.params, &f.masks).h, f.h);
     let flipped: Vec<f64> = f.masks.iter().map(|m| 1.0 - m).collect();
@@ -294,10 +344,23 @@ fn dido_inactive_zero_gradient_and_dropout_on_probabilities() {
             }
         }
         // Some probability was dropped (a row of P̃ of an active query sums to ≠ 1).
-        let dropped = f.probs_used.iter().zip(&f.probs).any(|(u, p)| *u == 0.0 && *p > 0.0);
+        let dropped = f
+            .probs_used
+            .iter()
+            .zip(&f.probs)
+            .any(|(u, p)| *u == 0.0 && *p > 0.0);
         assert!(dropped, "nothing dropped");
         let other = rd::forward(
-            &case.cfg, &case.params, &case.x, &case.h0, &case.c0, case.seed + 1, case.step0, None, T, B,
+            &case.cfg,
+            &case.params,
+            &case.x,
+            &case.h0,
+            &case.c0,
+            case.seed + 1,
+            case.step0,
+            None,
+            T,
+            B,
         );
         assert_ne!(other.probs_used, f.probs_used);
     }

@@ -1,5 +1,6 @@
 //! The RIMs sequence layer: runs a [T, B, D] input through the cell of `docs/spec.md` §1
-//! (variant A), recorded as ONE tape node for the whole sequence. Every activation lives in a
+//! (variant A), recorded as ONE tape node for the whole sequence. A variant-D config (§3) goes
+//! to `rims_dido.rs`, which follows the same structure with D's kernels. Every activation lives in a
 //! [T, ...] buffer allocated once per call, kernels address step t by offset, and nothing is
 //! read back inside the time loop.
 //!
@@ -128,7 +129,12 @@ pub struct RimsOutput {
     pub masks: Tensor,
 }
 
-pub(super) fn mv(offset: usize, batch_stride: usize, row_stride: usize, col_stride: usize) -> MatView {
+pub(super) fn mv(
+    offset: usize,
+    batch_stride: usize,
+    row_stride: usize,
+    col_stride: usize,
+) -> MatView {
     MatView {
         offset,
         batch_stride,

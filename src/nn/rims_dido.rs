@@ -296,10 +296,7 @@ pub(super) fn forward(
                     pv,
                     with_inner(mv(off.comm[first], h * width, width, 1), stride),
                 ),
-                (
-                    &qkv,
-                    with_inner(mv(at, dm.w, n * dm.w, 1), dm.qkv_plane()),
-                ),
+                (&qkv, with_inner(mv(at, dm.w, n * dm.w, 1), dm.qkv_plane())),
                 None,
                 false,
                 count,

@@ -108,8 +108,19 @@ impl DidoParams {
             .into_iter()
             .map(|(_, s)| vec![0.0; s.iter().product()])
             .collect();
-        let [in_q, in_k_w, in_v_w, in_k_b, in_v_b, rnn_wx, rnn_wh, comm_q, comm_k, comm_v, comm_out_w]: [Vec<f64>; 11] =
-            z.try_into().expect("11 shapes");
+        let [
+            in_q,
+            in_k_w,
+            in_v_w,
+            in_k_b,
+            in_v_b,
+            rnn_wx,
+            rnn_wh,
+            comm_q,
+            comm_k,
+            comm_v,
+            comm_out_w,
+        ]: [Vec<f64>; 11] = z.try_into().expect("11 shapes");
         DidoParams {
             in_q,
             in_k_w,
@@ -360,7 +371,15 @@ pub fn forward_frozen(
     batch: usize,
 ) -> Forward {
     let io = (x, h0, c0, seed, step0);
-    run(cfg, params, io, Some(masks), Some(comm_frozen), t_len, batch)
+    run(
+        cfg,
+        params,
+        io,
+        Some(masks),
+        Some(comm_frozen),
+        t_len,
+        batch,
+    )
 }
 
 type Io<'a> = (&'a [f64], &'a [f64], &'a [f64], u32, u32);
@@ -475,7 +494,8 @@ fn run(
                         .sum();
                 }
             }
-            let vbar = |v: &[f64], c: usize| (0..hin).map(|e| v[e * a + c]).sum::<f64>() / hin as f64;
+            let vbar =
+                |v: &[f64], c: usize| (0..hin).map(|e| v[e * a + c]).sum::<f64>() / hin as f64;
             let vx: Vec<f64> = (0..a)
                 .map(|c| vbar(&f.v[tb * wvin..(tb + 1) * wvin], c))
                 .collect();
@@ -510,7 +530,13 @@ fn run(
                 let ax = ex / (ex + en);
                 f.alpha[tb * n + i] = ax;
                 let drop = |slot: usize| {
-                    factor(seed, step, DROPOUT_IN_PROBS, ((b * n + i) * 2 + slot) as u32, pd)
+                    factor(
+                        seed,
+                        step,
+                        DROPOUT_IN_PROBS,
+                        ((b * n + i) * 2 + slot) as u32,
+                        pd,
+                    )
                 };
                 let (wx, wn) = (ax * drop(0), (1.0 - ax) * drop(1));
                 for c in 0..a {
@@ -581,8 +607,9 @@ fn run(
                         let pi = ((tb * hc + m) * n + i) * n + j;
                         let index = (((b * hc + m) * n + i) * n + j) as u32;
                         f.probs[pi] = ex[j] / zs;
-                        f.probs_used[pi] =
-                            f.probs[pi] * mask[i] * factor(seed, step, DROPOUT_COMM_PROBS, index, pd);
+                        f.probs_used[pi] = f.probs[pi]
+                            * mask[i]
+                            * factor(seed, step, DROPOUT_COMM_PROBS, index, pd);
                     }
                     for c in 0..dvc {
                         f.ctx[(tb * n + i) * wv + m * dvc + c] = (0..n)
@@ -839,7 +866,13 @@ pub fn backward(
                 let ax = fwd.alpha[tb * n + i];
                 let an = 1.0 - ax;
                 let drop = |slot: usize| {
-                    factor(seed, step, DROPOUT_IN_PROBS, ((b * n + i) * 2 + slot) as u32, pd)
+                    factor(
+                        seed,
+                        step,
+                        DROPOUT_IN_PROBS,
+                        ((b * n + i) * 2 + slot) as u32,
+                        pd,
+                    )
                 };
                 let (kx, kn) = (mask[i] * drop(0), mask[i] * drop(1));
                 let dui = &du[(tb * n + i) * a..(tb * n + i + 1) * a];

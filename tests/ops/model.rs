@@ -124,7 +124,10 @@ fn dido_model_learns_to_remember_the_first_token(ctx: &Context) {
             let r = 1.0 / (8f64).sqrt();
             for name in ["rnn_wx", "rnn_wh"] {
                 let len = model.store.value(name).unwrap().len();
-                model.store.set(ctx, name, &rng.vec_f32(len, -r, r)).unwrap();
+                model
+                    .store
+                    .set(ctx, name, &rng.vec_f32(len, -r, r))
+                    .unwrap();
             }
         }
         let (first, last) = train_model(ctx, model, 150);

@@ -328,7 +328,18 @@ fn dido_reference_reproduces(file: &str, cell: CellKind) {
         close("c", &fwd.c, &f.get("output.c").1);
     }
     let wc = lstm.then(|| f.get("loss.wc").1.clone());
-    let g = rd::backward(&cfg, &p, x, h0, c0, &fwd, &f.get("loss.wh").1, wc.as_deref(), 0, 0);
+    let g = rd::backward(
+        &cfg,
+        &p,
+        x,
+        h0,
+        c0,
+        &fwd,
+        &f.get("loss.wh").1,
+        wc.as_deref(),
+        0,
+        0,
+    );
     // PyTorch's gradients, mapped like the parameters.
     let mut gf = Fixture {
         tensors: BTreeMap::new(),
@@ -341,7 +352,11 @@ fn dido_reference_reproduces(file: &str, cell: CellKind) {
     }
     let want = dido_to_canonical(&gf, cell);
     for name in DidoParams::NAMES {
-        close(&format!("d{name}"), g.params.get(name).unwrap(), &want[name]);
+        close(
+            &format!("d{name}"),
+            g.params.get(name).unwrap(),
+            &want[name],
+        );
     }
     close("dx", &g.dx, &f.get("grad.x").1);
     close("dh0", &g.dh0, &f.get("grad.h0").1);
@@ -373,7 +388,12 @@ fn dido_fixture_is_reproduced(ctx: &Context, file: &str, cell: CellKind) {
     assert_eq!(canonical.len(), specs.len());
     for spec in &specs {
         let v = &canonical[spec.name.as_str()];
-        assert_eq!(v.len(), spec.shape.iter().product::<usize>(), "{}", spec.name);
+        assert_eq!(
+            v.len(),
+            spec.shape.iter().product::<usize>(),
+            "{}",
+            spec.name
+        );
         store.set(ctx, &spec.name, &f32s(v)).unwrap();
     }
     let tensor = |name: &str| {
@@ -417,7 +437,11 @@ fn dido_fixture_is_reproduced(ctx: &Context, file: &str, cell: CellKind) {
             p.get_mut(name).unwrap().copy_from_slice(&canonical[name]);
         }
         let cfg = rims.config();
-        let (xs, h0, c0) = (&f.get("input.x").1, &f.get("input.h0").1, &f.get("input.c0").1);
+        let (xs, h0, c0) = (
+            &f.get("input.x").1,
+            &f.get("input.h0").1,
+            &f.get("input.c0").1,
+        );
         let fwd = rd::forward(cfg, &p, xs, h0, c0, 0, 0, None, t, b);
         let g = rd::backward(cfg, &p, xs, h0, c0, &fwd, &f.get("loss.wh").1, None, 0, 0);
         let mut m: BTreeMap<&str, Vec<f64>> = DidoParams::NAMES
@@ -448,7 +472,10 @@ fn dido_fixture_is_reproduced(ctx: &Context, file: &str, cell: CellKind) {
             store.grad(name).unwrap().to_vec(ctx).unwrap()
         };
         let err = rims::verify::relative_error(&got, want);
-        assert!(err < 1e-4, "{file}: d{name} differs by {err:.2e} of its scale");
+        assert!(
+            err < 1e-4,
+            "{file}: d{name} differs by {err:.2e} of its scale"
+        );
     }
 }
 

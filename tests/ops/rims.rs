@@ -97,14 +97,26 @@ fn dispatch_budget_per_step(kind: DeviceKind) {
     let Some(ctx) = fresh(kind) else {
         return;
     };
-    for cell in [CellKind::Lstm, CellKind::Gru] {
-        let cfg = tiny(cell, 4, 2);
+    let dido = |cell| RimsConfig {
+        variant: rims::nn::Variant::Dido,
+        // d_vc = H, as D requires; d_kc = H too, so Q, K and V are one product.
+        comm_key: 5,
+        comm_value: 5,
+        ..tiny(cell, 4, 2)
+    };
+    for cfg in [
+        tiny(CellKind::Lstm, 4, 2),
+        tiny(CellKind::Gru, 4, 2),
+        dido(CellKind::Lstm),
+        dido(CellKind::Gru),
+    ] {
+        let (cell, variant) = (cfg.cell, cfg.variant);
         let (f2, b2) = count_dispatches(&ctx, &cfg, 2);
         let (f5, b5) = count_dispatches(&ctx, &cfg, 5);
         let (fwd, bwd) = ((f5 - f2) / 3, (b5 - b2) / 3);
         assert_eq!((f5 - f2) % 3, 0);
         eprintln!(
-            "{cell:?}: {fwd} dispatches per step forward, {bwd} backward (fixed: {} forward, {} backward)",
+            "{variant:?} {cell:?}: {fwd} dispatches per step forward, {bwd} backward (fixed: {} forward, {} backward)",
             f2 - 2 * fwd,
             b2 - 2 * bwd
         );
@@ -222,15 +234,16 @@ fn dido_mask_override_and_ties_match_the_reference(ctx: &Context) {
             let v: Vec<f32> = v.iter().map(|&x| x as f32).collect();
             store.set(ctx, name, &v).unwrap();
         }
-        let x: Vec<f64> = (0..t_len * b * cfg.input).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let x: Vec<f64> = (0..t_len * b * cfg.input)
+            .map(|_| rng.uniform(-1.0, 1.0))
+            .collect();
         let masks: Vec<f64> = (0..t_len * b * n).map(|_| rng.below(2) as f64).collect();
         let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
         let layer = Rims::new(cfg.clone()).unwrap();
         let run = |mask: Option<&[f64]>| {
             let mut tape = Tape::untracked();
-            let xv = tape.constant(
-                Tensor::from_slice(ctx, &[t_len, b, cfg.input], &f32s(&x)).unwrap(),
-            );
+            let xv =
+                tape.constant(Tensor::from_slice(ctx, &[t_len, b, cfg.input], &f32s(&x)).unwrap());
             let opts = RimsOptions {
                 mask_override: mask
                     .map(|m| Tensor::from_slice(ctx, &[t_len, b, n], &f32s(m)).unwrap()),
@@ -246,10 +259,17 @@ fn dido_mask_override_and_ties_match_the_reference(ctx: &Context) {
             let (h, got_masks) = run(mask);
             assert_eq!(got_masks, f32s(&want.masks), "{cell:?} masks");
             if mask.is_none() {
-                assert_eq!(&got_masks[..2 * n], &[1., 1., 0., 0., 0., 1., 1., 0., 0., 0.]);
+                assert_eq!(
+                    &got_masks[..2 * n],
+                    &[1., 1., 0., 0., 0., 1., 1., 0., 0., 0.]
+                );
             }
             let err = rims::verify::relative_error(&h, &want.h);
-            assert!(err < 1e-5, "{cell:?} override {}: h error {err:e}", mask.is_some());
+            assert!(
+                err < 1e-5,
+                "{cell:?} override {}: h error {err:e}",
+                mask.is_some()
+            );
         }
     }
 }
