@@ -146,6 +146,74 @@ fn authors_state_dicts_import_and_infer_as_pytorch_ran_them() {
 }
 
 #[test]
+fn dido_state_dicts_import_and_infer_as_pytorch_ran_them() {
+    for device in ["cpu", "gpu"] {
+        import_and_infer_reproduces("dido_lstm.safetensors", "dido", device);
+        import_and_infer_reproduces("dido_gru.safetensors", "dido", device);
+    }
+}
+
+#[test]
+fn dido_export_gives_back_the_state_dict() {
+    let dir = scratch("interop-export-dido");
+    for file in ["dido_lstm.safetensors", "dido_gru.safetensors"] {
+        let (state, _, f) = fixture_files(&dir, file);
+        let run = dir.join(format!("run-{file}"));
+        let o = rims(&[
+            "import",
+            "--from",
+            "dido",
+            s(&state),
+            "--out",
+            s(&run),
+            "--active",
+            "3",
+            "--device",
+            "cpu",
+        ]);
+        assert_eq!(o.code, 0, "{o:?}");
+        assert!(o.stdout.contains("variant D"), "{}", o.stdout);
+        let out = dir.join(format!("exported-{file}"));
+        let o = rims(&[
+            "export",
+            "--to",
+            "dido",
+            "--checkpoint",
+            s(&run),
+            "--out",
+            s(&out),
+            "--device",
+            "cpu",
+        ]);
+        assert_eq!(o.code, 0, "{o:?}");
+        let got = read_f32(&out);
+        let original = section(&f, "state");
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            original.keys().collect::<Vec<_>>()
+        );
+        for (name, e) in &original {
+            let want: Vec<f32> = e.values.iter().map(|&v| v as f32).collect();
+            assert_eq!(got[name], (e.shape.clone(), want), "{file}: {name}");
+        }
+        // Variant D is not the authors' code.
+        let o = rims(&[
+            "export",
+            "--to",
+            "authors",
+            "--checkpoint",
+            s(&run),
+            "--out",
+            s(&dir.join("no.safetensors")),
+            "--device",
+            "cpu",
+        ]);
+        assert_ne!(o.code, 0);
+        assert!(o.stderr.contains("variant D"), "{}", o.stderr);
+    }
+}
+
+#[test]
 fn authors_export_gives_back_the_state_dict_blockified() {
     let dir = scratch("interop-export");
     let (state, _, f) = fixture_files(&dir, "authors_lstm.safetensors");

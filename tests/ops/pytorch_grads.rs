@@ -172,3 +172,13 @@ device_test!(authors_gru_gradients_are_reproduced);
 fn authors_gru_gradients_are_reproduced(ctx: &Context) {
     fixture_gradients_are_reproduced(ctx, "authors_gru.safetensors", Code::Authors);
 }
+
+device_test!(dido_lstm_gradients_are_reproduced);
+fn dido_lstm_gradients_are_reproduced(ctx: &Context) {
+    fixture_gradients_are_reproduced(ctx, "dido_lstm.safetensors", Code::Dido);
+}
+
+device_test!(dido_gru_gradients_are_reproduced);
+fn dido_gru_gradients_are_reproduced(ctx: &Context) {
+    fixture_gradients_are_reproduced(ctx, "dido_gru.safetensors", Code::Dido);
+}
