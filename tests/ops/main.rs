@@ -16,7 +16,6 @@ mod model;
 mod optim;
 mod params;
 mod pytorch_golden;
-mod pytorch_grads;
 mod recurrent;
 mod reduce;
 mod rims;
