@@ -556,6 +556,9 @@ fn scan() -> Vec<Use> {
                 push(r.line, r.shown, layer_of_name(&r.name, &rel, r.line));
             }
             if !rel.ends_with("/main.rs") {
+                // How deep the file's module sits below main.rs: 1 for `viz.rs` or
+                // `viz/mod.rs`, 2 for `viz/curves.rs`, whose `super::` is `viz`, not main.rs.
+                let depth = module_path(&rel).len() - 2;
                 for prefix in ["crate", "super"] {
                     for r in paths_after(&text, prefix) {
                         if in_test(r.line) {
@@ -565,6 +568,11 @@ fn scan() -> Vec<Use> {
                         }
                         if r.name == "super" || bin_modules.contains(&r.name) {
                             continue;
+                        }
+                        let line_text = text.lines().nth(r.line - 1).unwrap_or("");
+                        let ups = line_text.matches("super::").count().max(1);
+                        if prefix == "super" && depth > ups {
+                            continue; // inside the subcommand's own module
                         }
                         push(r.line, r.shown, "bin/main");
                     }

@@ -1,0 +1,90 @@
+//! `rims viz`: pictures of a run, as PNG files.
+//!
+//! - `rims viz --checkpoint DIR`: runs one batch of the checkpoint's task through the model
+//!   (eval mode: no dropout) and draws which mechanisms are active at each step: one example
+//!   (filled = active, pale = inactive) and, below it, the fraction of the batch in which each
+//!   mechanism is active (grey levels). Copying marks the phases of the sequence and prints the
+//!   example's input and predicted tokens (green where right, red where wrong); sMNIST draws the
+//!   image row boundaries, the pixel strip and the digit, with its label in the title.
+//! - `rims viz --metrics DIR`: training curves from `DIR/metrics.jsonl`: train and eval loss
+//!   against the step (left), eval accuracy for every (split, size) series (right).
+//!   `--metrics DIR1 DIR2 ...` draws several runs on one picture (e.g. RIMs against an LSTM):
+//!   one colour per run, one line style per evaluated size, the eval curves only.
+//!
+//! Text is drawn with DejaVu Sans compiled into the binary, so no system font is needed. The
+//! image is rendered into memory and written atomically.
+//!
+//! The files: this one (flags and dispatch), `masks.rs` (the mask picture's data, from one
+//! forward pass), `mask_picture.rs` (drawing it), `curves.rs` (the training curves, read and
+//! drawn), `draw.rs` (what both pictures share: sizes, colours, fonts, rendering, PNG).
+
+mod curves;
+mod draw;
+mod mask_picture;
+mod masks;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use clap::{ArgGroup, Args};
+use rims::{Error, Result};
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["checkpoint", "metrics"])))]
+pub struct VizArgs {
+    #[command(flatten)]
+    pub(crate) device: super::shared::DeviceArg,
+    /// Checkpoint directory (from `rims train --out`): draw which mechanisms are active at
+    /// each step of one batch of the task.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Run directory holding metrics.jsonl: draw the training curves. Several directories
+    /// draw their runs on one picture, one colour per run.
+    #[arg(long, num_args = 1..)]
+    metrics: Vec<PathBuf>,
+    /// Output PNG [default: DIR/masks_<task>.png or DIR/curves.png].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// copying or smnist (must match the checkpoint) [default: the checkpoint's task].
+    #[arg(long, conflicts_with = "metrics")]
+    task: Option<String>,
+    /// Which example to draw: copying, an index into the batch; sMNIST, into the test split.
+    #[arg(long, default_value_t = 0, conflicts_with = "metrics")]
+    example: usize,
+    /// Sequences over which the activity fractions are taken [default: the training batch].
+    #[arg(long, conflicts_with = "metrics")]
+    batch: Option<usize>,
+    /// sMNIST: resolution S (S×S pixels) [default: the training resolution].
+    #[arg(long, conflicts_with = "metrics")]
+    resolution: Option<usize>,
+    /// Copying: the gap T [default: the training gap].
+    #[arg(long, conflicts_with = "metrics")]
+    length: Option<usize>,
+}
+
+pub fn run_viz(args: &VizArgs) -> Result<()> {
+    match (&args.checkpoint, args.metrics.as_slice()) {
+        (Some(dir), []) => masks::masks(args, dir),
+        (None, [dir]) => curves::curves(args, dir),
+        (None, dirs) if dirs.len() > 1 => curves::compare(args, dirs),
+        _ => Err(Error::Config {
+            field: "viz",
+            reason: "give exactly one of --checkpoint or --metrics".into(),
+        }),
+    }
+}
+
+fn config_error(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::Config {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn file_error(path: &Path, reason: impl Into<String>) -> Error {
+    Error::File {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
