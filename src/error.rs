@@ -121,6 +121,22 @@ impl Error {
         }
     }
 
+    /// Shorthand for a config error naming `field`.
+    pub fn config(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::Config {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for an error about the file at `path`.
+    pub fn file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::File {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
     /// Shorthand for an invalid-argument error.
     pub fn invalid(op: &'static str, detail: impl Into<String>) -> Self {
         Error::InvalidArgument {

@@ -282,15 +282,24 @@ fn train_case<'a>(extra: &[&str], code: i32, needle: &'a str) -> Case<'a> {
 fn train_flags_out_of_range() {
     let cases = [
         train_case(&["--clip=-1"], 1, "--clip: -1 is not a positive number"),
-        train_case(&["--clip=NaN"], 1, "--clip: NaN"),
-        train_case(&["--clip", "inf"], 1, "--clip: inf"),
+        // Not finite: no setting means it, refused as a usage error.
+        train_case(
+            &["--clip=NaN"],
+            2,
+            "invalid value 'NaN' for '--clip <CLIP>': NaN is not a finite number",
+        ),
+        train_case(
+            &["--clip", "inf"],
+            2,
+            "'--clip <CLIP>': inf is not a finite",
+        ),
         train_case(
             &["--lr", "-0.01"],
             1,
             "--lr: -0.01 is not a positive number",
         ),
         train_case(&["--lr=0"], 1, "--lr: 0"),
-        train_case(&["--lr", "NaN"], 1, "--lr: NaN"),
+        train_case(&["--lr", "NaN"], 2, "'--lr <LR>': NaN"),
         train_case(&["--embed", "0"], 1, "--embed: must be at least 1"),
         train_case(&["--batch", "0"], 1, "--batch: must be at least 1"),
         train_case(&["--epochs", "0"], 1, "--epochs: must be at least 1"),
@@ -311,11 +320,44 @@ fn train_flags_out_of_range() {
         ),
         train_case(&["--active", "0"], 1, "--active: must be at least 1"),
         train_case(&["--active", "4"], 1, "--active: k = 4 exceeds"),
-        train_case(&["--hidden", "0"], 1, "--hidden: must be at least 1"),
+        train_case(
+            &["--hidden", "0"],
+            1,
+            "--hidden (H, units per mechanism): must be at least 1",
+        ),
+        train_case(
+            &["--model", "lstm", "--hidden", "0"],
+            1,
+            "--hidden (units of the dense layer): must be at least 1",
+        ),
+        train_case(
+            &["--input-heads", "0"],
+            1,
+            "--input-heads: must be at least 1",
+        ),
+        train_case(
+            &["--model", "gru", "--input-heads", "2"],
+            1,
+            "--input-heads: only a RIMs model has input attention",
+        ),
+        train_case(
+            &["--model", "lstm", "--variant", "dido"],
+            1,
+            "--variant: dido is a RIMs setting; a dense lstm has none",
+        ),
         train_case(&["--dropout", "1"], 1, "--dropout: 1 is not in [0, 1)"),
         train_case(&["--dropout", "-0.1"], 1, "--dropout: -0.1"),
-        train_case(&["--dropout", "NaN"], 1, "--dropout: NaN"),
-        train_case(&["--forget-bias", "inf"], 1, "--forget-bias: inf"),
+        train_case(&["--dropout", "NaN"], 2, "'--dropout <DROPOUT>': NaN"),
+        train_case(
+            &["--forget-bias", "inf"],
+            2,
+            "'--forget-bias <FORGET_BIAS>': inf",
+        ),
+        train_case(
+            &["--input-gain=-inf"],
+            2,
+            "'--input-gain <INPUT_GAIN>': -inf",
+        ),
         train_case(&["--cell", "gru", "--forget-bias", "1"], 1, "forget gate"),
         train_case(
             &["--eval-every", "0"],
@@ -325,10 +367,31 @@ fn train_flags_out_of_range() {
         train_case(&["--symbols", "0"], 1, "--symbols: must be at least 1"),
         train_case(&["--train-len", "0"], 1, "--train-len: must be at least 1"),
         train_case(&["--test-len", "0"], 1, "--test-len: must be at least 1"),
-        train_case(&["--cell", "rnn"], 1, "--cell: unknown cell 'rnn'"),
-        train_case(&["--model", "transformer"], 1, "--model: unknown model"),
-        train_case(&["--task", "sudoku"], 1, "--task: unknown task"),
-        train_case(&["--preset", "huge"], 1, "--preset: unknown preset"),
+        train_case(
+            &["--cell", "rnn"],
+            2,
+            "invalid value 'rnn' for '--cell <CELL>'",
+        ),
+        train_case(
+            &["--model", "transformer"],
+            2,
+            "invalid value 'transformer' for '--model <MODEL>'",
+        ),
+        train_case(
+            &["--task", "sudoku"],
+            2,
+            "invalid value 'sudoku' for '--task",
+        ),
+        train_case(
+            &["--preset", "huge"],
+            2,
+            "invalid value 'huge' for '--preset",
+        ),
+        train_case(
+            &["--variant", "nonsense"],
+            2,
+            "invalid value 'nonsense' for '--variant <VARIANT>'",
+        ),
         train_case(
             &["--task", "smnist", "--resolution", "0"],
             1,
@@ -336,7 +399,11 @@ fn train_flags_out_of_range() {
         ),
         // Sizes that cannot fit are refused before anything is allocated.
         train_case(&["--batch", "10000000"], 1, "--batch: training on batches"),
-        train_case(&["--hidden", "100000"], 1, "--hidden: training on batches"),
+        train_case(
+            &["--hidden", "100000"],
+            1,
+            "--hidden (H, units per mechanism): training on batches",
+        ),
         train_case(&["--train-len", "1000000000"], 1, "needs at least"),
         // Usage errors: clap names the flag.
         train_case(&["--batch", "-1"], 2, "invalid value '-1' for '--batch"),
@@ -346,7 +413,7 @@ fn train_flags_out_of_range() {
         train_case(&["--carry", "--no-carry"], 2, "cannot be used with"),
         train_case(&["--hiden", "4"], 2, "unexpected argument '--hiden'"),
     ];
-    assert!(check(&cases, &[]) >= 38);
+    assert!(check(&cases, &[]) >= 44);
 }
 
 #[test]
@@ -419,7 +486,17 @@ fn resume_refusals_name_only_the_flags_given() {
         case(
             &resume(&["--hidden", "5", "--epochs", "2"]),
             1,
-            "--hidden: 5 given, the checkpoint has 4",
+            "--hidden (H, units per mechanism): 5 given, the checkpoint has 4",
+        ),
+        case(
+            &resume(&["--variant", "dido", "--epochs", "2"]),
+            1,
+            "--variant: dido given, the checkpoint has authors",
+        ),
+        case(
+            &resume(&["--input-heads", "2", "--epochs", "2"]),
+            1,
+            "--input-heads: 2 given, the checkpoint has 1",
         ),
         case(
             &resume(&["--mechanisms", "2", "--epochs", "2"]),
@@ -485,7 +562,7 @@ fn resume_refusals_name_only_the_flags_given() {
                 "2",
             ],
             1,
-            "--hidden: training on batches",
+            "--hidden (H, units per mechanism): training on batches",
         ),
         case(
             &[
@@ -541,7 +618,7 @@ fn resume_refusals_name_only_the_flags_given() {
             "model.safetensors",
         ),
     ];
-    assert!(check(&cases, &[]) >= 18);
+    assert!(check(&cases, &[]) >= 20);
     // A finished run without a larger --epochs is left as it is, and says so.
     let before = snapshot(&f.run);
     let o = rims(&["train", "--device", "cpu", "--resume", run]);
@@ -695,7 +772,11 @@ fn eval_and_viz() {
             1,
             "--task: the checkpoint was trained on",
         ),
-        case(&eval(&["--task", "sudoku"]), 1, "unknown task"),
+        case(
+            &eval(&["--task", "sudoku"]),
+            2,
+            "invalid value 'sudoku' for '--task <TASK>'",
+        ),
         case(
             &[
                 "eval",

@@ -13,8 +13,8 @@ use crate::nn::{CellKind, RimsConfig};
 /// Vocabulary of the copying task: the authors' `ntokens = 20`, although only tokens 0..=9 occur.
 pub const COPYING_VOCAB: usize = 20;
 
-/// The experiments of `docs/spec.md` §2.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The experiments of `docs/spec.md` §2 (`rims train --task`, named in train.json the same way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     /// Copy S symbols (10 in the paper) after a gap of T steps.
@@ -26,17 +26,13 @@ pub enum Task {
     Adding,
 }
 
-impl std::str::FromStr for Task {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "copying" => Ok(Task::Copying),
-            "smnist" => Ok(Task::Smnist),
-            "adding" => Ok(Task::Adding),
-            other => Err(Error::Config {
-                field: "task",
-                reason: format!("unknown task '{other}' (copying, smnist or adding)"),
-            }),
+impl Task {
+    /// The task's name, as `--task` and train.json write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Copying => "copying",
+            Task::Smnist => "smnist",
+            Task::Adding => "adding",
         }
     }
 }
@@ -389,6 +385,24 @@ impl TrainConfig {
 
     /// Checks everything that is not the model's business.
     pub fn validate(&self) -> Result<()> {
+        // A dense baseline has neither input attention nor mechanisms: settings of the RIMs
+        // cell would be ignored, so they are refused instead.
+        let dense = matches!(self.model.as_str(), "lstm" | "gru");
+        if dense && self.variant != default_variant() {
+            return Err(Error::config(
+                "variant",
+                format!(
+                    "{} is a RIMs setting; a dense {} has none",
+                    self.variant, self.model
+                ),
+            ));
+        }
+        if dense && self.input_heads != one_head() {
+            return Err(Error::config(
+                "input_heads",
+                "only a RIMs model has input attention",
+            ));
+        }
         self.model()?;
         let positive = [
             ("batch", self.batch),
@@ -577,5 +591,44 @@ mod tests {
             };
             assert!(c.validate().is_err(), "gain {g} accepted");
         }
+    }
+
+    #[test]
+    fn a_train_json_from_before_variant_and_input_heads_reads_as_the_authors_with_one_head() {
+        let mut v = serde_json::to_value(TrainConfig::default()).unwrap();
+        let fields = v.as_object_mut().unwrap();
+        fields.remove("variant").unwrap();
+        fields.remove("input_heads").unwrap();
+        let c: TrainConfig = serde_json::from_value(v).unwrap();
+        assert_eq!((c.variant.as_str(), c.input_heads), ("authors", 1));
+        assert_eq!(c, TrainConfig::default());
+    }
+
+    #[test]
+    fn rims_settings_are_refused_for_a_dense_model() {
+        let dense = TrainConfig {
+            model: "gru".into(),
+            input_gain: 1.0,
+            ..TrainConfig::default()
+        };
+        dense.validate().unwrap();
+        let e = TrainConfig {
+            variant: "dido".into(),
+            ..dense.clone()
+        };
+        assert_eq!(
+            e.validate().unwrap_err().to_string(),
+            "invalid config: variant: dido is a RIMs setting; a dense gru has none"
+        );
+        let e = TrainConfig {
+            input_heads: 2,
+            ..dense
+        };
+        assert!(
+            e.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("input_heads")
+        );
     }
 }

@@ -1,8 +1,80 @@
-//! Errors in the words of the command line: the library names config fields (`input`,
-//! `train_len`, `batch_size`), the user typed flags (`--embed`, `--train-len`, `--batch`).
+//! The command line's words for the library's: the choices of `--model`, `--cell`,
+//! `--variant` and `--preset` (clap parses them; the config holds their names), and errors
+//! that name the flag the user typed (`--embed`, `--train-len`, `--batch`) where the library
+//! names a config field (`input`, `train_len`, `batch_size`).
 
+use clap::ValueEnum;
 use rims::Error;
+use rims::nn::Variant;
 use rims::train::TrainConfig;
+use serde::Serialize;
+
+/// `--model`: the backbone. Serialised as the name `TrainConfig::model` holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelArg {
+    /// Recurrent Independent Mechanisms: N mechanisms of H units, k active per step.
+    Rims,
+    /// A dense LSTM baseline of --hidden units.
+    Lstm,
+    /// A dense GRU baseline of --hidden units.
+    Gru,
+}
+
+/// `--cell`: the mechanisms' cell. Serialised as the name `TrainConfig::cell` holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CellArg {
+    Lstm,
+    Gru,
+}
+
+/// `--variant`: whose RIMs cell. Serialised as the name `TrainConfig::variant` holds, the
+/// library's `Variant::name`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VariantArg {
+    /// The authors' BlocksCore (anirudh9119/RIMs; docs/spec.md §1).
+    Authors,
+    /// dido1998's RIMCell (docs/spec.md §3).
+    Dido,
+}
+
+impl VariantArg {
+    /// The library's variant.
+    pub fn variant(self) -> Variant {
+        match self {
+            VariantArg::Authors => Variant::Authors,
+            VariantArg::Dido => Variant::Dido,
+        }
+    }
+}
+
+impl Serialize for VariantArg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.variant().name())
+    }
+}
+
+/// The parser of every real-valued train flag: a NaN or an infinity is refused as a usage
+/// error (as `verify --tolerance` does) rather than passed on, because no setting means it and
+/// JSON, through which the flags reach the config, cannot hold it.
+pub fn finite(text: &str) -> Result<f32, String> {
+    let x: f32 = text.parse().map_err(|e| format!("{e}"))?;
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(format!("{x} is not a finite number"))
+    }
+}
+
+/// `--preset`: the starting point of a new run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// Minutes on a software device; with no other flag, the main job.
+    Small,
+    /// The authors' setting (docs/spec.md §2); hours on a GPU.
+    Paper,
+}
 
 /// The `rims train` flag that sets config field `field`, if one does.
 pub fn train_flag(field: &str) -> Option<&'static str> {
@@ -13,9 +85,12 @@ pub fn train_flag(field: &str) -> Option<&'static str> {
         "cell" => "--cell",
         "mechanisms" => "--mechanisms",
         "active" => "--active",
-        "hidden" => "--hidden",
+        // H: per mechanism for RIMs, the whole layer for a dense model (see `hidden_flag`).
+        "hidden" => "--hidden (H, units per mechanism)",
         // RimsConfig calls the embedding size the cell's input.
         "embed" | "input" => "--embed",
+        "variant" => "--variant",
+        "input_heads" => "--input-heads",
         "lr" => "--lr",
         "lr_schedule" => "--lr-schedule",
         "input_gain" => "--input-gain",
@@ -40,6 +115,23 @@ pub fn train_flag(field: &str) -> Option<&'static str> {
         "resume" => "--resume",
         _ => return None,
     })
+}
+
+/// [`train_flag`] for a dense baseline, whose --hidden is the number of units of its one layer.
+pub fn dense_train_flag(field: &str) -> Option<&'static str> {
+    match field {
+        "hidden" => Some("--hidden (units of the dense layer)"),
+        other => train_flag(other),
+    }
+}
+
+/// The flag names of a run of `model` ("rims", "lstm" or "gru").
+pub fn train_flags(model: &str) -> fn(&str) -> Option<&'static str> {
+    if model == "rims" {
+        train_flag
+    } else {
+        dense_train_flag
+    }
 }
 
 /// The `rims eval` flag that overrides config field `field`, if one does.
@@ -92,7 +184,7 @@ pub fn differences(asked: &TrainConfig, saved: &TrainConfig) -> Vec<String> {
         .map(|(k, v, had)| {
             format!(
                 "{}: {} given, the checkpoint has {}",
-                train_flag(&k).unwrap_or(k.as_str()),
+                train_flags(&saved.model)(&k).unwrap_or(k.as_str()),
                 shown(&v),
                 shown(&had)
             )
@@ -103,6 +195,27 @@ pub fn differences(asked: &TrainConfig, saved: &TrainConfig) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What clap reads and what serde writes into the config must be the same word.
+    fn names_agree<T: ValueEnum + Serialize>() {
+        for v in T::value_variants() {
+            let clap_name = v.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(serde_json::to_value(v).unwrap(), clap_name);
+        }
+    }
+
+    #[test]
+    fn choices_are_stored_under_their_command_line_names() {
+        names_agree::<ModelArg>();
+        names_agree::<CellArg>();
+        names_agree::<VariantArg>();
+        names_agree::<rims::train::Task>();
+        for v in VariantArg::value_variants() {
+            let name = serde_json::to_value(v).unwrap();
+            assert_eq!(name, v.variant().name());
+            assert_eq!(Variant::parse(name.as_str().unwrap()).unwrap(), v.variant());
+        }
+    }
 
     #[test]
     fn fields_become_flags() {
@@ -139,7 +252,7 @@ mod tests {
             vec![
                 "--clip: none given, the checkpoint has 1".to_string(),
                 format!(
-                    "--hidden: {} given, the checkpoint has {}",
+                    "--hidden (H, units per mechanism): {} given, the checkpoint has {}",
                     saved.hidden + 1,
                     saved.hidden
                 ),

@@ -61,8 +61,8 @@ pub struct ImportArgs {
     #[arg(long)]
     prefix: Option<String>,
     /// The task the run is for: it decides the embedding, the decoder and `rims eval`.
-    #[arg(long, default_value = "copying")]
-    task: String,
+    #[arg(long, value_enum, default_value_t = Task::Copying)]
+    task: Task,
     /// Seed of the layers the state_dict does not hold (a bare cell's embedding and decoder)
     /// and of a later `rims train --resume`.
     #[arg(long, default_value_t = 1111)]
@@ -72,7 +72,7 @@ pub struct ImportArgs {
 }
 
 pub fn run_import(args: &ImportArgs) -> Result<()> {
-    let task: Task = args.task.parse()?;
+    let task = args.task;
     let code = args.from.code();
     let mut sd = StateDict::read(&args.state)?;
     let opts = ImportOptions {
@@ -119,7 +119,7 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
         r.comm_heads,
         r.comm_key,
         r.comm_value,
-        args.task,
+        args.task.name(),
     );
     for n in notes {
         text.push_str(&format!("  note: {n}\n"));

@@ -1,58 +1,102 @@
-//! `rims train` and `rims eval`: the experiments from the command line, with a progress bar,
-//! metrics as JSON lines and checkpoints.
+//! `rims train`: the experiments from the command line, with a progress bar, metrics as JSON
+//! lines and checkpoints.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rims::nn::model::Model;
-use rims::train::{self, EvalRecord, EvalResult, Reporter, Task, TrainConfig, checkpoint};
+use rims::train::{self, EvalRecord, Reporter, Task, TrainConfig, checkpoint};
 use rims::{Error, Result};
+use serde::Serialize;
 
-use super::flags;
+use super::flags::{self, CellArg, ModelArg, Preset, VariantArg};
 
-/// Model and optimiser flags; anything left out keeps the main job's default.
+/// Where a run goes without --out.
+const DEFAULT_OUT: &str = "runs/main";
+
+/// `rims train`: a new run from a preset and the flags given, or `--resume` of one.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
     pub(crate) device: super::shared::DeviceArg,
-    /// copying, smnist or adding.
-    #[arg(long, default_value = "copying")]
-    task: String,
-    /// rims, or a dense baseline: lstm or gru (of --hidden units).
-    #[arg(long, default_value = "rims")]
-    model: String,
-    /// Starting point for every other flag: small (minutes on a software device; with no
-    /// other flag, the main job) or paper (the authors' setting, docs/spec.md §2; hours on a GPU).
-    /// Not with --resume: a resumed run keeps its checkpoint's settings.
-    #[arg(long, default_value = "small", conflicts_with = "resume")]
-    preset: String,
-    /// Mechanism cell: lstm or gru.
+    /// Starting point for every other flag [default: small]. Not with --resume: a resumed run
+    /// keeps its checkpoint's settings.
+    #[arg(long, value_enum, conflicts_with = "resume")]
+    preset: Option<Preset>,
+    #[command(flatten)]
+    set: ConfigFlags,
+    /// Copying: start every batch from a zero state (the small preset does).
+    #[arg(long, conflicts_with = "carry")]
+    no_carry: bool,
+    /// Copying: carry the detached state from batch to batch, as the authors do (the paper
+    /// preset does).
     #[arg(long)]
-    cell: Option<String>,
+    carry: bool,
+    /// Where checkpoints and metrics go (see the README for the layout) [default: runs/main].
+    /// A loss that is not a finite number stops the run with an error; the last checkpoint
+    /// stays as it was.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run whose checkpoint is in this directory. Flags given must match its
+    /// config, except --epochs, which may grow (a finished run without a larger --epochs is
+    /// left as it is); with --out elsewhere the run is copied there and continues there,
+    /// leaving this directory as it is.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Start from the parameters of the run (or `rims import`ed weights) in this directory,
+    /// with a fresh optimizer: fine-tuning. The model settings (task, model, cell, variant,
+    /// sizes) come from it; flags that name them must agree with it.
+    #[arg(long, conflicts_with = "resume")]
+    init: Option<PathBuf>,
+}
+
+/// The flags that set the [`TrainConfig`] field of the same name. Each is None unless given on
+/// the command line, and [`ConfigFlags::apply`] writes the ones given over a config through
+/// serde, so a flag added here needs nothing else to reach the config, to be told from a
+/// default, or to be checked against a checkpoint on --resume (a unit test checks that every
+/// name is a field).
+#[derive(Debug, Default, Args, Serialize)]
+struct ConfigFlags {
+    /// The experiment [default: copying].
+    #[arg(long, value_enum)]
+    task: Option<Task>,
+    /// RIMs, or a dense baseline of --hidden units [default: rims].
+    #[arg(long, value_enum)]
+    model: Option<ModelArg>,
+    /// Whose RIMs cell [default: authors].
+    #[arg(long, value_enum)]
+    variant: Option<VariantArg>,
+    /// Mechanism cell.
+    #[arg(long, value_enum)]
+    cell: Option<CellArg>,
     /// N: mechanisms.
     #[arg(long)]
     mechanisms: Option<usize>,
     /// k: active mechanisms per step.
     #[arg(long)]
     active: Option<usize>,
-    /// H: hidden units per mechanism.
+    /// RIMs: H, the hidden units of each mechanism (the state has N·H). A dense baseline
+    /// (--model lstm or gru): the units of its one layer.
     #[arg(long)]
     hidden: Option<usize>,
     /// D: embedding size.
     #[arg(long)]
     embed: Option<usize>,
+    /// h_in: heads of the input attention (default 1, the authors'); each head reads values
+    /// of the preset's width, so A grows with them.
     #[arg(long)]
+    input_heads: Option<usize>,
+    #[arg(long, value_parser = flags::finite)]
     lr: Option<f32>,
     /// Learning-rate schedule over the run: constant (the authors') or cosine (from --lr down
     /// to 0 at the last step).
     #[arg(long, value_enum)]
     lr_schedule: Option<rims::train::LrSchedule>,
     /// Gradient-norm clip (a positive number); 0 turns clipping off.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::finite)]
     clip: Option<f32>,
-    #[arg(long)]
+    #[arg(long, value_parser = flags::finite)]
     dropout: Option<f32>,
     #[arg(long)]
     batch: Option<usize>,
@@ -62,11 +106,11 @@ pub struct TrainArgs {
     #[arg(long)]
     iterations: Option<usize>,
     /// Added to the LSTM forget gates' initial bias (default 0, the authors' init).
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = flags::finite)]
     forget_bias: Option<f32>,
     /// Factor on the initial input-attention weights of a RIMs model (default 1, the
     /// authors' 0.01·N(0, 1)).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::finite)]
     input_gain: Option<f32>,
     /// Evaluate (and checkpoint) every this many epochs; the last epoch always is.
     #[arg(long)]
@@ -77,13 +121,6 @@ pub struct TrainArgs {
     /// Copying: training gap T; adding: training sequence length T.
     #[arg(long)]
     train_len: Option<usize>,
-    /// Copying: start every batch from a zero state (the small preset does).
-    #[arg(long, conflicts_with = "carry")]
-    no_carry: bool,
-    /// Copying: carry the detached state from batch to batch, as the authors do (the paper
-    /// preset does).
-    #[arg(long)]
-    carry: bool,
     /// Copying: test gap T; adding: test sequence length T.
     #[arg(long)]
     test_len: Option<usize>,
@@ -98,117 +135,94 @@ pub struct TrainArgs {
     mnist_dir: Option<PathBuf>,
     #[arg(long)]
     seed: Option<u64>,
-    /// Where checkpoints and metrics go (see the README for the layout). A loss that is not a
-    /// finite number stops the run with an error; the last checkpoint stays as it was.
-    #[arg(long, default_value = "runs/main")]
-    out: PathBuf,
-    /// Continue the run whose checkpoint is in this directory. Flags given must match its
-    /// config, except --epochs, which may grow (a finished run without a larger --epochs is
-    /// left as it is); with --out elsewhere the run is copied there and continues there,
-    /// leaving this directory as it is.
-    #[arg(long)]
-    resume: Option<PathBuf>,
-    /// Start from the parameters of the run (or `rims import`ed weights) in this directory,
-    /// with a fresh optimizer: fine-tuning. The model settings (task, model, cell, variant,
-    /// sizes) come from it; flags that name them must agree with it.
-    #[arg(long, conflicts_with = "resume")]
-    init: Option<PathBuf>,
-    /// The flags given on the command line (filled in by main; `--task` and the others with a
-    /// default cannot tell otherwise).
-    #[arg(skip)]
-    pub(crate) given: Vec<String>,
+}
+
+impl ConfigFlags {
+    /// `c` with every flag given written over it (the ones left out keep `c`'s value).
+    fn apply(&self, c: &TrainConfig) -> Result<TrainConfig> {
+        let json = |e: serde_json::Error| Error::Io(std::io::Error::other(e));
+        let mut merged = serde_json::to_value(c).map_err(json)?;
+        let given = serde_json::to_value(self).map_err(json)?;
+        // Both serialise to objects; a flag left out is null and keeps the config's value.
+        if let (Some(into), Some(given)) = (merged.as_object_mut(), given.as_object()) {
+            for (field, value) in given.iter().filter(|(_, v)| !v.is_null()) {
+                into.insert(field.clone(), value.clone());
+            }
+        }
+        let mut c: TrainConfig = serde_json::from_value(merged).map_err(json)?;
+        if self.clip == Some(0.0) {
+            // --clip 0 means no clipping; anything else is kept, for validate to refuse what
+            // is not a positive number.
+            c.clip = None;
+        }
+        Ok(c)
+    }
 }
 
 impl TrainArgs {
+    /// The config of a new run: the preset for the task and model, then the flags given.
     fn config(&self) -> Result<TrainConfig> {
-        let task = self.task.parse::<Task>()?;
-        let mut c = match self.preset.as_str() {
-            "small" => small_preset(task),
-            "paper" => TrainConfig::paper(task),
-            other => {
-                return Err(Error::Config {
-                    field: "preset",
-                    reason: format!("unknown preset '{other}' (small or paper)"),
-                });
-            }
+        let task = self.set.task.unwrap_or(Task::Copying);
+        let preset = self.preset.unwrap_or(Preset::Small);
+        let mut c = match preset {
+            Preset::Small => small_preset(task),
+            Preset::Paper => TrainConfig::paper(task),
         };
-        c.model = self.model.clone();
-        if c.model != "rims" {
+        let model = self.set.model.unwrap_or(ModelArg::Rims);
+        if model != ModelArg::Rims {
             // The main job's input gain is a RIMs setting: a dense baseline has no input attention.
             c.input_gain = 1.0;
-        }
-        if self.preset == "paper" && c.model != "rims" {
-            // The paper's dense baselines have as many units as the RIMs model: LSTM-600.
-            c.hidden *= c.mechanisms;
+            if preset == Preset::Paper {
+                // The paper's dense baselines have as many units as the RIMs model: LSTM-600.
+                c.hidden *= c.mechanisms;
+            }
         }
         if let Some(init) = &self.init {
-            let source = rims::train::checkpoint::read_state(init)?.config;
-            let mut inherited = c.with_model_of(&source)?;
-            // Flags with a default count only when given; the check in train() names them.
-            if self.given("task") {
-                inherited.task = c.task;
-            }
-            if self.given("model") {
-                inherited.model = c.model.clone();
-            }
-            inherited.input_gain = 1.0;
-            inherited.forget_bias = 0.0;
-            inherited.init = Some(init.clone());
-            c = inherited;
+            // The model settings come from the source; flags given still override them below,
+            // and train() refuses a model that then differs from the source's, naming them.
+            let source = checkpoint::read_state(init)?.config;
+            c = TrainConfig {
+                input_gain: 1.0,
+                forget_bias: 0.0,
+                init: Some(init.clone()),
+                ..c.with_model_of(&source)?
+            };
         }
-        let c = self.apply(c);
+        let mut c = self.apply(&c)?;
+        if c.variant == VariantArg::Dido.variant().name() {
+            // Variant D has no communication value width of its own: d_vc = H (spec §3).
+            c.comm_value = c.hidden;
+        }
         c.validate()?;
         Ok(c)
     }
 
-    /// `c` with every flag given applied (the ones left out keep `c`'s value).
-    fn apply(&self, mut c: TrainConfig) -> TrainConfig {
-        macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
-        }
-        set!(
-            cell,
-            mechanisms,
-            active,
-            hidden,
-            embed,
-            lr,
-            lr_schedule,
-            dropout,
-            batch,
-            epochs,
-            iterations,
-            forget_bias,
-            input_gain,
-            eval_every,
-            symbols,
-            train_len,
-            test_len,
-            resolution,
-            seed
-        );
+    /// `c` with every flag given applied.
+    fn apply(&self, c: &TrainConfig) -> Result<TrainConfig> {
+        let mut c = self.set.apply(c)?;
         if self.no_carry {
             c.carry_state = false;
         }
         if self.carry {
             c.carry_state = true;
         }
-        if let Some(clip) = self.clip {
-            // Anything but 0 is kept, for validate to refuse what is not a positive number.
-            c.clip = (clip != 0.0).then_some(clip);
-        }
-        if let Some(limit) = self.limit {
-            c.limit = Some(limit);
-        }
-        if self.mnist_dir.is_some() {
-            c.mnist_dir = self.mnist_dir.clone();
-        }
-        c
+        Ok(c)
     }
 
-    /// Whether flag `id` (its field name) was given on the command line.
-    fn given(&self, id: &str) -> bool {
-        self.given.iter().any(|g| g == id)
+    /// The run directory --out names.
+    fn out(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT))
+    }
+
+    /// How errors name the flags: --hidden means H per mechanism for RIMs, the layer's units
+    /// for a dense model.
+    fn flag_names(&self) -> fn(&str) -> Option<&'static str> {
+        match self.set.model {
+            Some(ModelArg::Lstm | ModelArg::Gru) => flags::dense_train_flag,
+            _ => flags::train_flag,
+        }
     }
 }
 
@@ -329,11 +343,12 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         },
         None => (
             args.config()
-                .map_err(|e| flags::name_flag(e, flags::train_flag))?,
-            args.out.clone(),
+                .map_err(|e| flags::name_flag(e, args.flag_names()))?,
+            args.out(),
             None,
         ),
     };
+    let flag_names = flags::train_flags(&cfg.model);
     let resume = args.resume.is_some();
     let ctx = args.device.open()?;
     let task = match cfg.task {
@@ -354,21 +369,25 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
             cfg.train_len, cfg.test_len
         ),
     };
+    let model = if cfg.model == "rims" {
+        format!(
+            "RIMs ({} variant) N={} k={} H={} per mechanism, {} cells, D={}",
+            cfg.variant, cfg.mechanisms, cfg.active, cfg.hidden, cfg.cell, cfg.embed
+        )
+    } else {
+        format!(
+            "dense {} of {} units, D={}",
+            cfg.model, cfg.hidden, cfg.embed
+        )
+    };
     println!(
-        "rims train: {task}; model {} N={} k={} H={} D={} cell {}, batch {}, {} epochs, on {}; writing to {}",
-        cfg.model,
-        cfg.mechanisms,
-        cfg.active,
-        cfg.hidden,
-        cfg.embed,
-        cfg.cell,
+        "rims train: {task}; {model}, batch {}, {} epochs, on {}; writing to {}",
         cfg.batch,
         cfg.epochs,
         ctx.describe(),
         out.display()
     );
-    rims::train::budget::check(&ctx, &cfg, true)
-        .map_err(|e| flags::name_flag(e, flags::train_flag))?;
+    rims::train::budget::check(&ctx, &cfg, true).map_err(|e| flags::name_flag(e, flag_names))?;
     if let Some(from) = copy_from {
         checkpoint::copy_run(&from, &out)?;
     }
@@ -379,7 +398,7 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
             step,
             what: format!("{what}; {}", kept(&out)),
         },
-        other => flags::name_flag(other, flags::train_flag),
+        other => flags::name_flag(other, flag_names),
     })?;
     bar.bar.finish_and_clear();
     println!(
@@ -389,7 +408,7 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     if let Some(last) = summary.history.last() {
-        print_table(&cfg, &last.eval);
+        super::eval::print_table(&cfg, &last.eval);
     }
     println!(
         "checkpoint: {}  metrics: {}",
@@ -409,14 +428,7 @@ fn resumed(
 ) -> Result<Option<(TrainConfig, PathBuf, Option<PathBuf>)>> {
     let state = checkpoint::read_state(dir)?;
     let saved = state.config;
-    let mut asked = saved.clone();
-    if args.given("task") {
-        asked.task = args.task.parse::<Task>()?;
-    }
-    if args.given("model") {
-        asked.model = args.model.clone();
-    }
-    let asked = args.apply(asked);
+    let asked = args.apply(&saved)?;
     let diffs = flags::differences(&asked, &saved);
     if !diffs.is_empty() {
         return Err(Error::Config {
@@ -431,9 +443,9 @@ fn resumed(
     }
     asked
         .validate()
-        .map_err(|e| flags::name_flag(e, flags::train_flag))?;
+        .map_err(|e| flags::name_flag(e, flags::train_flags(&asked.model)))?;
     let done = state.progress.epoch;
-    if asked.epochs <= done && !args.given("epochs") {
+    if asked.epochs <= done && args.set.epochs.is_none() {
         println!(
             "rims train: the run in {} has finished its {done} epochs; nothing to do (pass \
              --epochs with more than {done} to extend it)",
@@ -452,11 +464,11 @@ fn resumed(
             ),
         });
     }
-    let elsewhere = args.given("out") && !same_place(&args.out, dir);
-    if elsewhere {
-        Ok(Some((asked, args.out.clone(), Some(dir.to_path_buf()))))
-    } else {
-        Ok(Some((asked, dir.to_path_buf(), None)))
+    match &args.out {
+        Some(out) if !same_place(out, dir) => {
+            Ok(Some((asked, out.clone(), Some(dir.to_path_buf()))))
+        }
+        _ => Ok(Some((asked, dir.to_path_buf(), None))),
     }
 }
 
@@ -481,142 +493,124 @@ fn kept(out: &Path) -> String {
     }
 }
 
-/// Prints evaluation results as the paper's table: one row per split, one column per size.
-pub fn print_table(cfg: &TrainConfig, eval: &[EvalResult]) {
-    let what = match cfg.task {
-        Task::Copying => "gap T",
-        Task::Smnist => "resolution",
-        Task::Adding => "length T (within 0.04 of the sum)",
-    };
-    let mut sizes: Vec<usize> = eval.iter().map(|e| e.size).collect();
-    sizes.sort_unstable();
-    sizes.dedup();
-    let mut splits: Vec<&str> = Vec::new();
-    for e in eval {
-        if !splits.contains(&e.split.as_str()) {
-            splits.push(&e.split);
-        }
-    }
-    let head: Vec<String> = sizes
-        .iter()
-        .map(|s| {
-            if cfg.task == Task::Smnist {
-                format!("{s}x{s}")
-            } else {
-                format!("T={s}")
-            }
-        })
-        .collect();
-    println!("\naccuracy (%) by {what}:");
-    println!("| split | {} |", head.join(" | "));
-    println!("|---|{}", "---|".repeat(sizes.len()));
-    for split in splits {
-        let row: Vec<String> = sizes
-            .iter()
-            .map(|s| {
-                eval.iter()
-                    .find(|e| e.split == split && e.size == *s)
-                    .map_or("-".into(), |e| format!("{:.1}", 100.0 * e.accuracy))
-            })
-            .collect();
-        println!("| {split} | {} |", row.join(" | "));
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Command, cli_command};
+    use clap::FromArgMatches;
 
-/// `rims eval`: evaluates a checkpoint.
-#[derive(Debug, Args)]
-pub struct EvalArgs {
-    #[command(flatten)]
-    pub(crate) device: super::shared::DeviceArg,
-    /// Checkpoint directory (from `rims train --out`).
-    #[arg(long)]
-    checkpoint: PathBuf,
-    /// copying or smnist (must match the checkpoint).
-    #[arg(long)]
-    task: Option<String>,
-    /// sMNIST resolutions, e.g. 16,19,24.
-    #[arg(long, value_delimiter = ',')]
-    resolutions: Option<Vec<usize>>,
-    /// Copying gaps, e.g. 50,200 (the first is reported as train_len, the second as test_len).
-    #[arg(long, value_delimiter = ',')]
-    lengths: Option<Vec<usize>>,
-}
+    fn parse(args: &[&str]) -> TrainArgs {
+        let m = cli_command()
+            .try_get_matches_from(std::iter::once("rims").chain(args.iter().copied()))
+            .expect("parses");
+        match crate::Cli::from_arg_matches(&m).expect("builds").command {
+            Command::Train(t) => *t,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 
-pub fn run_eval(args: &EvalArgs) -> Result<()> {
-    let state = checkpoint::read_state(&args.checkpoint)?;
-    let mut cfg = state.config.clone();
-    if let Some(t) = &args.task {
-        let task = t.parse::<Task>()?;
-        if task != cfg.task {
-            return Err(Error::Config {
-                field: "--task",
-                reason: format!("the checkpoint was trained on {:?}, not {task:?}", cfg.task),
-            });
+    #[test]
+    fn every_config_flag_names_a_config_field() {
+        let flags = serde_json::to_value(ConfigFlags::default()).unwrap();
+        let config = serde_json::to_value(TrainConfig::default()).unwrap();
+        let fields = config.as_object().unwrap();
+        let names = flags.as_object().unwrap();
+        assert!(names.len() >= 25, "{names:?}");
+        for name in names.keys() {
+            assert!(
+                fields.contains_key(name),
+                "--{name} sets no TrainConfig field"
+            );
+            // Errors about the field name the flag.
+            let flag = format!("--{}", name.replace('_', "-"));
+            let named = flags::train_flag(name).unwrap_or_default();
+            assert!(
+                named.starts_with(&flag),
+                "{name} is named {named:?}, not {flag}"
+            );
         }
     }
-    match cfg.task {
-        Task::Copying | Task::Adding if args.resolutions.is_some() => {
-            return Err(Error::Config {
-                field: "--resolutions",
-                reason: format!(
-                    "is for smnist checkpoints; {} is {} run (its lengths: --lengths)",
-                    args.checkpoint.display(),
-                    if cfg.task == Task::Adding {
-                        "an adding"
-                    } else {
-                        "a copying"
-                    }
-                ),
-            });
-        }
-        Task::Smnist if args.lengths.is_some() => {
-            return Err(Error::Config {
-                field: "--lengths",
-                reason: format!(
-                    "is for copying and adding checkpoints; {} is an smnist run (its sizes: \
-                     --resolutions)",
-                    args.checkpoint.display()
-                ),
-            });
-        }
-        _ => {}
-    }
-    if let Some(r) = &args.resolutions {
-        cfg.eval_resolutions = r.clone();
-    }
-    if let Some(l) = &args.lengths {
-        match l.as_slice() {
-            [a] => (cfg.train_len, cfg.test_len) = (*a, *a),
-            [a, b] => (cfg.train_len, cfg.test_len) = (*a, *b),
-            _ => {
-                return Err(Error::Config {
-                    field: "--lengths",
-                    reason: "give one or two gaps".into(),
-                });
-            }
+
+    #[test]
+    fn no_config_flag_is_dropped_on_the_way_to_the_config() {
+        // A value JSON cannot hold (a NaN) would reach the config as "not given": every flag
+        // must refuse it at parsing or carry it into the config.
+        let flags = serde_json::to_value(ConfigFlags::default()).unwrap();
+        for name in flags.as_object().unwrap().keys() {
+            let flag = format!("--{}", name.replace('_', "-"));
+            let Ok(m) = cli_command().try_get_matches_from(["rims", "train", &flag, "NaN"]) else {
+                continue;
+            };
+            let Command::Train(a) = crate::Cli::from_arg_matches(&m).unwrap().command else {
+                panic!("not train");
+            };
+            let base = TrainConfig::default();
+            assert_ne!(a.apply(&base).unwrap(), base, "{flag} NaN was dropped");
         }
     }
-    cfg.validate()
-        .map_err(|e| flags::name_flag(e, flags::eval_flag))?;
-    let ctx = args.device.open()?;
-    rims::train::budget::check(&ctx, &cfg, false)
-        .map_err(|e| flags::name_flag(e, flags::eval_flag))?;
-    let model = Model::new(&ctx, cfg.model()?, cfg.seed)?;
-    checkpoint::load(&ctx, &args.checkpoint, &model, None)?;
-    let eval = match cfg.task {
-        Task::Copying => train::evaluate_copying(&ctx, &cfg, &model)?,
-        Task::Adding => train::evaluate_adding(&ctx, &cfg, &model)?,
-        Task::Smnist => {
-            let m = train::load_mnist(&cfg)?;
-            train::evaluate_smnist(&ctx, &cfg, &model, &m, &["test"])?
-        }
-    };
-    println!(
-        "checkpoint {} (epoch {}, step {})",
-        args.checkpoint.display(),
-        state.progress.epoch,
-        state.progress.step
-    );
-    print_table(&cfg, &eval);
-    Ok(())
+
+    #[test]
+    fn flags_given_and_only_those_reach_the_config() {
+        let base = TrainConfig::default();
+        let a = parse(&[
+            "train",
+            "--lr",
+            "-0.01",
+            "--forget-bias",
+            "-1",
+            "--variant",
+            "dido",
+            "--input-heads",
+            "2",
+            "--cell",
+            "gru",
+            "--task",
+            "adding",
+            "--clip",
+            "0",
+            "--no-carry",
+        ]);
+        let c = a.apply(&base).unwrap();
+        let want = TrainConfig {
+            lr: -0.01,
+            forget_bias: -1.0,
+            variant: "dido".into(),
+            input_heads: 2,
+            cell: "gru".into(),
+            task: Task::Adding,
+            clip: None,
+            carry_state: false,
+            ..base.clone()
+        };
+        assert_eq!(c, want);
+        // Nothing given: the config as it was, including its non-default settings.
+        let odd = TrainConfig {
+            hidden: 7,
+            model: "gru".into(),
+            carry_state: true,
+            ..base
+        };
+        assert_eq!(parse(&["train"]).apply(&odd).unwrap(), odd);
+    }
+
+    #[test]
+    fn a_new_run_starts_from_its_preset() {
+        let c = parse(&["train"]).config().unwrap();
+        assert_eq!(c, TrainConfig::default());
+        let c = parse(&["train", "--preset", "paper", "--model", "lstm"])
+            .config()
+            .unwrap();
+        assert_eq!(
+            (c.model.as_str(), c.hidden, c.input_gain),
+            ("lstm", 600, 1.0)
+        );
+        let e = parse(&["train", "--model", "gru", "--hidden", "0"])
+            .config()
+            .map_err(|e| flags::name_flag(e, flags::dense_train_flag))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid config: --hidden (units of the dense layer): must be at least 1"
+        );
+    }
 }

@@ -51,14 +51,13 @@ pub(super) enum Marks {
 pub(super) fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
     let state = checkpoint::read_state(dir)?;
     let cfg = state.config.clone();
-    if let Some(t) = &args.task {
-        let task = t.parse::<Task>()?;
-        if task != cfg.task {
-            return Err(config_error(
-                "task",
-                format!("the checkpoint was trained on {:?}, not {task:?}", cfg.task),
-            ));
-        }
+    if let Some(task) = args.task
+        && task != cfg.task
+    {
+        return Err(config_error(
+            "task",
+            format!("the checkpoint was trained on {:?}, not {task:?}", cfg.task),
+        ));
     }
     match cfg.task {
         Task::Copying if args.resolution.is_some() => {
@@ -82,7 +81,7 @@ pub(super) fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| dir.join(format!("masks_{}.png", task_name(cfg.task))));
+        .unwrap_or_else(|| dir.join(format!("masks_{}.png", cfg.task.name())));
     let ctx = args.device.open()?;
     // The figure's batch, length and resolution, sized before anything is allocated.
     let (len, res) = (args.length.unwrap_or(cfg.train_len), args.resolution);
@@ -123,14 +122,6 @@ pub(super) fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
         fig.batch
     );
     Ok(())
-}
-
-fn task_name(task: Task) -> &'static str {
-    match task {
-        Task::Copying => "copying",
-        Task::Smnist => "smnist",
-        Task::Adding => "adding",
-    }
 }
 
 /// Masks `[T, B, N]` and logits of one eval-mode forward pass over time-major tokens `[T, B]`.

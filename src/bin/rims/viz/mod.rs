@@ -47,8 +47,8 @@ pub struct VizArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// copying or smnist (must match the checkpoint) [default: the checkpoint's task].
-    #[arg(long, conflicts_with = "metrics")]
-    task: Option<String>,
+    #[arg(long, value_enum, conflicts_with = "metrics")]
+    task: Option<rims::train::Task>,
     /// Which example to draw: copying, an index into the batch; sMNIST, into the test split.
     #[arg(long, default_value_t = 0, conflicts_with = "metrics")]
     example: usize,
