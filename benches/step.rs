@@ -21,6 +21,7 @@ use rims::nn::{CellKind, RimsConfig, Runner};
 use rims::optim::{Adam, AdamConfig};
 use rims::rng::Rng;
 use rims::tape::Tape;
+use rims::train::{Target, record_step};
 use rims::{Context, Tensor};
 
 struct Setup {
@@ -75,7 +76,8 @@ fn tokens(ctx: &Context, rng: &mut Rng, steps: usize, batch: usize) -> Tensor {
     Tensor::from_u32(ctx, &[steps, batch], &v).unwrap()
 }
 
-/// One training step, recorded and submitted (not waited for).
+/// One training step (the library's, as `rims train` takes it), recorded and submitted, not
+/// waited for and its loss not read back.
 fn train_step(
     ctx: &Context,
     m: &Model,
@@ -84,17 +86,12 @@ fn train_step(
     labels: &Tensor,
     step: u32,
 ) -> rims::Result<()> {
-    m.store.zero_grads(ctx)?;
-    let mut tape = Tape::new();
     let pass = Pass {
         training: true,
         seed: 7,
         step0: step,
     };
-    let out = m.forward(ctx, &mut tape, x, None, pass)?;
-    let loss = tape.cross_entropy(ctx, out.logits, labels)?;
-    tape.backward(ctx, loss)?;
-    adam.step(ctx, m.store.flat_values(), m.store.flat_grads())?;
+    record_step(ctx, m, adam, x, Target::Classes(labels), None, pass)?;
     ctx.submit()
 }
 

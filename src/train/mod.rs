@@ -9,6 +9,7 @@
 pub mod budget;
 pub mod checkpoint;
 pub mod config;
+pub mod step;
 
 use std::path::Path;
 use std::time::Instant;
@@ -25,6 +26,8 @@ use crate::tape::Tape;
 use crate::tensor::Tensor;
 use checkpoint::Progress;
 pub use config::{LrSchedule, Task, TrainConfig};
+use step::Stepper;
+pub use step::{Target, record_step};
 
 /// Something that wants to hear about progress (the CLI's progress bar; nothing in tests).
 pub trait Reporter {
@@ -266,46 +269,6 @@ fn metrics_line(path: &Path, record: &EvalRecord) -> Result<String> {
     Ok(line + "\n")
 }
 
-/// What a batch's outputs are compared with.
-#[derive(Clone, Copy)]
-enum Target<'a> {
-    /// u32 class indices, one per logits row: mean cross-entropy.
-    Classes(&'a Tensor),
-    /// f32 values shaped like the outputs: mean squared error.
-    Values(&'a Tensor),
-}
-
-impl Target<'_> {
-    /// The batch's mean loss on the tape.
-    fn loss(
-        self,
-        ctx: &Context,
-        tape: &mut Tape,
-        outputs: crate::tape::Var,
-    ) -> Result<crate::tape::Var> {
-        match self {
-            Target::Classes(t) => tape.cross_entropy(ctx, outputs, t),
-            Target::Values(t) => tape.mse(ctx, outputs, t),
-        }
-    }
-}
-
-/// The loss of a training step, read back; a loss that is not a finite number stops the run
-/// (nothing after the last checkpoint is saved).
-fn finite_loss(ctx: &Context, loss: &Tensor, step: u64) -> Result<f32> {
-    let value = loss.to_vec(ctx)?[0];
-    if value.is_finite() {
-        return Ok(value);
-    }
-    Err(Error::Diverged {
-        step,
-        what: format!(
-            "the training loss is {value} (the run diverged: a lower learning rate or \
-             gradient clipping may help)"
-        ),
-    })
-}
-
 /// An evaluation whose loss is not a finite number means the parameters are: stop the run
 /// before they are saved.
 fn check_eval(record: &EvalRecord) -> Result<()> {
@@ -319,54 +282,6 @@ fn check_eval(record: &EvalRecord) -> Result<()> {
                 e.split, e.size, e.loss
             ),
         }),
-    }
-}
-
-/// What every optimiser step of a run shares.
-struct Stepper<'a> {
-    ctx: &'a Context,
-    cfg: &'a TrainConfig,
-    model: &'a Model,
-    adam: &'a mut Adam,
-    /// Steps of the whole run (the learning-rate schedule's horizon).
-    total_steps: u64,
-    progress: &'a mut Progress,
-    reporter: &'a mut dyn Reporter,
-}
-
-impl Stepper<'_> {
-    /// One optimiser step on a batch, reported: returns the (finite) loss and the final state.
-    /// `of` is the number of steps in the epoch, for the report.
-    fn step(
-        &mut self,
-        epoch: usize,
-        (iteration, of): (usize, usize),
-        inputs: &Tensor,
-        targets: Target<'_>,
-        state: Option<(Tensor, Option<Tensor>)>,
-    ) -> Result<(f32, (Tensor, Option<Tensor>))> {
-        let (ctx, cfg, model) = (self.ctx, self.cfg, self.model);
-        let step = self.progress.step;
-        self.adam.set_lr(cfg.lr_at(step, self.total_steps))?;
-        model.store.zero_grads(ctx)?;
-        let mut tape = Tape::new();
-        // Steps of one sequence draw distinct masks: step0 advances by the sequence length.
-        let t_len = inputs.shape()[0] as u64;
-        let pass = Pass {
-            training: true,
-            seed: cfg.seed as u32,
-            step0: (step.wrapping_mul(t_len)) as u32,
-        };
-        let out = model.forward(ctx, &mut tape, inputs, state, pass)?;
-        let loss = targets.loss(ctx, &mut tape, out.logits)?;
-        let value = tape.value(loss).clone();
-        tape.backward(ctx, loss)?;
-        self.adam
-            .step(ctx, model.store.flat_values(), model.store.flat_grads())?;
-        self.progress.step += 1;
-        let value = finite_loss(ctx, &value, self.progress.step)?;
-        self.reporter.step(epoch, iteration, of, value, cfg.batch);
-        Ok((value, (out.h_last, out.c_last)))
     }
 }
 

@@ -4,13 +4,14 @@
 //! [`Command`] as they are built). Every failure ends the process with a nonzero exit code and
 //! a one-line `error: ...` on stderr; nothing here panics on user input.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rims::device::{AdapterSummary, CpuSummary, DeviceRequest};
 use rims::{Context, Error, Result};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 mod bench;
 mod eval;
@@ -23,7 +24,7 @@ mod train;
 mod verify;
 mod viz;
 
-use shared::{DeviceArg, device_type_key, emit, one_line};
+use shared::{AdapterJson, DeviceArg, emit, one_line};
 
 /// Environment variables that steer the device choice, in the order `rims info` shows them.
 const ENV_VARS: [&str; 4] = [
@@ -332,53 +333,70 @@ impl InfoReport {
         s
     }
 
-    fn to_json(&self) -> Value {
-        let adapters: Vec<Value> = self
-            .adapters
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                json!({
-                    "index": i,
-                    "name": a.name,
-                    "backend": a.backend.to_str(),
-                    "device_type": device_type_key(a.device_type),
-                    "driver": a.driver,
-                    "driver_info": a.driver_info,
-                    "compute": a.compute,
-                    "features": feature_names(a.features),
-                    "chosen": self.chosen == Some(i),
+    fn to_json(&self) -> InfoJson<'_> {
+        InfoJson {
+            adapters: self
+                .adapters
+                .iter()
+                .enumerate()
+                .map(|(i, a)| InfoAdapterJson {
+                    adapter: a.into(),
+                    chosen: self.chosen == Some(i),
+                    compute: a.compute,
+                    features: feature_names(a.features),
+                    index: i,
                 })
-            })
-            .collect();
-        let limits: serde_json::Map<String, Value> = self
-            .limits
-            .iter()
-            .map(|&(name, value, _)| (name.to_string(), json!(value)))
-            .collect();
-        let env: serde_json::Map<String, Value> = self
-            .env
-            .iter()
-            .map(|(name, value)| (name.to_string(), json!(value)))
-            .collect();
-        json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "device": self.chosen_kind,
-            "reason": self.reason,
-            "cpu": {
-                "model": self.cpu.model,
-                "cores": self.cpu.cores,
-                "threads": self.cpu.threads,
-                "simd": self.cpu.simd,
-                "memory": self.cpu.memory,
-                "chosen": self.chosen.is_none(),
+                .collect(),
+            chosen: self.chosen,
+            cpu: InfoCpuJson {
+                chosen: self.chosen.is_none(),
+                cores: self.cpu.cores,
+                memory: self.cpu.memory,
+                model: &self.cpu.model,
+                simd: &self.cpu.simd,
+                threads: self.cpu.threads,
             },
-            "adapters": adapters,
-            "chosen": self.chosen,
-            "limits": limits,
-            "env": env,
-        })
+            device: self.chosen_kind,
+            env: self.env.iter().map(|(k, v)| (*k, v.as_deref())).collect(),
+            limits: self.limits.iter().map(|&(k, v, _)| (k, v)).collect(),
+            reason: &self.reason,
+            version: env!("CARGO_PKG_VERSION"),
+        }
     }
+}
+
+// `rims info --json`. Fields in alphabetical order, as the output has always had them.
+
+#[derive(Serialize)]
+struct InfoJson<'a> {
+    adapters: Vec<InfoAdapterJson<'a>>,
+    chosen: Option<usize>,
+    cpu: InfoCpuJson<'a>,
+    device: &'static str,
+    env: BTreeMap<&'static str, Option<&'a str>>,
+    limits: BTreeMap<&'static str, u64>,
+    reason: &'a str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct InfoAdapterJson<'a> {
+    #[serde(flatten)]
+    adapter: AdapterJson<'a>,
+    chosen: bool,
+    compute: bool,
+    features: Vec<&'static str>,
+    index: usize,
+}
+
+#[derive(Serialize)]
+struct InfoCpuJson<'a> {
+    chosen: bool,
+    cores: usize,
+    memory: u64,
+    model: &'a str,
+    simd: &'a [&'static str],
+    threads: usize,
 }
 
 /// The adapter features a kernel writer cares about, by name.

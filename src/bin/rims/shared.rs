@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use clap::Args;
-use rims::device::{DeviceKind, DeviceRequest};
+use rims::device::{AdapterSummary, DeviceKind, DeviceRequest};
 use rims::{Context, Error, Result};
 
 /// `--device`: which device runs the job.
@@ -69,5 +69,27 @@ pub fn device_type_key(t: wgpu::DeviceType) -> &'static str {
         wgpu::DeviceType::VirtualGpu => "virtual_gpu",
         wgpu::DeviceType::Cpu => "cpu",
         wgpu::DeviceType::Other => "other",
+    }
+}
+
+/// An adapter in JSON output (`rims info --json`, `rims bench --out`).
+#[derive(serde::Serialize)]
+pub struct AdapterJson<'a> {
+    pub backend: &'static str,
+    pub device_type: &'static str,
+    pub driver: &'a str,
+    pub driver_info: &'a str,
+    pub name: &'a str,
+}
+
+impl<'a> From<&'a AdapterSummary> for AdapterJson<'a> {
+    fn from(a: &'a AdapterSummary) -> Self {
+        AdapterJson {
+            backend: a.backend.to_str(),
+            device_type: device_type_key(a.device_type),
+            driver: &a.driver,
+            driver_info: &a.driver_info,
+            name: &a.name,
+        }
     }
 }
