@@ -1,6 +1,6 @@
 //! `rims::Error`: every failure a caller can cause comes back as one of these, never as a panic.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -135,6 +135,12 @@ impl Error {
             path: path.into(),
             reason: reason.into(),
         }
+    }
+
+    /// For `map_err`: an I/O error on the file at `path` as a file error saying what failed,
+    /// `.map_err(Error::io_on(path, "cannot read"))` giving "PATH: cannot read: ...".
+    pub fn io_on<'a>(path: &'a Path, what: &'a str) -> impl FnOnce(std::io::Error) -> Self + 'a {
+        move |e| Error::file(path, format!("{what}: {e}"))
     }
 
     /// Shorthand for an invalid-argument error.

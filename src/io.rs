@@ -5,13 +5,6 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-fn file_error(path: &Path, what: &str, e: std::io::Error) -> Error {
-    Error::File {
-        path: path.to_path_buf(),
-        reason: format!("{what}: {e}"),
-    }
-}
-
 /// The directory `path` lies in ("." for a bare file name).
 pub fn parent_dir(path: &Path) -> &Path {
     path.parent()
@@ -26,11 +19,10 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// [`write_synced`] to `path`, with errors naming `shown` (the file the caller asked for).
 fn write_synced_as(path: &Path, shown: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = std::fs::File::create(path).map_err(|e| file_error(shown, "cannot create", e))?;
+    let mut f = std::fs::File::create(path).map_err(Error::io_on(shown, "cannot create"))?;
     f.write_all(bytes)
-        .map_err(|e| file_error(shown, "cannot write", e))?;
-    f.sync_all()
-        .map_err(|e| file_error(shown, "cannot flush", e))
+        .map_err(Error::io_on(shown, "cannot write"))?;
+    f.sync_all().map_err(Error::io_on(shown, "cannot flush"))
 }
 
 /// Flushes a directory's entries (the names a rename created or replaced) to disk. Where the
@@ -49,9 +41,9 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
                     Err(e)
                 }
             })
-            .map_err(|e| file_error(dir, "cannot flush the directory", e)),
+            .map_err(Error::io_on(dir, "cannot flush the directory")),
         Err(_) if cfg!(not(unix)) => Ok(()),
-        Err(e) => Err(file_error(dir, "cannot open the directory", e)),
+        Err(e) => Err(Error::file(dir, format!("cannot open the directory: {e}"))),
     }
 }
 
@@ -60,17 +52,16 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// An existing file is replaced only by a complete new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_dir(path);
-    let name = path.file_name().ok_or_else(|| Error::File {
-        path: path.to_path_buf(),
-        reason: "not a file path".into(),
-    })?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::file(path, "not a file path"))?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         name.to_string_lossy(),
         std::process::id()
     ));
     let result = write_synced_as(&tmp, path, bytes).and_then(|()| {
-        std::fs::rename(&tmp, path).map_err(|e| file_error(path, "cannot rename into place", e))
+        std::fs::rename(&tmp, path).map_err(Error::io_on(path, "cannot rename into place"))
     });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

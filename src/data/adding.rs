@@ -47,16 +47,13 @@ pub struct Batch {
 /// Errors ([`Error::Config`]): `t < 2` (each half needs a step) or `batch == 0`.
 pub fn adding_batch(rng: &mut Rng, t: usize, batch: usize) -> Result<Batch> {
     if t < 2 {
-        return Err(Error::Config {
-            field: "t",
-            reason: format!("the adding problem needs length T >= 2, got {t}"),
-        });
+        return Err(Error::config(
+            "t",
+            format!("the adding problem needs length T >= 2, got {t}"),
+        ));
     }
     if batch == 0 {
-        return Err(Error::Config {
-            field: "batch_size",
-            reason: "must be at least 1".into(),
-        });
+        return Err(Error::config("batch_size", "must be at least 1"));
     }
     let half = t / 2;
     let below_one = 1.0f32 - f32::EPSILON / 2.0;

@@ -46,16 +46,13 @@ impl Copying {
     /// `symbols == 0`.
     pub fn new(symbols: usize, gap: usize) -> Result<Self> {
         if gap == 0 {
-            return Err(Error::Config {
-                field: "t",
-                reason: "the copying gap T must be at least 1".into(),
-            });
+            return Err(Error::config("t", "the copying gap T must be at least 1"));
         }
         if symbols == 0 {
-            return Err(Error::Config {
-                field: "symbols",
-                reason: "the copying task needs at least 1 symbol to copy".into(),
-            });
+            return Err(Error::config(
+                "symbols",
+                "the copying task needs at least 1 symbol to copy",
+            ));
         }
         Ok(Copying { symbols, gap })
     }
@@ -86,10 +83,7 @@ impl Copying {
     /// Errors ([`Error::Config`]): `batch == 0`.
     pub fn batch(&self, rng: &mut Rng, batch: usize) -> Result<Batch> {
         if batch == 0 {
-            return Err(Error::Config {
-                field: "batch_size",
-                reason: "must be at least 1".into(),
-            });
+            return Err(Error::config("batch_size", "must be at least 1"));
         }
         let t_len = self.sequence_len();
         let mut inputs = vec![0u32; t_len * batch];

@@ -192,13 +192,6 @@ pub struct Mnist {
     pub split_seed: u64,
 }
 
-fn file_err(path: &Path, reason: impl Into<String>) -> Error {
-    Error::File {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
-}
-
 fn magic_name(magic: u32) -> Option<&'static str> {
     match magic {
         IMAGES_MAGIC => Some("an IDX image file (magic 0x00000803)"),
@@ -209,12 +202,12 @@ fn magic_name(magic: u32) -> Option<&'static str> {
 
 /// Reads an unsigned-byte IDX file with the given magic: returns its dimensions and data.
 fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
-    let file = File::open(path).map_err(|e| file_err(path, format!("cannot open: {e}")))?;
+    let file = File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
     let mut buffered = BufReader::new(file);
     let gz = {
         let head = buffered
             .fill_buf()
-            .map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+            .map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
         head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b
     };
     let mut reader: Box<dyn Read> = if gz {
@@ -224,12 +217,12 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
     };
     let read_err = |e: std::io::Error, what: &str| {
         if gz {
-            file_err(
+            Error::file(
                 path,
                 format!("gzip stream is corrupt or cut short while reading {what}: {e}"),
             )
         } else {
-            file_err(path, format!("cannot read {what}: {e}"))
+            Error::file(path, format!("cannot read {what}: {e}"))
         }
     };
     let expected_name = magic_name(magic).unwrap_or("an IDX file");
@@ -238,7 +231,7 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
     let mut head = [0u8; 4];
     let got = read_up_to(&mut reader, &mut head).map_err(|e| read_err(e, "the header"))?;
     if got < 4 {
-        return Err(file_err(
+        return Err(Error::file(
             path,
             format!("only {got} bytes: too short for an IDX header; expected {expected_name}"),
         ));
@@ -249,7 +242,7 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
             Some(name) => format!("this is {name}"),
             None => format!("not an IDX file of unsigned bytes (magic 0x{found:08x})"),
         };
-        return Err(file_err(
+        return Err(Error::file(
             path,
             format!("wrong magic: {what}; expected {expected_name}"),
         ));
@@ -258,7 +251,7 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
     let mut dims_raw = vec![0u8; 4 * ndims];
     let got = read_up_to(&mut reader, &mut dims_raw).map_err(|e| read_err(e, "the header"))?;
     if got < dims_raw.len() {
-        return Err(file_err(
+        return Err(Error::file(
             path,
             format!(
                 "truncated header: {ndims} dimension sizes need {} bytes after the magic, file has {got}",
@@ -276,7 +269,7 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
         .and_then(|t| usize::try_from(t).ok())
         .filter(|&t| t < isize::MAX as usize)
         .ok_or_else(|| {
-            file_err(
+            Error::file(
                 path,
                 format!("header sizes {dims:?} overflow: their product does not fit in memory"),
             )
@@ -295,7 +288,7 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
         .collect::<Vec<_>>()
         .join(" x ");
     if data.len() < total {
-        return Err(file_err(
+        return Err(Error::file(
             path,
             format!(
                 "truncated: the header declares [{shape}] = {total} data bytes, only {} follow the header",
@@ -304,7 +297,7 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
         ));
     }
     if data.len() > total {
-        return Err(file_err(
+        return Err(Error::file(
             path,
             format!(
                 "trailing data: the file holds more than the {total} data bytes its header declares ([{shape}])"
@@ -350,7 +343,7 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
         .enumerate()
         .find(|&(_, &l)| l as usize >= NUM_CLASSES)
     {
-        return Err(file_err(
+        return Err(Error::file(
             path,
             format!(
                 "label {l} at index {i} is out of range: MNIST labels are 0..={}",
@@ -371,7 +364,7 @@ pub fn read_pair(
     let images = read_images(images_path)?;
     let labels = read_labels(labels_path)?;
     if images.n != labels.len() {
-        return Err(file_err(
+        return Err(Error::file(
             labels_path,
             format!(
                 "count mismatch: {} labels here but {} images in {}",
@@ -388,7 +381,7 @@ pub fn read_pair(
 fn read_mnist_pair(images_path: &Path, labels_path: &Path) -> Result<(Images, Vec<u8>)> {
     let (images, labels) = read_pair(images_path, labels_path)?;
     if images.rows != MNIST_SIDE || images.cols != MNIST_SIDE {
-        return Err(file_err(
+        return Err(Error::file(
             images_path,
             format!(
                 "images are {} x {}; MNIST images must be {MNIST_SIDE} x {MNIST_SIDE}",
@@ -444,7 +437,10 @@ pub fn load_mnist(dir: impl AsRef<Path>) -> Result<Mnist> {
 pub fn load_mnist_with_seed(dir: impl AsRef<Path>, split_seed: u64) -> Result<Mnist> {
     let dir = dir.as_ref();
     if !dir.is_dir() {
-        return Err(file_err(dir, "not a directory (looking for MNIST files)"));
+        return Err(Error::file(
+            dir,
+            "not a directory (looking for MNIST files)",
+        ));
     }
     let full: Vec<Option<PathBuf>> = FULL_NAMES.iter().map(|n| find_file(dir, n)).collect();
     if full.iter().any(Option::is_some) {
@@ -455,7 +451,7 @@ pub fn load_mnist_with_seed(dir: impl AsRef<Path>, split_seed: u64) -> Result<Mn
             .map(|(n, _)| *n)
             .collect();
         if !missing.is_empty() {
-            return Err(file_err(
+            return Err(Error::file(
                 dir,
                 format!(
                     "incomplete MNIST set: missing {} (plain or .gz)",
@@ -499,12 +495,12 @@ pub fn load_mnist_with_seed(dir: impl AsRef<Path>, split_seed: u64) -> Result<Mn
             } else {
                 BUNDLED_NAMES[1]
             };
-            Err(file_err(
+            Err(Error::file(
                 dir,
                 format!("incomplete bundled MNIST subset: missing {missing}"),
             ))
         }
-        (None, None) => Err(file_err(
+        (None, None) => Err(Error::file(
             dir,
             format!(
                 "no MNIST files found: looked for {} (each plain or .gz), or {} and {}",

@@ -97,22 +97,19 @@ impl SmnistBatches {
         shuffle_seed: Option<u64>,
     ) -> Result<Self> {
         if s == 0 {
-            return Err(Error::Config {
-                field: "resolution",
-                reason: "must be at least 1 (S x S pixels)".into(),
-            });
+            return Err(Error::config(
+                "resolution",
+                "must be at least 1 (S x S pixels)",
+            ));
         }
         if batch == 0 {
-            return Err(Error::Config {
-                field: "batch_size",
-                reason: "must be at least 1".into(),
-            });
+            return Err(Error::config("batch_size", "must be at least 1"));
         }
         let images = &split.images;
         if images.n != split.labels.len() || images.pixels.len() != images.n * images.image_len() {
-            return Err(Error::Config {
-                field: "split",
-                reason: format!(
+            return Err(Error::config(
+                "split",
+                format!(
                     "{} images ({} pixel bytes for {} x {}) but {} labels",
                     images.n,
                     images.pixels.len(),
@@ -120,22 +117,22 @@ impl SmnistBatches {
                     images.cols,
                     split.labels.len()
                 ),
-            });
+            ));
         }
         if split.labels.len() < batch {
-            return Err(Error::Config {
-                field: "batch_size",
-                reason: format!(
+            return Err(Error::config(
+                "batch_size",
+                format!(
                     "{batch} is larger than the split ({} examples); with drop_last no batch would be produced",
                     split.labels.len()
                 ),
-            });
+            ));
         }
         if images.rows == 0 || images.cols == 0 {
-            return Err(Error::Config {
-                field: "split",
-                reason: format!("images are {} x {}", images.rows, images.cols),
-            });
+            return Err(Error::config(
+                "split",
+                format!("images are {} x {}", images.rows, images.cols),
+            ));
         }
         let offsets = resize_offsets(images.rows, images.cols, s);
         let t_len = offsets.len();

@@ -35,10 +35,10 @@ pub fn parse_device(name: &str) -> Result<DeviceKind> {
     match name.trim().to_ascii_lowercase().as_str() {
         "cpu" => Ok(DeviceKind::Cpu),
         "gpu" => Ok(DeviceKind::Gpu),
-        other => Err(Error::Config {
-            field: "RIMS_DEVICE",
-            reason: format!("unknown device '{other}' (expected cpu or gpu)"),
-        }),
+        other => Err(Error::config(
+            "RIMS_DEVICE",
+            format!("unknown device '{other}' (expected cpu or gpu)"),
+        )),
     }
 }
 
@@ -110,10 +110,10 @@ pub fn parse_backend(name: &str) -> Result<wgpu::Backends> {
         "metal" => Ok(wgpu::Backends::METAL),
         "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
         "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
-        other => Err(Error::Config {
-            field: "RIMS_BACKEND",
-            reason: format!("unknown backend '{other}' (expected vulkan, metal, dx12 or gl)"),
-        }),
+        other => Err(Error::config(
+            "RIMS_BACKEND",
+            format!("unknown backend '{other}' (expected vulkan, metal, dx12 or gl)"),
+        )),
     }
 }
 
@@ -374,10 +374,7 @@ impl Context {
     ) -> Result<Self> {
         let threads = match threads {
             Some(0) => {
-                return Err(Error::Config {
-                    field: "threads",
-                    reason: "must be at least 1".into(),
-                });
+                return Err(Error::config("threads", "must be at least 1"));
             }
             Some(n) => n,
             None => threads_from_env()?,

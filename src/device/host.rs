@@ -172,10 +172,10 @@ pub fn threads_from_env() -> Result<usize> {
         None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
         Some(s) => match s.trim().parse::<usize>() {
             Ok(n) if (1..=1024).contains(&n) => Ok(n),
-            _ => Err(Error::Config {
-                field: "RIMS_THREADS",
-                reason: format!("'{s}' is not a thread count from 1 to 1024"),
-            }),
+            _ => Err(Error::config(
+                "RIMS_THREADS",
+                format!("'{s}' is not a thread count from 1 to 1024"),
+            )),
         },
     }
 }

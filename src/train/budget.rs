@@ -148,10 +148,7 @@ pub fn check_need(ctx: &Context, need: &Need, what: &str) -> Result<()> {
              --resolution)",
         )
     };
-    Err(Error::Config {
-        field,
-        reason: format!("{problem}: {advice}"),
-    })
+    Err(Error::config(field, format!("{problem}: {advice}")))
 }
 
 /// Refuses a run of `cfg` (training, or evaluating only) that cannot fit the device of `ctx`.

@@ -87,17 +87,6 @@ pub struct State {
     pub version: String,
 }
 
-fn bad(path: &Path, reason: impl Into<String>) -> Error {
-    Error::File {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
-}
-
-fn io_bad(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> Error {
-    move |e| bad(path, format!("{what}: {e}"))
-}
-
 /// `epoch-000004`, or `epoch-000004-2` (a second save of the same epoch).
 fn is_set_name(name: &str) -> bool {
     let Some(rest) = name.strip_prefix("epoch-") else {
@@ -115,7 +104,7 @@ fn pointer(dir: &Path) -> Result<Option<String>> {
         Ok(text) => {
             let name = text.trim();
             if !is_set_name(name) {
-                return Err(bad(
+                return Err(Error::file(
                     &path,
                     format!("names '{name}', which is not a checkpoint of this run"),
                 ));
@@ -128,7 +117,7 @@ fn pointer(dir: &Path) -> Result<Option<String>> {
         {
             Ok(None)
         }
-        Err(e) => Err(bad(&path, format!("cannot read: {e}"))),
+        Err(e) => Err(Error::file(&path, format!("cannot read: {e}"))),
     }
 }
 
@@ -138,8 +127,8 @@ pub fn current(dir: &Path) -> Result<PathBuf> {
     if let Some(name) = pointer(dir)? {
         let set = dir.join(&name);
         if !set.join(STATE_FILE).is_file() {
-            return Err(bad(
-                &dir.join(LATEST_FILE),
+            return Err(Error::file(
+                dir.join(LATEST_FILE),
                 format!("names {name}, which holds no {STATE_FILE}"),
             ));
         }
@@ -148,7 +137,7 @@ pub fn current(dir: &Path) -> Result<PathBuf> {
     if dir.join(STATE_FILE).is_file() {
         return Ok(dir.to_path_buf());
     }
-    Err(bad(
+    Err(Error::file(
         dir,
         format!("no checkpoint here (neither {LATEST_FILE} nor {STATE_FILE})"),
     ))
@@ -157,9 +146,9 @@ pub fn current(dir: &Path) -> Result<PathBuf> {
 /// Reads `train.json` of the current checkpoint of `dir`.
 pub fn read_state(dir: &Path) -> Result<State> {
     let path = current(dir)?.join(STATE_FILE);
-    let text = std::fs::read(&path).map_err(io_bad(&path, "cannot read"))?;
+    let text = std::fs::read(&path).map_err(Error::io_on(&path, "cannot read"))?;
     serde_json::from_slice(&text)
-        .map_err(|e| bad(&path, format!("not a valid checkpoint state: {e}")))
+        .map_err(|e| Error::file(&path, format!("not a valid checkpoint state: {e}")))
 }
 
 /// Loads the model of a checkpoint directory written by `rims train --out DIR` (or by
@@ -196,14 +185,14 @@ pub fn load(ctx: &Context, dir: &Path, model: &Model, adam: Option<&mut Adam>) -
     let mut moments = None;
     if adam.is_some() {
         let path = set.join(OPTIMIZER_FILE);
-        let bytes = std::fs::read(&path).map_err(io_bad(&path, "cannot read"))?;
+        let bytes = std::fs::read(&path).map_err(Error::io_on(&path, "cannot read"))?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| bad(&path, format!("not a valid safetensors file: {e}")))?;
+            .map_err(|e| Error::file(&path, format!("not a valid safetensors file: {e}")))?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| bad(&path, e.to_string()))?;
+            .map_err(|e| Error::file(&path, e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         if meta.get("step") != Some(&step) {
-            return Err(bad(
+            return Err(Error::file(
                 &path,
                 format!(
                     "belongs to step {:?}, train.json to step {step}",
@@ -214,11 +203,11 @@ pub fn load(ctx: &Context, dir: &Path, model: &Model, adam: Option<&mut Adam>) -
         let adam_t: u64 = meta
             .get("adam_t")
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad(&path, "no adam_t"))?;
+            .ok_or_else(|| Error::file(&path, "no adam_t"))?;
         let read = |name: &str| -> Result<Vec<f32>> {
             let t = st
                 .tensor(name)
-                .map_err(|_| bad(&path, format!("missing tensor '{name}'")))?;
+                .map_err(|_| Error::file(&path, format!("missing tensor '{name}'")))?;
             Ok(t.data()
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -226,12 +215,12 @@ pub fn load(ctx: &Context, dir: &Path, model: &Model, adam: Option<&mut Adam>) -
         };
         moments = Some((read("adam.m")?, read("adam.v")?, adam_t));
     }
-    let header = std::fs::read(&model_path).map_err(io_bad(&model_path, "cannot read"))?;
+    let header = std::fs::read(&model_path).map_err(Error::io_on(&model_path, "cannot read"))?;
     let (_, h) = safetensors::SafeTensors::read_metadata(&header)
-        .map_err(|e| bad(&model_path, format!("not a valid safetensors file: {e}")))?;
+        .map_err(|e| Error::file(&model_path, format!("not a valid safetensors file: {e}")))?;
     let file_step = h.metadata().as_ref().and_then(|m| m.get("step").cloned());
     if file_step.as_ref() != Some(&step) {
-        return Err(bad(
+        return Err(Error::file(
             &model_path,
             format!("belongs to step {file_step:?}, train.json to step {step}"),
         ));
@@ -240,8 +229,8 @@ pub fn load(ctx: &Context, dir: &Path, model: &Model, adam: Option<&mut Adam>) -
     if let (Some(adam), Some((m, v, t))) = (adam, moments) {
         let (mt, vt) = adam.moments();
         if m.len() != mt.len() || v.len() != vt.len() {
-            return Err(bad(
-                &set.join(OPTIMIZER_FILE),
+            return Err(Error::file(
+                set.join(OPTIMIZER_FILE),
                 "optimizer state has the wrong size for this model",
             ));
         }
@@ -269,7 +258,7 @@ pub fn save(
     let model_bytes = model
         .store
         .encode(ctx, &meta)
-        .map_err(|e| bad(&dir.join(MODEL_FILE), e.to_string()))?;
+        .map_err(|e| Error::file(dir.join(MODEL_FILE), e.to_string()))?;
 
     let (m, v) = adam.moments();
     let (m, v) = (m.to_vec(ctx)?, v.to_vec(ctx)?);
@@ -291,14 +280,14 @@ pub fn save(
                 .map(|t| (n.clone(), t))
         })
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| bad(dir, format!("cannot encode the optimizer state: {e}")))?;
+        .map_err(|e| Error::file(dir, format!("cannot encode the optimizer state: {e}")))?;
     let meta: std::collections::HashMap<String, String> = [
         ("step".to_string(), progress.step.to_string()),
         ("adam_t".to_string(), adam.steps().to_string()),
     ]
     .into();
     let optimizer_bytes = safetensors::serialize(tensors, Some(meta))
-        .map_err(|e| bad(dir, format!("cannot encode: {e}")))?;
+        .map_err(|e| Error::file(dir, format!("cannot encode: {e}")))?;
 
     let state = State {
         config: config.clone(),
@@ -306,7 +295,7 @@ pub fn save(
         version: env!("CARGO_PKG_VERSION").into(),
     };
     let json = serde_json::to_vec_pretty(&state)
-        .map_err(|e| bad(dir, format!("cannot encode the state: {e}")))?;
+        .map_err(|e| Error::file(dir, format!("cannot encode the state: {e}")))?;
     let files = [
         (MODEL_FILE, model_bytes.as_slice()),
         (OPTIMIZER_FILE, optimizer_bytes.as_slice()),
@@ -337,13 +326,13 @@ impl Fault {
                     error: mode == "error",
                 }))
             }
-            _ => Err(Error::Config {
-                field: "RIMS_FAULT_SAVE",
-                reason: format!(
+            _ => Err(Error::config(
+                "RIMS_FAULT_SAVE",
+                format!(
                     "'{value}' is not a step 1..={} of a save, optionally followed by :error",
                     SAVE_STEPS.len()
                 ),
-            }),
+            )),
         }
     }
 
@@ -398,7 +387,7 @@ fn install(
     metrics: Option<&str>,
 ) -> Result<()> {
     let fault = Fault::from_env()?;
-    std::fs::create_dir_all(dir).map_err(io_bad(dir, "cannot create the directory"))?;
+    std::fs::create_dir_all(dir).map_err(Error::io_on(dir, "cannot create the directory"))?;
     let previous = pointer(dir)?;
     let name = fresh_name(epoch, previous.as_deref());
     let set = dir.join(&name);
@@ -407,8 +396,8 @@ fn install(
     let pointer_tmp = dir.join(format!(".{LATEST_FILE}.tmp-{pid}"));
     let mut renamed = false;
     let result = (|| -> Result<()> {
-        remove_any(&tmp).map_err(io_bad(&tmp, "cannot remove"))?;
-        std::fs::create_dir(&tmp).map_err(io_bad(&tmp, "cannot create the directory"))?;
+        remove_any(&tmp).map_err(Error::io_on(&tmp, "cannot remove"))?;
+        std::fs::create_dir(&tmp).map_err(Error::io_on(&tmp, "cannot create the directory"))?;
         Fault::after(&fault, 1)?;
         for (i, (file, bytes)) in files.iter().enumerate() {
             write_synced(&tmp.join(file), bytes)?;
@@ -420,8 +409,8 @@ fn install(
         Fault::after(&fault, 5)?;
         sync_dir(&tmp)?;
         // A set of this name that is not current was left by a killed save.
-        remove_any(&set).map_err(io_bad(&set, "cannot remove"))?;
-        std::fs::rename(&tmp, &set).map_err(io_bad(&set, "cannot rename into place"))?;
+        remove_any(&set).map_err(Error::io_on(&set, "cannot remove"))?;
+        std::fs::rename(&tmp, &set).map_err(Error::io_on(&set, "cannot rename into place"))?;
         renamed = true;
         sync_dir(dir)?;
         Fault::after(&fault, 6)?;
@@ -429,7 +418,7 @@ fn install(
         Fault::after(&fault, 7)?;
         let latest = dir.join(LATEST_FILE);
         std::fs::rename(&pointer_tmp, &latest)
-            .map_err(io_bad(&latest, "cannot rename into place"))?;
+            .map_err(Error::io_on(&latest, "cannot rename into place"))?;
         sync_dir(dir)?;
         Fault::after(&fault, 8)
     })();
@@ -475,9 +464,9 @@ fn alive_elsewhere(pid: u32) -> bool {
 /// the files of the older layout once a set has replaced them.
 fn remove_leftovers(dir: &Path) -> Result<()> {
     let current = pointer(dir)?;
-    let entries = std::fs::read_dir(dir).map_err(io_bad(dir, "cannot list"))?;
+    let entries = std::fs::read_dir(dir).map_err(Error::io_on(dir, "cannot list"))?;
     for entry in entries {
-        let entry = entry.map_err(io_bad(dir, "cannot list"))?;
+        let entry = entry.map_err(Error::io_on(dir, "cannot list"))?;
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
@@ -487,13 +476,13 @@ fn remove_leftovers(dir: &Path) -> Result<()> {
         };
         if stale {
             let path = entry.path();
-            remove_any(&path).map_err(io_bad(&path, "cannot remove a leftover of a save"))?;
+            remove_any(&path).map_err(Error::io_on(&path, "cannot remove a leftover of a save"))?;
         }
     }
     if current.is_some() {
         for file in [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE] {
             let path = dir.join(file);
-            remove_any(&path).map_err(io_bad(&path, "cannot remove"))?;
+            remove_any(&path).map_err(Error::io_on(&path, "cannot remove"))?;
         }
     }
     Ok(())
@@ -506,14 +495,14 @@ pub fn read_metrics(dir: &Path) -> Result<String> {
     let set = current(dir)?;
     let copy = set.join(METRICS_FILE);
     if set != dir && copy.is_file() {
-        return std::fs::read_to_string(&copy).map_err(io_bad(&copy, "cannot read"));
+        return std::fs::read_to_string(&copy).map_err(Error::io_on(&copy, "cannot read"));
     }
     let epoch = read_state(dir)?.progress.epoch as u64;
     let path = dir.join(METRICS_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(bad(&path, format!("cannot read: {e}"))),
+        Err(e) => return Err(Error::file(&path, format!("cannot read: {e}"))),
     };
     let mut by_epoch = BTreeMap::new();
     for line in text.lines() {
@@ -536,7 +525,7 @@ pub fn publish_metrics(dir: &Path, text: &str) -> Result<()> {
     let have = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(bad(&path, format!("cannot read: {e}"))),
+        Err(e) => return Err(Error::file(&path, format!("cannot read: {e}"))),
     };
     if have == text.as_bytes() {
         return Ok(());
@@ -549,10 +538,10 @@ pub fn publish_metrics(dir: &Path, text: &str) -> Result<()> {
         .create(true)
         .append(true)
         .open(&path)
-        .map_err(io_bad(&path, "cannot open"))?;
+        .map_err(Error::io_on(&path, "cannot open"))?;
     f.write_all(&text.as_bytes()[have.len()..])
-        .map_err(io_bad(&path, "cannot write"))?;
-    f.sync_all().map_err(io_bad(&path, "cannot flush"))
+        .map_err(Error::io_on(&path, "cannot write"))?;
+    f.sync_all().map_err(Error::io_on(&path, "cannot flush"))
 }
 
 /// Files in a directory with no checkpoint that say another run used it.
@@ -576,26 +565,26 @@ pub fn open_run(dir: &Path, resume: bool) -> Result<String> {
         return Ok(metrics);
     }
     if dir.join(LATEST_FILE).exists() || dir.join(STATE_FILE).exists() {
-        return Err(Error::Config {
-            field: "out",
-            reason: format!(
+        return Err(Error::config(
+            "out",
+            format!(
                 "{} already holds a checkpoint: pass --resume to continue it, or choose another --out",
                 dir.display()
             ),
-        });
+        ));
     }
     let foreign = foreign_files(dir);
     if !foreign.is_empty() {
-        return Err(Error::Config {
-            field: "out",
-            reason: format!(
+        return Err(Error::config(
+            "out",
+            format!(
                 "{} holds {} of another run but no checkpoint: remove them or choose another --out",
                 dir.display(),
                 foreign.join(", ")
             ),
-        });
+        ));
     }
-    std::fs::create_dir_all(dir).map_err(io_bad(dir, "cannot create the directory"))?;
+    std::fs::create_dir_all(dir).map_err(Error::io_on(dir, "cannot create the directory"))?;
     remove_leftovers(dir)?;
     Ok(String::new())
 }
@@ -609,7 +598,7 @@ pub fn copy_run(from: &Path, to: &Path) -> Result<State> {
     let metrics = read_metrics(from)?;
     let read = |file: &str| {
         let path = set.join(file);
-        std::fs::read(&path).map_err(io_bad(&path, "cannot read"))
+        std::fs::read(&path).map_err(Error::io_on(&path, "cannot read"))
     };
     let (model, optimizer, json) = (read(MODEL_FILE)?, read(OPTIMIZER_FILE)?, read(STATE_FILE)?);
     open_run(to, false)?;

@@ -306,10 +306,10 @@ impl TrainConfig {
                 hidden: self.hidden,
             },
             other => {
-                return Err(Error::Config {
-                    field: "model",
-                    reason: format!("unknown model '{other}' (rims, lstm or gru)"),
-                });
+                return Err(Error::config(
+                    "model",
+                    format!("unknown model '{other}' (rims, lstm or gru)"),
+                ));
             }
         };
         let cell_name = if self.model == "rims" {
@@ -321,10 +321,10 @@ impl TrainConfig {
             "lstm" => CellKind::Lstm,
             "gru" => CellKind::Gru,
             other => {
-                return Err(Error::Config {
-                    field: "cell",
-                    reason: format!("unknown cell '{other}' (lstm or gru)"),
-                });
+                return Err(Error::config(
+                    "cell",
+                    format!("unknown cell '{other}' (lstm or gru)"),
+                ));
             }
         };
         let rims = RimsConfig {
@@ -417,23 +417,20 @@ impl TrainConfig {
         ];
         for (field, v) in positive {
             if v == 0 {
-                return Err(Error::Config {
-                    field,
-                    reason: "must be at least 1".into(),
-                });
+                return Err(Error::config(field, "must be at least 1"));
             }
         }
         if !self.forget_bias.is_finite() {
-            return Err(Error::Config {
-                field: "forget_bias",
-                reason: format!("{} is not a number", self.forget_bias),
-            });
+            return Err(Error::config(
+                "forget_bias",
+                format!("{} is not a number", self.forget_bias),
+            ));
         }
         if self.forget_bias != 0.0 && self.model()?.rims.cell != CellKind::Lstm {
-            return Err(Error::Config {
-                field: "forget_bias",
-                reason: "only LSTM cells have a forget gate".into(),
-            });
+            return Err(Error::config(
+                "forget_bias",
+                "only LSTM cells have a forget gate",
+            ));
         }
         let model = self.model()?;
         if self.forget_bias != 0.0
@@ -446,45 +443,42 @@ impl TrainConfig {
             });
         }
         if !(self.input_gain.is_finite() && self.input_gain > 0.0) {
-            return Err(Error::Config {
-                field: "input_gain",
-                reason: format!("{} is not a positive number", self.input_gain),
-            });
+            return Err(Error::config(
+                "input_gain",
+                format!("{} is not a positive number", self.input_gain),
+            ));
         }
         if self.input_gain != 1.0 && self.model != "rims" {
-            return Err(Error::Config {
-                field: "input_gain",
-                reason: "only a RIMs model has input attention".into(),
-            });
+            return Err(Error::config(
+                "input_gain",
+                "only a RIMs model has input attention",
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::Config {
-                field: "lr",
-                reason: format!("{} is not a positive number", self.lr),
-            });
+            return Err(Error::config(
+                "lr",
+                format!("{} is not a positive number", self.lr),
+            ));
         }
         if let Some(c) = self.clip
             && !(c.is_finite() && c > 0.0)
         {
-            return Err(Error::Config {
-                field: "clip",
-                reason: format!("{c} is not a positive number"),
-            });
+            return Err(Error::config(
+                "clip",
+                format!("{c} is not a positive number"),
+            ));
         }
         if self.task == Task::Adding && self.train_len.min(self.test_len) < 2 {
-            return Err(Error::Config {
-                field: "train_len",
-                reason: format!(
+            return Err(Error::config(
+                "train_len",
+                format!(
                     "the adding problem needs sequences of at least 2 steps, got --train-len {} --test-len {}",
                     self.train_len, self.test_len
                 ),
-            });
+            ));
         }
         if self.eval_resolutions.contains(&0) {
-            return Err(Error::Config {
-                field: "eval_resolutions",
-                reason: "a resolution of 0".into(),
-            });
+            return Err(Error::config("eval_resolutions", "a resolution of 0"));
         }
         Ok(())
     }

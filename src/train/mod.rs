@@ -123,14 +123,14 @@ pub fn train(
         let state = checkpoint::read_state(out)?;
         let diffs = cfg.mismatches(&state.config);
         if !diffs.is_empty() {
-            return Err(Error::Config {
-                field: "resume",
-                reason: format!(
+            return Err(Error::config(
+                "resume",
+                format!(
                     "the checkpoint in {} was made with another config: {}",
                     out.display(),
                     diffs.join("; ")
                 ),
-            });
+            ));
         }
         progress = checkpoint::load(ctx, out, &model, Some(&mut adam))?.progress;
     }
@@ -222,10 +222,7 @@ fn start_from(ctx: &Context, cfg: &TrainConfig, model: &Model, init: &Path) -> R
 /// The evaluation records of a `metrics.jsonl` text read from `path` (named in errors): every
 /// non-empty line an [`EvalRecord`] with finite losses and accuracies, at least one of them.
 pub fn parse_records(text: &str, path: &Path) -> Result<Vec<EvalRecord>> {
-    let bad = |reason: String| Error::File {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let bad = |reason: String| Error::file(path, reason);
     let mut records = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -253,19 +250,14 @@ pub fn parse_records(text: &str, path: &Path) -> Result<Vec<EvalRecord>> {
 
 /// [`parse_records`] of the file at `path`.
 pub fn read_records(path: &Path) -> Result<Vec<EvalRecord>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::File {
-        path: path.to_path_buf(),
-        reason: format!("cannot read: {e}"),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
     parse_records(&text, path)
 }
 
 /// `record` as one line of `metrics.jsonl` (newline included).
 fn metrics_line(path: &Path, record: &EvalRecord) -> Result<String> {
-    let line = serde_json::to_string(record).map_err(|e| Error::File {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let line = serde_json::to_string(record).map_err(|e| Error::file(path, e.to_string()))?;
     Ok(line + "\n")
 }
 
@@ -461,15 +453,15 @@ fn check_splits(cfg: &TrainConfig, dir: &Path, m: &data::Mnist, cut: bool) -> Re
         Some(l) if cut => format!(" (at most {l} per split, --limit)"),
         _ => String::new(),
     };
-    Err(Error::File {
-        path: dir.to_path_buf(),
-        reason: format!(
+    Err(Error::file(
+        dir,
+        format!(
             "too few images: {train} training, {val} validation and {test} test examples{limit}; \
              a run needs at least one batch (--batch {}) of training examples and one example \
              in each of the other splits",
             cfg.batch
         ),
-    })
+    ))
 }
 
 fn smnist_epoch(st: &mut Stepper<'_>, epoch: usize, mnist: &data::Mnist) -> Result<f64> {
@@ -500,10 +492,7 @@ pub fn evaluate_smnist(
             "test" => &mnist.test,
             "train" => &mnist.train,
             other => {
-                return Err(Error::Config {
-                    field: "split",
-                    reason: format!("unknown split '{other}'"),
-                });
+                return Err(Error::config("split", format!("unknown split '{other}'")));
             }
         };
         for &s in &cfg.eval_resolutions {

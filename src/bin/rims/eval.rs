@@ -35,16 +35,16 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
     if let Some(task) = args.task
         && task != cfg.task
     {
-        return Err(Error::Config {
-            field: "--task",
-            reason: format!("the checkpoint was trained on {:?}, not {task:?}", cfg.task),
-        });
+        return Err(Error::config(
+            "--task",
+            format!("the checkpoint was trained on {:?}, not {task:?}", cfg.task),
+        ));
     }
     match cfg.task {
         Task::Copying | Task::Adding if args.resolutions.is_some() => {
-            return Err(Error::Config {
-                field: "--resolutions",
-                reason: format!(
+            return Err(Error::config(
+                "--resolutions",
+                format!(
                     "is for smnist checkpoints; {} is {} run (its lengths: --lengths)",
                     args.checkpoint.display(),
                     if cfg.task == Task::Adding {
@@ -53,17 +53,17 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
                         "a copying"
                     }
                 ),
-            });
+            ));
         }
         Task::Smnist if args.lengths.is_some() => {
-            return Err(Error::Config {
-                field: "--lengths",
-                reason: format!(
+            return Err(Error::config(
+                "--lengths",
+                format!(
                     "is for copying and adding checkpoints; {} is an smnist run (its sizes: \
                      --resolutions)",
                     args.checkpoint.display()
                 ),
-            });
+            ));
         }
         _ => {}
     }
@@ -75,10 +75,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
             [a] => (cfg.train_len, cfg.test_len) = (*a, *a),
             [a, b] => (cfg.train_len, cfg.test_len) = (*a, *b),
             _ => {
-                return Err(Error::Config {
-                    field: "--lengths",
-                    reason: "give one or two gaps".into(),
-                });
+                return Err(Error::config("--lengths", "give one or two gaps"));
             }
         }
     }

@@ -148,10 +148,7 @@ pub fn eval_flag(field: &str) -> Option<&'static str> {
 /// fields no flag sets, unchanged).
 pub fn name_flag(e: Error, flag_of: fn(&str) -> Option<&'static str>) -> Error {
     match e {
-        Error::Config { field, reason } => Error::Config {
-            field: flag_of(field).unwrap_or(field),
-            reason,
-        },
+        Error::Config { field, reason } => Error::config(flag_of(field).unwrap_or(field), reason),
         other => other,
     }
 }
@@ -219,21 +216,9 @@ mod tests {
 
     #[test]
     fn fields_become_flags() {
-        let e = name_flag(
-            Error::Config {
-                field: "input",
-                reason: "must be at least 1".into(),
-            },
-            train_flag,
-        );
+        let e = name_flag(Error::config("input", "must be at least 1"), train_flag);
         assert_eq!(e.to_string(), "invalid config: --embed: must be at least 1");
-        let e = name_flag(
-            Error::Config {
-                field: "input_key",
-                reason: "x".into(),
-            },
-            train_flag,
-        );
+        let e = name_flag(Error::config("input_key", "x"), train_flag);
         assert!(e.to_string().contains("input_key"), "{e}");
     }
 

@@ -31,13 +31,6 @@ pub struct InferArgs {
     out: PathBuf,
 }
 
-fn bad(path: &std::path::Path, reason: impl Into<String>) -> Error {
-    Error::File {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
-}
-
 fn f32s(
     path: &std::path::Path,
     st: &SafeTensors<'_>,
@@ -47,7 +40,7 @@ fn f32s(
         return Ok(None);
     };
     if t.dtype() != Dtype::F32 {
-        return Err(bad(
+        return Err(Error::file(
             path,
             format!("tensor '{name}' must be F32, is {:?}", t.dtype()),
         ));
@@ -79,7 +72,7 @@ fn tokens(path: &std::path::Path, st: &SafeTensors<'_>) -> Result<Option<(Vec<us
             .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect(),
         other => {
-            return Err(bad(
+            return Err(Error::file(
                 path,
                 format!("tensor 'tokens' must be U32, I32 or I64, is {other:?}"),
             ));
@@ -88,7 +81,8 @@ fn tokens(path: &std::path::Path, st: &SafeTensors<'_>) -> Result<Option<(Vec<us
     let v = v
         .into_iter()
         .map(|x| {
-            u32::try_from(x).map_err(|_| bad(path, format!("token {x} is negative or too large")))
+            u32::try_from(x)
+                .map_err(|_| Error::file(path, format!("token {x} is negative or too large")))
         })
         .collect::<Result<_>>()?;
     Ok(Some((t.shape().to_vec(), v)))
@@ -125,9 +119,11 @@ fn resolved(path: &Path) -> PathBuf {
 /// --out may replace neither the input nor a file of the checkpoint.
 fn check_out(args: &InferArgs) -> Result<()> {
     let out = resolved(&args.out);
-    let refuse = |what: String| Error::Config {
-        field: "--out",
-        reason: format!("{} is {what}; choose another path", args.out.display()),
+    let refuse = |what: String| {
+        Error::config(
+            "--out",
+            format!("{} is {what}; choose another path", args.out.display()),
+        )
     };
     if out == resolved(&args.input) {
         return Err(refuse("the input file (--input)".into()));
@@ -154,7 +150,7 @@ fn check_out(args: &InferArgs) -> Result<()> {
 fn finite(path: &Path, name: &str, shape: &[usize], v: &[f32]) -> Result<()> {
     match v.iter().position(|x| !x.is_finite()) {
         None => Ok(()),
-        Some(i) => Err(bad(
+        Some(i) => Err(Error::file(
             path,
             format!(
                 "tensor '{name}': {} at {} is not a finite number",
@@ -169,15 +165,15 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
     check_out(args)?;
     let state = checkpoint::read_state(&args.checkpoint)?;
     let cfg = state.config.model()?;
-    let bytes =
-        std::fs::read(&args.input).map_err(|e| bad(&args.input, format!("cannot read: {e}")))?;
+    let bytes = std::fs::read(&args.input)
+        .map_err(|e| Error::file(&args.input, format!("cannot read: {e}")))?;
     let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| bad(&args.input, format!("not a valid safetensors file: {e}")))?;
+        .map_err(|e| Error::file(&args.input, format!("not a valid safetensors file: {e}")))?;
     let mut names = st.names();
     names.sort();
     let has_input = names.iter().any(|n| ["x", "tokens"].contains(n));
     if !has_input {
-        return Err(bad(
+        return Err(Error::file(
             &args.input,
             format!(
                 "no input: expected a tensor 'x' [T, B, D] or 'tokens' [T, B], found {}",
@@ -190,7 +186,7 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
         ));
     }
     if let Some(unknown) = names.iter().find(|n| !INPUTS.contains(n)) {
-        return Err(bad(
+        return Err(Error::file(
             &args.input,
             format!(
                 "tensor '{unknown}' is not an input of rims infer (x or tokens, and optionally \
@@ -205,7 +201,7 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
     let t_b = match (&x, &toks) {
         (Some((shape, v)), None) => {
             if shape.len() != 3 || shape[2] != cfg.rims.input {
-                return Err(bad(
+                return Err(Error::file(
                     &args.input,
                     format!("'x' must be [T, B, {}], is {shape:?}", cfg.rims.input),
                 ));
@@ -215,20 +211,20 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
         }
         (None, Some((shape, v))) => {
             if cfg.input != rims::nn::model::InputLayer::Embedding {
-                return Err(bad(
+                return Err(Error::file(
                     &args.input,
                     "tensor 'tokens': this checkpoint reads real-valued features, not tokens \
                      (give its cell inputs as 'x')",
                 ));
             }
             if shape.len() != 2 {
-                return Err(bad(
+                return Err(Error::file(
                     &args.input,
                     format!("'tokens' must be [T, B], is {shape:?}"),
                 ));
             }
             if let Some(i) = v.iter().position(|&t| t as usize >= cfg.vocab) {
-                return Err(bad(
+                return Err(Error::file(
                     &args.input,
                     format!(
                         "tensor 'tokens': {} at {} is outside the checkpoint's vocabulary \
@@ -242,13 +238,16 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
             (shape[0], shape[1])
         }
         (Some(_), Some(_)) => {
-            return Err(bad(&args.input, "give either 'x' or 'tokens', not both"));
+            return Err(Error::file(
+                &args.input,
+                "give either 'x' or 'tokens', not both",
+            ));
         }
-        (None, None) => return Err(bad(&args.input, "no input")),
+        (None, None) => return Err(Error::file(&args.input, "no input")),
     };
     let (t_len, b) = t_b;
     if t_len == 0 || b == 0 {
-        return Err(bad(
+        return Err(Error::file(
             &args.input,
             format!(
                 "the input has T = {t_len} steps of B = {b} sequences; both must be at least 1"
@@ -257,7 +256,7 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
     }
     let extra = |name: &str, want: Vec<usize>| -> Result<Option<(Vec<usize>, Vec<f32>)>> {
         match f32s(&args.input, &st, name)? {
-            Some((shape, _)) if shape != want => Err(bad(
+            Some((shape, _)) if shape != want => Err(Error::file(
                 &args.input,
                 format!("'{name}' must be {want:?}, is {shape:?}"),
             )),
@@ -273,7 +272,7 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
         }
     }
     if c0.is_some() && cfg.rims.cell != rims::nn::CellKind::Lstm {
-        return Err(bad(
+        return Err(Error::file(
             &args.input,
             "tensor 'c0': this checkpoint's cells are GRUs, which have no cell state",
         ));
@@ -281,7 +280,7 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
     if let Some((shape, v)) = &mask
         && let Some(i) = v.iter().position(|&m| m != 0.0 && m != 1.0)
     {
-        return Err(bad(
+        return Err(Error::file(
             &args.input,
             format!(
                 "tensor 'mask': {} at {} is neither 0 nor 1 (a mask override says which \
@@ -299,7 +298,7 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
     let x = match (x, toks) {
         (Some((shape, v)), _) => Tensor::from_slice(&ctx, &shape, &v)?,
         (None, Some((shape, v))) => model.embed(&ctx, &Tensor::from_u32(&ctx, &shape, &v)?)?,
-        (None, None) => return Err(bad(&args.input, "no input")),
+        (None, None) => return Err(Error::file(&args.input, "no input")),
     };
     let upload = |t: Option<(Vec<usize>, Vec<f32>)>| -> Result<Option<Tensor>> {
         t.map(|(shape, v)| Tensor::from_slice(&ctx, &shape, &v))
@@ -329,10 +328,10 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
             safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), d).map(|v| (n.clone(), v))
         })
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| bad(&args.out, e.to_string()))?;
+        .map_err(|e| Error::file(&args.out, e.to_string()))?;
     let meta: HashMap<String, String> = cfg.metadata().into_iter().collect();
-    let encoded =
-        safetensors::serialize(views, Some(meta)).map_err(|e| bad(&args.out, e.to_string()))?;
+    let encoded = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::file(&args.out, e.to_string()))?;
     rims::io::write_atomic(&args.out, &encoded)?;
     println!(
         "wrote {} (T = {t_len}, B = {b}): h, mask, logits{}",

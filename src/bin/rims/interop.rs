@@ -82,11 +82,10 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
         prefix: args.prefix.clone(),
     };
     if code == Code::Dido && args.comm_heads.is_some() {
-        return Err(Error::Config {
-            field: "comm-heads",
-            reason: "dido's communication heads follow from the shapes (d_vc = H); drop the flag"
-                .into(),
-        });
+        return Err(Error::config(
+            "comm-heads",
+            "dido's communication heads follow from the shapes (d_vc = H); drop the flag",
+        ));
     }
     let imported = interop::import(&mut sd, &opts)?;
     let base = rims::train::config::TrainConfig {
@@ -152,19 +151,19 @@ pub struct ExportArgs {
 pub fn run_export(args: &ExportArgs) -> Result<()> {
     let code = args.to.code();
     if args.out.exists() && !args.force {
-        return Err(Error::Config {
-            field: "out",
-            reason: format!(
+        return Err(Error::config(
+            "out",
+            format!(
                 "{} exists: choose another --out or pass --force",
                 args.out.display()
             ),
-        });
+        ));
     }
     if args.out.starts_with(&args.checkpoint) {
-        return Err(Error::Config {
-            field: "out",
-            reason: "write the export outside the run directory".into(),
-        });
+        return Err(Error::config(
+            "out",
+            "write the export outside the run directory",
+        ));
     }
     let ctx = args.device.open()?;
     let ck = run::read_checkpoint(&ctx, &args.checkpoint, code)?;

@@ -54,10 +54,7 @@ fn read_run(dir: &Path) -> Result<Run> {
     let path = dir.join(checkpoint::METRICS_FILE);
     let records = train::parse_records(&checkpoint::read_metrics(dir)?, &path)?;
     let Some(last) = records.into_iter().last() else {
-        return Err(Error::File {
-            path,
-            reason: "no evaluation recorded yet".into(),
-        });
+        return Err(Error::file(path, "no evaluation recorded yet"));
     };
     let params = state
         .config
@@ -98,10 +95,10 @@ pub fn run_summary(args: &SummaryArgs) -> Result<()> {
         );
     }
     if dirs.is_empty() {
-        return Err(Error::Config {
-            field: "runs",
-            reason: "none of the paths is a run directory".into(),
-        });
+        return Err(Error::config(
+            "runs",
+            "none of the paths is a run directory",
+        ));
     }
     let runs: Vec<Run> = dirs.iter().map(|d| read_run(d)).collect::<Result<_>>()?;
     // Columns: every (split, size) any run evaluated, in first-seen order.
@@ -118,13 +115,13 @@ pub fn run_summary(args: &SummaryArgs) -> Result<()> {
         }
     }
     if columns.is_empty() {
-        return Err(Error::Config {
-            field: "split",
-            reason: format!(
+        return Err(Error::config(
+            "split",
+            format!(
                 "no run has evaluated a split named '{}'",
                 args.split.as_deref().unwrap_or_default()
             ),
-        });
+        ));
     }
     let mut groups: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
     for r in &runs {

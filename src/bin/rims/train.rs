@@ -431,15 +431,15 @@ fn resumed(
     let asked = args.apply(&saved)?;
     let diffs = flags::differences(&asked, &saved);
     if !diffs.is_empty() {
-        return Err(Error::Config {
-            field: "--resume",
-            reason: format!(
+        return Err(Error::config(
+            "--resume",
+            format!(
                 "flags disagree with the checkpoint in {} (a resumed run keeps its settings; \
                  only --epochs may grow): {}",
                 dir.display(),
                 diffs.join("; ")
             ),
-        });
+        ));
     }
     asked
         .validate()
@@ -454,15 +454,15 @@ fn resumed(
         return Ok(None);
     }
     if asked.epochs <= done {
-        return Err(Error::Config {
-            field: "--epochs",
-            reason: format!(
+        return Err(Error::config(
+            "--epochs",
+            format!(
                 "the run in {} has already trained {done} of {} epochs: pass --epochs with more \
                  than {done} to continue it",
                 dir.display(),
                 asked.epochs
             ),
-        });
+        ));
     }
     match &args.out {
         Some(out) if !same_place(out, dir) => {

@@ -159,10 +159,7 @@ fn models(setup: &Setup) -> Vec<(String, ModelConfig)> {
 
 pub fn run_bench(args: &BenchArgs) -> Result<()> {
     if args.repeats == 0 {
-        return Err(Error::Config {
-            field: "repeats",
-            reason: "must be at least 1".into(),
-        });
+        return Err(Error::config("repeats", "must be at least 1"));
     }
     let kinds = match args.device {
         Some(BenchDevice::Cpu) => vec![DeviceKind::Cpu],

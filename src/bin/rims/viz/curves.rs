@@ -6,11 +6,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
-use rims::Result;
 use rims::train::{self, EvalRecord, EvalResult};
+use rims::{Error, Result};
 
+use super::VizArgs;
 use super::draw::{Area, Drawn, WIDTH, draw_error, render, text, write_png};
-use super::{VizArgs, config_error};
 
 /// A named curve of (step, value) points.
 pub(super) struct Series {
@@ -115,7 +115,7 @@ pub(super) fn compare(args: &VizArgs, dirs: &[PathBuf]) -> Result<()> {
     let out = args
         .out
         .clone()
-        .ok_or_else(|| config_error("out", "a comparison of several runs needs --out FILE.png"))?;
+        .ok_or_else(|| Error::config("out", "a comparison of several runs needs --out FILE.png"))?;
     let (mut losses, mut accuracy) = (Vec::new(), Vec::new());
     let mut sizes: Vec<(String, usize)> = Vec::new();
     let mut steps = 0;

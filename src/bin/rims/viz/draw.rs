@@ -9,8 +9,6 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use rims::{Error, Result};
 
-use super::file_error;
-
 pub(super) type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 pub(super) type Drawn = std::result::Result<(), Box<dyn StdError>>;
 
@@ -58,7 +56,7 @@ pub(super) fn render(
 }
 
 pub(super) fn draw_error(out: &Path, e: &dyn StdError) -> Error {
-    file_error(out, format!("cannot draw the picture: {e}"))
+    Error::file(out, format!("cannot draw the picture: {e}"))
 }
 
 /// Encodes RGB pixels as PNG and writes them atomically.
@@ -74,7 +72,7 @@ pub(super) fn write_png(out: &Path, rgb: &[u8], w: u32, h: u32) -> Result<()> {
                 w.write_image_data(rgb)?;
                 w.finish()
             })
-            .map_err(|e| file_error(out, format!("cannot encode the PNG: {e}")))?;
+            .map_err(|e| Error::file(out, format!("cannot encode the PNG: {e}")))?;
     }
     rims::io::write_atomic(out, &bytes)
 }

@@ -10,11 +10,11 @@ use rims::nn::model::{Model, Pass};
 use rims::rng::Rng;
 use rims::tape::Tape;
 use rims::train::{self, Task, TrainConfig, checkpoint};
-use rims::{Context, Result, Tensor};
+use rims::{Context, Error, Result, Tensor};
 
+use super::VizArgs;
 use super::draw::{draw_error, render, write_png};
 use super::mask_picture::draw_masks;
-use super::{VizArgs, config_error};
 
 /// Everything the mask picture shows, gathered from one forward pass.
 pub(super) struct MaskFigure {
@@ -54,20 +54,20 @@ pub(super) fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
     if let Some(task) = args.task
         && task != cfg.task
     {
-        return Err(config_error(
+        return Err(Error::config(
             "task",
             format!("the checkpoint was trained on {:?}, not {task:?}", cfg.task),
         ));
     }
     match cfg.task {
         Task::Copying if args.resolution.is_some() => {
-            return Err(config_error("resolution", "is for smnist checkpoints"));
+            return Err(Error::config("resolution", "is for smnist checkpoints"));
         }
         Task::Smnist if args.length.is_some() => {
-            return Err(config_error("length", "is for copying checkpoints"));
+            return Err(Error::config("length", "is for copying checkpoints"));
         }
         Task::Adding => {
-            return Err(config_error(
+            return Err(Error::config(
                 "checkpoint",
                 "mask pictures are drawn for copying and smnist runs; for an adding run's curves use rims viz --metrics",
             ));
@@ -76,7 +76,7 @@ pub(super) fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
     }
     let batch = args.batch.unwrap_or(cfg.batch);
     if batch == 0 {
-        return Err(config_error("batch", "must be at least 1"));
+        return Err(Error::config("batch", "must be at least 1"));
     }
     let out = args
         .out
@@ -100,7 +100,7 @@ pub(super) fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
         Task::Copying => copying_figure(&ctx, &cfg, &model, args, batch)?,
         Task::Smnist => smnist_figure(&ctx, &cfg, &model, args, batch)?,
         Task::Adding => {
-            return Err(config_error(
+            return Err(Error::config(
                 "checkpoint",
                 "adding runs have no mask picture",
             ));
@@ -170,7 +170,7 @@ fn copying_figure(
     let t = args.length.unwrap_or(cfg.train_len);
     let e = args.example;
     if e >= b {
-        return Err(config_error(
+        return Err(Error::config(
             "example",
             format!("{e} is out of range: the batch has {b} sequences (see --batch)"),
         ));
@@ -239,7 +239,7 @@ fn smnist_figure(
     let total = split.labels.len();
     let e = args.example;
     if e >= total {
-        return Err(config_error(
+        return Err(Error::config(
             "example",
             format!("{e} is out of range: the test split has {total} examples"),
         ));

@@ -25,7 +25,7 @@ mod masks;
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 use rims::{Error, Result};
@@ -68,23 +68,9 @@ pub fn run_viz(args: &VizArgs) -> Result<()> {
         (Some(dir), []) => masks::masks(args, dir),
         (None, [dir]) => curves::curves(args, dir),
         (None, dirs) if dirs.len() > 1 => curves::compare(args, dirs),
-        _ => Err(Error::Config {
-            field: "viz",
-            reason: "give exactly one of --checkpoint or --metrics".into(),
-        }),
-    }
-}
-
-fn config_error(field: &'static str, reason: impl Into<String>) -> Error {
-    Error::Config {
-        field,
-        reason: reason.into(),
-    }
-}
-
-fn file_error(path: &Path, reason: impl Into<String>) -> Error {
-    Error::File {
-        path: path.to_path_buf(),
-        reason: reason.into(),
+        _ => Err(Error::config(
+            "viz",
+            "give exactly one of --checkpoint or --metrics",
+        )),
     }
 }
