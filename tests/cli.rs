@@ -137,13 +137,7 @@ fn temp(tag: &str) -> std::path::PathBuf {
 fn write_f32(path: &std::path::Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
     let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(n, s, v)| {
-            (
-                n.to_string(),
-                s.clone(),
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )
-        })
+        .map(|(n, s, v)| (n.to_string(), s.clone(), bytemuck::cast_slice(v).to_vec()))
         .collect();
     let views: Vec<_> = raw
         .iter()
@@ -241,13 +235,7 @@ fn train_eval_infer_round_trip() {
     assert_eq!(st.tensor("h").unwrap().shape(), &[t, b, nh]);
     assert_eq!(st.tensor("c").unwrap().shape(), &[t, b, nh]);
     assert_eq!(st.tensor("logits").unwrap().shape(), &[t, b, 20]);
-    let got_mask: Vec<f32> = st
-        .tensor("mask")
-        .unwrap()
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let got_mask: Vec<f32> = bytemuck::pod_collect_to_vec(st.tensor("mask").unwrap().data());
     assert_eq!(got_mask, mask, "the override decides the masks");
     // Bad inputs: wrong x shape, no input at all, a corrupt file.
     write_f32(
@@ -304,10 +292,7 @@ fn infer_on_a_dense_baseline_writes_its_own_widths() {
     assert_eq!(st.tensor("c").unwrap().shape(), &[t, b, hidden]);
     let mask = st.tensor("mask").unwrap();
     assert_eq!(mask.shape(), &[t, b, 1]);
-    assert!(
-        mask.data()
-            .chunks_exact(4)
-            .all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) == 1.0)
-    );
+    let mask: Vec<f32> = bytemuck::pod_collect_to_vec(mask.data());
+    assert!(mask.iter().all(|&m| m == 1.0), "{mask:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -45,11 +45,9 @@ fn f32s(
             format!("tensor '{name}' must be F32, is {:?}", t.dtype()),
         ));
     }
-    let v = t
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    // safetensors data is little-endian, as the engine's hosts are (ParamStore reads it so
+    // too); the copy also aligns it.
+    let v = bytemuck::pod_collect_to_vec::<u8, f32>(t.data());
     Ok(Some((t.shape().to_vec(), v)))
 }
 
@@ -58,19 +56,17 @@ fn tokens(path: &std::path::Path, st: &SafeTensors<'_>) -> Result<Option<(Vec<us
         return Ok(None);
     };
     let d = t.data();
+    // Little-endian in the file, as on the engine's hosts; copied out, so alignment is moot.
     let v: Vec<i64> = match t.dtype() {
-        Dtype::U32 => d
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+        Dtype::U32 => bytemuck::pod_collect_to_vec::<u8, u32>(d)
+            .into_iter()
+            .map(i64::from)
             .collect(),
-        Dtype::I32 => d
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+        Dtype::I32 => bytemuck::pod_collect_to_vec::<u8, i32>(d)
+            .into_iter()
+            .map(i64::from)
             .collect(),
-        Dtype::I64 => d
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect(),
+        Dtype::I64 => bytemuck::pod_collect_to_vec::<u8, i64>(d),
         other => {
             return Err(Error::file(
                 path,

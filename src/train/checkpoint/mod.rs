@@ -21,6 +21,15 @@
 //!
 //! Run directories written before this layout (the three files directly in DIR) still load and
 //! resume; their next save converts them.
+//!
+//! This file holds the layout, reading and loading, and what a save writes; `files.rs` how the
+//! files are put in place (the crash-safe install, its fault hook) and what a run starts from
+//! (clearing leftovers, the metrics file, a new run's directory, copying a run).
+
+mod files;
+
+use files::install;
+pub use files::{copy_run, open_run, publish_metrics, read_metrics};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +38,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::Context;
 use crate::error::{Error, Result};
-use crate::io::{sync_dir, write_atomic, write_synced};
 use crate::nn::model::Model;
 use crate::optim::Adam;
 use crate::train::config::TrainConfig;
@@ -208,10 +216,8 @@ pub fn load(ctx: &Context, dir: &Path, model: &Model, adam: Option<&mut Adam>) -
             let t = st
                 .tensor(name)
                 .map_err(|_| Error::file(&path, format!("missing tensor '{name}'")))?;
-            Ok(t.data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect())
+            // Little-endian f32, possibly unaligned in the file's buffer: copied out.
+            Ok(bytemuck::pod_collect_to_vec::<u8, f32>(t.data()))
         };
         moments = Some((read("adam.m")?, read("adam.v")?, adam_t));
     }
@@ -304,313 +310,6 @@ pub fn save(
     install(dir, progress.epoch, &files, metrics)
 }
 
-/// The test hook described at [`SAVE_STEPS`].
-struct Fault {
-    step: usize,
-    error: bool,
-}
-
-impl Fault {
-    fn from_env() -> Result<Option<Fault>> {
-        let Some(value) = std::env::var("RIMS_FAULT_SAVE")
-            .ok()
-            .filter(|v| !v.is_empty())
-        else {
-            return Ok(None);
-        };
-        let (step, mode) = value.split_once(':').unwrap_or((&value, "exit"));
-        match (step.parse::<usize>(), mode) {
-            (Ok(step), "exit" | "error") if (1..=SAVE_STEPS.len()).contains(&step) => {
-                Ok(Some(Fault {
-                    step,
-                    error: mode == "error",
-                }))
-            }
-            _ => Err(Error::config(
-                "RIMS_FAULT_SAVE",
-                format!(
-                    "'{value}' is not a step 1..={} of a save, optionally followed by :error",
-                    SAVE_STEPS.len()
-                ),
-            )),
-        }
-    }
-
-    fn after(fault: &Option<Fault>, step: usize) -> Result<()> {
-        match fault {
-            Some(f) if f.step == step && f.error => Err(Error::Io(std::io::Error::other(format!(
-                "RIMS_FAULT_SAVE: injected failure after step {step} of a save ({})",
-                SAVE_STEPS[step - 1]
-            )))),
-            Some(f) if f.step == step => {
-                eprintln!(
-                    "rims: RIMS_FAULT_SAVE: stopping after step {step} of a save ({})",
-                    SAVE_STEPS[step - 1]
-                );
-                std::process::exit(FAULT_EXIT_CODE)
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-/// A set name for `epoch` that is not `previous` (the current set is never overwritten).
-fn fresh_name(epoch: usize, previous: Option<&str>) -> String {
-    let base = format!("epoch-{epoch:06}");
-    (1..)
-        .map(|n| {
-            if n == 1 {
-                base.clone()
-            } else {
-                format!("{base}-{n}")
-            }
-        })
-        .find(|name| Some(name.as_str()) != previous)
-        .expect("an unused name")
-}
-
-fn remove_any(path: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Makes the set of `files` (and `metrics`) the current checkpoint of `dir`: the steps of
-/// [`SAVE_STEPS`].
-fn install(
-    dir: &Path,
-    epoch: usize,
-    files: &[(&str, &[u8]); 3],
-    metrics: Option<&str>,
-) -> Result<()> {
-    let fault = Fault::from_env()?;
-    std::fs::create_dir_all(dir).map_err(Error::io_on(dir, "cannot create the directory"))?;
-    let previous = pointer(dir)?;
-    let name = fresh_name(epoch, previous.as_deref());
-    let set = dir.join(&name);
-    let pid = std::process::id();
-    let tmp = dir.join(format!(".{name}.tmp-{pid}"));
-    let pointer_tmp = dir.join(format!(".{LATEST_FILE}.tmp-{pid}"));
-    let mut renamed = false;
-    let result = (|| -> Result<()> {
-        remove_any(&tmp).map_err(Error::io_on(&tmp, "cannot remove"))?;
-        std::fs::create_dir(&tmp).map_err(Error::io_on(&tmp, "cannot create the directory"))?;
-        Fault::after(&fault, 1)?;
-        for (i, (file, bytes)) in files.iter().enumerate() {
-            write_synced(&tmp.join(file), bytes)?;
-            Fault::after(&fault, 2 + i)?;
-        }
-        if let Some(text) = metrics {
-            write_synced(&tmp.join(METRICS_FILE), text.as_bytes())?;
-        }
-        Fault::after(&fault, 5)?;
-        sync_dir(&tmp)?;
-        // A set of this name that is not current was left by a killed save.
-        remove_any(&set).map_err(Error::io_on(&set, "cannot remove"))?;
-        std::fs::rename(&tmp, &set).map_err(Error::io_on(&set, "cannot rename into place"))?;
-        renamed = true;
-        sync_dir(dir)?;
-        Fault::after(&fault, 6)?;
-        write_synced(&pointer_tmp, format!("{name}\n").as_bytes())?;
-        Fault::after(&fault, 7)?;
-        let latest = dir.join(LATEST_FILE);
-        std::fs::rename(&pointer_tmp, &latest)
-            .map_err(Error::io_on(&latest, "cannot rename into place"))?;
-        sync_dir(dir)?;
-        Fault::after(&fault, 8)
-    })();
-    if result.is_err() && pointer(dir).ok().flatten().as_deref() != Some(name.as_str()) {
-        // Not switched: nothing of this save may stay behind.
-        let _ = remove_any(&tmp);
-        let _ = remove_any(&pointer_tmp);
-        if renamed {
-            let _ = remove_any(&set);
-        }
-    }
-    result?;
-    remove_leftovers(dir)?;
-    Fault::after(&fault, 9)?;
-    if let Some(text) = metrics {
-        publish_metrics(dir, text)?;
-    }
-    Fault::after(&fault, 10)
-}
-
-/// `Some(pid)` for the name of a temporary file or directory this module (or
-/// [`crate::io::write_atomic`] on one of its files) creates: `.NAME.tmp-PID`.
-fn temporary(name: &str) -> Option<u32> {
-    let (base, pid) = name.strip_prefix('.')?.rsplit_once(".tmp-")?;
-    let ours = [
-        MODEL_FILE,
-        OPTIMIZER_FILE,
-        STATE_FILE,
-        METRICS_FILE,
-        LATEST_FILE,
-    ]
-    .contains(&base)
-        || is_set_name(base);
-    if ours { pid.parse().ok() } else { None }
-}
-
-/// Whether another live process has this id (then its temporaries are still being written).
-fn alive_elsewhere(pid: u32) -> bool {
-    pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()
-}
-
-/// Removes what killed saves left in `dir`: temporaries, sets that never became current, and
-/// the files of the older layout once a set has replaced them.
-fn remove_leftovers(dir: &Path) -> Result<()> {
-    let current = pointer(dir)?;
-    let entries = std::fs::read_dir(dir).map_err(Error::io_on(dir, "cannot list"))?;
-    for entry in entries {
-        let entry = entry.map_err(Error::io_on(dir, "cannot list"))?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        let stale = match temporary(&name) {
-            Some(pid) => !alive_elsewhere(pid),
-            None => is_set_name(&name) && current.as_deref() != Some(name.as_str()),
-        };
-        if stale {
-            let path = entry.path();
-            remove_any(&path).map_err(Error::io_on(&path, "cannot remove a leftover of a save"))?;
-        }
-    }
-    if current.is_some() {
-        for file in [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE] {
-            let path = dir.join(file);
-            remove_any(&path).map_err(Error::io_on(&path, "cannot remove"))?;
-        }
-    }
-    Ok(())
-}
-
-/// The evaluation records the current checkpoint of `dir` vouches for (`metrics.jsonl` text):
-/// its own copy, or, for a checkpoint without one (older layout), the records of
-/// `DIR/metrics.jsonl` up to its epoch, each epoch once (the last one written).
-pub fn read_metrics(dir: &Path) -> Result<String> {
-    let set = current(dir)?;
-    let copy = set.join(METRICS_FILE);
-    if set != dir && copy.is_file() {
-        return std::fs::read_to_string(&copy).map_err(Error::io_on(&copy, "cannot read"));
-    }
-    let epoch = read_state(dir)?.progress.epoch as u64;
-    let path = dir.join(METRICS_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(Error::file(&path, format!("cannot read: {e}"))),
-    };
-    let mut by_epoch = BTreeMap::new();
-    for line in text.lines() {
-        // A line cut short by a crash has no epoch and is dropped with the rest of its kind.
-        let e = serde_json::from_str::<serde_json::Value>(line)
-            .ok()
-            .and_then(|v| v.get("epoch").and_then(|e| e.as_u64()));
-        if let Some(e) = e.filter(|&e| e <= epoch) {
-            by_epoch.insert(e, line);
-        }
-    }
-    Ok(by_epoch.values().map(|l| format!("{l}\n")).collect())
-}
-
-/// Makes `DIR/metrics.jsonl` hold exactly `text`: appended to when it holds the beginning of
-/// it (the usual case, kind to `tail -f`), rewritten in one rename otherwise.
-pub fn publish_metrics(dir: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let path = dir.join(METRICS_FILE);
-    let have = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(Error::file(&path, format!("cannot read: {e}"))),
-    };
-    if have == text.as_bytes() {
-        return Ok(());
-    }
-    let prefix = text.as_bytes().starts_with(&have) && (have.is_empty() || have.ends_with(b"\n"));
-    if !prefix {
-        return write_atomic(&path, text.as_bytes());
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(Error::io_on(&path, "cannot open"))?;
-    f.write_all(&text.as_bytes()[have.len()..])
-        .map_err(Error::io_on(&path, "cannot write"))?;
-    f.sync_all().map_err(Error::io_on(&path, "cannot flush"))
-}
-
-/// Files in a directory with no checkpoint that say another run used it.
-fn foreign_files(dir: &Path) -> Vec<&'static str> {
-    [METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE]
-        .into_iter()
-        .filter(|f| dir.join(f).exists())
-        .collect()
-}
-
-/// Gets the run directory `dir` ready for a run that writes into it, and returns the records
-/// its checkpoint vouches for ("" for a new run). A new run (`resume` false) refuses a
-/// directory that holds another run's checkpoint or records; a resumed one needs a checkpoint
-/// there. Either way, what killed saves left behind is removed, and a resumed run's
-/// `metrics.jsonl` is made to match its checkpoint.
-pub fn open_run(dir: &Path, resume: bool) -> Result<String> {
-    if resume {
-        let metrics = read_metrics(dir)?;
-        remove_leftovers(dir)?;
-        publish_metrics(dir, &metrics)?;
-        return Ok(metrics);
-    }
-    if dir.join(LATEST_FILE).exists() || dir.join(STATE_FILE).exists() {
-        return Err(Error::config(
-            "out",
-            format!(
-                "{} already holds a checkpoint: pass --resume to continue it, or choose another --out",
-                dir.display()
-            ),
-        ));
-    }
-    let foreign = foreign_files(dir);
-    if !foreign.is_empty() {
-        return Err(Error::config(
-            "out",
-            format!(
-                "{} holds {} of another run but no checkpoint: remove them or choose another --out",
-                dir.display(),
-                foreign.join(", ")
-            ),
-        ));
-    }
-    std::fs::create_dir_all(dir).map_err(Error::io_on(dir, "cannot create the directory"))?;
-    remove_leftovers(dir)?;
-    Ok(String::new())
-}
-
-/// Starts the run directory `to` as a copy of the run in `from` (its current checkpoint and the
-/// records it vouches for), so that training continues there and `from` stays as it is. `to`
-/// must not hold a run already.
-pub fn copy_run(from: &Path, to: &Path) -> Result<State> {
-    let set = current(from)?;
-    let state = read_state(from)?;
-    let metrics = read_metrics(from)?;
-    let read = |file: &str| {
-        let path = set.join(file);
-        std::fs::read(&path).map_err(Error::io_on(&path, "cannot read"))
-    };
-    let (model, optimizer, json) = (read(MODEL_FILE)?, read(OPTIMIZER_FILE)?, read(STATE_FILE)?);
-    open_run(to, false)?;
-    let files = [
-        (MODEL_FILE, model.as_slice()),
-        (OPTIMIZER_FILE, optimizer.as_slice()),
-        (STATE_FILE, json.as_slice()),
-    ];
-    install(to, state.progress.epoch, &files, Some(&metrics))?;
-    Ok(state)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -630,18 +329,5 @@ mod tests {
         ] {
             assert!(!is_set_name(no), "{no}");
         }
-        assert_eq!(fresh_name(4, None), "epoch-000004");
-        assert_eq!(fresh_name(4, Some("epoch-000004")), "epoch-000004-2");
-        assert_eq!(fresh_name(4, Some("epoch-000003")), "epoch-000004");
-    }
-
-    #[test]
-    fn temporaries_are_recognised() {
-        assert_eq!(temporary(".epoch-000002.tmp-123"), Some(123));
-        assert_eq!(temporary(".model.safetensors.tmp-9"), Some(9));
-        assert_eq!(temporary(".latest.tmp-77"), Some(77));
-        assert_eq!(temporary(".bashrc"), None);
-        assert_eq!(temporary(".notes.tmp-12"), None, "not one of ours");
-        assert_eq!(temporary("model.safetensors.tmp-12"), None);
     }
 }
