@@ -407,7 +407,9 @@ pub fn evaluate_adding(ctx: &Context, cfg: &TrainConfig, model: &Model) -> Resul
     Ok(results)
 }
 
-fn argmax(v: &[f32]) -> usize {
+/// The index of the largest value (the first of equals; 0 for an empty slice): a prediction
+/// from a row of logits.
+pub fn argmax(v: &[f32]) -> usize {
     v.iter()
         .enumerate()
         .fold(0, |best, (i, x)| if *x > v[best] { i } else { best })

@@ -32,14 +32,7 @@ pub struct EvalArgs {
 pub fn run_eval(args: &EvalArgs) -> Result<()> {
     let state = checkpoint::read_state(&args.checkpoint)?;
     let mut cfg = state.config.clone();
-    if let Some(task) = args.task
-        && task != cfg.task
-    {
-        return Err(Error::config(
-            "--task",
-            format!("the checkpoint was trained on {:?}, not {task:?}", cfg.task),
-        ));
-    }
+    crate::shared::check_task(args.task, cfg.task)?;
     match cfg.task {
         Task::Copying | Task::Adding if args.resolutions.is_some() => {
             return Err(Error::config(

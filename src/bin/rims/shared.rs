@@ -6,6 +6,7 @@ use std::io::Write;
 
 use clap::Args;
 use rims::device::{AdapterSummary, DeviceKind, DeviceRequest};
+use rims::train::Task;
 use rims::{Context, Error, Result};
 
 /// `--device`: which device runs the job.
@@ -45,6 +46,22 @@ impl DeviceArg {
 /// Opens `kind` (or the environment's or the default choice when None).
 pub fn open_device(kind: Option<DeviceKind>) -> Result<Context> {
     Context::new(DeviceRequest::from_env()?.with_device(kind))
+}
+
+/// Refuses a `--task` that is not the task `trained` (a checkpoint's) was trained on: the flag
+/// of `eval` and `viz` checks, it does not change.
+pub fn check_task(asked: Option<Task>, trained: Task) -> Result<()> {
+    match asked {
+        Some(task) if task != trained => Err(Error::config(
+            "--task",
+            format!(
+                "the checkpoint was trained on {}, not {}",
+                trained.name(),
+                task.name()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Folds a possibly multi-line message (wgpu and driver errors can span lines) into one line.

@@ -51,14 +51,7 @@ pub(super) enum Marks {
 pub(super) fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
     let state = checkpoint::read_state(dir)?;
     let cfg = state.config.clone();
-    if let Some(task) = args.task
-        && task != cfg.task
-    {
-        return Err(Error::config(
-            "task",
-            format!("the checkpoint was trained on {:?}, not {task:?}", cfg.task),
-        ));
-    }
+    crate::shared::check_task(args.task, cfg.task)?;
     match cfg.task {
         Task::Copying if args.resolution.is_some() => {
             return Err(Error::config("resolution", "is for smnist checkpoints"));
@@ -154,12 +147,6 @@ fn summarise(masks: &[f32], t_len: usize, b: usize, n: usize, e: usize) -> (Vec<
     (example, fraction)
 }
 
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
-}
-
 fn copying_figure(
     ctx: &Context,
     cfg: &TrainConfig,
@@ -185,7 +172,7 @@ fn copying_figure(
     let (example, fraction) = summarise(&masks, t_len, b, n, e);
     let predict = |pos: usize, j: usize| {
         let row = pos * b + j;
-        argmax(&logits[row * classes..(row + 1) * classes]) as u32
+        train::argmax(&logits[row * classes..(row + 1) * classes]) as u32
     };
     let copied = task.copied_positions();
     let correct = |j: usize| {
@@ -256,9 +243,11 @@ fn smnist_figure(
     let (masks, logits) = run_model(ctx, model, &data.tokens, data.t_len, b)?;
     let (example, fraction) = summarise(&masks, data.t_len, b, n, 0);
     let classes = model.cfg.classes;
-    let predicted = argmax(&logits[..classes]);
+    let predicted = train::argmax(&logits[..classes]);
     let batch_correct = (0..b)
-        .filter(|&j| argmax(&logits[j * classes..(j + 1) * classes]) as u32 == data.labels[j])
+        .filter(|&j| {
+            train::argmax(&logits[j * classes..(j + 1) * classes]) as u32 == data.labels[j]
+        })
         .count();
     Ok(MaskFigure {
         title: format!(
