@@ -206,14 +206,14 @@ fn start_from(ctx: &Context, cfg: &TrainConfig, model: &Model, init: &Path) -> R
     let state = checkpoint::read_state(init)?;
     let diffs = cfg.model_mismatches(&state.config);
     if !diffs.is_empty() {
-        return Err(Error::Config {
-            field: "init",
-            reason: format!(
+        return Err(Error::config(
+            "init",
+            format!(
                 "{} holds another model: {}",
                 init.display(),
                 diffs.join("; ")
             ),
-        });
+        ));
     }
     checkpoint::load(ctx, init, model, None)?;
     Ok(())

@@ -113,6 +113,7 @@ pub fn train_flag(field: &str) -> Option<&'static str> {
         "seed" => "--seed",
         "out" => "--out",
         "resume" => "--resume",
+        "init" => "--init",
         _ => return None,
     })
 }
