@@ -101,29 +101,41 @@ fn variant_and_input_heads_reach_the_run_and_its_resume_checks() {
     assert_eq!(code, 0, "{out}\n{err}");
     let state = rims::train::checkpoint::read_state(&run).unwrap();
     assert_eq!(state.progress.epoch, 2);
-    // Variant D is refused in one line until the sequence layer computes it; nothing written.
-    // (Tiny, so that once it is computed this fails at once instead of training the main job.)
+    // Variant D: a new run takes dido's d_vc = H (the preset's 8 would be refused), trains,
+    // records its variant, and a resume asking for the authors' cell is refused.
     let dido = dir.join("dido");
-    let mut args = vec![
+    support::train_tiny(&dido, 1, &["--variant", "dido"]);
+    let saved = rims::train::checkpoint::read_state(&dido).unwrap().config;
+    assert_eq!(saved.variant, "dido");
+    assert_eq!((saved.comm_value, saved.hidden), (4, 4));
+    let dido_s = dido.to_str().unwrap();
+    let (code, _, err) = rims(&[
         "train",
+        "--resume",
+        dido_s,
         "--variant",
-        "dido",
+        "authors",
         "--epochs",
-        "1",
-        "--iterations",
         "2",
-    ];
-    args.extend(support::TINY);
-    args.extend(["--out", dido.to_str().unwrap()]);
-    let (code, _, err) = rims(&args);
+    ]);
     assert_eq!(code, 1, "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
-        err.starts_with("error: ") && err.contains("--variant"),
+        err.contains("--variant: authors given, the checkpoint has dido"),
         "{err}"
     );
-    assert!(!dido.exists(), "a refused run wrote {dido:?}");
+    // dido's LSTM cells have no biases to add a forget bias to: refused in one line.
+    let mut args = vec!["train", "--variant", "dido", "--forget-bias", "1"];
+    args.extend(support::TINY);
+    let out = dir.join("dido-bias");
+    args.extend(["--out", out.to_str().unwrap()]);
+    let (code, _, err) = rims(&args);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--forget-bias: variant dido's LSTM cells have no biases"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a refused run wrote {out:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -437,10 +437,10 @@ impl TrainConfig {
             && model.backbone == crate::nn::model::Backbone::Rims
             && model.rims.variant == crate::nn::Variant::Dido
         {
-            return Err(Error::Config {
-                field: "forget_bias",
-                reason: "variant dido's LSTM cells have no biases (docs/spec.md §3)".into(),
-            });
+            return Err(Error::config(
+                "forget_bias",
+                "variant dido's LSTM cells have no biases (docs/spec.md §3)",
+            ));
         }
         if !(self.input_gain.is_finite() && self.input_gain > 0.0) {
             return Err(Error::config(
