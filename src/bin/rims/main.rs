@@ -18,6 +18,7 @@ mod eval;
 mod flags;
 mod infer;
 mod interop;
+mod progress;
 mod shared;
 mod summary;
 mod train;

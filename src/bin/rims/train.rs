@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use rims::train::{self, EvalRecord, Reporter, Task, TrainConfig, checkpoint};
+use rims::train::{self, Task, TrainConfig, checkpoint};
 use rims::{Error, Result};
 use serde::Serialize;
 
 use super::flags::{self, CellArg, ModelArg, Preset, VariantArg};
+use super::progress::Bar;
 
 /// Where a run goes without --out.
 const DEFAULT_OUT: &str = "runs/main";
@@ -255,83 +255,6 @@ pub(crate) fn small_preset(task: Task) -> TrainConfig {
             forget_bias: 1.0,
             ..c
         },
-    }
-}
-
-/// The CLI's progress bar: loss, accuracy of the last evaluation, steps per second, ETA.
-struct Bar {
-    bar: ProgressBar,
-    started: Instant,
-    steps: usize,
-    last_eval: String,
-}
-
-impl Bar {
-    /// A bar whose length comes with [`Reporter::started`].
-    fn new() -> Self {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        Bar {
-            bar,
-            started: Instant::now(),
-            steps: 0,
-            last_eval: String::new(),
-        }
-    }
-}
-
-impl Reporter for Bar {
-    fn started(&mut self, steps: u64) {
-        self.bar.set_length(steps);
-    }
-
-    fn step(&mut self, epoch: usize, _iteration: usize, _of: usize, loss: f32, _sequences: usize) {
-        self.steps += 1;
-        let rate = self.steps as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        self.bar.set_prefix(format!("{}", epoch + 1));
-        self.bar.set_message(format!(
-            "loss {loss:.4} {}{rate:.1} steps/s",
-            self.last_eval
-        ));
-        self.bar.inc(1);
-    }
-
-    fn evaluated(&mut self, r: &EvalRecord) {
-        let acc: Vec<String> = r
-            .eval
-            .iter()
-            .map(|e| format!("{}@{} {:.1}%", e.split, e.size, 100.0 * e.accuracy))
-            .collect();
-        self.last_eval = format!("| {} | ", acc.join(" "));
-        let line = format!(
-            "epoch {:>3}  step {:>6}  train loss {:.4}  {}",
-            r.epoch,
-            r.step,
-            r.train_loss,
-            r.eval
-                .iter()
-                .map(|e| format!(
-                    "{}@{}: loss {:.4} acc {:.1}%",
-                    e.split,
-                    e.size,
-                    e.loss,
-                    100.0 * e.accuracy
-                ))
-                .collect::<Vec<_>>()
-                .join("  ")
-        );
-        // Without a terminal the bar is hidden, and so would its printed lines be.
-        if self.bar.is_hidden() {
-            println!("{line}");
-        } else {
-            self.bar.println(line);
-        }
     }
 }
 
