@@ -192,6 +192,11 @@ impl TrainArgs {
         if c.variant == VariantArg::Dido.variant().name() {
             // Variant D has no communication value width of its own: d_vc = H (spec §3).
             c.comm_value = c.hidden;
+            // Its cells have no biases, so a preset's forget-gate bias does not apply; an
+            // explicit --forget-bias is still refused by validate.
+            if self.set.forget_bias.is_none() {
+                c.forget_bias = 0.0;
+            }
         }
         c.validate()?;
         Ok(c)
@@ -514,6 +519,27 @@ mod tests {
             ..base
         };
         assert_eq!(parse(&["train"]).apply(&odd).unwrap(), odd);
+    }
+
+    #[test]
+    fn variant_dido_drops_the_presets_forget_bias_but_not_an_explicit_one() {
+        let c = parse(&["train", "--task", "smnist", "--variant", "dido"])
+            .config()
+            .unwrap();
+        assert_eq!((c.forget_bias, c.comm_value), (0.0, c.hidden));
+        let e = parse(&[
+            "train",
+            "--task",
+            "smnist",
+            "--variant",
+            "dido",
+            "--forget-bias",
+            "1",
+        ])
+        .config()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("forget_bias") && e.contains("no biases"), "{e}");
     }
 
     #[test]
