@@ -71,17 +71,14 @@ fn lstm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let bnh = p.batch * p.n * p.h;
     let g0 = p.t * bnh * 4u + s.gate;
     let h = p.h;
-    let ig = sigmoid(zx[g0] + zh[g0]);
-    let fg = sigmoid(zx[g0 + h] + zh[g0 + h]);
-    let gg = safe_tanh(zx[g0 + 2u * h] + zh[g0 + 2u * h]);
-    let og = sigmoid(zx[g0 + 3u * h] + zh[g0 + 3u * h]);
-    let c_new = fg * cs[p.t * bnh + s.state] + ig * gg;
-    act[g0] = ig;
-    act[g0 + h] = fg;
-    act[g0 + 2u * h] = gg;
-    act[g0 + 3u * h] = og;
-    cp[p.t * bnh + s.unit] = c_new;
-    hp[p.t * bnh + s.unit] = og * safe_tanh(c_new);
+    let u = lstm_step(zx[g0] + zh[g0], zx[g0 + h] + zh[g0 + h], zx[g0 + 2u * h] + zh[g0 + 2u * h],
+                      zx[g0 + 3u * h] + zh[g0 + 3u * h], cs[p.t * bnh + s.state]);
+    act[g0] = u.ig;
+    act[g0 + h] = u.fg;
+    act[g0 + 2u * h] = u.gg;
+    act[g0 + 3u * h] = u.og;
+    cp[p.t * bnh + s.unit] = u.c;
+    hp[p.t * bnh + s.unit] = u.h;
 }
 
 @compute @workgroup_size(WG)
@@ -94,13 +91,12 @@ fn gru_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let bnh = p.batch * p.n * p.h;
     let g0 = p.t * bnh * 3u + s.gate;
     let h = p.h;
-    let rg = sigmoid(zx[g0] + zh[g0]);
-    let zg = sigmoid(zx[g0 + h] + zh[g0 + h]);
-    let ng = safe_tanh(zx[g0 + 2u * h] + rg * zh[g0 + 2u * h]);
-    act[g0] = rg;
-    act[g0 + h] = zg;
-    act[g0 + 2u * h] = ng;
-    hp[p.t * bnh + s.unit] = (1.0 - zg) * ng + zg * hs[p.t * bnh + s.state];
+    let u = gru_step(zx[g0], zx[g0 + h], zx[g0 + 2u * h], zh[g0], zh[g0 + h], zh[g0 + 2u * h],
+                     hs[p.t * bnh + s.state]);
+    act[g0] = u.rg;
+    act[g0 + h] = u.zg;
+    act[g0 + 2u * h] = u.ng;
+    hp[p.t * bnh + s.unit] = u.h;
 }
 
 // dh' = the merge's residual gradient + communication's (already blocked for inactive

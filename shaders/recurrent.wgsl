@@ -61,17 +61,14 @@ fn lstm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let h = p.h;
     let bh = p.batch * p.h;
     let g0 = s.gate;
-    let ig = sigmoid(gates[g0]);
-    let fg = sigmoid(gates[g0 + h]);
-    let gg = safe_tanh(gates[g0 + 2u * h]);
-    let og = sigmoid(gates[g0 + 3u * h]);
-    let c_new = fg * cs[p.t * bh + s.unit] + ig * gg;
-    gates[g0] = ig;
-    gates[g0 + h] = fg;
-    gates[g0 + 2u * h] = gg;
-    gates[g0 + 3u * h] = og;
-    cs[(p.t + 1u) * bh + s.unit] = c_new;
-    hs[(p.t + 1u) * bh + s.unit] = og * safe_tanh(c_new);
+    let u = lstm_step(gates[g0], gates[g0 + h], gates[g0 + 2u * h], gates[g0 + 3u * h],
+                      cs[p.t * bh + s.unit]);
+    gates[g0] = u.ig;
+    gates[g0 + h] = u.fg;
+    gates[g0 + 2u * h] = u.gg;
+    gates[g0 + 3u * h] = u.og;
+    cs[(p.t + 1u) * bh + s.unit] = u.c;
+    hs[(p.t + 1u) * bh + s.unit] = u.h;
 }
 
 @compute @workgroup_size(WG)
@@ -84,13 +81,12 @@ fn gru_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let h = p.h;
     let bh = p.batch * p.h;
     let g0 = s.gate;
-    let rg = sigmoid(gates[g0] + gh[g0]);
-    let zg = sigmoid(gates[g0 + h] + gh[g0 + h]);
-    let ng = safe_tanh(gates[g0 + 2u * h] + rg * gh[g0 + 2u * h]);
-    gates[g0] = rg;
-    gates[g0 + h] = zg;
-    gates[g0 + 2u * h] = ng;
-    hs[(p.t + 1u) * bh + s.unit] = (1.0 - zg) * ng + zg * hs[p.t * bh + s.unit];
+    let u = gru_step(gates[g0], gates[g0 + h], gates[g0 + 2u * h], gh[g0], gh[g0 + h], gh[g0 + 2u * h],
+                     hs[p.t * bh + s.unit]);
+    gates[g0] = u.rg;
+    gates[g0 + h] = u.zg;
+    gates[g0 + 2u * h] = u.ng;
+    hs[(p.t + 1u) * bh + s.unit] = u.h;
 }
 
 // dz of step t from the gradient of h_t (dy plus the carried dh) and of c_t (the carried dc);

@@ -7,6 +7,7 @@
 
 use std::cell::Cell;
 use std::marker::PhantomData;
+use std::ops::Range;
 
 /// One storage binding: `len` 32-bit words at `ptr`.
 #[derive(Clone, Copy, Debug)]
@@ -121,6 +122,23 @@ impl<'a> KernelArgs<'a> {
         self.taken.set(self.taken.get() | bit);
         // SAFETY: `new`'s contract (nothing else overlaps it) and the bit above (handed out once).
         unsafe { std::slice::from_raw_parts_mut(b.ptr, b.len) }
+    }
+
+    /// Read-only bindings `ids` as f32, so a twin names its inputs in one line:
+    /// `let [x, w] = args.reads([0, 1]);`.
+    pub fn reads<const N: usize>(&self, ids: [usize; N]) -> [&'a [f32]; N] {
+        ids.map(|i| self.read(i))
+    }
+
+    /// Writable bindings `ids` as f32 (each taken once, as by [`KernelArgs::write`]).
+    pub fn writes<const N: usize>(&self, ids: [usize; N]) -> [&'a mut [f32]; N] {
+        ids.map(|i| self.write(i))
+    }
+
+    /// Words `range` of writable binding `i`, cut into rows of `row_len` for the iterations
+    /// of [`par_for`] (what most twins do with each output).
+    pub fn rows(&self, i: usize, range: Range<usize>, row_len: usize) -> Rows<'a, f32> {
+        Rows::new(&mut self.write(i)[range], row_len)
     }
 
     /// Threads of the device's pool.

@@ -7,9 +7,9 @@
 //! Layouts as in the shader: zx, zh, act, dz, dzh [T, B, N, G·H]; hs, cs [T+1, B, N·H];
 //! hp, cp [T, B, N, H]; mask [T, B, N]; dres [3, B, N, H]; dcarry [B, N·H].
 
-use crate::kernels::common::{sigmoid, tanh};
 use crate::kernels::gates::{
-    RowKernel, Step, blocks, blocks_mut, for_rows, gru_grads, lstm_grads, units,
+    RowKernel, Step, StepParams, blocks, blocks_mut, for_rows, gru_grads, gru_step, lstm_grads,
+    lstm_step, units,
 };
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
@@ -25,6 +25,12 @@ pub struct Params {
     pub h: u32,
     /// The time step t.
     pub t: u32,
+}
+
+impl StepParams for Params {
+    fn step(&self) -> Step {
+        Step::new(self.batch, self.n, self.h, self.t)
+    }
 }
 
 /// Work per unit (for [`KernelArgs::parallel`]) of a kernel with a few exp calls per unit.
@@ -64,33 +70,29 @@ impl RowKernel for LstmForward<'_> {
         let [ai, af, ag, ao] = blocks_mut::<4>(act, h);
         let (hp, cp) = (&mut hp[..h], &mut cp[..h]);
         for r in 0..h {
-            let ig = sigmoid(xi[r] + hi[r]);
-            let fg = sigmoid(xf[r] + hf[r]);
-            let gg = tanh(xg[r] + hg[r]);
-            let og = sigmoid(xo[r] + ho[r]);
-            let c_new = fg * c_prev[r] + ig * gg;
-            ai[r] = ig;
-            af[r] = fg;
-            ag[r] = gg;
-            ao[r] = og;
-            cp[r] = c_new;
-            hp[r] = og * tanh(c_new);
+            let u = lstm_step(
+                xi[r] + hi[r],
+                xf[r] + hf[r],
+                xg[r] + hg[r],
+                xo[r] + ho[r],
+                c_prev[r],
+            );
+            (ai[r], af[r], ag[r], ao[r]) = (u.ig, u.fg, u.gg, u.og);
+            (cp[r], hp[r]) = (u.c, u.h);
         }
     }
 }
 
 fn lstm_forward(args: &KernelArgs<'_>) {
-    let p: Params = args.params();
-    let s = Step::new(p.batch, p.n, p.h, p.t);
-    let h = s.h;
+    let (_, s) = Step::of::<Params>(args);
     let k = LstmForward {
-        h,
-        zx: &args.read(0)[s.plane(4)],
-        zh: &args.read(1)[s.plane(4)],
-        cs: &args.read(2)[s.plane(1)],
-        act: Rows::new(&mut args.write(3)[s.plane(4)], 4 * h),
-        hp: Rows::new(&mut args.write(4)[s.plane(1)], h),
-        cp: Rows::new(&mut args.write(5)[s.plane(1)], h),
+        h: s.h,
+        zx: s.read(args, 0, 4),
+        zh: s.read(args, 1, 4),
+        cs: s.read(args, 2, 1),
+        act: s.rows(args, 3, 4),
+        hp: s.rows(args, 4, 1),
+        cp: s.rows(args, 5, 1),
     };
     for_rows(args, args.parallel(s.units() * EXP_WORK), s.rows, &k);
 }
@@ -117,30 +119,31 @@ impl RowKernel for GruForward<'_> {
         let [ar, az, an] = blocks_mut::<3>(act, h);
         let hp = &mut hp[..h];
         for r in 0..h {
-            let rg = sigmoid(xr[r] + hr[r]);
-            let zg = sigmoid(xz[r] + hz[r]);
-            let ng = tanh(xn[r] + rg * hn[r]);
-            ar[r] = rg;
-            az[r] = zg;
-            an[r] = ng;
-            hp[r] = (1.0 - zg) * ng + zg * h_prev[r];
+            let u = gru_step(xr[r], xz[r], xn[r], hr[r], hz[r], hn[r], h_prev[r]);
+            (ar[r], az[r], an[r], hp[r]) = (u.rg, u.zg, u.ng, u.h);
         }
     }
 }
 
 fn gru_forward(args: &KernelArgs<'_>) {
-    let p: Params = args.params();
-    let s = Step::new(p.batch, p.n, p.h, p.t);
-    let h = s.h;
+    let (_, s) = Step::of::<Params>(args);
     let k = GruForward {
-        h,
-        zx: &args.read(0)[s.plane(3)],
-        zh: &args.read(1)[s.plane(3)],
-        hs: &args.read(2)[s.plane(1)],
-        act: Rows::new(&mut args.write(3)[s.plane(3)], 3 * h),
-        hp: Rows::new(&mut args.write(4)[s.plane(1)], h),
+        h: s.h,
+        zx: s.read(args, 0, 3),
+        zh: s.read(args, 1, 3),
+        hs: s.read(args, 2, 1),
+        act: s.rows(args, 3, 3),
+        hp: s.rows(args, 4, 1),
     };
     for_rows(args, args.parallel(s.units() * EXP_WORK), s.rows, &k);
+}
+
+/// The three planes of dres (binding 4, [3, B, N, H]): the merge's gradient into h' and c',
+/// and communication's into h'.
+fn dres_planes<'a>(args: &KernelArgs<'a>, s: Step) -> [&'a [f32]; 3] {
+    let bnh = s.units();
+    let dres = args.read(4);
+    std::array::from_fn(|i| &dres[i * bnh..(i + 1) * bnh])
 }
 
 /// lstm_backward: dz of row q; dh' = the merge's residual gradient (dres plane 0) +
@@ -198,21 +201,20 @@ impl RowKernel for LstmBackward<'_> {
 }
 
 fn lstm_backward(args: &KernelArgs<'_>) {
-    let p: Params = args.params();
-    let s = Step::new(p.batch, p.n, p.h, p.t);
-    let (h, bnh) = (s.h, s.units());
-    let dres = &args.read(4)[..3 * bnh];
+    let (_, s) = Step::of::<Params>(args);
+    let bnh = s.units();
+    let [dh_res, dc_res, dh_comm] = dres_planes(args, s);
     let k = LstmBackward {
-        h,
-        cs: &args.read(0)[s.plane(1)],
-        act: &args.read(1)[s.plane(4)],
-        cp: &args.read(2)[s.plane(1)],
+        h: s.h,
+        cs: s.read(args, 0, 1),
+        act: s.read(args, 1, 4),
+        cp: s.read(args, 2, 1),
         mask: &args.read(3)[s.mask()],
-        dh_res: &dres[..bnh],
-        dc_res: &dres[bnh..2 * bnh],
-        dh_comm: &dres[2 * bnh..],
-        dz: Rows::new(&mut args.write(5)[s.plane(4)], 4 * h),
-        dcarry: Rows::new(&mut args.write(6)[..bnh], h),
+        dh_res,
+        dc_res,
+        dh_comm,
+        dz: s.rows(args, 5, 4),
+        dcarry: s.carry(args, 6),
     };
     for_rows(args, args.parallel(bnh * EXP_WORK / 2), s.rows, &k);
 }
@@ -266,21 +268,20 @@ impl RowKernel for GruBackward<'_> {
 }
 
 fn gru_backward(args: &KernelArgs<'_>) {
-    let p: Params = args.params();
-    let s = Step::new(p.batch, p.n, p.h, p.t);
-    let (h, bnh) = (s.h, s.units());
-    let dres = &args.read(4)[..3 * bnh];
+    let (_, s) = Step::of::<Params>(args);
+    let bnh = s.units();
+    let [dh_res, _, dh_comm] = dres_planes(args, s);
     let k = GruBackward {
-        h,
-        zh: &args.read(0)[s.plane(3)],
-        hs: &args.read(1)[s.plane(1)],
-        act: &args.read(2)[s.plane(3)],
+        h: s.h,
+        zh: s.read(args, 0, 3),
+        hs: s.read(args, 1, 1),
+        act: s.read(args, 2, 3),
         mask: &args.read(3)[s.mask()],
-        dh_res: &dres[..bnh],
-        dh_comm: &dres[2 * bnh..],
-        dzx: Rows::new(&mut args.write(5)[s.plane(3)], 3 * h),
-        dzh: Rows::new(&mut args.write(6)[s.plane(3)], 3 * h),
-        dcarry: Rows::new(&mut args.write(7)[..bnh], h),
+        dh_res,
+        dh_comm,
+        dzx: s.rows(args, 5, 3),
+        dzh: s.rows(args, 6, 3),
+        dcarry: s.carry(args, 7),
     };
     for_rows(args, args.parallel(bnh * EXP_WORK / 4), s.rows, &k);
 }

@@ -188,7 +188,7 @@ fn rows_of<'a>(out: &'a mut [f32], start: usize, len: usize, count: usize) -> Ro
 fn forward(args: &KernelArgs<'_>) {
     let p: Params = args.params();
     let d = Dims::of(&p);
-    let (qkv, mask) = (args.read(0), args.read(3));
+    let [qkv, mask] = args.reads([0, 3]);
     let rw = RowWeight::of(&p);
     let (n, heads, dk, dv, w) = (d.n, d.heads, d.dk, d.dv, d.w);
     let probs = rows_of(
@@ -250,7 +250,7 @@ fn forward(args: &KernelArgs<'_>) {
 fn backward_rows(args: &KernelArgs<'_>) {
     let p: Params = args.params();
     let d = Dims::of(&p);
-    let (qkv, probs_in, dctx, mask) = (args.read(0), args.read(1), args.read(2), args.read(5));
+    let [qkv, probs_in, dctx, mask] = args.reads([0, 1, 2, 5]);
     let rw = RowWeight::of(&p);
     let (n, heads, dk, dv, w) = (d.n, d.heads, d.dk, d.dv, d.w);
     let ds = rows_of(args.write(3), 0, d.batch * d.prob_row(), d.batch);
@@ -299,7 +299,7 @@ fn backward_rows(args: &KernelArgs<'_>) {
 fn backward_cols(args: &KernelArgs<'_>) {
     let p: Params = args.params();
     let d = Dims::of(&p);
-    let (qkv, probs_in, dctx, ds_in) = (args.read(0), args.read(1), args.read(2), args.read(3));
+    let [qkv, probs_in, dctx, ds_in] = args.reads([0, 1, 2, 3]);
     let mask = args.read(5);
     let rw = RowWeight::of(&p);
     let (n, heads, dk, dv, w) = (d.n, d.heads, d.dk, d.dv, d.w);

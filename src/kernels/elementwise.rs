@@ -93,7 +93,7 @@ fn unary(args: &KernelArgs<'_>) {
 
 fn binary(args: &KernelArgs<'_>) {
     let p: Params = args.params();
-    let (a, b) = (args.read(0), args.read(1));
+    let [a, b] = args.reads([0, 1]);
     let b = &b[..p.b_len as usize];
     let out = &mut args.write(2)[..p.n as usize];
     let f = |x: f32, y: f32| match p.op {

@@ -1,5 +1,7 @@
-//! The LSTM and GRU gate derivatives of `shaders/lib/gates.wgsl`, shared (as there) by the twins
-//! of `cell.wgsl` (the mechanisms of RIMs) and `recurrent.wgsl` (the dense baselines).
+//! The LSTM and GRU gates of `shaders/lib/gates.wgsl`, forward ([`lstm_step`], [`gru_step`])
+//! and derivatives ([`lstm_grads`], [`gru_grads`]), shared (as there) by the twins of
+//! `cell.wgsl` (the mechanisms of RIMs) and `recurrent.wgsl` (the dense baselines), so that
+//! the two cannot drift apart.
 //! Gate orders: LSTM [i, f, g, o] (PyTorch LSTMCell), GRU [r, z, n] (PyTorch GRUCell).
 //!
 //! Also what the twins of cell, merge and recurrent share to run fast: the helpers that cut a
@@ -11,8 +13,8 @@
 
 use std::ops::Range;
 
-use crate::kernels::common::tanh;
-use crate::kernels::{KernelArgs, par_for};
+use crate::kernels::common::{sigmoid, tanh};
+use crate::kernels::{KernelArgs, Rows, par_for};
 
 /// The recurrent update each mechanism runs: which gates (and which twin entry points) a cell
 /// uses. Defined here, under the ops that take it; `rims::nn::CellKind` re-exports it.
@@ -140,6 +142,68 @@ unsafe fn row_avx512<K: RowKernel>(kernel: &K, q: usize) {
     unsafe { kernel.row(q) }
 }
 
+/// One LSTM unit's step: the activations (saved for the backward), c' and h'.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LstmStep {
+    /// Input gate, after its sigmoid.
+    pub ig: f32,
+    /// Forget gate.
+    pub fg: f32,
+    /// Cell candidate, after its tanh.
+    pub gg: f32,
+    /// Output gate.
+    pub og: f32,
+    /// c'.
+    pub c: f32,
+    /// h'.
+    pub h: f32,
+}
+
+/// `lstm_step` of gates.wgsl: from the four pre-activations (x·W_x + b_x + h·W_h + b_h, summed
+/// by the caller) and c.
+#[inline(always)]
+pub fn lstm_step(zi: f32, zf: f32, zg: f32, zo: f32, c_prev: f32) -> LstmStep {
+    let (ig, fg, gg, og) = (sigmoid(zi), sigmoid(zf), tanh(zg), sigmoid(zo));
+    let c = fg * c_prev + ig * gg;
+    LstmStep {
+        ig,
+        fg,
+        gg,
+        og,
+        c,
+        h: og * tanh(c),
+    }
+}
+
+/// One GRU unit's step: the activations r, z, n (saved for the backward) and h'.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GruStep {
+    /// Reset gate.
+    pub rg: f32,
+    /// Update gate.
+    pub zg: f32,
+    /// Candidate.
+    pub ng: f32,
+    /// h'.
+    pub h: f32,
+}
+
+/// `gru_step` of gates.wgsl: from the input side's pre-activations [r, z, n], the recurrent
+/// side's (kept apart: r gates only the recurrent n term) and h.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn gru_step(xr: f32, xz: f32, xn: f32, hr: f32, hz: f32, hn: f32, h_prev: f32) -> GruStep {
+    let rg = sigmoid(xr + hr);
+    let zg = sigmoid(xz + hz);
+    let ng = tanh(xn + rg * hn);
+    GruStep {
+        rg,
+        zg,
+        ng,
+        h: (1.0 - zg) * ng + zg * h_prev,
+    }
+}
+
 /// Pre-activation gradients of one LSTM unit, and the gradient flowing to c_{t-1}.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LstmGrads {
@@ -244,7 +308,35 @@ pub struct Step {
     pub t: usize,
 }
 
+/// A parameter struct that carries a step's sizes (B, N, H, t), so a twin gets both in one
+/// line: `let (p, s) = Step::of::<Params>(args);`.
+pub trait StepParams: bytemuck::Pod {
+    /// The step's sizes.
+    fn step(&self) -> Step;
+}
+
 impl Step {
+    /// The dispatch's parameter struct and its step.
+    pub fn of<P: StepParams>(args: &KernelArgs<'_>) -> (P, Step) {
+        let p: P = args.params();
+        (p, p.step())
+    }
+
+    /// Step t of read-only binding `i`, a [T, rows, width·H] tensor.
+    pub fn read<'a>(&self, args: &KernelArgs<'a>, i: usize, width: usize) -> &'a [f32] {
+        &args.read(i)[self.plane(width)]
+    }
+
+    /// Step t of writable binding `i`, a [T, rows, width·H] tensor, in rows of width·H.
+    pub fn rows<'a>(&self, args: &KernelArgs<'a>, i: usize, width: usize) -> Rows<'a, f32> {
+        args.rows(i, self.plane(width), width * self.h)
+    }
+
+    /// Writable binding `i` as one [rows, H] state (a gradient carried between steps).
+    pub fn carry<'a>(&self, args: &KernelArgs<'a>, i: usize) -> Rows<'a, f32> {
+        args.rows(i, 0..self.units(), self.h)
+    }
+
     /// `batch` · `n` rows of `h` units at step `t` (the parameter structs' fields).
     pub fn new(batch: u32, n: u32, h: u32, t: u32) -> Self {
         Step {

@@ -11,7 +11,7 @@
 
 use crate::kernels::common::DropoutStream;
 use crate::kernels::common::{sigmoid, tanh};
-use crate::kernels::gates::{RowKernel, Step, blocks, blocks_mut, for_rows, units};
+use crate::kernels::gates::{RowKernel, Step, StepParams, blocks, blocks_mut, for_rows, units};
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
 /// The uniform struct of every entry point of `merge.wgsl`.
@@ -57,6 +57,12 @@ pub fn twin(entry: &str) -> Option<CpuKernel> {
         "backward_gru" => backward_gru,
         _ => return None,
     })
+}
+
+impl StepParams for Params {
+    fn step(&self) -> Step {
+        Step::new(self.batch, self.n, self.h, self.t)
+    }
 }
 
 impl Params {
@@ -137,8 +143,7 @@ fn forward(
     tg: &mut [f32],
     cells: Option<(&[f32], &mut [f32])>,
 ) {
-    let p: Params = args.params();
-    let s = Step::new(p.batch, p.n, p.h, p.t);
+    let (p, s) = Step::of::<Params>(args);
     let (h, bnh) = (s.h, s.units());
     // hs[t] is read, hs[t+1] written: two disjoint halves of one binding (cs alike).
     let (h_prev, h_next) = hs[s.states()].split_at_mut(bnh);
@@ -161,14 +166,14 @@ fn forward(
 }
 
 fn forward_lstm(args: &KernelArgs<'_>) {
-    let (og, hp, cp, mask) = (args.read(0), args.read(1), args.read(2), args.read(3));
-    let (hs, cs, tg) = (args.write(4), args.write(5), args.write(6));
+    let [og, hp, cp, mask] = args.reads([0, 1, 2, 3]);
+    let [hs, cs, tg] = args.writes([4, 5, 6]);
     forward(args, og, hp, mask, hs, tg, Some((cp, cs)));
 }
 
 fn forward_gru(args: &KernelArgs<'_>) {
-    let (og, hp, mask) = (args.read(0), args.read(1), args.read(2));
-    let (hs, tg) = (args.write(3), args.write(4));
+    let [og, hp, mask] = args.reads([0, 1, 2]);
+    let [hs, tg] = args.writes([3, 4]);
     forward(args, og, hp, mask, hs, tg, None);
 }
 
@@ -275,8 +280,7 @@ fn backward(
     dres: &mut [f32],
     dog: &mut [f32],
 ) {
-    let p: Params = args.params();
-    let s = Step::new(p.batch, p.n, p.h, p.t);
+    let (p, s) = Step::of::<Params>(args);
     let (h, bnh) = (s.h, s.units());
     let planes = if dc.is_some() { 2 } else { 1 };
     let (dres_h, dres_c) = dres[..planes * bnh].split_at_mut(bnh);
@@ -297,14 +301,14 @@ fn backward(
 }
 
 fn backward_lstm(args: &KernelArgs<'_>) {
-    let (mask, dh_out, tg) = (args.read(0), args.read(1), args.read(2));
-    let (dh, dc, dres, dog) = (args.write(3), args.write(4), args.write(5), args.write(6));
+    let [mask, dh_out, tg] = args.reads([0, 1, 2]);
+    let [dh, dc, dres, dog] = args.writes([3, 4, 5, 6]);
     backward(args, mask, dh_out, tg, dh, Some(dc), dres, dog);
 }
 
 fn backward_gru(args: &KernelArgs<'_>) {
-    let (mask, dh_out, tg) = (args.read(0), args.read(1), args.read(2));
-    let (dh, dres, dog) = (args.write(3), args.write(4), args.write(5));
+    let [mask, dh_out, tg] = args.reads([0, 1, 2]);
+    let [dh, dres, dog] = args.writes([3, 4, 5]);
     backward(args, mask, dh_out, tg, dh, None, dres, dog);
 }
 

@@ -6,9 +6,9 @@
 //! Layouts as in the shader: gates, gh, act, dz, dzh [T, B, G·H]; hs, cs [T+1, B, H];
 //! dy [T, B, H]; dh, dc [B, H]. Gate blocks: LSTM [i, f, g, o], GRU [r, z, n].
 
-use crate::kernels::common::{sigmoid, tanh};
 use crate::kernels::gates::{
-    RowKernel, Step, blocks, blocks_mut, for_rows, gru_grads, lstm_grads, units,
+    RowKernel, Step, StepParams, blocks, blocks_mut, for_rows, gru_grads, gru_step, lstm_grads,
+    lstm_step, units,
 };
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
@@ -24,6 +24,12 @@ pub struct Params {
     pub t: u32,
     /// Padding to 16 bytes.
     pub _pad: u32,
+}
+
+impl StepParams for Params {
+    fn step(&self) -> Step {
+        Step::new(self.batch, 1, self.h, self.t)
+    }
 }
 
 /// Work per unit (for [`KernelArgs::parallel`]) of a kernel with a few exp calls per unit.
@@ -64,29 +70,20 @@ impl RowKernel for LstmForward<'_> {
         };
         let [zi, zf, zg, zo] = blocks_mut::<4>(gates, h);
         for r in 0..h {
-            let ig = sigmoid(zi[r]);
-            let fg = sigmoid(zf[r]);
-            let gg = tanh(zg[r]);
-            let og = sigmoid(zo[r]);
-            let c_new = fg * c_prev[r] + ig * gg;
-            zi[r] = ig;
-            zf[r] = fg;
-            zg[r] = gg;
-            zo[r] = og;
-            c_next[r] = c_new;
-            h_next[r] = og * tanh(c_new);
+            let u = lstm_step(zi[r], zf[r], zg[r], zo[r], c_prev[r]);
+            (zi[r], zf[r], zg[r], zo[r]) = (u.ig, u.fg, u.gg, u.og);
+            (c_next[r], h_next[r]) = (u.c, u.h);
         }
     }
 }
 
 fn lstm_forward(args: &KernelArgs<'_>) {
-    let p: Params = args.params();
-    let s = Step::new(p.batch, 1, p.h, p.t);
+    let (_, s) = Step::of::<Params>(args);
     let (h, bh) = (s.h, s.units());
     let (c_prev, c_next) = args.write(2)[s.states()].split_at_mut(bh);
     let k = LstmForward {
         h,
-        gates: Rows::new(&mut args.write(0)[s.plane(4)], 4 * h),
+        gates: s.rows(args, 0, 4),
         h_next: Rows::new(&mut args.write(1)[s.plane_at(s.t + 1, 1)], h),
         c_prev,
         c_next: Rows::new(c_next, h),
@@ -113,26 +110,20 @@ impl RowKernel for GruForward<'_> {
         let (gates, h_next) = unsafe { (self.gates.row(b), &mut self.h_next.row(b)[..h]) };
         let [zr, zz, zn] = blocks_mut::<3>(gates, h);
         for r in 0..h {
-            let rg = sigmoid(zr[r] + hr[r]);
-            let zg = sigmoid(zz[r] + hz[r]);
-            let ng = tanh(zn[r] + rg * hn[r]);
-            zr[r] = rg;
-            zz[r] = zg;
-            zn[r] = ng;
-            h_next[r] = (1.0 - zg) * ng + zg * h_prev[r];
+            let u = gru_step(zr[r], zz[r], zn[r], hr[r], hz[r], hn[r], h_prev[r]);
+            (zr[r], zz[r], zn[r], h_next[r]) = (u.rg, u.zg, u.ng, u.h);
         }
     }
 }
 
 fn gru_forward(args: &KernelArgs<'_>) {
-    let p: Params = args.params();
-    let s = Step::new(p.batch, 1, p.h, p.t);
+    let (_, s) = Step::of::<Params>(args);
     let (h, bh) = (s.h, s.units());
     let (h_prev, h_next) = args.write(2)[s.states()].split_at_mut(bh);
     let k = GruForward {
         h,
-        gates: Rows::new(&mut args.write(0)[s.plane(3)], 3 * h),
-        gh: &args.read(1)[s.plane(3)],
+        gates: s.rows(args, 0, 3),
+        gh: s.read(args, 1, 3),
         h_prev,
         h_next: Rows::new(h_next, h),
     };
@@ -183,19 +174,18 @@ impl RowKernel for LstmBackward<'_> {
 }
 
 fn lstm_backward(args: &KernelArgs<'_>) {
-    let p: Params = args.params();
-    let s = Step::new(p.batch, 1, p.h, p.t);
+    let (_, s) = Step::of::<Params>(args);
     let (h, bh) = (s.h, s.units());
     let cs = &args.read(1)[s.states()];
     let k = LstmBackward {
         h,
-        act: &args.read(0)[s.plane(4)],
+        act: s.read(args, 0, 4),
         c_prev: &cs[..bh],
         c_new: &cs[bh..],
-        dy: &args.read(2)[s.plane(1)],
+        dy: s.read(args, 2, 1),
         dh: &args.write(3)[..bh],
-        dc: Rows::new(&mut args.write(4)[..bh], h),
-        dz: Rows::new(&mut args.write(5)[s.plane(4)], 4 * h),
+        dc: s.carry(args, 4),
+        dz: s.rows(args, 5, 4),
     };
     for_rows(args, args.parallel(bh * EXP_WORK / 2), s.rows, &k);
 }
@@ -240,18 +230,17 @@ impl RowKernel for GruBackward<'_> {
 }
 
 fn gru_backward(args: &KernelArgs<'_>) {
-    let p: Params = args.params();
-    let s = Step::new(p.batch, 1, p.h, p.t);
+    let (_, s) = Step::of::<Params>(args);
     let (h, bh) = (s.h, s.units());
     let k = GruBackward {
         h,
-        act: &args.read(0)[s.plane(3)],
-        gh: &args.read(1)[s.plane(3)],
-        hs: &args.read(2)[s.plane(1)],
-        dy: &args.read(3)[s.plane(1)],
-        dh: Rows::new(&mut args.write(4)[..bh], h),
-        dzx: Rows::new(&mut args.write(5)[s.plane(3)], 3 * h),
-        dzh: Rows::new(&mut args.write(6)[s.plane(3)], 3 * h),
+        act: s.read(args, 0, 3),
+        gh: s.read(args, 1, 3),
+        hs: s.read(args, 2, 1),
+        dy: s.read(args, 3, 1),
+        dh: s.carry(args, 4),
+        dzx: s.rows(args, 5, 3),
+        dzh: s.rows(args, 6, 3),
     };
     for_rows(args, args.parallel(bh * EXP_WORK / 4), s.rows, &k);
 }

@@ -34,7 +34,7 @@ fn head_mean(kv_row: &[f32], d: &Dims, c: usize, inv_heads: f32) -> f32 {
 pub(super) fn forward(args: &KernelArgs<'_>) {
     let p: Params = args.params();
     let d = Dims::of(&p);
-    let (hs, in_q, kv, mask_in) = (args.read(0), args.read(1), args.read(2), args.read(3));
+    let [hs, in_q, kv, mask_in] = args.reads([0, 1, 2, 3]);
     let (n, h, wq, dv) = (d.n, d.h, d.wq, d.dv);
     let q = step_rows(&d, args.write(4), n * wq);
     let alpha = step_rows(&d, args.write(5), n);
@@ -100,13 +100,7 @@ pub(super) fn forward(args: &KernelArgs<'_>) {
 pub(super) fn backward(args: &KernelArgs<'_>) {
     let p: Params = args.params();
     let d = Dims::of(&p);
-    let (kv, du, q_in, alpha_in, mask_saved) = (
-        args.read(0),
-        args.read(1),
-        args.read(2),
-        args.read(3),
-        args.read(4),
-    );
+    let [kv, du, q_in, alpha_in, mask_saved] = args.reads([0, 1, 2, 3, 4]);
     let (n, wq, dv) = (d.n, d.wq, d.dv);
     let wv = d.heads * dv;
     let dq = step_rows(&d, args.write(5), n * wq);
