@@ -1,11 +1,15 @@
 //! The CPU oracle: every op's forward (and, later, backward) in plain f64 loops, written to be
 //! obviously correct rather than fast. GPU results are compared with these at named tolerances.
 
+pub mod cell;
+pub mod communication;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
+pub mod input_attention;
 pub mod matmul;
+pub mod merge;
 pub mod optim;
 pub mod recurrent;
 pub mod reduce;

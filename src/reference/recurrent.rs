@@ -2,8 +2,9 @@
 //! runs (`docs/spec.md` §1.4), and plain dense LSTM and GRU layers built from it (the paper's
 //! baselines).
 //!
-//! Gate orders are PyTorch's: LSTM [i, f, g, o], GRU [r, z, n], each a block of H columns of
-//! the [in, G·H] weights. LSTM: z = x·wx + bx + h·wh + bh, c' = σ(f)⊙c + σ(i)⊙tanh(g),
+//! The gates themselves are `reference::cell`'s (the `cell` op's oracle); this file adds the
+//! products around them. Gate orders are PyTorch's: LSTM [i, f, g, o], GRU [r, z, n], each a
+//! block of H columns of the [in, G·H] weights. LSTM: z = x·wx + bx + h·wh + bh, c' = σ(f)⊙c + σ(i)⊙tanh(g),
 //! h' = σ(o)⊙tanh(c'). GRU: gi = x·wx + bx, gh = h·wh + bh, r = σ(gi_r + gh_r),
 //! z = σ(gi_z + gh_z), n = tanh(gi_n + r⊙gh_n), h' = (1 − z)⊙n + z⊙h.
 
@@ -11,7 +12,8 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::nn::config::CellKind;
-use crate::reference::elementwise::sigmoid;
+use crate::reference::cell;
+pub use crate::reference::cell::{CellOut, CellSaved};
 use crate::rng::Rng;
 
 /// The weights of one cell: wx [in, G·H], wh [H, G·H], bx [G·H], bh [G·H].
@@ -40,41 +42,6 @@ pub struct CellGrads<'a> {
     pub bh: &'a mut [f64],
 }
 
-/// What one cell update produces for one row.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CellOut {
-    /// Post-activation gates [G·H]: LSTM [σ(i), σ(f), tanh(g), σ(o)], GRU [r, z, n].
-    pub gates: Vec<f64>,
-    /// GRU only: gh_n = h·wh_n + bh_n [H] (empty for LSTM).
-    pub ghn: Vec<f64>,
-    /// LSTM only: the new cell state c' [H] (empty for GRU).
-    pub c: Vec<f64>,
-    /// The new hidden state h' [H].
-    pub h: Vec<f64>,
-}
-
-/// What [`cell_backward`] reads from the forward (slices of a [`CellOut`] or of stored copies).
-#[derive(Clone, Copy, Debug)]
-pub struct CellSaved<'a> {
-    /// Post-activation gates [G·H].
-    pub gates: &'a [f64],
-    /// GRU: gh_n [H] (empty for LSTM).
-    pub ghn: &'a [f64],
-    /// LSTM: the new cell state c' [H] (empty for GRU).
-    pub c: &'a [f64],
-}
-
-impl CellOut {
-    /// Borrows what [`cell_backward`] needs.
-    pub fn saved(&self) -> CellSaved<'_> {
-        CellSaved {
-            gates: &self.gates,
-            ghn: &self.ghn,
-            c: &self.c,
-        }
-    }
-}
-
 /// x·w + b for one row: x [in], w [in, out], b [out].
 fn affine(x: &[f64], w: &[f64], b: &[f64], out: usize) -> Vec<f64> {
     let mut y = b[..out].to_vec();
@@ -93,52 +60,7 @@ pub fn cell_forward(kind: CellKind, w: &CellWeights, x: &[f64], h: &[f64], c: &[
     let gh = kind.gates() * hd;
     let zx = affine(x, w.wx, w.bx, gh);
     let zh = affine(h, w.wh, w.bh, gh);
-    match kind {
-        CellKind::Lstm => {
-            let mut gates = vec![0.0; gh];
-            let mut c_new = vec![0.0; hd];
-            let mut h_new = vec![0.0; hd];
-            for r in 0..hd {
-                let i = sigmoid(zx[r] + zh[r]);
-                let f = sigmoid(zx[hd + r] + zh[hd + r]);
-                let g = (zx[2 * hd + r] + zh[2 * hd + r]).tanh();
-                let o = sigmoid(zx[3 * hd + r] + zh[3 * hd + r]);
-                gates[r] = i;
-                gates[hd + r] = f;
-                gates[2 * hd + r] = g;
-                gates[3 * hd + r] = o;
-                c_new[r] = f * c[r] + i * g;
-                h_new[r] = o * c_new[r].tanh();
-            }
-            CellOut {
-                gates,
-                ghn: Vec::new(),
-                c: c_new,
-                h: h_new,
-            }
-        }
-        CellKind::Gru => {
-            let mut gates = vec![0.0; gh];
-            let mut ghn = vec![0.0; hd];
-            let mut h_new = vec![0.0; hd];
-            for j in 0..hd {
-                let r = sigmoid(zx[j] + zh[j]);
-                let z = sigmoid(zx[hd + j] + zh[hd + j]);
-                ghn[j] = zh[2 * hd + j];
-                let n = (zx[2 * hd + j] + r * ghn[j]).tanh();
-                gates[j] = r;
-                gates[hd + j] = z;
-                gates[2 * hd + j] = n;
-                h_new[j] = (1.0 - z) * n + z * h[j];
-            }
-            CellOut {
-                gates,
-                ghn,
-                c: Vec::new(),
-                h: h_new,
-            }
-        }
-    }
+    cell::forward(kind, &zx, &zh, h, c)
 }
 
 /// Backward of [`cell_forward`] for one row, given the gradients `dh_new` of h' and (LSTM)
@@ -161,44 +83,8 @@ pub fn cell_backward(
 ) {
     let hd = h.len();
     let gh = kind.gates() * hd;
-    let s = saved.gates;
     // Gradients of the pre-activations of x·wx + bx (dzx) and h·wh + bh (dzh).
-    let mut dzx = vec![0.0; gh];
-    let mut dzh = vec![0.0; gh];
-    match kind {
-        CellKind::Lstm => {
-            for r in 0..hd {
-                let (i, f, gg, o) = (s[r], s[hd + r], s[2 * hd + r], s[3 * hd + r]);
-                let tc = saved.c[r].tanh();
-                let d_o = dh_new[r] * tc;
-                let dc_tot = dc_new[r] + dh_new[r] * o * (1.0 - tc * tc);
-                let di = dc_tot * gg;
-                let df = dc_tot * c[r];
-                let dg = dc_tot * i;
-                dc[r] += dc_tot * f;
-                dzx[r] = di * i * (1.0 - i);
-                dzx[hd + r] = df * f * (1.0 - f);
-                dzx[2 * hd + r] = dg * (1.0 - gg * gg);
-                dzx[3 * hd + r] = d_o * o * (1.0 - o);
-            }
-            dzh.copy_from_slice(&dzx);
-        }
-        CellKind::Gru => {
-            for j in 0..hd {
-                let (r, z, n) = (s[j], s[hd + j], s[2 * hd + j]);
-                let dn_pre = dh_new[j] * (1.0 - z) * (1.0 - n * n);
-                let dz_pre = dh_new[j] * (h[j] - n) * z * (1.0 - z);
-                let dr_pre = dn_pre * saved.ghn[j] * r * (1.0 - r);
-                dh[j] += dh_new[j] * z;
-                dzx[j] = dr_pre;
-                dzx[hd + j] = dz_pre;
-                dzx[2 * hd + j] = dn_pre;
-                dzh[j] = dr_pre;
-                dzh[hd + j] = dz_pre;
-                dzh[2 * hd + j] = dn_pre * r;
-            }
-        }
-    }
+    let cell::PreGrads { dzx, dzh } = cell::backward(kind, h, c, saved, dh_new, dc_new, dh, dc);
     for col in 0..gh {
         g.bx[col] += dzx[col];
         g.bh[col] += dzh[col];

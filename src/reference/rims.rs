@@ -2,6 +2,11 @@
 //! (`docs/spec.md` §1 variant A, generalised to h_in input heads, and §5).
 //!
 //! One step t (dropout step index `step0 + t`, probability `cfg.dropout`), for each row b:
+//! Each family's own maths is its file's, at the seams of the engine's ops: steps 1-4 are
+//! `reference::input_attention`, 5 `reference::cell` (through `reference::recurrent`), the
+//! attention of 6 `reference::communication`, the rest of 6 and 7 `reference::merge`; this file
+//! adds the products between them and runs the sequence.
+//!
 //! 1. q_i = h_{t-1,i}·in_q_i [h_in·d_k]; k = x_t·in_k_w; v = x_t·in_v_w [A = h_in·d_vin].
 //! 2. Per head e: s_i^e = q_i^e·k^e / √d_k, α_i^e = σ(s_i^e) (softmax over {null, x}, zero null
 //!    key and value).
@@ -24,69 +29,67 @@
 
 use crate::nn::config::{CellKind, RimsConfig};
 use crate::reference::dropout::factor;
-use crate::reference::elementwise::sigmoid;
 use crate::reference::recurrent::{self, CellGrads, CellSaved, CellWeights};
+use crate::reference::{communication, input_attention, merge};
 use crate::rng::Rng;
 
-/// Dropout tensor id of the input-attention output u.
-pub const DROPOUT_U: u32 = 0;
-/// Dropout tensor id of the communication output o.
-pub const DROPOUT_COMM: u32 = 1;
+pub use crate::reference::input_attention::{DROPOUT_U, top_k_mask};
+pub use crate::reference::merge::DROPOUT_COMM;
 
-/// The trained parameters of one cell in variant A, by canonical name (`docs/spec.md` §4):
-/// row-major, weights [in, out], mechanism axis first. `in_k_b` and `in_v_b` are zero in
-/// variant A and are left out.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RimsParams {
-    /// [N, H, h_in·d_k]
-    pub in_q: Vec<f64>,
-    /// [D, h_in·d_k]
-    pub in_k_w: Vec<f64>,
-    /// [D, h_in·d_vin]
-    pub in_v_w: Vec<f64>,
-    /// [N, A, G·H]
-    pub rnn_wx: Vec<f64>,
-    /// [N, H, G·H]
-    pub rnn_wh: Vec<f64>,
-    /// [N, G·H]
-    pub rnn_bx: Vec<f64>,
-    /// [N, G·H]
-    pub rnn_bh: Vec<f64>,
-    /// [N, H, h_c·d_kc]
-    pub comm_q: Vec<f64>,
-    /// [N, H, h_c·d_kc]
-    pub comm_k: Vec<f64>,
-    /// [N, H, h_c·d_vc]
-    pub comm_v: Vec<f64>,
-    /// [h_c·d_vc, H]
-    pub comm_fc_w: Vec<f64>,
-    /// [H]
-    pub comm_fc_b: Vec<f64>,
-    /// [h_c·d_vc, H]
-    pub comm_gate_w: Vec<f64>,
-    /// [H]
-    pub comm_gate_b: Vec<f64>,
+/// Declares [`RimsParams`] from one list of (field, shape comment), so the 14 names are spelt
+/// once: the struct, [`RimsParams::NAMES`] and the field arrays all come from it.
+macro_rules! rims_params {
+    ($($name:ident: $shape:literal),* $(,)?) => {
+        /// The trained parameters of one cell in variant A, by canonical name
+        /// (`docs/spec.md` §4): row-major, weights [in, out], mechanism axis first. `in_k_b` and
+        /// `in_v_b` are zero in variant A and are left out.
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct RimsParams {
+            $(#[doc = $shape] pub $name: Vec<f64>,)*
+        }
+
+        impl RimsParams {
+            /// The canonical names, in the order of [`RimsParams::names_and_values`].
+            pub const NAMES: [&'static str; 14] = [$(stringify!($name)),*];
+
+            fn fields(&self) -> [&Vec<f64>; 14] {
+                [$(&self.$name),*]
+            }
+
+            fn fields_mut(&mut self) -> [&mut Vec<f64>; 14] {
+                [$(&mut self.$name),*]
+            }
+
+            /// All zeros, shaped for `cfg`.
+            pub fn zeros(cfg: &RimsConfig) -> Self {
+                let shapes = Self::shapes(cfg);
+                let mut len = shapes.iter().map(|(_, s)| s.iter().product::<usize>());
+                RimsParams {
+                    $($name: vec![0.0; len.next().unwrap_or(0)],)*
+                }
+            }
+        }
+    };
+}
+
+rims_params! {
+    in_q: "[N, H, h_in·d_k]",
+    in_k_w: "[D, h_in·d_k]",
+    in_v_w: "[D, h_in·d_vin]",
+    rnn_wx: "[N, A, G·H]",
+    rnn_wh: "[N, H, G·H]",
+    rnn_bx: "[N, G·H]",
+    rnn_bh: "[N, G·H]",
+    comm_q: "[N, H, h_c·d_kc]",
+    comm_k: "[N, H, h_c·d_kc]",
+    comm_v: "[N, H, h_c·d_vc]",
+    comm_fc_w: "[h_c·d_vc, H]",
+    comm_fc_b: "[H]",
+    comm_gate_w: "[h_c·d_vc, H]",
+    comm_gate_b: "[H]",
 }
 
 impl RimsParams {
-    /// The canonical names, in the order of [`RimsParams::names_and_values`].
-    pub const NAMES: [&'static str; 14] = [
-        "in_q",
-        "in_k_w",
-        "in_v_w",
-        "rnn_wx",
-        "rnn_wh",
-        "rnn_bx",
-        "rnn_bh",
-        "comm_q",
-        "comm_k",
-        "comm_v",
-        "comm_fc_w",
-        "comm_fc_b",
-        "comm_gate_w",
-        "comm_gate_b",
-    ];
-
     /// Every tensor's canonical name and shape, in [`RimsParams::NAMES`] order.
     pub fn shapes(cfg: &RimsConfig) -> Vec<(&'static str, Vec<usize>)> {
         let (n, h, d) = (cfg.mechanisms, cfg.hidden, cfg.input);
@@ -113,28 +116,6 @@ impl RimsParams {
         ]
     }
 
-    /// All zeros, shaped for `cfg`.
-    pub fn zeros(cfg: &RimsConfig) -> Self {
-        let shapes = Self::shapes(cfg);
-        let z = |i: usize| vec![0.0; shapes[i].1.iter().product()];
-        RimsParams {
-            in_q: z(0),
-            in_k_w: z(1),
-            in_v_w: z(2),
-            rnn_wx: z(3),
-            rnn_wh: z(4),
-            rnn_bx: z(5),
-            rnn_bh: z(6),
-            comm_q: z(7),
-            comm_k: z(8),
-            comm_v: z(9),
-            comm_fc_w: z(10),
-            comm_fc_b: z(11),
-            comm_gate_w: z(12),
-            comm_gate_b: z(13),
-        }
-    }
-
     /// Every element uniform in [−scale, scale), drawn tensor by tensor in
     /// [`RimsParams::NAMES`] order.
     pub fn random(cfg: &RimsConfig, rng: &mut Rng, scale: f64) -> Self {
@@ -152,44 +133,6 @@ impl RimsParams {
             v.iter_mut().for_each(|e| *e = 0.0);
         }
         p
-    }
-
-    fn fields(&self) -> [&Vec<f64>; 14] {
-        [
-            &self.in_q,
-            &self.in_k_w,
-            &self.in_v_w,
-            &self.rnn_wx,
-            &self.rnn_wh,
-            &self.rnn_bx,
-            &self.rnn_bh,
-            &self.comm_q,
-            &self.comm_k,
-            &self.comm_v,
-            &self.comm_fc_w,
-            &self.comm_fc_b,
-            &self.comm_gate_w,
-            &self.comm_gate_b,
-        ]
-    }
-
-    fn fields_mut(&mut self) -> [&mut Vec<f64>; 14] {
-        [
-            &mut self.in_q,
-            &mut self.in_k_w,
-            &mut self.in_v_w,
-            &mut self.rnn_wx,
-            &mut self.rnn_wh,
-            &mut self.rnn_bx,
-            &mut self.rnn_bh,
-            &mut self.comm_q,
-            &mut self.comm_k,
-            &mut self.comm_v,
-            &mut self.comm_fc_w,
-            &mut self.comm_fc_b,
-            &mut self.comm_gate_w,
-            &mut self.comm_gate_b,
-        ]
     }
 
     /// (canonical name, values) for every tensor, in [`RimsParams::NAMES`] order.
@@ -210,24 +153,7 @@ impl RimsParams {
     /// The tensor with canonical name `name`, mutable.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut [f64]> {
         let i = Self::NAMES.iter().position(|&n| n == name)?;
-        let [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13] = self.fields_mut();
-        let v = match i {
-            0 => f0,
-            1 => f1,
-            2 => f2,
-            3 => f3,
-            4 => f4,
-            5 => f5,
-            6 => f6,
-            7 => f7,
-            8 => f8,
-            9 => f9,
-            10 => f10,
-            11 => f11,
-            12 => f12,
-            _ => f13,
-        };
-        Some(&mut v[..])
+        self.fields_mut().into_iter().nth(i).map(|v| &mut v[..])
     }
 }
 
@@ -278,6 +204,36 @@ impl Dims {
     /// B·N·H: one state.
     fn state(&self) -> usize {
         self.b * self.n * self.h
+    }
+}
+
+/// x·w for one row: x [in], w [in, out], each column summed in order of x.
+fn row_times(x: &[f64], w: &[f64], out: usize) -> Vec<f64> {
+    (0..out)
+        .map(|col| (0..x.len()).map(|e| x[e] * w[e * out + col]).sum())
+        .collect()
+}
+
+impl Dims {
+    /// The input attention's sizes.
+    fn input_attention(&self) -> input_attention::Sizes {
+        input_attention::Sizes {
+            n: self.n,
+            h: self.h,
+            heads: self.hin,
+            dk: self.dk,
+            dv: self.dvin,
+        }
+    }
+
+    /// The communication attention's sizes.
+    fn communication(&self) -> communication::Sizes {
+        communication::Sizes {
+            n: self.n,
+            heads: self.hc,
+            dk: self.dkc,
+            dv: self.dvc,
+        }
     }
 }
 
@@ -367,19 +323,6 @@ pub struct Gradients {
     pub dh_prime: Vec<f64>,
 }
 
-/// The top-k mask of one row from its ranking scores: the k largest are active, ties go to
-/// the lower index.
-pub fn top_k_mask(ranking: &[f64], k: usize) -> Vec<f64> {
-    (0..ranking.len())
-        .map(|i| {
-            let ahead = (0..ranking.len())
-                .filter(|&j| ranking[j] > ranking[i] || (ranking[j] == ranking[i] && j < i))
-                .count();
-            if ahead < k { 1.0 } else { 0.0 }
-        })
-        .collect()
-}
-
 /// Runs the cell over x [T, B, D] from h0 [B, N·H] and (LSTM) c0 [B, N·H] (`c0` is ignored
 /// for GRU and may be empty). `mask_override` [T, B, N] of 0/1 replaces the top-k selection.
 #[allow(clippy::too_many_arguments)]
@@ -464,16 +407,13 @@ fn run(
         h,
         d,
         hin,
-        dk,
-        dvin,
         a,
         gh,
         hc,
-        dkc,
-        dvc,
         wq,
         wk,
         wv,
+        ..
     } = dm;
     let lstm = cfg.cell == CellKind::Lstm;
     let nh = n * h;
@@ -522,8 +462,7 @@ fn run(
         gamma: vec![0.0; tt * st],
         h_hat: vec![0.0; tt * st],
     };
-    let inv_dk = 1.0 / (dk as f64).sqrt();
-    let inv_dkc = 1.0 / (dkc as f64).sqrt();
+    let (ia_sizes, comm_sizes) = (dm.input_attention(), dm.communication());
     for t in 0..t_len {
         let step = step0.wrapping_add(t as u32);
         let h_prev: Vec<f64> = if t == 0 {
@@ -541,56 +480,22 @@ fn run(
             let xr = &x[tb * d..(tb + 1) * d];
             let hr = &h_prev[b * nh..(b + 1) * nh];
 
-            // 1. Key and value of the input, queries of the mechanisms.
-            for col in 0..wq {
-                f.k[tb * wq + col] = (0..d).map(|e| xr[e] * p.in_k_w[e * wq + col]).sum();
-            }
-            for col in 0..a {
-                f.v[tb * a + col] = (0..d).map(|e| xr[e] * p.in_v_w[e * a + col]).sum();
-            }
-            for i in 0..n {
-                for col in 0..wq {
-                    f.q[(tb * n + i) * wq + col] = (0..h)
-                        .map(|r| hr[i * h + r] * p.in_q[(i * h + r) * wq + col])
-                        .sum();
-                }
-            }
-
-            // 2. Scores and attention on the input, per head.
-            for i in 0..n {
-                for e in 0..hin {
-                    let s: f64 = (0..dk)
-                        .map(|c| f.q[(tb * n + i) * wq + e * dk + c] * f.k[tb * wq + e * dk + c])
-                        .sum::<f64>()
-                        * inv_dk;
-                    f.scores[(tb * n + i) * hin + e] = s;
-                    f.alpha[(tb * n + i) * hin + e] = sigmoid(s);
-                }
-            }
-
-            // 3. Top-k selection (or the caller's mask).
-            for i in 0..n {
-                let s = &f.scores[(tb * n + i) * hin..(tb * n + i + 1) * hin];
-                f.ranking[tb * n + i] = s.iter().sum::<f64>() / hin as f64;
-            }
-            let mask = match mask_override {
-                Some(m) => m[tb * n..(tb + 1) * n].to_vec(),
-                None => top_k_mask(&f.ranking[tb * n..(tb + 1) * n], cfg.active),
-            };
-            f.masks[tb * n..(tb + 1) * n].copy_from_slice(&mask);
-
-            // 4. Cell inputs, for every mechanism.
-            for i in 0..n {
-                for e in 0..hin {
-                    let al = f.alpha[(tb * n + i) * hin + e];
-                    for c in 0..dvin {
-                        let col = e * dvin + c;
-                        let index = ((b * n + i) * a + col) as u32;
-                        let keep = factor(seed, step, DROPOUT_U, index, p_drop);
-                        f.u[(tb * n + i) * a + col] = al * f.v[tb * a + col] * keep;
-                    }
-                }
-            }
+            // 1-4. The input's key and value (products), then the input attention.
+            let k = row_times(xr, &p.in_k_w, wq);
+            let v = row_times(xr, &p.in_v_w, a);
+            let over = mask_override.map(|m| &m[tb * n..(tb + 1) * n]);
+            let keep_u = |x: usize| factor(seed, step, DROPOUT_U, (b * n * a + x) as u32, p_drop);
+            let ia =
+                input_attention::forward(&ia_sizes, &p.in_q, hr, &k, &v, cfg.active, over, keep_u);
+            f.k[tb * wq..(tb + 1) * wq].copy_from_slice(&k);
+            f.v[tb * a..(tb + 1) * a].copy_from_slice(&v);
+            f.q[tb * n * wq..(tb + 1) * n * wq].copy_from_slice(&ia.q);
+            f.scores[tb * n * hin..(tb + 1) * n * hin].copy_from_slice(&ia.scores);
+            f.alpha[tb * n * hin..(tb + 1) * n * hin].copy_from_slice(&ia.alpha);
+            f.ranking[tb * n..(tb + 1) * n].copy_from_slice(&ia.ranking);
+            f.masks[tb * n..(tb + 1) * n].copy_from_slice(&ia.mask);
+            f.u[tb * n * a..(tb + 1) * n * a].copy_from_slice(&ia.u);
+            let mask = ia.mask;
 
             // 5. Every mechanism's cell.
             for j in 0..n {
@@ -635,72 +540,46 @@ fn run(
                         .sum();
                 }
             }
-            for m in 0..hc {
-                for i in 0..n {
-                    let s: Vec<f64> = (0..n)
-                        .map(|j| {
-                            (0..dkc)
-                                .map(|c| {
-                                    f.cq[(tb * n + i) * wk + m * dkc + c]
-                                        * f.ck[(tb * n + j) * wk + m * dkc + c]
-                                })
-                                .sum::<f64>()
-                                * inv_dkc
-                        })
-                        .collect();
-                    let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    let ex: Vec<f64> = s.iter().map(|v| (v - mx).exp()).collect();
-                    let z: f64 = ex.iter().sum();
-                    for j in 0..n {
-                        f.probs[((tb * hc + m) * n + i) * n + j] = ex[j] / z;
-                    }
-                    for c in 0..dvc {
-                        f.ctx[(tb * n + i) * wv + m * dvc + c] = (0..n)
-                            .map(|j| {
-                                f.probs[((tb * hc + m) * n + i) * n + j]
-                                    * f.cv[(tb * n + j) * wv + m * dvc + c]
-                            })
-                            .sum();
-                    }
-                }
-            }
-            for i in 0..n {
-                let ci = &f.ctx[(tb * n + i) * wv..(tb * n + i + 1) * wv];
-                for e in 0..h {
-                    let idx = (tb * n + i) * h + e;
-                    let keep = factor(
-                        seed,
-                        step,
-                        DROPOUT_COMM,
-                        ((b * n + i) * h + e) as u32,
-                        p_drop,
-                    );
-                    let o = (p.comm_fc_b[e]
-                        + (0..wv).map(|c| ci[c] * p.comm_fc_w[c * h + e]).sum::<f64>())
-                        * keep;
-                    let g = sigmoid(
-                        p.comm_gate_b[e]
-                            + (0..wv)
-                                .map(|c| ci[c] * p.comm_gate_w[c * h + e])
-                                .sum::<f64>(),
-                    );
-                    f.tanh_o[idx] = o.tanh();
-                    f.gamma[idx] = g;
-                    f.h_hat[idx] = f.h_prime[idx] + g * o.tanh();
-                }
-            }
+            let att = communication::forward(
+                &comm_sizes,
+                &f.cq[tb * n * wk..(tb + 1) * n * wk],
+                &f.ck[tb * n * wk..(tb + 1) * n * wk],
+                &f.cv[tb * n * wv..(tb + 1) * n * wv],
+            );
+            f.probs[tb * hc * n * n..(tb + 1) * hc * n * n].copy_from_slice(&att.probs);
+            f.ctx[tb * n * wv..(tb + 1) * n * wv].copy_from_slice(&att.ctx);
 
-            // 7. Merge.
+            // 6-7. The output's and gate's products, then the residual and merge.
+            let (mut o, mut gate) = (vec![0.0; nh], vec![0.0; nh]);
             for i in 0..n {
-                let m = mask[i];
+                let ci = &att.ctx[i * wv..(i + 1) * wv];
                 for e in 0..h {
-                    let idx = (tb * n + i) * h + e;
-                    let prev = b * nh + i * h + e;
-                    f.h[idx] = m * f.h_hat[idx] + (1.0 - m) * h_prev[prev];
-                    if lstm {
-                        f.c[idx] = m * f.c_prime[idx] + (1.0 - m) * c_prev[prev];
-                    }
+                    o[i * h + e] = p.comm_fc_b[e]
+                        + (0..wv).map(|c| ci[c] * p.comm_fc_w[c * h + e]).sum::<f64>();
+                    gate[i * h + e] = p.comm_gate_b[e]
+                        + (0..wv)
+                            .map(|c| ci[c] * p.comm_gate_w[c * h + e])
+                            .sum::<f64>();
                 }
+            }
+            let rows = tb * nh..(tb + 1) * nh;
+            let cells = lstm.then(|| (&f.c_prime[rows.clone()], &c_prev[b * nh..(b + 1) * nh]));
+            let keep_o = |x: usize| factor(seed, step, DROPOUT_COMM, (b * nh + x) as u32, p_drop);
+            let mg = merge::forward(
+                &o,
+                &gate,
+                &f.h_prime[rows.clone()],
+                &mask,
+                hr,
+                cells,
+                keep_o,
+            );
+            f.tanh_o[rows.clone()].copy_from_slice(&mg.tanh_o);
+            f.gamma[rows.clone()].copy_from_slice(&mg.gamma);
+            f.h_hat[rows.clone()].copy_from_slice(&mg.h_hat);
+            f.h[rows.clone()].copy_from_slice(&mg.h);
+            if lstm {
+                f.c[rows].copy_from_slice(&mg.c);
             }
         }
     }
@@ -732,24 +611,20 @@ pub fn backward(
         h,
         d,
         hin,
-        dk,
-        dvin,
         a,
         gh,
         hc,
-        dkc,
-        dvc,
         wq,
         wk,
         wv,
+        ..
     } = dm;
     let lstm = cfg.cell == CellKind::Lstm;
     let nh = n * h;
     let st = dm.state();
     assert_eq!(dh.len(), t_len * st, "dh");
     let p_drop = cfg.dropout;
-    let inv_dk = 1.0 / (dk as f64).sqrt();
-    let inv_dkc = 1.0 / (dkc as f64).sqrt();
+    let (ia_sizes, comm_sizes) = (dm.input_attention(), dm.communication());
 
     let mut g = p.zeros_like();
     let mut dx = vec![0.0; t_len * bsz * d];
@@ -789,39 +664,32 @@ pub fn backward(
                 .map(|e| dh[tb * nh + e] + dh_carry[b * nh + e])
                 .collect();
 
-            // 7. Merge.
-            let mut dhhat = vec![0.0; nh];
-            let mut dcp = vec![0.0; nh];
-            for i in 0..n {
-                let m = mask[i];
-                for e in 0..h {
-                    let ih = i * h + e;
-                    dhhat[ih] = m * dht[ih];
-                    dh_prev[b * nh + ih] += (1.0 - m) * dht[ih];
-                    if lstm {
-                        dcp[ih] = m * dc_carry[b * nh + ih];
-                        dc_prev[b * nh + ih] += (1.0 - m) * dc_carry[b * nh + ih];
-                    }
+            // 7-6. The merge and residual, then the output's and gate's products.
+            let rows = tb * nh..(tb + 1) * nh;
+            let keep_o = |x: usize| factor(seed, step, DROPOUT_COMM, (b * nh + x) as u32, p_drop);
+            let dct = lstm.then(|| &dc_carry[b * nh..(b + 1) * nh]);
+            let mg = merge::backward(
+                &fwd.tanh_o[rows.clone()],
+                &fwd.gamma[rows],
+                mask,
+                &dht,
+                dct,
+                keep_o,
+            );
+            for x in 0..nh {
+                dh_prev[b * nh + x] += mg.dh_prev[x];
+                if lstm {
+                    dc_prev[b * nh + x] += mg.dc_prev[x];
                 }
             }
-
-            // 6. Communication. The residual ĥ = h' + … passes dĥ straight to h'.
-            let mut dhp = dhhat.clone();
+            let dcp = mg.dc_prime;
+            // The residual ĥ = h' + … passes dĥ straight to h'.
+            let mut dhp = mg.dh_prime;
             let mut dctx = vec![0.0; n * wv];
             for i in 0..n {
                 let ci = &fwd.ctx[(tb * n + i) * wv..(tb * n + i + 1) * wv];
                 for e in 0..h {
-                    let idx = (tb * n + i) * h + e;
-                    let (to, gm) = (fwd.tanh_o[idx], fwd.gamma[idx]);
-                    let keep = factor(
-                        seed,
-                        step,
-                        DROPOUT_COMM,
-                        ((b * n + i) * h + e) as u32,
-                        p_drop,
-                    );
-                    let d_fc = dhhat[i * h + e] * gm * (1.0 - to * to) * keep;
-                    let d_gate = dhhat[i * h + e] * to * gm * (1.0 - gm);
+                    let (d_fc, d_gate) = (mg.d_o[i * h + e], mg.d_gate[i * h + e]);
                     g.comm_fc_b[e] += d_fc;
                     g.comm_gate_b[e] += d_gate;
                     for c in 0..wv {
@@ -832,37 +700,20 @@ pub fn backward(
                     }
                 }
             }
-            let mut dcq = vec![0.0; n * wk];
-            let mut dck = vec![0.0; n * wk];
-            let mut dcv = vec![0.0; n * wv];
-            for m in 0..hc {
-                for i in 0..n {
-                    let pr = |j: usize| fwd.probs[((tb * hc + m) * n + i) * n + j];
-                    let dp: Vec<f64> = (0..n)
-                        .map(|j| {
-                            (0..dvc)
-                                .map(|c| {
-                                    dctx[i * wv + m * dvc + c]
-                                        * fwd.cv[(tb * n + j) * wv + m * dvc + c]
-                                })
-                                .sum()
-                        })
-                        .collect();
-                    let row: f64 = (0..n).map(|j| pr(j) * dp[j]).sum();
-                    for j in 0..n {
-                        for c in 0..dvc {
-                            dcv[j * wv + m * dvc + c] += pr(j) * dctx[i * wv + m * dvc + c];
-                        }
-                        let ds = pr(j) * (dp[j] - row) * inv_dkc;
-                        for c in 0..dkc {
-                            dcq[i * wk + m * dkc + c] +=
-                                ds * fwd.ck[(tb * n + j) * wk + m * dkc + c];
-                            dck[j * wk + m * dkc + c] +=
-                                ds * fwd.cq[(tb * n + i) * wk + m * dkc + c];
-                        }
-                    }
-                }
-            }
+
+            // 6. The attention, then the projections' products.
+            let communication::Grads {
+                dq: dcq,
+                dk: dck,
+                dv: dcv,
+            } = communication::backward(
+                &comm_sizes,
+                &fwd.cq[tb * n * wk..(tb + 1) * n * wk],
+                &fwd.ck[tb * n * wk..(tb + 1) * n * wk],
+                &fwd.cv[tb * n * wv..(tb + 1) * n * wv],
+                &fwd.probs[tb * hc * n * n..(tb + 1) * hc * n * n],
+                &dctx,
+            );
             for j in 0..n {
                 let hj = &fwd.comm_in[(tb * n + j) * h..(tb * n + j + 1) * h];
                 for r in 0..h {
@@ -925,34 +776,29 @@ pub fn backward(
                 );
             }
 
-            // 4-1. Input attention (the mask is a constant).
-            let mut dkx = vec![0.0; wq];
-            let mut dvx = vec![0.0; a];
+            // 4-1. Input attention (the mask is a constant), then the queries' product.
+            let keep_u = |x: usize| factor(seed, step, DROPOUT_U, (b * n * a + x) as u32, p_drop);
+            let ig = input_attention::backward(
+                &ia_sizes,
+                &fwd.k[tb * wq..(tb + 1) * wq],
+                &fwd.v[tb * a..(tb + 1) * a],
+                &fwd.q[tb * n * wq..(tb + 1) * n * wq],
+                &fwd.alpha[tb * n * hin..(tb + 1) * n * hin],
+                mask,
+                &du[tb * n * a..(tb + 1) * n * a],
+                keep_u,
+            );
             for i in 0..n {
-                for e in 0..hin {
-                    let al = fwd.alpha[(tb * n + i) * hin + e];
-                    let mut dal = 0.0;
-                    for c in 0..dvin {
-                        let col = e * dvin + c;
-                        let index = ((b * n + i) * a + col) as u32;
-                        let dup = du[(tb * n + i) * a + col]
-                            * factor(seed, step, DROPOUT_U, index, p_drop);
-                        dal += dup * fwd.v[tb * a + col];
-                        dvx[col] += dup * al;
-                    }
-                    let ds = dal * al * (1.0 - al) * inv_dk;
-                    for c in 0..dk {
-                        let col = e * dk + c;
-                        let dqv = ds * fwd.k[tb * wq + col];
-                        dkx[col] += ds * fwd.q[(tb * n + i) * wq + col];
-                        for r in 0..h {
-                            let wi = (i * h + r) * wq + col;
-                            g.in_q[wi] += hr[i * h + r] * dqv;
-                            dh_prev[b * nh + i * h + r] += dqv * p.in_q[wi];
-                        }
+                for col in 0..wq {
+                    let dqv = ig.dq[i * wq + col];
+                    for r in 0..h {
+                        let wi = (i * h + r) * wq + col;
+                        g.in_q[wi] += hr[i * h + r] * dqv;
+                        dh_prev[b * nh + i * h + r] += dqv * p.in_q[wi];
                     }
                 }
             }
+            let (dkx, dvx) = (ig.dk, ig.dv);
             for e in 0..d {
                 for col in 0..wq {
                     g.in_k_w[e * wq + col] += xr[e] * dkx[col];
