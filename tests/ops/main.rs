@@ -4,6 +4,8 @@
 #[macro_use]
 mod common;
 mod adding;
+mod cell;
+mod communication;
 mod cross_entropy;
 mod devices;
 mod dropout;
@@ -11,7 +13,9 @@ mod elementwise;
 mod embedding;
 mod engine;
 mod grad;
+mod input_attention;
 mod matmul;
+mod merge;
 mod model;
 mod optim;
 mod params;

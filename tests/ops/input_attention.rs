@@ -1,0 +1,163 @@
+//! The `input_attention` op (`ops::input_attention`, variant A: queries, scores, top-k mask
+//! and the attended values in one dispatch) on both devices against its own oracle,
+//! `reference::input_attention`, batch row by batch row, with dropout on u: q, α, the mask
+//! (exactly) and u forward; dq and d(k | v) backward.
+
+use rims::ops::input_attention::{self as op, Dropout, Sizes};
+use rims::reference::dropout::factor;
+use rims::reference::input_attention::{self as reference, DROPOUT_U};
+use rims::rng::Rng;
+use rims::{Context, Tensor};
+
+use crate::common::{assert_close, to_f64};
+
+fn check(ctx: &Context, s: Sizes, batch: usize, t_len: usize, override_mask: bool, seed: u64) {
+    let (n, h) = (s.mechanisms, s.hidden);
+    let (wq, a) = (s.heads * s.key, s.heads * s.value);
+    let kvw = wq + a;
+    let drop = Dropout {
+        seed: 11,
+        step: 3,
+        p: 0.25,
+    };
+    let mut rng = Rng::new(seed);
+    let hs = rng.vec_f32((t_len + 1) * batch * n * h, -1.0, 1.0);
+    let in_q = rng.vec_f32(n * h * wq, -1.0, 1.0);
+    let kv = rng.vec_f32(t_len * batch * kvw, -1.0, 1.0);
+    let du = rng.vec_f32(batch * n * a, -1.0, 1.0);
+    let given: Vec<f32> = (0..t_len * batch * n)
+        .map(|_| rng.below(2) as f32)
+        .collect();
+    let up = |shape: &[usize], v: &[f32]| Tensor::from_slice(ctx, shape, v).unwrap();
+    let zeros = |shape: &[usize]| Tensor::zeros(ctx, shape).unwrap();
+    let (hs_t, in_q_t) = (up(&[t_len + 1, batch, n * h], &hs), up(&[n, h, wq], &in_q));
+    let (kv_t, du_t) = (up(&[t_len, batch, kvw], &kv), up(&[batch, n, a], &du));
+    let given_t = up(&[t_len, batch, n], &given);
+    let (q, alpha) = (
+        zeros(&[t_len, batch, n, wq]),
+        zeros(&[t_len, batch, n, s.heads]),
+    );
+    let (mask, u) = (zeros(&[t_len, batch, n]), zeros(&[t_len, batch, n, a]));
+    let (dq, dkv) = (zeros(&[t_len, batch, n, wq]), zeros(&[t_len, batch, kvw]));
+    for t in 0..t_len {
+        let f = op::Forward {
+            hs: &hs_t,
+            in_q: &in_q_t,
+            kv: &kv_t,
+            mask_override: override_mask.then_some(&given_t),
+            q: &q,
+            alpha: &alpha,
+            mask: &mask,
+            u: &u,
+        };
+        op::forward(ctx, &s, batch, t, drop, &f).unwrap();
+        let bw = op::Backward {
+            kv: &kv_t,
+            du: &du_t,
+            q: &q,
+            alpha: &alpha,
+            mask: &mask,
+            dq: &dq,
+            dkv: &dkv,
+        };
+        op::backward(ctx, &s, batch, t, drop, &bw).unwrap();
+    }
+
+    let rs = reference::Sizes {
+        n,
+        h,
+        heads: s.heads,
+        dk: s.key,
+        dv: s.value,
+    };
+    let (hs, in_q, kv, du, given) = (
+        to_f64(&hs),
+        to_f64(&in_q),
+        to_f64(&kv),
+        to_f64(&du),
+        to_f64(&given),
+    );
+    let mut want: [Vec<f64>; 6] = Default::default();
+    let got_mask = mask.to_vec(ctx).unwrap();
+    for t in 0..t_len {
+        for b in 0..batch {
+            let tb = t * batch + b;
+            let (k, v) = kv[tb * kvw..(tb + 1) * kvw].split_at(wq);
+            let h_prev = &hs[tb * n * h..(tb + 1) * n * h];
+            let keep = |x: usize| {
+                factor(
+                    drop.seed,
+                    drop.step,
+                    DROPOUT_U,
+                    (b * n * a + x) as u32,
+                    drop.p,
+                )
+            };
+            let over = override_mask.then(|| &given[tb * n..(tb + 1) * n]);
+            let row = reference::forward(&rs, &in_q, h_prev, k, v, s.active, over, keep);
+            // The backward reads the device's mask, so a near tie decided the other way in f32
+            // would show up here first, named, rather than as a gradient mismatch.
+            assert_eq!(
+                got_mask[tb * n..(tb + 1) * n]
+                    .iter()
+                    .map(|&m| m as f64)
+                    .collect::<Vec<_>>(),
+                row.mask,
+                "{s:?} mask of row {tb}"
+            );
+            let g = reference::backward(
+                &rs,
+                k,
+                v,
+                &row.q,
+                &row.alpha,
+                &row.mask,
+                &du[b * n * a..(b + 1) * n * a],
+                keep,
+            );
+            for (out, part) in want
+                .iter_mut()
+                .zip([&row.q, &row.alpha, &row.u, &g.dq, &g.dk, &g.dv])
+            {
+                out.extend_from_slice(part);
+            }
+        }
+    }
+    let [want_q, want_alpha, want_u, want_dq, want_dk, want_dv] = want;
+    let what = |name: &str| format!("{s:?} B={batch} override={override_mask} {name}");
+    assert_close(&what("q"), &q.to_vec(ctx).unwrap(), &want_q, 1e-6, 1e-5);
+    assert_close(
+        &what("alpha"),
+        &alpha.to_vec(ctx).unwrap(),
+        &want_alpha,
+        1e-6,
+        1e-5,
+    );
+    assert_close(&what("u"), &u.to_vec(ctx).unwrap(), &want_u, 1e-6, 1e-5);
+    assert_close(&what("dq"), &dq.to_vec(ctx).unwrap(), &want_dq, 1e-6, 1e-4);
+    let dkv = dkv.to_vec(ctx).unwrap();
+    let (mut got_dk, mut got_dv) = (Vec::new(), Vec::new());
+    for row in dkv.chunks(kvw) {
+        got_dk.extend_from_slice(&row[..wq]);
+        got_dv.extend_from_slice(&row[wq..]);
+    }
+    assert_close(&what("dk"), &got_dk, &want_dk, 1e-6, 1e-4);
+    assert_close(&what("dv"), &got_dv, &want_dv, 1e-6, 1e-4);
+}
+
+device_test!(input_attention_matches_its_reference);
+fn input_attention_matches_its_reference(ctx: &Context) {
+    let sizes = |mechanisms, active, hidden, heads, key, value| Sizes {
+        mechanisms,
+        active,
+        hidden,
+        heads,
+        key,
+        value,
+    };
+    // N = 5, H = 3 with 2 heads; one head; every mechanism active; a caller's mask.
+    check(ctx, sizes(5, 2, 3, 2, 3, 4), 3, 2, false, 1);
+    check(ctx, sizes(5, 3, 3, 1, 4, 5), 2, 2, false, 2);
+    check(ctx, sizes(3, 3, 2, 2, 2, 3), 2, 1, false, 3);
+    check(ctx, sizes(5, 2, 3, 2, 3, 4), 2, 2, true, 4);
+}
