@@ -15,6 +15,7 @@ pub mod error;
 pub mod interop;
 pub mod io;
 pub mod kernels;
+pub mod layout;
 pub mod nn;
 pub mod ops;
 pub mod optim;

@@ -173,7 +173,7 @@ fn layer_of_module(module: &str) -> &'static str {
         "data" => "data",
         "reference" => "reference",
         "verify" => "verify",
-        "error" | "rng" | "io" => "utilities",
+        "error" | "rng" | "io" | "layout" => "utilities",
         other => {
             panic!("src/lib.rs declares module `{other}`, which has no layer in tests/layers.rs")
         }

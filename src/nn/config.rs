@@ -132,6 +132,22 @@ impl RimsConfig {
         }
     }
 
+    /// The sizes that fix the cell's parameter shapes (`layout::authors`, `layout::dido`).
+    pub fn cell_sizes(&self) -> crate::layout::CellSizes {
+        crate::layout::CellSizes {
+            mechanisms: self.mechanisms,
+            hidden: self.hidden,
+            input: self.input,
+            gates: self.cell.gates(),
+            input_heads: self.input_heads,
+            input_key: self.input_key,
+            input_value: self.input_value,
+            comm_heads: self.comm_heads,
+            comm_key: self.comm_key,
+            comm_value: self.comm_value,
+        }
+    }
+
     /// G·H: gate pre-activations per mechanism.
     pub fn gate_width(&self) -> usize {
         self.cell.gates() * self.hidden

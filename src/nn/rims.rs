@@ -14,6 +14,7 @@
 
 use crate::device::Context;
 use crate::error::{Error, Result};
+use crate::layout;
 use crate::nn::config::{CellKind, RimsConfig, Variant};
 use crate::nn::params::{Init, ParamSpec, ParamStore};
 use crate::ops::communication::{self, qkv_width};
@@ -35,33 +36,32 @@ pub fn param_specs(cfg: &RimsConfig) -> Vec<ParamSpec> {
 }
 
 fn authors_param_specs(cfg: &RimsConfig) -> Vec<ParamSpec> {
-    let (n, h, d) = (cfg.mechanisms, cfg.hidden, cfg.input);
-    let wq = cfg.input_heads * cfg.input_key;
-    let a = cfg.cell_input();
-    let gh = cfg.gate_width();
-    let wk = cfg.comm_heads * cfg.comm_key;
+    let (n, h) = (cfg.mechanisms, cfg.hidden);
     let wv = cfg.comm_heads * cfg.comm_value;
+    // The shapes are the canonical layout's, shared with the reference.
+    let layout = layout::authors(&cfg.cell_sizes());
+    let spec = |name, init| ParamSpec::new(name, layout::shape(&layout, name), init);
     // GroupLinearLayer: 0.01·N(0, 1). LSTMCell: U(±1/√(N·H)). nn.Linear(64, H): U(±1/√64).
     let group = Init::Normal(0.0, 0.01);
     let rnn = 1.0 / ((n * h) as f32).sqrt();
     let lin = 1.0 / (wv as f32).sqrt();
     vec![
-        ParamSpec::new("in_q", &[n, h, wq], group),
-        ParamSpec::new("in_k_w", &[d, wq], group),
-        ParamSpec::new("in_v_w", &[d, a], group),
-        ParamSpec::new("rnn_wx", &[n, a, gh], Init::Uniform(-rnn, rnn)),
-        ParamSpec::new("rnn_wh", &[n, h, gh], Init::Uniform(-rnn, rnn)),
-        ParamSpec::new("rnn_bx", &[n, gh], Init::Uniform(-rnn, rnn)),
-        ParamSpec::new("rnn_bh", &[n, gh], Init::Uniform(-rnn, rnn)),
-        ParamSpec::new("comm_q", &[n, h, wk], group),
-        ParamSpec::new("comm_k", &[n, h, wk], group),
-        ParamSpec::new("comm_v", &[n, h, wv], group),
-        ParamSpec::new("comm_fc_w", &[wv, h], Init::Uniform(-lin, lin)),
-        ParamSpec::new("comm_gate_w", &[wv, h], Init::Uniform(-lin, lin)),
-        ParamSpec::new("comm_fc_b", &[h], Init::Uniform(-lin, lin)),
-        ParamSpec::new("comm_gate_b", &[h], Init::Uniform(-lin, lin)),
-        ParamSpec::new("in_k_b", &[wq], Init::Zeros).frozen(),
-        ParamSpec::new("in_v_b", &[a], Init::Zeros).frozen(),
+        spec("in_q", group),
+        spec("in_k_w", group),
+        spec("in_v_w", group),
+        spec("rnn_wx", Init::Uniform(-rnn, rnn)),
+        spec("rnn_wh", Init::Uniform(-rnn, rnn)),
+        spec("rnn_bx", Init::Uniform(-rnn, rnn)),
+        spec("rnn_bh", Init::Uniform(-rnn, rnn)),
+        spec("comm_q", group),
+        spec("comm_k", group),
+        spec("comm_v", group),
+        spec("comm_fc_w", Init::Uniform(-lin, lin)),
+        spec("comm_gate_w", Init::Uniform(-lin, lin)),
+        spec("comm_fc_b", Init::Uniform(-lin, lin)),
+        spec("comm_gate_b", Init::Uniform(-lin, lin)),
+        spec("in_k_b", Init::Zeros).frozen(),
+        spec("in_v_b", Init::Zeros).frozen(),
     ]
 }
 
@@ -69,13 +69,9 @@ fn authors_param_specs(cfg: &RimsConfig) -> Vec<ParamSpec> {
 /// (weights and biases), GroupLinearLayer's 0.01·N(0, 1), `GroupLSTMCell`'s U(±1/√H), and
 /// `GroupGRUCell`'s every weight 1.0.
 fn dido_param_specs(cfg: &RimsConfig) -> Vec<ParamSpec> {
-    let (n, h, d) = (cfg.mechanisms, cfg.hidden, cfg.input);
-    let wq = cfg.input_heads * cfg.input_key;
-    let wvin = cfg.input_heads * cfg.input_value;
-    let a = cfg.cell_input();
-    let gh = cfg.gate_width();
-    let wk = cfg.comm_heads * cfg.comm_key;
-    let wv = cfg.comm_heads * cfg.comm_value;
+    let (h, d) = (cfg.hidden, cfg.input);
+    let layout = layout::dido(&cfg.cell_sizes());
+    let spec = |name, init| ParamSpec::new(name, layout::shape(&layout, name), init);
     let group = Init::Normal(0.0, 0.01);
     let lin = 1.0 / (d as f32).sqrt();
     let rnn = match cfg.cell {
@@ -86,17 +82,17 @@ fn dido_param_specs(cfg: &RimsConfig) -> Vec<ParamSpec> {
         CellKind::Gru => Init::Constant(1.0),
     };
     vec![
-        ParamSpec::new("in_q", &[n, h, wq], group),
-        ParamSpec::new("in_k_w", &[d, wq], Init::Uniform(-lin, lin)),
-        ParamSpec::new("in_v_w", &[d, wvin], Init::Uniform(-lin, lin)),
-        ParamSpec::new("in_k_b", &[wq], Init::Uniform(-lin, lin)),
-        ParamSpec::new("in_v_b", &[wvin], Init::Uniform(-lin, lin)),
-        ParamSpec::new("rnn_wx", &[n, a, gh], rnn),
-        ParamSpec::new("rnn_wh", &[n, h, gh], rnn),
-        ParamSpec::new("comm_q", &[n, h, wk], group),
-        ParamSpec::new("comm_k", &[n, h, wk], group),
-        ParamSpec::new("comm_v", &[n, h, wv], group),
-        ParamSpec::new("comm_out_w", &[n, wv, h], group),
+        spec("in_q", group),
+        spec("in_k_w", Init::Uniform(-lin, lin)),
+        spec("in_v_w", Init::Uniform(-lin, lin)),
+        spec("in_k_b", Init::Uniform(-lin, lin)),
+        spec("in_v_b", Init::Uniform(-lin, lin)),
+        spec("rnn_wx", rnn),
+        spec("rnn_wh", rnn),
+        spec("comm_q", group),
+        spec("comm_k", group),
+        spec("comm_v", group),
+        spec("comm_out_w", group),
     ]
 }
 

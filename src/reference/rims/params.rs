@@ -1,6 +1,7 @@
 //! [`RimsParams`]: variant A's trained tensors of one cell, by canonical name.
 
 use super::RimsConfig;
+use crate::layout;
 use crate::rng::Rng;
 
 /// Declares [`RimsParams`] from one list of (field, shape comment), so the 14 names are spelt
@@ -57,30 +58,14 @@ rims_params! {
 }
 
 impl RimsParams {
-    /// Every tensor's canonical name and shape, in [`RimsParams::NAMES`] order.
+    /// Every tensor's canonical name and shape, in [`RimsParams::NAMES`] order (the shapes are
+    /// `layout::authors`', shared with the product).
     pub fn shapes(cfg: &RimsConfig) -> Vec<(&'static str, Vec<usize>)> {
-        let (n, h, d) = (cfg.mechanisms, cfg.hidden, cfg.input);
-        let wq = cfg.input_heads * cfg.input_key;
-        let a = cfg.cell_input();
-        let gh = cfg.gate_width();
-        let wk = cfg.comm_heads * cfg.comm_key;
-        let wv = cfg.comm_heads * cfg.comm_value;
-        vec![
-            ("in_q", vec![n, h, wq]),
-            ("in_k_w", vec![d, wq]),
-            ("in_v_w", vec![d, a]),
-            ("rnn_wx", vec![n, a, gh]),
-            ("rnn_wh", vec![n, h, gh]),
-            ("rnn_bx", vec![n, gh]),
-            ("rnn_bh", vec![n, gh]),
-            ("comm_q", vec![n, h, wk]),
-            ("comm_k", vec![n, h, wk]),
-            ("comm_v", vec![n, h, wv]),
-            ("comm_fc_w", vec![wv, h]),
-            ("comm_fc_b", vec![h]),
-            ("comm_gate_w", vec![wv, h]),
-            ("comm_gate_b", vec![h]),
-        ]
+        let layout = layout::authors(&cfg.cell_sizes());
+        Self::NAMES
+            .iter()
+            .map(|&name| (name, layout::shape(&layout, name).to_vec()))
+            .collect()
     }
 
     /// Every element uniform in [−scale, scale), drawn tensor by tensor in

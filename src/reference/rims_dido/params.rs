@@ -1,6 +1,7 @@
 //! The variant-D parameter set of `reference::rims_dido`, by canonical name.
 
 use super::RimsConfig;
+use crate::layout;
 use crate::rng::Rng;
 
 /// The parameters of one variant-D cell by canonical name (`docs/spec.md` §4).
@@ -46,27 +47,14 @@ impl DidoParams {
         "comm_out_w",
     ];
 
-    /// Every tensor's canonical name and shape, in [`DidoParams::NAMES`] order.
+    /// Every tensor's canonical name and shape, in [`DidoParams::NAMES`] order (the shapes are
+    /// `layout::dido`'s, shared with the product).
     pub fn shapes(cfg: &RimsConfig) -> Vec<(&'static str, Vec<usize>)> {
-        let (n, h, d) = (cfg.mechanisms, cfg.hidden, cfg.input);
-        let wq = cfg.input_heads * cfg.input_key;
-        let wvin = cfg.input_heads * cfg.input_value;
-        let (a, gh) = (cfg.input_value, cfg.gate_width());
-        let wk = cfg.comm_heads * cfg.comm_key;
-        let wv = cfg.comm_heads * cfg.comm_value;
-        vec![
-            ("in_q", vec![n, h, wq]),
-            ("in_k_w", vec![d, wq]),
-            ("in_v_w", vec![d, wvin]),
-            ("in_k_b", vec![wq]),
-            ("in_v_b", vec![wvin]),
-            ("rnn_wx", vec![n, a, gh]),
-            ("rnn_wh", vec![n, h, gh]),
-            ("comm_q", vec![n, h, wk]),
-            ("comm_k", vec![n, h, wk]),
-            ("comm_v", vec![n, h, wv]),
-            ("comm_out_w", vec![n, wv, h]),
-        ]
+        let layout = layout::dido(&cfg.cell_sizes());
+        Self::NAMES
+            .iter()
+            .map(|&name| (name, layout::shape(&layout, name).to_vec()))
+            .collect()
     }
 
     /// All zeros, shaped for `cfg`.
