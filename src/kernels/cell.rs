@@ -1,6 +1,6 @@
 //! CPU twins of `shaders/cell.wgsl`: the gates of every RIMs mechanism's LSTM or GRU for one
 //! step, after the grouped matmuls, forward and backward. Wrapper: `ops::cell`; oracle:
-//! `reference::rims`.
+//! `reference::cell`.
 //!
 //! One iteration per (batch row, mechanism) = row q = b·N + i: its gate block of G·H values and
 //! its H units are contiguous in every tensor, so each loop runs over contiguous H-long slices.

@@ -3,7 +3,7 @@
 //! rows (dS and dQ) then columns (dK and dV). The GPU runs one thread per (b, head, i); here
 //! one iteration per batch row b does every (head, i) of it, spread over the pool when the
 //! batch is large enough; each output element is computed by one iteration, with the WGSL's
-//! order of operations. Wrapper: `ops::communication`; oracle: `reference::rims`.
+//! order of operations. Wrapper: `ops::communication`; oracle: `reference::communication`.
 //!
 //! Layouts (row-major, as in the shader): qkv [3, T, B, N, W] (planes Q, K, V; only the first
 //! h_c·d_kc or h_c·d_vc columns of a row are used), probs [T, B, h_c, N, N],

@@ -2,7 +2,8 @@
 //! fused with the queries and the top-k mask, and its backward. One iteration per batch row
 //! (the GPU's workgroup), spread over the pool when the batch is large enough; every output
 //! element is computed by one iteration, with the WGSL's order of operations.
-//! Wrapper: `ops::input_attention`; oracle: `reference::rims` (the whole cell).
+//! Wrapper: `ops::input_attention`; oracle: `reference::input_attention` (variant D's:
+//! `reference::rims_dido`).
 //!
 //! Variant D's twins (`forward_dido`, `backward_dido`) are in `input_attention/dido.rs`.
 //!

@@ -1,6 +1,6 @@
 //! CPU twins of `shaders/merge.wgsl`: the communication residual ĥ = h' + σ(gate)⊙tanh(dropout(o))
 //! and the merge that keeps inactive mechanisms' state, forward and backward. Wrapper:
-//! `ops::merge`; oracle: `reference::rims`.
+//! `ops::merge`; oracle: `reference::merge`.
 //!
 //! One iteration per (batch row, mechanism) = row q = b·N + i, over its H contiguous units.
 //! Layouts as in the shader: og, tg, dog [T, B·N, 2, H]; hp, cp [T, B, N, H]; mask [T, B, N];

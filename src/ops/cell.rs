@@ -1,5 +1,6 @@
 //! The mechanisms' LSTM or GRU gates for one step, forward and backward, after the grouped
-//! matmuls. Kernels: `shaders/cell.wgsl`; oracle: `reference::rims` and `reference::recurrent`.
+//! matmuls. Kernels: `shaders/cell.wgsl`; oracle: `reference::cell`;
+//! tests: `tests/ops/cell.rs`.
 
 use crate::device::{Context, grid};
 use crate::error::Result;

@@ -1,6 +1,7 @@
-//! RIMs input attention fused with the queries and the top-k mask, forward and backward, for
-//! one time step of a recorded sequence. Kernels: `shaders/input_attention.wgsl`; oracle:
-//! `reference::rims` (the whole cell).
+//! RIMs input attention fused with the queries and the top-k mask, forward and backward, for one
+//! time step of a recorded sequence. Kernels: `shaders/input_attention.wgsl`; oracle:
+//! `reference::input_attention` (variant A; D's through `reference::rims_dido`); tests:
+//! `tests/ops/input_attention.rs`.
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};

@@ -4,9 +4,9 @@
 //!
 //! The gates themselves are `reference::cell`'s (the `cell` op's oracle); this file adds the
 //! products around them. Gate orders are PyTorch's: LSTM [i, f, g, o], GRU [r, z, n], each a
-//! block of H columns of the [in, G·H] weights. LSTM: z = x·wx + bx + h·wh + bh, c' = σ(f)⊙c + σ(i)⊙tanh(g),
-//! h' = σ(o)⊙tanh(c'). GRU: gi = x·wx + bx, gh = h·wh + bh, r = σ(gi_r + gh_r),
-//! z = σ(gi_z + gh_z), n = tanh(gi_n + r⊙gh_n), h' = (1 − z)⊙n + z⊙h.
+//! block of H columns of the [in, G·H] weights. LSTM: z = x·wx + bx + h·wh + bh,
+//! c' = σ(f)⊙c + σ(i)⊙tanh(g), h' = σ(o)⊙tanh(c'). GRU: gi = x·wx + bx, gh = h·wh + bh,
+//! r = σ(gi_r + gh_r), z = σ(gi_z + gh_z), n = tanh(gi_n + r⊙gh_n), h' = (1 − z)⊙n + z⊙h.
 
 // Index loops spell out the formulas; they are the point of this file.
 #![allow(clippy::needless_range_loop)]
