@@ -48,7 +48,9 @@ fn every_library_validates_on_its_own() {
             source,
             "{name} differs from its file"
         );
-        validate_wgsl(source).unwrap_or_else(|e| panic!("lib/{name}.wgsl: {e}"));
+        // With what it includes (gates includes common).
+        let resolved = rims::kernels::resolve_includes(source).unwrap();
+        validate_wgsl(&resolved).unwrap_or_else(|e| panic!("lib/{name}.wgsl: {e}"));
     }
 }
 

@@ -1,8 +1,11 @@
 // The LSTM and GRU gates, forward and derivatives, shared by cell.wgsl (the mechanisms of RIMs)
 // and recurrent.wgsl (the dense baselines), so the two cannot drift apart; pulled in with a
-// line `//#include gates`, after `//#include common` (sigmoid, safe_tanh).
+// line `//#include gates`. It includes common itself (sigmoid, safe_tanh); a shader that also
+// includes common gets it once.
 // Gate orders: LSTM [i, f, g, o] (PyTorch LSTMCell), GRU [r, z, n] (PyTorch GRUCell).
 // Twin: src/kernels/gates.rs.
+
+//#include common
 
 // One LSTM unit's step: the activations (saved for the backward), c' and h'.
 struct LstmStep {

@@ -81,7 +81,8 @@ pub static SHADERS: &[(&str, &str)] = &[
 ];
 
 /// Function libraries a shader can pull in with a line `//#include <name>` (WGSL has no
-/// includes). Each is valid WGSL on its own (functions and constants only).
+/// includes). Each is valid WGSL on its own, with what it includes (functions and constants
+/// only).
 pub static LIBRARIES: &[(&str, &str)] = &[
     ("common", include_str!("../../shaders/lib/common.wgsl")),
     ("gates", include_str!("../../shaders/lib/gates.wgsl")),
@@ -91,20 +92,36 @@ pub static LIBRARIES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Replaces every `//#include <name>` line of `source` with the library's text.
+/// Replaces every `//#include <name>` line of `source` with the library's text, resolving the
+/// libraries' own includes the same way; each library goes in once per shader, at its first
+/// include (lib/gates.wgsl includes lib/common.wgsl, which a shader may include as well).
 pub fn resolve_includes(source: &str) -> std::result::Result<String, String> {
     let mut out = String::with_capacity(source.len());
+    let mut included = Vec::new();
+    include_into(source, &mut out, &mut included)?;
+    Ok(out)
+}
+
+fn include_into(
+    source: &str,
+    out: &mut String,
+    included: &mut Vec<&'static str>,
+) -> std::result::Result<(), String> {
     for line in source.lines() {
         if let Some(name) = line.trim().strip_prefix("//#include ") {
-            let lib = LIBRARIES
+            let (name, text) = *LIBRARIES
                 .iter()
                 .find(|(n, _)| *n == name.trim())
                 .ok_or_else(|| format!("unknown library '{}' in #include", name.trim()))?;
-            out.push_str(lib.1);
+            // Marked before its text is read, so a cycle ends instead of recursing.
+            if !included.contains(&name) {
+                included.push(name);
+                include_into(text, out, included)?;
+            }
         } else {
             out.push_str(line);
         }
         out.push('\n');
     }
-    Ok(out)
+    Ok(())
 }
