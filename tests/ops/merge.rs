@@ -82,6 +82,16 @@ fn check(ctx: &Context, kind: CellKind, [b, n, h]: [usize; 3], t_len: usize, see
     }
 
     // The oracle: every row's forward chained over the steps, then the backward in reverse.
+    // o's dropout factor of unit x of batch row bi (index (b·N + i)·H + e, as the op draws it).
+    let keep_o = |bi: usize, x: usize| {
+        factor(
+            drop.seed,
+            drop.step,
+            DROPOUT_COMM,
+            (bi * nh + x) as u32,
+            drop.p,
+        )
+    };
     let (og, hp, cp, mask, dh_out) = (
         to_f64(&og),
         to_f64(&hp),
@@ -105,15 +115,7 @@ fn check(ctx: &Context, kind: CellKind, [b, n, h]: [usize; 3], t_len: usize, see
             };
             let state = bi * nh..(bi + 1) * nh;
             let cells = lstm.then(|| (&cp[units.clone()], &c_state[t][state.clone()]));
-            let keep = |x: usize| {
-                factor(
-                    drop.seed,
-                    drop.step,
-                    DROPOUT_COMM,
-                    (bi * nh + x) as u32,
-                    drop.p,
-                )
-            };
+            let keep = |x: usize| keep_o(bi, x);
             let row = reference::forward(
                 &block(0),
                 &block(1),
@@ -143,15 +145,7 @@ fn check(ctx: &Context, kind: CellKind, [b, n, h]: [usize; 3], t_len: usize, see
             let dh_t: Vec<f64> = (0..nh)
                 .map(|x| dh_want[bi * nh + x] + dh_out[tb * nh + x])
                 .collect();
-            let keep = |x: usize| {
-                factor(
-                    drop.seed,
-                    drop.step,
-                    DROPOUT_COMM,
-                    (bi * nh + x) as u32,
-                    drop.p,
-                )
-            };
+            let keep = |x: usize| keep_o(bi, x);
             let row = &rows[tb];
             let dc_t = lstm.then(|| &dc_want[state.clone()]);
             let g = reference::backward(
