@@ -1,6 +1,6 @@
 //! The RIMs sequence layer in dido1998's variant ("variant D", `docs/spec.md` §3): the same
-//! one-node-per-sequence structure as [`super::rims`] (variant A), with D's kernels and layouts.
-//! [`super::rims::Rims::forward`] sends a variant-D config here.
+//! one-node-per-sequence structure as [`super`] (variant A), with D's kernels and layouts.
+//! [`super::Rims::forward`] sends a variant-D config here.
 //!
 //! Per step, forward: input attention (`forward_dido`, 1 dispatch), the two grouped gate
 //! matmuls without biases (2), the gates (1), the communication projections (1 to 3), the
@@ -14,7 +14,7 @@
 //! (b_k | b_v) in row 0; alpha [T, B, N]; u [T, B, N, d_vin]; dkv [T, B, h_in·d_k + 2·h_in·d_vin]
 //! = (dk_x | dv_x | dv_∅); og and dog [T, B·N, H] (o alone).
 
-use super::rims::{RimsOptions, RimsOutput, comm_groups, grouped, mv, param_specs, with_inner};
+use super::{RimsOptions, RimsOutput, comm_groups, grouped, mv, param_specs, with_inner};
 use crate::device::Context;
 use crate::error::{Error, Result};
 use crate::nn::config::{CellKind, RimsConfig};

@@ -1,4 +1,4 @@
-//! The backward of the variant-D sequence node (the step order is in `nn::rims_dido`'s docs).
+//! The backward of the variant-D sequence node (the step order is in `nn::rims::dido`'s docs).
 
 use super::{Dims, Offsets, Saved, dropout};
 use crate::device::Context;
