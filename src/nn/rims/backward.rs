@@ -1,7 +1,7 @@
 //! The backward of the variant-A sequence node (the step order is in `nn::rims`'s docs).
 
 use super::forward::{Dims, Offsets, Saved};
-use super::{RimsOptions, grouped, mv};
+use super::{RimsOptions, StateVars, grouped, mv};
 use crate::device::Context;
 use crate::error::Result;
 use crate::nn::config::{CellKind, RimsConfig};
@@ -17,6 +17,8 @@ pub(super) struct RimsNode {
     pub(super) dm: Dims,
     pub(super) off: Offsets,
     pub(super) x: Var,
+    /// Where dL/dh_0 and dL/dc_0 go.
+    pub(super) state_vars: StateVars,
     pub(super) saved: Saved,
     pub(super) store_values: Tensor,
     pub(super) store_grads: Tensor,
@@ -30,6 +32,7 @@ impl Backward for RimsNode {
             dm,
             off,
             x,
+            state_vars,
             saved: s,
             store_values: pv,
             store_grads: pg,
@@ -233,7 +236,8 @@ impl Backward for RimsNode {
             )?;
             grads.add(ctx, x, dx)?;
         }
-        Ok(())
+        // After step 1 the carries hold dL/dh_0 and dL/dc_0.
+        state_vars.add(ctx, grads, dh, dc)
     }
 }
 

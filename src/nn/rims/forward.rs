@@ -2,7 +2,7 @@
 //! offsets, sizes and saved activations its backward shares.
 
 use super::backward::RimsNode;
-use super::{RimsOptions, RimsOutput, comm_groups, grouped, mv, param_specs, with_inner};
+use super::{Call, RimsOptions, RimsOutput, comm_groups, grouped, mv, param_specs, with_inner};
 use crate::device::Context;
 use crate::error::{Error, Result};
 use crate::nn::config::{CellKind, RimsConfig};
@@ -11,7 +11,7 @@ use crate::ops::communication::{self, qkv_width};
 use crate::ops::input_attention::{self, Dropout};
 use crate::ops::matmul::{self, Gemm, MatView};
 use crate::ops::{cell, merge};
-use crate::tape::{Tape, Var};
+use crate::tape::Tape;
 use crate::tensor::Tensor;
 
 /// The store offsets of the cell's parameters, and which of them can share a dispatch.
@@ -143,15 +143,20 @@ pub(super) fn forward(
     ctx: &Context,
     tape: &mut Tape,
     store: &ParamStore,
-    x: Var,
-    xt: Tensor,
+    call: Call,
     opts: &RimsOptions,
 ) -> Result<RimsOutput> {
+    let Call {
+        x,
+        xt,
+        h0,
+        c0,
+        state_vars,
+    } = call;
     let xs = xt.shape();
     let dm = Dims::new(cfg, xs[0], xs[1]);
     let (t_len, b) = (dm.t, dm.b);
     let nh = dm.nh();
-    let (h0, c0) = (opts.h0.as_ref(), opts.c0.as_ref());
     let off = Offsets::of(store, cfg)?;
     let pv = store.flat_values();
     let lstm = cfg.cell == CellKind::Lstm;
@@ -163,10 +168,10 @@ pub(super) fn forward(
     } else {
         zeros(&[1])?
     };
-    if let Some(h0) = h0 {
+    if let Some(h0) = &h0 {
         hs.copy_from(ctx, h0, 0)?;
     }
-    if let (Some(c0), true) = (c0, lstm) {
+    if let (Some(c0), true) = (&c0, lstm) {
         cs.copy_from(ctx, c0, 0)?;
     }
     let un = |shape: &[usize]| Tensor::uninit(ctx, shape);
@@ -356,6 +361,7 @@ pub(super) fn forward(
         dm,
         off,
         x,
+        state_vars,
         saved,
         store_values: pv.clone(),
         store_grads: store.flat_grads().clone(),

@@ -23,7 +23,7 @@ use crate::nn::params::{Init, ParamSpec, ParamStore};
 use crate::ops::communication;
 use crate::ops::input_attention;
 use crate::ops::matmul::{self, Gemm, MatView};
-use crate::tape::{Tape, Var};
+use crate::tape::{Grads, Tape, Var};
 use crate::tensor::Tensor;
 
 mod backward;
@@ -108,6 +108,11 @@ fn dido_param_specs(cfg: &RimsConfig) -> Vec<ParamSpec> {
 }
 
 /// Per-call options.
+///
+/// The initial state comes from `h0`/`c0` (tensors, no gradient) or from `h0_var`/`c0_var`
+/// (values on the tape, which receive dL/dh_0 and dL/dc_0 in the backward, as truncated BPTT
+/// across segments needs): at most one of each pair, both [B, N·H] in any shape with that many
+/// values. Zeros when neither is given.
 #[derive(Clone, Debug, Default)]
 pub struct RimsOptions {
     /// Dropout seed; step t of this call draws with step index `step0 + t`.
@@ -118,22 +123,65 @@ pub struct RimsOptions {
     pub training: bool,
     /// [T, B, N] of 0/1: use these masks instead of the top-k selection.
     pub mask_override: Option<Tensor>,
-    /// Initial state h_0 [B, N·H] (zeros when None).
+    /// Initial state h_0 [B, N·H], no gradient (zeros when None).
     pub h0: Option<Tensor>,
-    /// Initial cell state c_0 [B, N·H] for LSTM (zeros when None).
+    /// Initial cell state c_0 [B, N·H] for LSTM, no gradient (zeros when None; a GRU ignores it).
     pub c0: Option<Tensor>,
+    /// Initial state h_0 as a tape value (e.g. [`Tape::input`], or the last state of the
+    /// previous segment sliced from its `h`): dL/dh_0 is added to it. Excludes `h0`.
+    pub h0_var: Option<Var>,
+    /// Initial cell state c_0 as a tape value, LSTM only (an error for a GRU, which has no cell
+    /// state): dL/dc_0 is added to it. Excludes `c0`.
+    pub c0_var: Option<Var>,
 }
 
-/// What a forward call returns.
+/// What a forward call returns. `h` starts at step 1, `states` and `cells` at step 0: for
+/// t in 1..=T, h_t is row t−1 of `h` and row t of `states`; row 0 of `states` (and of `cells`)
+/// is the initial state the call started from, row T the final one ([`RimsOutput::final_state`]).
 pub struct RimsOutput {
-    /// h_t for every step, [T, B, N·H] (on the tape).
+    /// h_1 … h_T, [T, B, N·H] (on the tape: the value losses are built from).
     pub h: Var,
-    /// Every state, [T+1, B, N·H] (h_0 first).
+    /// h_0 … h_T, [T+1, B, N·H] (not on the tape).
     pub states: Tensor,
-    /// Every cell state for LSTM, [T+1, B, N·H].
+    /// c_0 … c_T for LSTM, [T+1, B, N·H] (not on the tape); None for GRU.
     pub cells: Option<Tensor>,
-    /// The masks, [T, B, N] (1 = active).
+    /// The masks of steps 1 … T, [T, B, N] (1 = active).
     pub masks: Tensor,
+}
+
+impl RimsOutput {
+    /// The final state (h_T, and c_T for LSTM), each [B, N·H]: views of row T of `states` and
+    /// `cells`, what a next call on the following segment takes as `h0` and `c0`.
+    ///
+    /// ```
+    /// # fn main() -> rims::Result<()> {
+    /// use rims::nn::{ParamStore, Rims, RimsConfig, RimsOptions};
+    /// use rims::tape::Tape;
+    /// let ctx = rims::Context::new(rims::DeviceRequest::cpu(Some(1)))?;
+    /// let cfg = RimsConfig { hidden: 4, input: 3, mechanisms: 3, active: 2, ..Default::default() };
+    /// let rims = Rims::new(cfg.clone())?;
+    /// let store = ParamStore::new(&ctx, &rims::nn::rims::param_specs(&cfg), 7)?;
+    /// let (t, b, nh) = (5, 2, 3 * 4);
+    /// let mut tape = Tape::untracked();
+    /// let x = tape.constant(rims::Tensor::full(&ctx, &[t, b, 3], 0.5)?);
+    /// let out = rims.forward(&ctx, &mut tape, &store, x, &RimsOptions::default())?;
+    /// let (h_last, c_last) = out.final_state()?;
+    /// assert_eq!(h_last.shape(), &[b, nh]);
+    /// // h_T is the last row of `h` and of `states`; row 0 of `states` is h_0 (zeros here).
+    /// let h = tape.value(out.h).to_vec(&ctx)?;
+    /// assert_eq!(h_last.to_vec(&ctx)?, h[(t - 1) * b * nh..]);
+    /// assert!(out.states.to_vec(&ctx)?[..b * nh].iter().all(|&v| v == 0.0));
+    /// assert_eq!(c_last.map(|c| c.shape().to_vec()), Some(vec![b, nh])); // the default cell is an LSTM
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn final_state(&self) -> Result<(Tensor, Option<Tensor>)> {
+        let s = self.states.shape();
+        let (t, row) = (s[0] - 1, [s[1], s[2]]);
+        let at = t * row[0] * row[1];
+        let c = self.cells.as_ref().map(|c| c.view(at, &row)).transpose()?;
+        Ok((self.states.view(at, &row)?, c))
+    }
 }
 
 pub(super) fn mv(
@@ -255,21 +303,15 @@ impl Rims {
         }
         let (t_len, b, n) = (xs[0], xs[1], cfg.mechanisms);
         let nh = n * cfg.hidden;
-        let (h0, c0) = (opts.h0.as_ref(), opts.c0.as_ref());
-        for (name, s) in [("h0", h0), ("c0", c0)] {
-            if let Some(s) = s
-                && s.len() != b * nh
-            {
-                return Err(Error::shape(
-                    "rims",
-                    format!(
-                        "{name} must have B·N·H = {} values, got {:?}",
-                        b * nh,
-                        s.shape()
-                    ),
-                ));
-            }
+        let lstm = cfg.cell == CellKind::Lstm;
+        if opts.c0_var.is_some() && !lstm {
+            return Err(Error::invalid(
+                "rims",
+                "c0_var: GRU cells have no cell state",
+            ));
         }
+        let (h0, h0_var) = initial(tape, "h0", opts.h0.as_ref(), opts.h0_var, b * nh)?;
+        let (c0, c0_var) = initial(tape, "c0", opts.c0.as_ref(), opts.c0_var, b * nh)?;
         if let Some(m) = &opts.mask_override
             && m.shape() != [t_len, b, n]
         {
@@ -281,9 +323,80 @@ impl Rims {
                 ),
             ));
         }
+        let call = Call {
+            x,
+            xt,
+            h0,
+            c0,
+            state_vars: StateVars { h0_var, c0_var },
+        };
         match cfg.variant {
-            Variant::Dido => dido::forward(cfg, ctx, tape, store, x, xt, opts),
-            Variant::Authors => forward::forward(cfg, ctx, tape, store, x, xt, opts),
+            Variant::Dido => dido::forward(cfg, ctx, tape, store, call, opts),
+            Variant::Authors => forward::forward(cfg, ctx, tape, store, call, opts),
         }
     }
+}
+
+/// One call's inputs, checked: the sequence and the initial state to copy into row 0 of the
+/// states (None: zeros).
+struct Call {
+    x: Var,
+    xt: Tensor,
+    h0: Option<Tensor>,
+    c0: Option<Tensor>,
+    state_vars: StateVars,
+}
+
+/// The tape values the initial state came from, with their shapes: where the backward puts
+/// dL/dh_0 and dL/dc_0.
+struct StateVars {
+    h0_var: Option<(Var, Vec<usize>)>,
+    c0_var: Option<(Var, Vec<usize>)>,
+}
+
+impl StateVars {
+    /// Adds `dh` and `dc` ([B, N·H], the backward's carries after step 1, i.e. dL/dh_0 and
+    /// dL/dc_0) to the values that want them, in each value's own shape.
+    fn add(self, ctx: &Context, grads: &mut Grads, dh: Tensor, dc: Tensor) -> Result<()> {
+        for (var, g) in [(self.h0_var, dh), (self.c0_var, dc)] {
+            if let Some((v, shape)) = var
+                && grads.wants(v)
+            {
+                grads.add(ctx, v, g.reshape(&shape)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The initial state `name` from its tensor or its tape value (at most one), checked to hold
+/// `len` values; with the value's shape when it came from the tape.
+fn initial(
+    tape: &Tape,
+    name: &str,
+    tensor: Option<&Tensor>,
+    var: Option<Var>,
+    len: usize,
+) -> Result<(Option<Tensor>, Option<(Var, Vec<usize>)>)> {
+    let value = match (tensor, var) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "rims",
+                format!("give {name} or {name}_var, not both"),
+            ));
+        }
+        (Some(t), None) => Some(t.clone()),
+        (None, Some(v)) => Some(tape.value(v).clone()),
+        (None, None) => None,
+    };
+    if let Some(s) = &value
+        && s.len() != len
+    {
+        return Err(Error::shape(
+            "rims",
+            format!("{name} must have B·N·H = {len} values, got {:?}", s.shape()),
+        ));
+    }
+    let var = var.map(|v| (v, tape.value(v).shape().to_vec()));
+    Ok((value, var))
 }
