@@ -437,3 +437,42 @@ fn initial_state_options_are_checked(ctx: &Context) {
         }
     }
 }
+
+#[test]
+fn size_limits_are_config_errors_naming_the_field() {
+    // The kernels' limits (communication::MAX_N mechanisms, input_attention::MAX_SCORES scores
+    // per row) are RimsConfig::validate's, and Rims::new says exactly what validate says.
+    use rims::Error;
+    use rims::ops::{communication::MAX_N, input_attention::MAX_SCORES};
+    let field_of = |cfg: &RimsConfig| match Rims::new(cfg.clone()) {
+        Err(Error::Config { field, reason }) => {
+            let Err(Error::Config { field: f2, .. }) = cfg.validate() else {
+                panic!("validate accepts what Rims::new refuses: {reason}");
+            };
+            assert_eq!(field, f2);
+            field
+        }
+        other => panic!("expected a config error, got {other:?}"),
+    };
+    let at_limit = RimsConfig {
+        mechanisms: MAX_N,
+        ..tiny(CellKind::Gru, 4, 2)
+    };
+    assert!(Rims::new(at_limit.clone()).is_ok());
+    let too_many = RimsConfig {
+        mechanisms: MAX_N + 1,
+        ..at_limit.clone()
+    };
+    assert_eq!(field_of(&too_many), "mechanisms");
+    let heads = MAX_SCORES / MAX_N;
+    let scores_at_limit = RimsConfig {
+        input_heads: heads,
+        ..at_limit.clone()
+    };
+    assert!(Rims::new(scores_at_limit).is_ok());
+    let too_many_scores = RimsConfig {
+        input_heads: heads + 1,
+        ..at_limit
+    };
+    assert_eq!(field_of(&too_many_scores), "input_heads");
+}

@@ -20,8 +20,6 @@ use crate::device::Context;
 use crate::error::{Error, Result};
 use crate::nn::config::{CellKind, RimsConfig, Variant};
 use crate::nn::params::{Init, ParamSpec, ParamStore};
-use crate::ops::communication;
-use crate::ops::input_attention;
 use crate::ops::matmul::{self, Gemm, MatView};
 use crate::tape::{Grads, Tape, Var};
 use crate::tensor::Tensor;
@@ -257,24 +255,9 @@ pub struct Rims {
 }
 
 impl Rims {
-    /// Checks the configuration.
+    /// Checks the configuration ([`RimsConfig::validate`], where every size rule lives).
     pub fn new(cfg: RimsConfig) -> Result<Self> {
         cfg.validate()?;
-        if cfg.mechanisms > communication::MAX_N {
-            return Err(Error::Config {
-                field: "mechanisms",
-                reason: format!("at most {}", communication::MAX_N),
-            });
-        }
-        if cfg.mechanisms * cfg.input_heads > input_attention::MAX_SCORES {
-            return Err(Error::Config {
-                field: "input_heads",
-                reason: format!(
-                    "mechanisms × input heads must be at most {}",
-                    input_attention::MAX_SCORES
-                ),
-            });
-        }
         Ok(Rims { cfg })
     }
 
