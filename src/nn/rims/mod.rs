@@ -148,8 +148,9 @@ pub struct RimsOutput {
 }
 
 impl RimsOutput {
-    /// The final state (h_T, and c_T for LSTM), each [B, N·H]: views of row T of `states` and
-    /// `cells`, what a next call on the following segment takes as `h0` and `c0`.
+    /// The final state (h_T, and c_T for LSTM), each [B, N·H]: copies of row T of `states` and
+    /// `cells` (recorded like any op), what a call on the following segment takes as `h0` and
+    /// `c0`. A copy, not a view: views must start on an aligned offset, row T need not.
     ///
     /// ```
     /// # fn main() -> rims::Result<()> {
@@ -163,7 +164,7 @@ impl RimsOutput {
     /// let mut tape = Tape::untracked();
     /// let x = tape.constant(rims::Tensor::full(&ctx, &[t, b, 3], 0.5)?);
     /// let out = rims.forward(&ctx, &mut tape, &store, x, &RimsOptions::default())?;
-    /// let (h_last, c_last) = out.final_state()?;
+    /// let (h_last, c_last) = out.final_state(&ctx)?;
     /// assert_eq!(h_last.shape(), &[b, nh]);
     /// // h_T is the last row of `h` and of `states`; row 0 of `states` is h_0 (zeros here).
     /// let h = tape.value(out.h).to_vec(&ctx)?;
@@ -173,12 +174,13 @@ impl RimsOutput {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn final_state(&self) -> Result<(Tensor, Option<Tensor>)> {
+    pub fn final_state(&self, ctx: &Context) -> Result<(Tensor, Option<Tensor>)> {
         let s = self.states.shape();
         let (t, row) = (s[0] - 1, [s[1], s[2]]);
         let at = t * row[0] * row[1];
-        let c = self.cells.as_ref().map(|c| c.view(at, &row)).transpose()?;
-        Ok((self.states.view(at, &row)?, c))
+        let last = |all: &Tensor| all.slice_copy(ctx, at, &row);
+        let c = self.cells.as_ref().map(last).transpose()?;
+        Ok((last(&self.states)?, c))
     }
 }
 
