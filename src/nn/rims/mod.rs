@@ -335,9 +335,12 @@ struct Call {
 /// The tape values the initial state came from, with their shapes: where the backward puts
 /// dL/dh_0 and dL/dc_0.
 struct StateVars {
-    h0_var: Option<(Var, Vec<usize>)>,
-    c0_var: Option<(Var, Vec<usize>)>,
+    h0_var: Option<StateVar>,
+    c0_var: Option<StateVar>,
 }
+
+/// A tape value holding an initial state, and its shape (the gradient is added in it).
+type StateVar = (Var, Vec<usize>);
 
 impl StateVars {
     /// Adds `dh` and `dc` ([B, N·H], the backward's carries after step 1, i.e. dL/dh_0 and
@@ -362,7 +365,7 @@ fn initial(
     tensor: Option<&Tensor>,
     var: Option<Var>,
     len: usize,
-) -> Result<(Option<Tensor>, Option<(Var, Vec<usize>)>)> {
+) -> Result<(Option<Tensor>, Option<StateVar>)> {
     let value = match (tensor, var) {
         (Some(_), Some(_)) => {
             return Err(Error::invalid(
