@@ -1,6 +1,8 @@
 //! Configuration of a RIMs cell (`docs/spec.md` §0-1): sizes, heads, cell kind, dropout.
 
 use crate::error::{Error, Result};
+use crate::ops::communication::MAX_N;
+use crate::ops::input_attention::MAX_SCORES;
 
 pub use crate::kernels::gates::CellKind;
 
@@ -153,7 +155,9 @@ impl RimsConfig {
         self.cell.gates() * self.hidden
     }
 
-    /// Checks every field; the error names the field at fault.
+    /// Checks every field, the one place for the cell's size rules (the kernels' limits
+    /// included): [`crate::nn::Rims::new`] and everything that builds a cell call this. The
+    /// error names the field at fault.
     pub fn validate(&self) -> Result<()> {
         let positive = [
             ("mechanisms", self.mechanisms),
@@ -199,11 +203,22 @@ impl RimsConfig {
                 ),
             });
         }
-        // The fused kernels keep a row's mechanisms in one workgroup.
-        if self.mechanisms > 64 {
+        // The fused kernels keep a row's mechanisms in one workgroup (communication) and a
+        // row's N · h_in scores in workgroup memory (input attention). The ops check the same
+        // limits for their own callers; for the cell this is the one place.
+        if self.mechanisms > MAX_N {
             return Err(Error::Config {
                 field: "mechanisms",
-                reason: format!("{} exceeds the supported 64", self.mechanisms),
+                reason: format!("{} exceeds the supported {MAX_N}", self.mechanisms),
+            });
+        }
+        if self.mechanisms * self.input_heads > MAX_SCORES {
+            return Err(Error::Config {
+                field: "input_heads",
+                reason: format!(
+                    "mechanisms × input heads = {} × {} exceeds the supported {MAX_SCORES}",
+                    self.mechanisms, self.input_heads
+                ),
             });
         }
         let sizes = [

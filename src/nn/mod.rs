@@ -5,7 +5,6 @@ pub mod model;
 pub mod params;
 pub mod recurrent;
 pub mod rims;
-mod rims_dido;
 pub mod runner;
 
 pub use config::{CellKind, RimsConfig, Variant};

@@ -483,6 +483,7 @@ impl Model {
             mask_override: None,
             h0,
             c0,
+            ..RimsOptions::default()
         };
         let out = self.backbone_forward(ctx, tape, x, &opts)?;
         let nh = self.cfg.state_width();

@@ -213,9 +213,21 @@ impl ParamStore {
         self.values.view(e.offset, &e.shape)
     }
 
-    /// The parameter's gradient, a view of the flat gradient buffer.
+    /// The gradient of a trainable parameter, a view of the flat gradient buffer.
+    ///
+    /// A frozen parameter (e.g. variant A's `in_k_b`) has no gradient: no backward writes one
+    /// and the optimizer never reads one, so this returns `Error::InvalidArgument` saying it is
+    /// frozen rather than a view of memory that would always read as zero and pass for a
+    /// vanishing gradient. Code that walks every parameter checks [`ParamStore::is_trainable`]
+    /// first. `Error::Config` when no parameter has this name.
     pub fn grad(&self, name: &str) -> Result<Tensor> {
         let e = self.entry(name)?;
+        if !e.trainable {
+            return Err(Error::invalid(
+                "ParamStore::grad",
+                format!("'{name}' is frozen: it has no gradient (see ParamStore::is_trainable)"),
+            ));
+        }
         self.grads.view(e.offset, &e.shape)
     }
 

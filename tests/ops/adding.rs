@@ -65,6 +65,8 @@ fn loss_and_grads(
         .cfg
         .param_specs()
         .iter()
+        // Frozen parameters have no gradient to compare.
+        .filter(|p| p.trainable)
         .map(|p| {
             let g = model.store.grad(&p.name).unwrap().to_vec(ctx).unwrap();
             (p.name.clone(), g)

@@ -44,6 +44,12 @@ fn layout_init_and_views(ctx: &Context) {
     assert_ne!(store(ctx, 2).to_host(ctx).unwrap()["w"], host["w"]);
     assert_eq!(s.value("w").unwrap().shape(), &[3, 5]);
     assert!(!s.is_trainable("b_frozen").unwrap());
+    // A frozen parameter has no gradient: asking for one says so instead of reading zeros.
+    let err = s.grad("b_frozen").unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    assert!(err.to_string().contains("'b_frozen' is frozen"), "{err}");
+    assert_eq!(s.grad("w").unwrap().shape(), &[3, 5]);
+    assert!(matches!(s.grad("nope"), Err(Error::Config { .. })));
     assert!(matches!(s.value("nope"), Err(Error::Config { .. })));
     let dup = vec![
         ParamSpec::new("a", &[1], Init::Zeros),

@@ -4,7 +4,7 @@
 //! on both devices: per-step h, c and masks, and the gradients of L_h = Σ_t ⟨h_t, wh[t]⟩ for every
 //! trainable canonical parameter (the fixture's gradients go through the same mapping, so for the
 //! authors only the diagonal blocks of their dense matrices are compared, docs/spec.md §1.4 (a))
-//! and dL/dx. The f64 reference of variant D is checked against dido's fixtures to rounding,
+//! dL/dx, dL/dh0 and (LSTM) dL/dc0. The f64 reference of variant D is checked against dido's fixtures to rounding,
 //! including dL/dh0 and dL/dc0 and the loss term on c_T that the engine's tape cannot form.
 
 use std::collections::BTreeMap;
@@ -81,20 +81,12 @@ fn fixture_gradients_are_reproduced(ctx: &Context, file: &str, code: Code) {
     let lstm = cfg.cell == CellKind::Lstm;
     // LSTM fixtures keep L_h's gradients under gradh.*; for GRU grad.* already is L_h's.
     let tag = if lstm { "gradh" } else { "grad" };
-    let mut grads_sd = section(&all, tag);
-    let (gx, _gh0, _gc0) = (
+    let (gx, gh0, gc0) = (
         entry(&format!("{tag}.x")),
         entry(&format!("{tag}.h0")),
         entry(&format!("{tag}.c0")),
     );
-    let grads_sd_entries: BTreeMap<String, Entry> = grads_sd
-        .entries()
-        .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "x" | "h0" | "c0"))
-        .map(|(n, e)| (n.clone(), e.clone()))
-        .collect();
-    grads_sd = StateDict::from_entries(&all.path, grads_sd_entries);
-    let want_grads = import(&mut grads_sd, code, k).cell;
+    let want_grads = import(&mut parameter_section(&all, tag), code, k).cell;
 
     let specs = param_specs(&cfg);
     let store = ParamStore::new(ctx, &specs, 1).unwrap();
@@ -112,9 +104,12 @@ fn fixture_gradients_are_reproduced(ctx: &Context, file: &str, code: Code) {
     let rims = Rims::new(cfg.clone()).unwrap();
     let mut tape = Tape::new();
     let x = tape.input(tensor(&entry("input.x")));
+    // The initial state on the tape, so that dL/dh_0 and dL/dc_0 come back.
+    let h0 = tape.input(tensor(&entry("input.h0")));
+    let c0 = lstm.then(|| tape.input(tensor(&entry("input.c0"))));
     let opts = RimsOptions {
-        h0: Some(tensor(&entry("input.h0"))),
-        c0: lstm.then(|| tensor(&entry("input.c0"))),
+        h0_var: Some(h0),
+        c0_var: c0,
         ..RimsOptions::default()
     };
     let out = rims.forward(ctx, &mut tape, &store, x, &opts).unwrap();
@@ -177,6 +172,36 @@ fn fixture_gradients_are_reproduced(ctx: &Context, file: &str, code: Code) {
         2e-6 * max_abs(&gx.values),
         1e-5,
     );
+    let dh0 = grads.get(h0).expect("dL/dh0").to_vec(ctx).unwrap();
+    assert_close(
+        &format!("{file} dh0"),
+        &dh0,
+        &gh0.values,
+        2e-6 * max_abs(&gh0.values),
+        1e-5,
+    );
+    assert!(
+        max_abs(&gh0.values) > 0.0,
+        "{file}: the fixture's dh0 is zero"
+    );
+    match c0 {
+        Some(c0) => {
+            let dc0 = grads.get(c0).expect("dL/dc0").to_vec(ctx).unwrap();
+            assert_close(
+                &format!("{file} dc0"),
+                &dc0,
+                &gc0.values,
+                2e-6 * max_abs(&gc0.values),
+                1e-5,
+            );
+            assert!(
+                max_abs(&gc0.values) > 0.0,
+                "{file}: the fixture's dc0 is zero"
+            );
+        }
+        // A GRU never reads c0: PyTorch's gradient of it is zero, as the engine's would be.
+        None => assert_eq!(max_abs(&gc0.values), 0.0, "{file}: GRU dc0"),
+    }
 }
 
 device_test!(authors_lstm_gradients_are_reproduced);

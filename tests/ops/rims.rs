@@ -150,6 +150,19 @@ fn gpu_matches_reference_states_masks_and_gradients(ctx: &Context) {
             "{}: masks must be exactly equal",
             report.case
         );
+        // dL/dh_0 always, dL/dc_0 for LSTM: the initial state's gradients are checked too.
+        let names: Vec<&str> = report.errors.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(
+            names.contains(&"dh0"),
+            "{}: no dh0 in {names:?}",
+            report.case
+        );
+        assert_eq!(
+            names.contains(&"dc0"),
+            case.cfg.cell == CellKind::Lstm,
+            "{}: dc0 in {names:?}",
+            report.case
+        );
         for (name, err) in &report.errors {
             assert!(
                 *err < 1e-4,
@@ -272,4 +285,194 @@ fn dido_mask_override_and_ties_match_the_reference(ctx: &Context) {
             );
         }
     }
+}
+
+// --- the initial state on the tape (truncated BPTT) ----------------------------------------
+
+/// GRU configurations of both variants, odd sizes, with dropout so that the step index matters.
+fn chain_configs() -> Vec<RimsConfig> {
+    let a = RimsConfig {
+        dropout: 0.25,
+        ..tiny(CellKind::Gru, 5, 3)
+    };
+    let d = RimsConfig {
+        mechanisms: 5,
+        active: 2,
+        hidden: 3,
+        input: 4,
+        input_key: 3,
+        input_value: 2,
+        input_heads: 2,
+        comm_heads: 2,
+        comm_key: 2,
+        comm_value: 3,
+        cell: CellKind::Gru,
+        dropout: 0.25,
+        variant: rims::nn::Variant::Dido,
+    };
+    vec![a, d]
+}
+
+device_test!(segments_chained_through_h0_var_equal_one_sequence);
+fn segments_chained_through_h0_var_equal_one_sequence(ctx: &Context) {
+    // A sequence of T = 5 run as one call, and as two calls (2 + 3 steps) where the second
+    // starts from the first one's last h through `h0_var`, on one tape: the states, every
+    // parameter gradient and dL/dh_0 agree, so dL/dh_0 flows back across the segment boundary.
+    // (GRU: an LSTM's c_T is not on the tape, so only its h could be chained this way.)
+    for cfg in chain_configs() {
+        let (t_len, t1, b) = (5, 2, 3);
+        let nh = cfg.mechanisms * cfg.hidden;
+        let layer = Rims::new(cfg.clone()).unwrap();
+        let store = ParamStore::new(ctx, &param_specs(&cfg), 11).unwrap();
+        let mut rng = Rng::new(12);
+        let x = rng.vec_f32(t_len * b * cfg.input, -1.0, 1.0);
+        let h0 = rng.vec_f32(b * nh, -0.5, 0.5);
+        let r = rng.vec_f32(t_len * b * nh, -1.0, 1.0);
+        let up = |shape: &[usize], v: &[f32]| Tensor::from_slice(ctx, shape, v).unwrap();
+        let opts = |step0: u32, h0_var| RimsOptions {
+            seed: 3,
+            step0,
+            training: true,
+            h0_var: Some(h0_var),
+            ..Default::default()
+        };
+        // Runs steps t0..t0+len from `h`, adds Σ h_t ⊙ r_t to the loss; returns (h, loss).
+        let segment = |tape: &mut Tape, h, t0: usize, len: usize| {
+            let (xs, rs) = (b * cfg.input, b * nh);
+            let xv = tape.constant(up(&[len, b, cfg.input], &x[t0 * xs..(t0 + len) * xs]));
+            let out = layer
+                .forward(ctx, tape, &store, xv, &opts(t0 as u32, h))
+                .unwrap();
+            let rv = tape.constant(up(&[len, b, nh], &r[t0 * rs..(t0 + len) * rs]));
+            let weighted = tape.mul(ctx, out.h, rv).unwrap();
+            (out.h, tape.sum(ctx, weighted).unwrap())
+        };
+        let run = |split: bool| {
+            store.zero_grads(ctx).unwrap();
+            let mut tape = Tape::new();
+            let h0v = tape.input(up(&[b, nh], &h0));
+            let (hs, loss) = if split {
+                let (h1, l1) = segment(&mut tape, h0v, 0, t1);
+                let last = tape.slice_rows(ctx, h1, t1 - 1, 1).unwrap();
+                let (h2, l2) = segment(&mut tape, last, t1, t_len - t1);
+                let mut h = tape.value(h1).to_vec(ctx).unwrap();
+                h.extend(tape.value(h2).to_vec(ctx).unwrap());
+                (h, tape.add(ctx, l1, l2).unwrap())
+            } else {
+                let (h, l) = segment(&mut tape, h0v, 0, t_len);
+                (tape.value(h).to_vec(ctx).unwrap(), l)
+            };
+            let grads = tape.backward(ctx, loss).unwrap();
+            let dh0 = grads.get(h0v).expect("dL/dh0").to_vec(ctx).unwrap();
+            let mut pg = Vec::new();
+            for name in store.names() {
+                if store.is_trainable(name).unwrap() {
+                    pg.push((
+                        name.to_string(),
+                        store.grad(name).unwrap().to_vec(ctx).unwrap(),
+                    ));
+                }
+            }
+            (hs, dh0, pg)
+        };
+        let (h_one, dh0_one, g_one) = run(false);
+        let (h_two, dh0_two, g_two) = run(true);
+        let what = format!("{:?}", cfg.variant);
+        let wide = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+        assert!(
+            dh0_one.iter().any(|&v| v != 0.0),
+            "{what}: dL/dh0 is not zero"
+        );
+        let close = |name: &str, got: &[f32], want: &[f32]| {
+            let err = rims::verify::relative_error(got, &wide(want));
+            assert!(err < 1e-5, "{what} {name}: chained differs by {err:e}");
+        };
+        close("h", &h_two, &h_one);
+        close("dh0", &dh0_two, &dh0_one);
+        for ((name, got), (_, want)) in g_two.iter().zip(&g_one) {
+            close(&format!("d{name}"), got, want);
+        }
+    }
+}
+
+device_test!(initial_state_options_are_checked);
+fn initial_state_options_are_checked(ctx: &Context) {
+    let (t_len, b) = (2, 2);
+    for cell in [CellKind::Lstm, CellKind::Gru] {
+        let cfg = tiny(cell, 4, 2);
+        let nh = cfg.mechanisms * cfg.hidden;
+        let layer = Rims::new(cfg.clone()).unwrap();
+        let store = ParamStore::new(ctx, &param_specs(&cfg), 3).unwrap();
+        let state = || Tensor::zeros(ctx, &[b, nh]).unwrap();
+        let mut tape = Tape::new();
+        let xv = tape.constant(Tensor::zeros(ctx, &[t_len, b, cfg.input]).unwrap());
+        let sv = tape.input(state());
+        let short = tape.input(Tensor::zeros(ctx, &[b, nh - 1]).unwrap());
+        let mut check = |opts: RimsOptions, want: &str| {
+            let err = match layer.forward(ctx, &mut tape, &store, xv, &opts) {
+                Ok(_) => panic!("{cell:?}: {opts:?} must be refused"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(want), "{cell:?}: '{err}' should say '{want}'");
+        };
+        let both = RimsOptions {
+            h0: Some(state()),
+            h0_var: Some(sv),
+            ..Default::default()
+        };
+        check(both, "give h0 or h0_var, not both");
+        let wrong = RimsOptions {
+            h0_var: Some(short),
+            ..Default::default()
+        };
+        check(wrong, "h0 must have B·N·H");
+        let c = RimsOptions {
+            c0_var: Some(sv),
+            ..Default::default()
+        };
+        if cell == CellKind::Gru {
+            check(c, "GRU cells have no cell state");
+        } else {
+            layer.forward(ctx, &mut tape, &store, xv, &c).unwrap();
+        }
+    }
+}
+
+#[test]
+fn size_limits_are_config_errors_naming_the_field() {
+    // The kernels' limits (communication::MAX_N mechanisms, input_attention::MAX_SCORES scores
+    // per row) are RimsConfig::validate's, and Rims::new says exactly what validate says.
+    use rims::Error;
+    use rims::ops::{communication::MAX_N, input_attention::MAX_SCORES};
+    let field_of = |cfg: &RimsConfig| match Rims::new(cfg.clone()) {
+        Err(Error::Config { field, reason }) => {
+            let Err(Error::Config { field: f2, .. }) = cfg.validate() else {
+                panic!("validate accepts what Rims::new refuses: {reason}");
+            };
+            assert_eq!(field, f2);
+            field
+        }
+        other => panic!("expected a config error, got {other:?}"),
+    };
+    let at_limit = RimsConfig {
+        mechanisms: MAX_N,
+        ..tiny(CellKind::Gru, 4, 2)
+    };
+    assert!(Rims::new(at_limit.clone()).is_ok());
+    let too_many = RimsConfig {
+        mechanisms: MAX_N + 1,
+        ..at_limit.clone()
+    };
+    assert_eq!(field_of(&too_many), "mechanisms");
+    let heads = MAX_SCORES / MAX_N;
+    let scores_at_limit = RimsConfig {
+        input_heads: heads,
+        ..at_limit.clone()
+    };
+    assert!(Rims::new(scores_at_limit).is_ok());
+    let too_many_scores = RimsConfig {
+        input_heads: heads + 1,
+        ..at_limit
+    };
+    assert_eq!(field_of(&too_many_scores), "input_heads");
 }

@@ -1,10 +1,10 @@
-//! The backward of the variant-D sequence node (the step order is in `nn::rims_dido`'s docs).
+//! The backward of the variant-D sequence node (the step order is in `nn::rims::dido`'s docs).
 
 use super::{Dims, Offsets, Saved, dropout};
 use crate::device::Context;
 use crate::error::Result;
 use crate::nn::config::{CellKind, RimsConfig};
-use crate::nn::rims::{RimsOptions, grouped, mv};
+use crate::nn::rims::{RimsOptions, StateVars, grouped, mv};
 use crate::ops::communication::{self, RowMask};
 use crate::ops::{cell, input_attention, merge};
 use crate::tape::{Backward, Grads, Var};
@@ -16,6 +16,8 @@ pub(super) struct DidoNode {
     pub(super) dm: Dims,
     pub(super) off: Offsets,
     pub(super) x: Var,
+    /// Where dL/dh_0 and dL/dc_0 go.
+    pub(super) state_vars: StateVars,
     pub(super) saved: Saved,
     pub(super) store_values: Tensor,
     pub(super) store_grads: Tensor,
@@ -29,6 +31,7 @@ impl Backward for DidoNode {
             dm,
             off,
             x,
+            state_vars,
             saved: s,
             store_values: pv,
             store_grads: pg,
@@ -219,7 +222,8 @@ impl Backward for DidoNode {
             }
             grads.add(ctx, x, dx)?;
         }
-        Ok(())
+        // After step 1 the carries hold dL/dh_0 and dL/dc_0.
+        state_vars.add(ctx, grads, dh, dc)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The RIMs sequence layer in dido1998's variant ("variant D", `docs/spec.md` §3): the same
-//! one-node-per-sequence structure as [`super::rims`] (variant A), with D's kernels and layouts.
-//! [`super::rims::Rims::forward`] sends a variant-D config here.
+//! one-node-per-sequence structure as [`super`] (variant A), with D's kernels and layouts.
+//! [`super::Rims::forward`] sends a variant-D config here.
 //!
 //! Per step, forward: input attention (`forward_dido`, 1 dispatch), the two grouped gate
 //! matmuls without biases (2), the gates (1), the communication projections (1 to 3), the
@@ -14,7 +14,7 @@
 //! (b_k | b_v) in row 0; alpha [T, B, N]; u [T, B, N, d_vin]; dkv [T, B, h_in·d_k + 2·h_in·d_vin]
 //! = (dk_x | dv_x | dv_∅); og and dog [T, B·N, H] (o alone).
 
-use super::rims::{RimsOptions, RimsOutput, comm_groups, grouped, mv, param_specs, with_inner};
+use super::{Call, RimsOptions, RimsOutput, comm_groups, grouped, mv, param_specs, with_inner};
 use crate::device::Context;
 use crate::error::{Error, Result};
 use crate::nn::config::{CellKind, RimsConfig};
@@ -22,7 +22,7 @@ use crate::nn::params::ParamStore;
 use crate::ops::communication::{self, RowMask, qkv_width};
 use crate::ops::input_attention::{self, Dropout};
 use crate::ops::{cell, merge};
-use crate::tape::{Tape, Var};
+use crate::tape::Tape;
 use crate::tensor::Tensor;
 
 mod backward;
@@ -162,10 +162,16 @@ pub(super) fn forward(
     ctx: &Context,
     tape: &mut Tape,
     store: &ParamStore,
-    x: Var,
-    xt: Tensor,
+    call: Call,
     opts: &RimsOptions,
 ) -> Result<RimsOutput> {
+    let Call {
+        x,
+        xt,
+        h0,
+        c0,
+        state_vars,
+    } = call;
     let xs = xt.shape();
     let dm = Dims::new(cfg, xs[0], xs[1]);
     let (t_len, b, n, h) = (dm.t, dm.b, dm.n, dm.h);
@@ -182,10 +188,10 @@ pub(super) fn forward(
     } else {
         zeros(&[1])?
     };
-    if let Some(h0) = &opts.h0 {
+    if let Some(h0) = &h0 {
         hs.copy_from(ctx, h0, 0)?;
     }
-    if let (Some(c0), true) = (&opts.c0, lstm) {
+    if let (Some(c0), true) = (&c0, lstm) {
         cs.copy_from(ctx, c0, 0)?;
     }
     let kv = un(&[1 + t_len * b, dm.kvw()])?;
@@ -370,6 +376,7 @@ pub(super) fn forward(
         dm,
         off,
         x,
+        state_vars,
         saved,
         store_values: pv.clone(),
         store_grads: store.flat_grads().clone(),
