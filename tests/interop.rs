@@ -35,6 +35,46 @@ fn write(path: &Path, tensors: BTreeMap<String, Entry>) {
     std::fs::write(path, sd.encode_f32(&BTreeMap::new()).unwrap()).unwrap();
 }
 
+/// `args` then `extra`, with `--active 3` and `--device cpu` unless `extra` sets them.
+fn with_defaults<'a>(
+    mut args: Vec<&'a str>,
+    extra: &[&'a str],
+    defaults: &[[&'a str; 2]],
+) -> Vec<&'a str> {
+    for [flag, value] in defaults {
+        if !extra.contains(flag) {
+            args.extend([*flag, *value]);
+        }
+    }
+    args.extend(extra);
+    args
+}
+
+/// `rims import --from FROM STATE --out OUT --active 3 --device cpu`, `extra` added or
+/// overriding.
+fn import(from: &str, state: &Path, out: &Path, extra: &[&str]) -> Outcome {
+    let args = vec!["import", "--from", from, s(state), "--out", s(out)];
+    rims(&with_defaults(
+        args,
+        extra,
+        &[["--active", "3"], ["--device", "cpu"]],
+    ))
+}
+
+/// `rims export --to TO --checkpoint RUN --out OUT --device cpu`, `extra` added or overriding.
+fn export(to: &str, run: &Path, out: &Path, extra: &[&str]) -> Outcome {
+    let args = vec![
+        "export",
+        "--to",
+        to,
+        "--checkpoint",
+        s(run),
+        "--out",
+        s(out),
+    ];
+    rims(&with_defaults(args, extra, &[["--device", "cpu"]]))
+}
+
 fn read_f32(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -81,18 +121,7 @@ fn import_and_infer_reproduces(file: &str, from: &str, device: &str) {
     let dir = scratch(&format!("interop-{file}-{device}"));
     let (state, input, f) = fixture_files(&dir, file);
     let run = dir.join("run");
-    let o = rims(&[
-        "import",
-        "--from",
-        from,
-        s(&state),
-        "--out",
-        s(&run),
-        "--active",
-        "3",
-        "--device",
-        device,
-    ]);
+    let o = import(from, &state, &run, &["--device", device]);
     assert_eq!(o.code, 0, "{o:?}");
     assert!(o.stdout.contains("N=4 k=3 H=3 D=5"), "{}", o.stdout);
     let out = dir.join("out.safetensors");
@@ -159,32 +188,11 @@ fn dido_export_gives_back_the_state_dict() {
     for file in ["dido_lstm.safetensors", "dido_gru.safetensors"] {
         let (state, _, f) = fixture_files(&dir, file);
         let run = dir.join(format!("run-{file}"));
-        let o = rims(&[
-            "import",
-            "--from",
-            "dido",
-            s(&state),
-            "--out",
-            s(&run),
-            "--active",
-            "3",
-            "--device",
-            "cpu",
-        ]);
+        let o = import("dido", &state, &run, &[]);
         assert_eq!(o.code, 0, "{o:?}");
         assert!(o.stdout.contains("variant D"), "{}", o.stdout);
         let out = dir.join(format!("exported-{file}"));
-        let o = rims(&[
-            "export",
-            "--to",
-            "dido",
-            "--checkpoint",
-            s(&run),
-            "--out",
-            s(&out),
-            "--device",
-            "cpu",
-        ]);
+        let o = export("dido", &run, &out, &[]);
         assert_eq!(o.code, 0, "{o:?}");
         let got = read_f32(&out);
         let original = section(&f, "state");
@@ -197,17 +205,7 @@ fn dido_export_gives_back_the_state_dict() {
             assert_eq!(got[name], (e.shape.clone(), want), "{file}: {name}");
         }
         // Variant D is not the authors' code.
-        let o = rims(&[
-            "export",
-            "--to",
-            "authors",
-            "--checkpoint",
-            s(&run),
-            "--out",
-            s(&dir.join("no.safetensors")),
-            "--device",
-            "cpu",
-        ]);
+        let o = export("authors", &run, &dir.join("no.safetensors"), &[]);
         assert_ne!(o.code, 0);
         assert!(o.stderr.contains("variant D"), "{}", o.stderr);
     }
@@ -218,32 +216,10 @@ fn authors_export_gives_back_the_state_dict_blockified() {
     let dir = scratch("interop-export");
     let (state, _, f) = fixture_files(&dir, "authors_lstm.safetensors");
     let run = dir.join("run");
-    let o = rims(&[
-        "import",
-        "--from",
-        "authors",
-        s(&state),
-        "--out",
-        s(&run),
-        "--active",
-        "3",
-        "--device",
-        "cpu",
-    ]);
+    let o = import("authors", &state, &run, &[]);
     assert_eq!(o.code, 0, "{o:?}");
     let out = dir.join("exported.safetensors");
-    let o = rims(&[
-        "export",
-        "--to",
-        "authors",
-        "--checkpoint",
-        s(&run),
-        "--out",
-        s(&out),
-        "--cell-only",
-        "--device",
-        "cpu",
-    ]);
+    let o = export("authors", &run, &out, &["--cell-only"]);
     assert_eq!(o.code, 0, "{o:?}");
     let got = read_f32(&out);
     let original = section(&f, "state");
@@ -283,17 +259,7 @@ fn authors_export_gives_back_the_state_dict_blockified() {
     }
     // Whole RNNModel by default: encoder, bc_lst.0.*, decoder.
     let whole = dir.join("whole.safetensors");
-    let o = rims(&[
-        "export",
-        "--to",
-        "authors",
-        "--checkpoint",
-        s(&run),
-        "--out",
-        s(&whole),
-        "--device",
-        "cpu",
-    ]);
+    let o = export("authors", &run, &whole, &[]);
     assert_eq!(o.code, 0, "{o:?}");
     let w = read_f32(&whole);
     assert_eq!(w["encoder.weight"].0, vec![20, 5]);
@@ -301,18 +267,7 @@ fn authors_export_gives_back_the_state_dict_blockified() {
     assert!(w.contains_key("bc_lst.0.mha.fc.weight"));
     // And the whole model imports again, embedding and decoder included.
     let again = dir.join("again");
-    let o = rims(&[
-        "import",
-        "--from",
-        "authors",
-        s(&whole),
-        "--out",
-        s(&again),
-        "--active",
-        "3",
-        "--device",
-        "cpu",
-    ]);
+    let o = import("authors", &whole, &again, &[]);
     assert_eq!(o.code, 0, "{o:?}");
     assert!(
         o.stdout.contains("the readout is 'decoder'"),
@@ -340,18 +295,7 @@ fn imported_runs_evaluate_and_visualise() {
     let dir = scratch("interop-use");
     let (state, _, _) = fixture_files(&dir, "authors_gru.safetensors");
     let run = dir.join("run");
-    let o = rims(&[
-        "import",
-        "--from",
-        "authors",
-        s(&state),
-        "--out",
-        s(&run),
-        "--active",
-        "3",
-        "--device",
-        "cpu",
-    ]);
+    let o = import("authors", &state, &run, &[]);
     assert_eq!(o.code, 0, "{o:?}");
     let o = rims(&["eval", "--checkpoint", s(&run), "--device", "cpu"]);
     assert_eq!(o.code, 0, "{o:?}");
@@ -373,21 +317,8 @@ fn imported_runs_evaluate_and_visualise() {
 /// output directory was not created.
 fn refused(dir: &Path, state: &Path, extra: &[&str], fragment: &str) {
     let out = dir.join("never");
-    let mut args = vec![
-        "import",
-        "--from",
-        "authors",
-        s(state),
-        "--out",
-        s(&out),
-        "--device",
-        "cpu",
-    ];
-    if !extra.contains(&"--active") {
-        args.extend(["--active", "3"]);
-    }
-    args.extend(extra);
-    let o = rims(&args);
+    let o = import("authors", state, &out, extra);
+    let args = extra;
     assert_ne!(o.code, 0, "{args:?} succeeded: {o:?}");
     assert!(
         o.stderr.contains(fragment),
@@ -456,18 +387,7 @@ fn bad_state_dicts_are_refused_naming_the_key() {
     let good_file = variant("good", &|_| {});
     refused(&dir, &good_file, &["--active", "5"], "active");
     refused(&dir, &good_file, &["--comm-heads", "5"], "comm_heads");
-    let o = rims(&[
-        "import",
-        "--from",
-        "dido",
-        s(&good_file),
-        "--out",
-        s(&dir.join("never")),
-        "--active",
-        "3",
-        "--device",
-        "cpu",
-    ]);
+    let o = import("dido", &good_file, &dir.join("never"), &[]);
     assert_ne!(o.code, 0);
     assert!(
         o.stderr.contains("no RIMCell of the dido code"),
@@ -488,32 +408,10 @@ fn bad_state_dicts_are_refused_naming_the_key() {
     refused(&dir, &ints, &[], "is I32");
     // An --out that holds a run is left as it was.
     let run = dir.join("run");
-    let o = rims(&[
-        "import",
-        "--from",
-        "authors",
-        s(&good_file),
-        "--out",
-        s(&run),
-        "--active",
-        "3",
-        "--device",
-        "cpu",
-    ]);
+    let o = import("authors", &good_file, &run, &[]);
     assert_eq!(o.code, 0, "{o:?}");
     let before = snapshot(&run);
-    let o = rims(&[
-        "import",
-        "--from",
-        "authors",
-        s(&good_file),
-        "--out",
-        s(&run),
-        "--active",
-        "3",
-        "--device",
-        "cpu",
-    ]);
+    let o = import("authors", &good_file, &run, &[]);
     assert_ne!(o.code, 0);
     assert!(
         o.stderr.contains("already holds a checkpoint"),
@@ -529,34 +427,14 @@ fn exports_the_target_code_cannot_run_are_refused_with_the_reason() {
     let run = dir.join("tiny");
     train_tiny(&run, 1, &[]);
     let out = dir.join("x.safetensors");
-    let o = rims(&[
-        "export",
-        "--to",
-        "dido",
-        "--checkpoint",
-        s(&run),
-        "--out",
-        s(&out),
-        "--device",
-        "cpu",
-    ]);
+    let o = export("dido", &run, &out, &[]);
     assert_ne!(o.code, 0);
     assert!(
         o.stderr.contains("differences of meaning, not of layout"),
         "{}",
         o.stderr
     );
-    let o = rims(&[
-        "export",
-        "--to",
-        "authors",
-        "--checkpoint",
-        s(&run),
-        "--out",
-        s(&out),
-        "--device",
-        "cpu",
-    ]);
+    let o = export("authors", &run, &out, &[]);
     assert_ne!(o.code, 0);
     assert!(
         o.stderr
@@ -567,31 +445,11 @@ fn exports_the_target_code_cannot_run_are_refused_with_the_reason() {
     assert!(!out.exists());
     let dense = dir.join("dense");
     train_tiny(&dense, 1, &["--model", "lstm"]);
-    let o = rims(&[
-        "export",
-        "--to",
-        "authors",
-        "--checkpoint",
-        s(&dense),
-        "--out",
-        s(&out),
-        "--device",
-        "cpu",
-    ]);
+    let o = export("authors", &dense, &out, &[]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("not a RIMs model"), "{}", o.stderr);
     std::fs::write(&out, b"keep me").unwrap();
-    let o = rims(&[
-        "export",
-        "--to",
-        "authors",
-        "--checkpoint",
-        s(&run),
-        "--out",
-        s(&out),
-        "--device",
-        "cpu",
-    ]);
+    let o = export("authors", &run, &out, &[]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("exists"), "{}", o.stderr);
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
@@ -607,18 +465,7 @@ fn train_init_fine_tunes_imported_weights_with_a_fresh_optimizer() {
     let dir = scratch("interop-init");
     let (state, _, _) = fixture_files(&dir, "authors_lstm.safetensors");
     let imported = dir.join("imported");
-    let o = rims(&[
-        "import",
-        "--from",
-        "authors",
-        s(&state),
-        "--out",
-        s(&imported),
-        "--active",
-        "3",
-        "--device",
-        "cpu",
-    ]);
+    let o = import("authors", &state, &imported, &[]);
     assert_eq!(o.code, 0, "{o:?}");
     let tuned = dir.join("tuned");
     let small = [
