@@ -63,11 +63,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ),
     // issue 14: kernels' unit tests (#[cfg(test)]) drive the ops wrappers and nn types.
     (
-        "src/kernels/cell.rs",
-        "ops",
-        "issue 14: unit tests call ops::cell",
-    ),
-    (
         "src/kernels/communication.rs",
         "ops",
         "issue 14: unit tests call ops::communication",
@@ -98,11 +93,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "issue 14: unit tests call ops::recurrent",
     ),
     (
-        "src/kernels/cell.rs",
-        "tensor",
-        "issue 14: unit tests upload crate::Tensor",
-    ),
-    (
         "src/kernels/communication.rs",
         "tensor",
         "issue 14: unit tests upload crate::Tensor",
@@ -121,11 +111,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "src/kernels/recurrent.rs",
         "tensor",
         "issue 14: unit tests upload crate::Tensor",
-    ),
-    (
-        "src/kernels/cell.rs",
-        "device",
-        "issue 14: unit tests open a crate::Context",
     ),
     (
         "src/kernels/communication.rs",

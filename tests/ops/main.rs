@@ -27,3 +27,4 @@ mod runner;
 mod squared_error;
 mod train;
 mod trainer;
+mod twins;
