@@ -63,16 +63,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ),
     // issue 14: kernels' unit tests (#[cfg(test)]) drive the ops wrappers and nn types.
     (
-        "src/kernels/communication.rs",
-        "ops",
-        "issue 14: unit tests call ops::communication",
-    ),
-    (
-        "src/kernels/communication.rs",
-        "nn",
-        "issue 14: unit tests take nn::{CellKind, RimsConfig}",
-    ),
-    (
         "src/kernels/input_attention/tests.rs",
         "ops",
         "issue 14: unit tests call ops::input_attention",
@@ -93,11 +83,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "issue 14: unit tests call ops::recurrent",
     ),
     (
-        "src/kernels/communication.rs",
-        "tensor",
-        "issue 14: unit tests upload crate::Tensor",
-    ),
-    (
         "src/kernels/input_attention/tests.rs",
         "tensor",
         "issue 14: unit tests upload crate::Tensor",
@@ -111,11 +96,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "src/kernels/recurrent.rs",
         "tensor",
         "issue 14: unit tests upload crate::Tensor",
-    ),
-    (
-        "src/kernels/communication.rs",
-        "device",
-        "issue 14: unit tests open a crate::Context",
     ),
     (
         "src/kernels/input_attention/tests.rs",

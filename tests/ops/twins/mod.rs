@@ -4,4 +4,5 @@
 //! they use only the public API, so the kernels layer imports nothing above it.
 
 mod cell;
+mod communication;
 mod support;
