@@ -63,16 +63,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ),
     // issue 14: kernels' unit tests (#[cfg(test)]) drive the ops wrappers and nn types.
     (
-        "src/kernels/input_attention/tests.rs",
-        "ops",
-        "issue 14: unit tests call ops::input_attention",
-    ),
-    (
-        "src/kernels/input_attention/tests.rs",
-        "nn",
-        "issue 14: unit tests take nn::{CellKind, RimsConfig}",
-    ),
-    (
         "src/kernels/merge.rs",
         "ops",
         "issue 14: unit tests call ops::merge",
@@ -83,11 +73,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "issue 14: unit tests call ops::recurrent",
     ),
     (
-        "src/kernels/input_attention/tests.rs",
-        "tensor",
-        "issue 14: unit tests upload crate::Tensor",
-    ),
-    (
         "src/kernels/merge.rs",
         "tensor",
         "issue 14: unit tests upload crate::Tensor",
@@ -96,11 +81,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "src/kernels/recurrent.rs",
         "tensor",
         "issue 14: unit tests upload crate::Tensor",
-    ),
-    (
-        "src/kernels/input_attention/tests.rs",
-        "device",
-        "issue 14: unit tests open a crate::Context",
     ),
     (
         "src/kernels/merge.rs",

@@ -438,6 +438,3 @@ fn backward(args: &KernelArgs<'_>) {
         }
     });
 }
-
-#[cfg(test)]
-mod tests;

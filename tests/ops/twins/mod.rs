@@ -5,4 +5,5 @@
 
 mod cell;
 mod communication;
+mod input_attention;
 mod support;

@@ -1,10 +1,10 @@
 //! The twins against the WGSL (through the op wrapper on both devices), and the twins'
 //! independence of the thread count.
-use crate::kernels::test_support::*;
-use crate::nn::{CellKind, RimsConfig};
-use crate::ops::input_attention::{self as op, Dropout};
-use crate::rng::Rng;
-use crate::{Context, DeviceRequest, Tensor};
+use super::support::*;
+use rims::nn::{CellKind, RimsConfig};
+use rims::ops::input_attention::{self as op, Dropout};
+use rims::rng::Rng;
+use rims::{Context, DeviceRequest, Tensor};
 
 fn cfg(n: usize, k: usize, heads: usize) -> RimsConfig {
     RimsConfig {
@@ -20,7 +20,7 @@ fn cfg(n: usize, k: usize, heads: usize) -> RimsConfig {
         comm_value: 3,
         cell: CellKind::Lstm,
         dropout: 0.0,
-        variant: crate::nn::Variant::Authors,
+        variant: rims::nn::Variant::Authors,
     }
 }
 
@@ -134,7 +134,7 @@ fn cases() -> Vec<Case> {
         .map(|c| Case {
             dido: true,
             cfg: RimsConfig {
-                variant: crate::nn::Variant::Dido,
+                variant: rims::nn::Variant::Dido,
                 comm_value: c.cfg.hidden,
                 ..c.cfg
             },
