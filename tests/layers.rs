@@ -63,29 +63,14 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ),
     // issue 14: kernels' unit tests (#[cfg(test)]) drive the ops wrappers and nn types.
     (
-        "src/kernels/merge.rs",
-        "ops",
-        "issue 14: unit tests call ops::merge",
-    ),
-    (
         "src/kernels/recurrent.rs",
         "ops",
         "issue 14: unit tests call ops::recurrent",
     ),
     (
-        "src/kernels/merge.rs",
-        "tensor",
-        "issue 14: unit tests upload crate::Tensor",
-    ),
-    (
         "src/kernels/recurrent.rs",
         "tensor",
         "issue 14: unit tests upload crate::Tensor",
-    ),
-    (
-        "src/kernels/merge.rs",
-        "device",
-        "issue 14: unit tests open a crate::Context",
     ),
     (
         "src/kernels/recurrent.rs",

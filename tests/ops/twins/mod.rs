@@ -6,4 +6,5 @@
 mod cell;
 mod communication;
 mod input_attention;
+mod merge;
 mod support;
