@@ -61,27 +61,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "tensor",
         "issue 14: Context::dispatch takes tensor::Tensor",
     ),
-    // issue 14: kernels' unit tests (#[cfg(test)]) drive the ops wrappers and nn types.
-    (
-        "src/kernels/recurrent.rs",
-        "ops",
-        "issue 14: unit tests call ops::recurrent",
-    ),
-    (
-        "src/kernels/recurrent.rs",
-        "tensor",
-        "issue 14: unit tests upload crate::Tensor",
-    ),
-    (
-        "src/kernels/recurrent.rs",
-        "device",
-        "issue 14: unit tests open a crate::Context",
-    ),
-    (
-        "src/kernels/test_support.rs",
-        "device",
-        "issue 14: the kernels' test helpers open a crate::Context",
-    ),
 ];
 
 /// The stack, bottom to top (docs/design.md): a layer may use its own and those below.

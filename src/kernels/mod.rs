@@ -20,8 +20,6 @@ pub mod optim;
 pub mod recurrent;
 pub mod reduce;
 pub mod squared_error;
-#[cfg(test)]
-mod test_support;
 
 pub use args::{Binding, KernelArgs, Rows, par_for};
 

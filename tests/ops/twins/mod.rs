@@ -7,4 +7,5 @@ mod cell;
 mod communication;
 mod input_attention;
 mod merge;
+mod recurrent;
 mod support;
