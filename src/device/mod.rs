@@ -2,6 +2,7 @@
 //! registry and recorder. It runs the kernel layer (`kernels`, `shaders/`) and knows nothing of
 //! ops or models.
 
+pub mod adapter;
 pub mod context;
 pub mod host;
 pub mod pool;
