@@ -69,3 +69,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result?;
     sync_dir(dir)
 }
+
+/// The safetensors bytes of f32 tensors given as (name, shape, values), with `metadata`. The
+/// error is the format library's message; callers say which file it was for.
+pub fn encode_f32_safetensors(
+    tensors: &[(&str, &[usize], &[f32])],
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> std::result::Result<Vec<u8>, String> {
+    let views = tensors
+        .iter()
+        .map(|(name, shape, values)| {
+            safetensors::tensor::TensorView::new(
+                safetensors::Dtype::F32,
+                shape.to_vec(),
+                bytemuck::cast_slice(values),
+            )
+            .map(|v| (name.to_string(), v))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let meta: std::collections::HashMap<String, String> = metadata.clone().into_iter().collect();
+    safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
+}

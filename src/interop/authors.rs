@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::state_dict::{Entry, StateDict};
-use super::{Canonical, transpose};
+use super::{Canonical, canonical, transpose};
 use crate::error::{Error, Result};
 use crate::nn::{CellKind, RimsConfig, Variant};
 
@@ -92,14 +92,14 @@ pub fn import_cell(
     let (wk, wv) = (cq[2], cv[2]);
     let hc = comm_heads.unwrap_or(COMM_HEADS);
     if hc == 0 || wk % hc != 0 || wv % hc != 0 {
-        return Err(Error::Config {
-            field: "comm_heads",
-            reason: format!(
+        return Err(Error::config(
+            "comm_heads",
+            format!(
                 "{hc} communication heads do not divide the query width {wk} and the value width \
                  {wv} of '{}'",
                 key("mha.GLN_qs.w")
             ),
-        });
+        ));
     }
     let cfg = RimsConfig {
         mechanisms: n,
@@ -313,17 +313,12 @@ pub fn export_cell(
     prefix: &str,
 ) -> Result<BTreeMap<String, Entry>> {
     if let Some(why) = unsupported(cfg) {
-        return Err(Error::Config {
-            field: "to",
-            reason: format!("cannot export to the authors' BlocksCore: {why}"),
-        });
+        return Err(Error::config(
+            "to",
+            format!("cannot export to the authors' BlocksCore: {why}"),
+        ));
     }
-    let get = |name: &str| -> Result<&Entry> {
-        c.get(name).ok_or_else(|| Error::Config {
-            field: "checkpoint",
-            reason: format!("the checkpoint has no '{name}'"),
-        })
-    };
+    let get = |name: &str| canonical(c, name);
     let (n, h, d) = (cfg.mechanisms, cfg.hidden, cfg.input);
     let (wq, a) = (cfg.input_key, cfg.input_value);
     let g = cfg.cell.gates();

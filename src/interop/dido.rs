@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::state_dict::{Entry, StateDict};
-use super::{Canonical, transpose};
+use super::{Canonical, canonical, transpose};
 use crate::error::{Error, Result};
 use crate::nn::{CellKind, RimsConfig, Variant};
 
@@ -190,17 +190,12 @@ pub fn export_cell(
     prefix: &str,
 ) -> Result<BTreeMap<String, Entry>> {
     if let Some(why) = unsupported(cfg) {
-        return Err(Error::Config {
-            field: "to",
-            reason: format!("cannot export to dido's RIMCell: {why}"),
-        });
+        return Err(Error::config(
+            "to",
+            format!("cannot export to dido's RIMCell: {why}"),
+        ));
     }
-    let get = |name: &str| -> Result<&Entry> {
-        c.get(name).ok_or_else(|| Error::Config {
-            field: "checkpoint",
-            reason: format!("the checkpoint has no '{name}'"),
-        })
-    };
+    let get = |name: &str| canonical(c, name);
     let (h, d) = (cfg.hidden, cfg.input);
     let mut out = BTreeMap::new();
     let mut put = |k: &str, e: Entry| {

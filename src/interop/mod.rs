@@ -266,10 +266,9 @@ pub fn export(
     }
 }
 
-/// An error for a flag's value.
-pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Error {
-    Error::Config {
-        field,
-        reason: reason.into(),
-    }
+/// The canonical tensor `name` of `c`, or an error naming it (an export from a checkpoint that
+/// lacks it).
+pub(crate) fn canonical<'a>(c: &'a Canonical, name: &str) -> Result<&'a Entry> {
+    c.get(name)
+        .ok_or_else(|| Error::config("checkpoint", format!("the checkpoint has no '{name}'")))
 }

@@ -3,12 +3,12 @@
 use std::path::Path;
 
 use super::state_dict::Entry;
-use super::{Canonical, Code, Imported, ModelTensors, config, transpose};
+use super::{Canonical, Code, Imported, ModelTensors, transpose};
 use crate::device::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::nn::model::{Backbone, InputLayer, Model};
 use crate::nn::{CellKind, RimsConfig, Variant};
-use crate::optim::{Adam, AdamConfig};
+use crate::optim::Adam;
 use crate::train::checkpoint::{self, Progress};
 use crate::train::config::{Task, TrainConfig};
 
@@ -38,10 +38,6 @@ pub fn train_config(base: &TrainConfig, rims: &RimsConfig) -> TrainConfig {
     }
 }
 
-fn task_name(task: Task) -> String {
-    format!("{task:?}").to_lowercase()
-}
-
 fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
@@ -65,7 +61,7 @@ pub fn write_run(
     for (name, e) in &imported.cell {
         let want = model.store.shape(name)?;
         if want != e.shape.as_slice() {
-            return Err(config(
+            return Err(Error::config(
                 "from",
                 format!("'{name}' is {:?}, the model needs {want:?}", e.shape),
             ));
@@ -76,12 +72,12 @@ pub fn write_run(
         (Some(embed), InputLayer::Embedding) => {
             let [v, d] = model.store.shape("embed")?.try_into().unwrap_or([0, 0]);
             if embed.shape[0] < v {
-                return Err(config(
+                return Err(Error::config(
                     "task",
                     format!(
                         "the state_dict's embedding has {} rows; the {} task reads {v} tokens",
                         embed.shape[0],
-                        task_name(cfg.task)
+                        cfg.task.name()
                     ),
                 ));
             }
@@ -90,7 +86,7 @@ pub fn write_run(
                     "kept the first {v} of the embedding's {} rows: the {} task only reads \
                      tokens 0..{v}",
                     embed.shape[0],
-                    task_name(cfg.task)
+                    cfg.task.name()
                 ));
             }
             model
@@ -98,7 +94,7 @@ pub fn write_run(
                 .set(ctx, "embed", &f32s(&embed.values[..v * d]))?;
         }
         (Some(_), InputLayer::Linear) => {
-            return Err(config(
+            return Err(Error::config(
                 "task",
                 "the adding task reads features through a linear layer; this state_dict holds a \
                  token embedding",
@@ -125,12 +121,12 @@ pub fn write_run(
     }
     if let Some((w, b)) = &imported.decoder {
         if b.shape[0] != model.cfg.classes {
-            return Err(config(
+            return Err(Error::config(
                 "task",
                 format!(
                     "the readout has {} outputs; the {} task has {}",
                     b.shape[0],
-                    task_name(cfg.task),
+                    cfg.task.name(),
                     model.cfg.classes
                 ),
             ));
@@ -143,11 +139,7 @@ pub fn write_run(
     let adam = Adam::new(
         ctx,
         model.store.trainable_len(),
-        AdamConfig {
-            lr: cfg.lr,
-            clip_norm: cfg.clip,
-            ..AdamConfig::default()
-        },
+        crate::train::adam_config(&cfg),
     )?;
     checkpoint::open_run(dir, false)?;
     checkpoint::save(
@@ -173,6 +165,8 @@ pub struct Checkpoint {
     pub cell: Canonical,
     /// Embedding and decoder in PyTorch's layout.
     pub model: ModelTensors,
+    /// The checkpoint metadata of spec §4 (variant, cell, sizes), as the model writes it.
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// Reads the current checkpoint of the run in `dir` for export to `code`. The authors'
@@ -182,7 +176,7 @@ pub fn read_checkpoint(ctx: &Context, dir: &Path, code: Code) -> Result<Checkpoi
     let state = checkpoint::read_state(dir)?;
     let model = checkpoint::load_model(ctx, dir)?;
     if model.cfg.backbone != Backbone::Rims {
-        return Err(config(
+        return Err(Error::config(
             "checkpoint",
             format!(
                 "{} holds a dense {} baseline, not a RIMs model",
@@ -193,9 +187,9 @@ pub fn read_checkpoint(ctx: &Context, dir: &Path, code: Code) -> Result<Checkpoi
     }
     let host = model.store.to_host(ctx)?;
     let entry = |name: &str| -> Result<Entry> {
-        let (shape, v) = host
-            .get(name)
-            .ok_or_else(|| config("checkpoint", format!("the checkpoint has no '{name}'")))?;
+        let (shape, v) = host.get(name).ok_or_else(|| {
+            Error::config("checkpoint", format!("the checkpoint has no '{name}'"))
+        })?;
         Ok(Entry::new(shape, v.iter().map(|&x| f64::from(x)).collect()))
     };
     let rims = model.cfg.rims.clone();
@@ -223,5 +217,6 @@ pub fn read_checkpoint(ctx: &Context, dir: &Path, code: Code) -> Result<Checkpoi
         rims,
         cell,
         model: tensors,
+        metadata: model.cfg.metadata(),
     })
 }

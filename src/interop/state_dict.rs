@@ -2,7 +2,7 @@
 //! path)`): its tensors by key, read as f64 whatever their float type, and written back as f32.
 //! Every key taken is remembered, so an importer can name the keys it did not understand.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -160,24 +160,19 @@ impl StateDict {
 
     /// The safetensors bytes of these tensors as f32, with `metadata`.
     pub fn encode_f32(&self, metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
-        let bytes: Vec<(&String, &Entry, Vec<u8>)> = self
+        let values: Vec<(&str, &[usize], Vec<f32>)> = self
             .tensors
             .iter()
             .map(|(k, e)| {
-                let f: Vec<f32> = e.values.iter().map(|&v| v as f32).collect();
-                (k, e, bytemuck::cast_slice(&f).to_vec())
+                let f = e.values.iter().map(|&v| v as f32).collect();
+                (k.as_str(), e.shape.as_slice(), f)
             })
             .collect();
-        let views = bytes
+        let tensors: Vec<(&str, &[usize], &[f32])> = values
             .iter()
-            .map(|(k, e, b)| {
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, e.shape.clone(), b)
-                    .map(|v| ((*k).clone(), v))
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.bad(format!("cannot encode: {e}")))?;
-        let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-        safetensors::serialize(views, Some(meta))
+            .map(|(k, s, v)| (*k, *s, v.as_slice()))
+            .collect();
+        crate::io::encode_f32_safetensors(&tensors, metadata)
             .map_err(|e| self.bad(format!("cannot encode: {e}")))
     }
 }

@@ -315,21 +315,12 @@ impl ParamStore {
     /// The bytes [`ParamStore::save`] writes.
     pub fn encode(&self, ctx: &Context, metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
         let host = self.to_host(ctx)?;
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = host
-            .into_iter()
-            .map(|(name, (shape, data))| (name, shape, bytemuck::cast_slice(&data).to_vec()))
-            .collect();
-        let views = bytes
+        let tensors: Vec<(&str, &[usize], &[f32])> = host
             .iter()
-            .map(|(name, shape, data)| {
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
-                    .map(|v| (name.clone(), v))
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::invalid("ParamStore::encode", e.to_string()))?;
-        let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-        safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::invalid("ParamStore::encode", e.to_string()))
+            .map(|(name, (shape, data))| (name.as_str(), shape.as_slice(), data.as_slice()))
+            .collect();
+        crate::io::encode_f32_safetensors(&tensors, metadata)
+            .map_err(|e| Error::invalid("ParamStore::encode", e))
     }
 
     /// Loads values saved by [`ParamStore::save`] (or any safetensors file with the same names

@@ -86,7 +86,9 @@ pub struct Summary {
     pub history: Vec<EvalRecord>,
 }
 
-fn adam_config(cfg: &TrainConfig) -> AdamConfig {
+/// The optimizer a run of `cfg` uses (its learning rate and clipping, PyTorch's Adam defaults
+/// otherwise).
+pub fn adam_config(cfg: &TrainConfig) -> AdamConfig {
     AdamConfig {
         lr: cfg.lr,
         clip_norm: cfg.clip,

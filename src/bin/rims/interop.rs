@@ -1,7 +1,6 @@
 //! `rims import` and `rims export`: weights in and out of the two PyTorch RIMs codes
 //! (`rims::interop`, docs/spec.md §4).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -173,26 +172,18 @@ pub fn run_export(args: &ExportArgs) -> Result<()> {
     }
     let tensors = interop::export(code, &ck.rims, &ck.cell, &model)?;
     let r = &ck.rims;
-    let meta: BTreeMap<String, String> = [
-        ("code", code.name().to_string()),
-        ("source", source_commit(code).to_string()),
-        ("variant", r.variant.letter().to_string()),
-        ("cell", r.cell.name().to_string()),
-        ("N", r.mechanisms.to_string()),
-        ("k", r.active.to_string()),
-        ("H", r.hidden.to_string()),
-        ("D", r.input.to_string()),
-        ("d_k", r.input_key.to_string()),
-        ("d_vin", r.input_value.to_string()),
-        ("h_in", r.input_heads.to_string()),
-        ("h_c", r.comm_heads.to_string()),
-        ("d_kc", r.comm_key.to_string()),
-        ("d_vc", r.comm_value.to_string()),
-        ("made_by", format!("rims {}", env!("CARGO_PKG_VERSION"))),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    // The model's own metadata (variant, cell, sizes), the gate order of the file written (dido's
+    // LSTM columns are [i, f, o, g]) and where it is for.
+    let mut meta = ck.metadata.clone();
+    if code == Code::Dido && r.cell == rims::nn::CellKind::Lstm {
+        meta.insert("gate_order".into(), "ifog".into());
+    }
+    meta.insert("code".into(), code.name().into());
+    meta.insert("source".into(), source_commit(code).into());
+    meta.insert(
+        "made_by".into(),
+        format!("rims {}", env!("CARGO_PKG_VERSION")),
+    );
     let count = tensors.len();
     let sd = StateDict::from_entries(&args.out, tensors);
     rims::io::write_atomic(&args.out, &sd.encode_f32(&meta)?)?;

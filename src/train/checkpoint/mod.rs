@@ -268,32 +268,16 @@ pub fn save(
 
     let (m, v) = adam.moments();
     let (m, v) = (m.to_vec(ctx)?, v.to_vec(ctx)?);
-    let views = [("adam.m", &m), ("adam.v", &v)];
-    let bytes: Vec<(String, Vec<u8>, usize)> = views
-        .iter()
-        .map(|(n, d)| {
-            (
-                n.to_string(),
-                bytemuck::cast_slice(d.as_slice()).to_vec(),
-                d.len(),
-            )
-        })
-        .collect();
-    let tensors = bytes
-        .iter()
-        .map(|(n, b, len)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![*len], b)
-                .map(|t| (n.clone(), t))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::file(dir, format!("cannot encode the optimizer state: {e}")))?;
-    let meta: std::collections::HashMap<String, String> = [
+    let meta = [
         ("step".to_string(), progress.step.to_string()),
         ("adam_t".to_string(), adam.steps().to_string()),
     ]
     .into();
-    let optimizer_bytes = safetensors::serialize(tensors, Some(meta))
-        .map_err(|e| Error::file(dir, format!("cannot encode: {e}")))?;
+    let optimizer_bytes = crate::io::encode_f32_safetensors(
+        &[("adam.m", &[m.len()], &m), ("adam.v", &[v.len()], &v)],
+        &meta,
+    )
+    .map_err(|e| Error::file(dir, format!("cannot encode the optimizer state: {e}")))?;
 
     let state = State {
         config: config.clone(),
