@@ -86,17 +86,10 @@ impl Default for SgdConfig {
     }
 }
 
-fn config_err(field: &'static str, reason: impl Into<String>) -> Error {
-    Error::Config {
-        field,
-        reason: reason.into(),
-    }
-}
-
 /// A finite value >= 0.
 fn non_negative(field: &'static str, v: f32) -> Result<()> {
     if !v.is_finite() || v < 0.0 {
-        return Err(config_err(
+        return Err(Error::config(
             field,
             format!("{v} must be finite and non-negative"),
         ));
@@ -107,14 +100,14 @@ fn non_negative(field: &'static str, v: f32) -> Result<()> {
 /// A finite value in [0, 1).
 fn unit_interval(field: &'static str, v: f32) -> Result<()> {
     if !(0.0..1.0).contains(&v) {
-        return Err(config_err(field, format!("{v} must be in [0, 1)")));
+        return Err(Error::config(field, format!("{v} must be in [0, 1)")));
     }
     Ok(())
 }
 
 fn check_clip(clip: Option<f32>) -> Result<()> {
     match clip {
-        Some(c) if !c.is_finite() || c <= 0.0 => Err(config_err(
+        Some(c) if !c.is_finite() || c <= 0.0 => Err(Error::config(
             "clip_norm",
             format!("{c} must be finite and positive"),
         )),
@@ -140,13 +133,13 @@ impl SgdConfig {
         non_negative("lr", self.lr)?;
         non_negative("momentum", self.momentum)?;
         if !self.dampening.is_finite() {
-            return Err(config_err(
+            return Err(Error::config(
                 "dampening",
                 format!("{} must be finite", self.dampening),
             ));
         }
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
-            return Err(config_err(
+            return Err(Error::config(
                 "nesterov",
                 "Nesterov momentum needs momentum > 0 and dampening == 0",
             ));

@@ -40,10 +40,10 @@ impl Variant {
         match s {
             "authors" | "A" => Ok(Variant::Authors),
             "dido" | "D" => Ok(Variant::Dido),
-            other => Err(Error::Config {
-                field: "variant",
-                reason: format!("unknown variant '{other}' (authors or dido)"),
-            }),
+            other => Err(Error::config(
+                "variant",
+                format!("unknown variant '{other}' (authors or dido)"),
+            )),
         }
     }
 }
@@ -173,53 +173,50 @@ impl RimsConfig {
         ];
         for (field, v) in positive {
             if v == 0 {
-                return Err(Error::Config {
-                    field,
-                    reason: "must be at least 1".into(),
-                });
+                return Err(Error::config(field, "must be at least 1"));
             }
         }
         if self.active > self.mechanisms {
-            return Err(Error::Config {
-                field: "active",
-                reason: format!(
+            return Err(Error::config(
+                "active",
+                format!(
                     "k = {} exceeds the number of mechanisms N = {}",
                     self.active, self.mechanisms
                 ),
-            });
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) || !self.dropout.is_finite() {
-            return Err(Error::Config {
-                field: "dropout",
-                reason: format!("{} is not in [0, 1)", self.dropout),
-            });
+            return Err(Error::config(
+                "dropout",
+                format!("{} is not in [0, 1)", self.dropout),
+            ));
         }
         if self.variant == Variant::Dido && self.comm_value != self.hidden {
-            return Err(Error::Config {
-                field: "comm_value",
-                reason: format!(
+            return Err(Error::config(
+                "comm_value",
+                format!(
                     "variant dido needs the communication value size d_vc = H = {}, got {}",
                     self.hidden, self.comm_value
                 ),
-            });
+            ));
         }
         // The fused kernels keep a row's mechanisms in one workgroup (communication) and a
         // row's N · h_in scores in workgroup memory (input attention). The ops check the same
         // limits for their own callers; for the cell this is the one place.
         if self.mechanisms > MAX_N {
-            return Err(Error::Config {
-                field: "mechanisms",
-                reason: format!("{} exceeds the supported {MAX_N}", self.mechanisms),
-            });
+            return Err(Error::config(
+                "mechanisms",
+                format!("{} exceeds the supported {MAX_N}", self.mechanisms),
+            ));
         }
         if self.mechanisms * self.input_heads > MAX_SCORES {
-            return Err(Error::Config {
-                field: "input_heads",
-                reason: format!(
+            return Err(Error::config(
+                "input_heads",
+                format!(
                     "mechanisms × input heads = {} × {} exceeds the supported {MAX_SCORES}",
                     self.mechanisms, self.input_heads
                 ),
-            });
+            ));
         }
         let sizes = [
             ("hidden", self.hidden),
@@ -228,10 +225,10 @@ impl RimsConfig {
         ];
         for (field, v) in sizes {
             if v > 1 << 20 {
-                return Err(Error::Config {
+                return Err(Error::config(
                     field,
-                    reason: format!("{v} is unreasonably large (limit 2^20)"),
-                });
+                    format!("{v} is unreasonably large (limit 2^20)"),
+                ));
             }
         }
         Ok(())

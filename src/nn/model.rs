@@ -85,28 +85,19 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         self.rims.validate()?;
         if self.backbone == (Backbone::Dense { hidden: 0 }) {
-            return Err(Error::Config {
-                field: "hidden",
-                reason: "must be at least 1".into(),
-            });
+            return Err(Error::config("hidden", "must be at least 1"));
         }
         if self.vocab == 0 {
-            return Err(Error::Config {
-                field: "vocab",
-                reason: "must be at least 1".into(),
-            });
+            return Err(Error::config("vocab", "must be at least 1"));
         }
         if self.classes == 0 {
-            return Err(Error::Config {
-                field: "classes",
-                reason: "must be at least 1".into(),
-            });
+            return Err(Error::config("classes", "must be at least 1"));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::Config {
-                field: "dropout",
-                reason: format!("{} is not in [0, 1)", self.dropout),
-            });
+            return Err(Error::config(
+                "dropout",
+                format!("{} is not in [0, 1)", self.dropout),
+            ));
         }
         Ok(())
     }
@@ -270,17 +261,17 @@ impl Model {
             return Ok(());
         }
         if self.cfg.rims.cell != crate::nn::CellKind::Lstm {
-            return Err(Error::Config {
-                field: "forget_bias",
-                reason: "only LSTM cells have a forget gate".into(),
-            });
+            return Err(Error::config(
+                "forget_bias",
+                "only LSTM cells have a forget gate",
+            ));
         }
         if self.cfg.backbone == Backbone::Rims && self.cfg.rims.variant == crate::nn::Variant::Dido
         {
-            return Err(Error::Config {
-                field: "forget_bias",
-                reason: "variant dido's LSTM cells have no biases (docs/spec.md §3)".into(),
-            });
+            return Err(Error::config(
+                "forget_bias",
+                "variant dido's LSTM cells have no biases (docs/spec.md §3)",
+            ));
         }
         let (name, h) = match self.cfg.backbone {
             Backbone::Rims => ("rnn_bx".to_string(), self.cfg.rims.hidden),
@@ -308,10 +299,10 @@ impl Model {
             return Ok(());
         }
         if self.cfg.backbone != Backbone::Rims {
-            return Err(Error::Config {
-                field: "input_gain",
-                reason: "only a RIMs model has input attention".into(),
-            });
+            return Err(Error::config(
+                "input_gain",
+                "only a RIMs model has input attention",
+            ));
         }
         for name in ["in_q", "in_k_w", "in_v_w"] {
             let mut v = self.store.value(name)?.to_vec(ctx)?;

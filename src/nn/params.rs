@@ -107,19 +107,19 @@ impl ParamStore {
         let mut seen = HashMap::new();
         for (i, s) in specs.iter().enumerate() {
             if seen.insert(s.name.clone(), i).is_some() {
-                return Err(Error::Config {
-                    field: "params",
-                    reason: format!("duplicate parameter '{}'", s.name),
-                });
+                return Err(Error::config(
+                    "params",
+                    format!("duplicate parameter '{}'", s.name),
+                ));
             }
             if numel(&s.shape)? == 0 {
-                return Err(Error::Config {
-                    field: "params",
-                    reason: format!(
+                return Err(Error::config(
+                    "params",
+                    format!(
                         "parameter '{}' has shape {:?} with no elements",
                         s.name, s.shape
                     ),
-                });
+                ));
             }
         }
         // Layout first: trainable parameters, then frozen ones, each at a view-aligned offset.
@@ -198,12 +198,14 @@ impl ParamStore {
         self.index
             .get(name)
             .map(|&i| &self.entries[i])
-            .ok_or_else(|| Error::Config {
-                field: "params",
-                reason: format!(
-                    "no parameter named '{name}' (have: {})",
-                    self.names().join(", ")
-                ),
+            .ok_or_else(|| {
+                Error::config(
+                    "params",
+                    format!(
+                        "no parameter named '{name}' (have: {})",
+                        self.names().join(", ")
+                    ),
+                )
             })
     }
 
@@ -380,10 +382,7 @@ impl ParamStore {
     /// all are. Names that are not parameters are an error (a misspelt name would otherwise be
     /// silently left at its initial value).
     pub fn load_map(&self, ctx: &Context, tensors: &HostParams) -> Result<()> {
-        let bad = |reason: String| Error::Config {
-            field: "params",
-            reason,
-        };
+        let bad = |reason: String| Error::config("params", reason);
         if let Some(extra) = tensors.keys().find(|k| !self.index.contains_key(*k)) {
             return Err(bad(format!(
                 "'{extra}' is not a parameter (have: {})",

@@ -101,16 +101,16 @@ impl Recurrent {
     /// Errors for zero sizes.
     pub fn validate(&self) -> Result<()> {
         if self.input == 0 {
-            return Err(Error::Config {
-                field: "input",
-                reason: "a recurrent layer needs at least one input feature".into(),
-            });
+            return Err(Error::config(
+                "input",
+                "a recurrent layer needs at least one input feature",
+            ));
         }
         if self.hidden == 0 {
-            return Err(Error::Config {
-                field: "hidden",
-                reason: "a recurrent layer needs at least one hidden unit".into(),
-            });
+            return Err(Error::config(
+                "hidden",
+                "a recurrent layer needs at least one hidden unit",
+            ));
         }
         Ok(())
     }
@@ -139,13 +139,13 @@ impl Recurrent {
         for spec in self.param_specs(prefix) {
             let shape = store.shape(&spec.name)?;
             if shape != spec.shape.as_slice() {
-                return Err(Error::Config {
-                    field: "params",
-                    reason: format!(
+                return Err(Error::config(
+                    "params",
+                    format!(
                         "'{}' has shape {shape:?}, the layer needs {:?}",
                         spec.name, spec.shape
                     ),
-                });
+                ));
             }
         }
         let o = |n: &str| store.offset(&format!("{prefix}{n}"));

@@ -48,10 +48,7 @@ fn setup(
     rows: Option<RowMask<'_>>,
 ) -> Result<(Params, [u32; 3])> {
     if sizes.mechanisms > MAX_N {
-        return Err(Error::Config {
-            field: "mechanisms",
-            reason: format!("at most {MAX_N}"),
-        });
+        return Err(Error::config("mechanisms", format!("at most {MAX_N}")));
     }
     let w = qkv_width(sizes);
     let p = Params {

@@ -55,10 +55,10 @@ pub struct Sizes {
 
 fn params(sizes: &Sizes, batch: usize, t: usize, use_override: bool, d: Dropout) -> Result<Params> {
     if sizes.mechanisms * sizes.heads > MAX_SCORES {
-        return Err(Error::Config {
-            field: "input_heads",
-            reason: format!("mechanisms × input heads must be at most {MAX_SCORES}"),
-        });
+        return Err(Error::config(
+            "input_heads",
+            format!("mechanisms × input heads must be at most {MAX_SCORES}"),
+        ));
     }
     Ok(Params {
         batch: batch as u32,

@@ -36,13 +36,13 @@ impl Offsets {
         for spec in param_specs(cfg) {
             let shape = store.shape(&spec.name)?;
             if shape != spec.shape.as_slice() {
-                return Err(Error::Config {
-                    field: "params",
-                    reason: format!(
+                return Err(Error::config(
+                    "params",
+                    format!(
                         "'{}' has shape {shape:?}, the config needs {:?}",
                         spec.name, spec.shape
                     ),
-                });
+                ));
             }
         }
         let o = |n: &str| store.offset(n);
