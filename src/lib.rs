@@ -21,6 +21,7 @@ pub mod ops;
 pub mod optim;
 pub mod reference;
 pub mod rng;
+pub mod spec;
 pub mod tape;
 pub mod tensor;
 pub mod train;

@@ -367,22 +367,9 @@ impl Tensor {
         })
     }
 
-    /// Start of the view in its buffer, in elements.
-    pub(crate) fn offset(&self) -> usize {
-        self.offset
-    }
-
     /// Start of the view in its buffer, in bytes.
     pub(crate) fn byte_offset(&self) -> u64 {
         (self.offset * 4) as u64
-    }
-
-    /// The byte range ops bind: the view rounded up to 16 bytes (so vec4 arrays cover it),
-    /// never past the buffer.
-    pub(crate) fn binding_range(&self) -> (u64, u64) {
-        let start = self.byte_offset();
-        let size = ((self.len() * 4) as u64).next_multiple_of(16).max(16);
-        (start, size.min(self.buf.capacity() - start))
     }
 
     /// Dimensions, outermost first (row-major).
@@ -409,10 +396,6 @@ impl Tensor {
     /// one dispatch may not write a buffer it also reads, even through disjoint views.
     pub fn same_buffer(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.buf, &other.buf)
-    }
-
-    pub(crate) fn buffer(&self) -> &Arc<PooledBuffer> {
-        &self.buf
     }
 
     /// Errors unless the tensor has the expected element type.
@@ -453,4 +436,18 @@ fn check_len(op: &'static str, shape: &[usize], len: usize) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+impl crate::device::StorageView for Tensor {
+    fn storage(&self) -> &Arc<PooledBuffer> {
+        &self.buf
+    }
+
+    fn offset(&self) -> usize {
+        self.offset
+    }
+
+    fn len(&self) -> usize {
+        Tensor::len(self)
+    }
 }

@@ -13,16 +13,38 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::kernels::args::MAX_BINDINGS;
-use crate::tensor::Tensor;
 pub use context::{
     AdapterSummary, Context, DeviceKind, DeviceRequest, list_adapters, parse_device,
 };
 pub use host::CpuSummary;
-pub use pool::PoolStats;
+pub use pool::{PoolStats, PooledBuffer};
 pub use recorder::RecorderStats;
 pub use registry::{Kernel, Spec};
 
 use context::lock;
+
+/// What a dispatch binds: a range of elements (4 bytes each) of a pooled buffer. `Tensor`
+/// implements it; the trait lets the device take tensors without naming the layer above.
+pub trait StorageView {
+    /// The buffer the view lives in.
+    fn storage(&self) -> &Arc<PooledBuffer>;
+    /// Start of the view in the buffer, in elements.
+    fn offset(&self) -> usize;
+    /// Elements in the view.
+    fn len(&self) -> usize;
+    /// Whether the view has no elements.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The byte range a dispatch binds for `view`: the view rounded up to 16 bytes (so vec4
+/// arrays cover it), never past the buffer.
+fn binding_range(view: &(impl StorageView + ?Sized)) -> (u64, u64) {
+    let start = (view.offset() * 4) as u64;
+    let size = ((view.len() * 4) as u64).next_multiple_of(16).max(16);
+    (start, size.min(view.storage().capacity() - start))
+}
 
 /// Splits `groups` workgroups into a grid no dimension of which exceeds the device limit.
 /// Shaders recover the flat workgroup index as `wid.x + wid.y * nwg.x` and bounds-check it.
@@ -50,11 +72,11 @@ impl Context {
 
     /// Records one dispatch of `kernel` with its parameter struct and storage tensors (in
     /// binding order). Nothing runs until the next submit.
-    pub fn dispatch<P: bytemuck::Pod>(
+    pub fn dispatch<P: bytemuck::Pod, T: StorageView>(
         &self,
         kernel: Arc<Kernel>,
         params: &P,
-        tensors: &[&Tensor],
+        tensors: &[&T],
         groups: [u32; 3],
     ) -> Result<()> {
         let max = self.limits().max_compute_workgroups_per_dimension;
@@ -71,8 +93,8 @@ impl Context {
         let buffers = tensors
             .iter()
             .map(|t| {
-                let (offset, size) = t.binding_range();
-                (t.buffer().clone(), offset, size)
+                let (offset, size) = binding_range(*t);
+                (t.storage().clone(), offset, size)
             })
             .collect();
         let label = self.profiling().then(|| kernel.label().to_string());
@@ -97,12 +119,12 @@ impl Context {
 
     /// Runs one dispatch on the CPU device through the kernel's twin, now, under the
     /// recorder's lock (which orders all host work).
-    fn dispatch_host(
+    fn dispatch_host<T: StorageView>(
         &self,
         host: &host::HostDevice,
         kernel: &Kernel,
         params: &[u8],
-        tensors: &[&Tensor],
+        tensors: &[&T],
         groups: [u32; 3],
     ) -> Result<()> {
         let registry::Exec::Cpu(twin) = kernel.exec else {
@@ -121,7 +143,7 @@ impl Context {
             ));
         }
         for ((slot, t), &writable) in bound.iter_mut().zip(tensors).zip(&kernel.writable) {
-            *slot = Some((t.buffer().host(), t.offset(), t.len(), writable));
+            *slot = Some((t.storage().host(), t.offset(), t.len(), writable));
         }
         let start = self.profiling().then(std::time::Instant::now);
         host.run(&kernel.label, twin, params, groups, &bound[..tensors.len()])?;

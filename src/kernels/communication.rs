@@ -93,8 +93,7 @@ fn mask_row<'a>(d: &Dims, mask: &'a [f32], w: &RowWeight, b: usize) -> &'a [f32]
     &mask[start..start + d.n]
 }
 
-/// Mechanisms the kernels keep per row (`MAX_N`, registers on the GPU).
-pub const MAX_N: usize = 64;
+pub use crate::spec::cell::MAX_N;
 
 /// The twin of each entry point.
 pub fn twin(entry: &str) -> Option<CpuKernel> {

@@ -16,33 +16,7 @@ use std::ops::Range;
 use crate::kernels::common::{sigmoid, tanh};
 use crate::kernels::{KernelArgs, Rows, par_for};
 
-/// The recurrent update each mechanism runs: which gates (and which twin entry points) a cell
-/// uses. Defined here, under the ops that take it; `rims::nn::CellKind` re-exports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CellKind {
-    /// Gate order [i, f, g, o] (PyTorch's LSTMCell), G = 4.
-    Lstm,
-    /// Gate order [r, z, n] (PyTorch's GRUCell), G = 3.
-    Gru,
-}
-
-impl CellKind {
-    /// Gates per hidden unit: 4 for LSTM, 3 for GRU.
-    pub fn gates(self) -> usize {
-        match self {
-            CellKind::Lstm => 4,
-            CellKind::Gru => 3,
-        }
-    }
-
-    /// The name used in checkpoints' metadata.
-    pub fn name(self) -> &'static str {
-        match self {
-            CellKind::Lstm => "LSTM",
-            CellKind::Gru => "GRU",
-        }
-    }
-}
+pub use crate::spec::cell::CellKind;
 
 /// One row of a twin's work (a batch row, or a (batch row, mechanism) pair), run by
 /// [`for_rows`].

@@ -55,8 +55,7 @@ pub struct Params {
     pub _pad: u32,
 }
 
-/// Scores of one row (N · h_in) the kernels keep (`MAX_SCORES`, workgroup memory on the GPU).
-pub const MAX_SCORES: usize = 256;
+pub use crate::spec::cell::MAX_SCORES;
 
 /// Dropout tensor id of u (the `tensor` argument of `dropout_factor`).
 const TENSOR_U: u32 = 0;

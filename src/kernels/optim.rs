@@ -52,9 +52,8 @@ pub struct Params {
 const WG: usize = 256;
 /// Elements per parallel chunk of an update.
 const CHUNK: usize = 1 << 14;
-/// Added to the norm before dividing, as in `clip_scale` of the WGSL (and PyTorch's
-/// `clip_grad_norm_`).
-pub const CLIP_EPS: f32 = 1e-6;
+/// Added to the norm before dividing, as in `clip_scale` of the WGSL.
+pub use crate::spec::optim::CLIP_EPS;
 
 /// The twin of each entry point.
 pub fn twin(entry: &str) -> Option<CpuKernel> {

@@ -5,7 +5,7 @@
 use crate::device::{Context, grid};
 use crate::error::Result;
 use crate::kernels::cell::Params;
-use crate::kernels::gates::CellKind;
+use crate::spec::cell::CellKind;
 use crate::tensor::Tensor;
 
 /// Sizes: `units` mechanisms of `hidden` units for `batch` rows.

@@ -4,7 +4,7 @@
 
 use crate::device::{Context, grid};
 use crate::error::Result;
-use crate::kernels::gates::CellKind;
+use crate::spec::cell::CellKind;
 use crate::kernels::merge::Params;
 use crate::ops::input_attention::Dropout;
 use crate::tensor::Tensor;

@@ -6,7 +6,7 @@
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
-use crate::kernels::gates::CellKind;
+use crate::spec::cell::CellKind;
 use crate::kernels::recurrent::Params;
 use crate::tensor::{DType, Tensor};
 

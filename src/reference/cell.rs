@@ -11,8 +11,8 @@
 // Index loops spell out the formulas; they are the point of this file.
 #![allow(clippy::needless_range_loop)]
 
-use crate::nn::config::CellKind;
 use crate::reference::elementwise::sigmoid;
+use crate::spec::cell::CellKind;
 
 /// What one cell update produces for one row.
 #[derive(Clone, Debug, PartialEq)]

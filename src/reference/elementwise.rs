@@ -1,6 +1,6 @@
 //! f64 oracle for `ops::elementwise`.
 
-use crate::ops::elementwise::{Binary, Unary};
+use crate::spec::elementwise::{Binary, Unary};
 
 /// σ(x) = 1 / (1 + e^(−x)).
 pub fn sigmoid(x: f64) -> f64 {

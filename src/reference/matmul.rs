@@ -1,6 +1,6 @@
 //! f64 oracle for `ops::matmul`: the strided batched product, written as the definition.
 
-use crate::ops::matmul::{Gemm, MatView};
+use crate::spec::matmul::{Gemm, MatView};
 
 /// Index of element (i, j) of batch entry `bt` = (outer, inner).
 fn at(v: &MatView, inner: usize, bt: usize, i: usize, j: usize) -> usize {

@@ -1,6 +1,6 @@
 //! f64 oracle for `optim`: PyTorch's `clip_grad_norm_`, `Adam` and `SGD`, written plainly.
 
-use crate::optim::{AdamConfig, CLIP_EPS, SgdConfig};
+use crate::spec::optim::{AdamConfig, CLIP_EPS, SgdConfig};
 
 /// The global L2 norm sqrt(Σ g²).
 pub fn grad_norm(grads: &[f64]) -> f64 {

@@ -11,10 +11,10 @@
 // Index loops spell out the formulas; they are the point of this file.
 #![allow(clippy::needless_range_loop)]
 
-use crate::nn::config::CellKind;
 use crate::reference::cell;
 pub use crate::reference::cell::{CellOut, CellSaved};
 use crate::rng::Rng;
+use crate::spec::cell::CellKind;
 
 /// The weights of one cell: wx [in, G·H], wh [H, G·H], bx [G·H], bh [G·H].
 #[derive(Clone, Copy, Debug)]

@@ -27,10 +27,10 @@
 // Index loops spell out the formulas; they are the point of this file.
 #![allow(clippy::needless_range_loop)]
 
-use crate::nn::config::{CellKind, RimsConfig};
 use crate::reference::dropout::factor;
 use crate::reference::recurrent::{self, CellWeights};
 use crate::reference::{communication, input_attention, merge};
+use crate::spec::cell::{CellKind, RimsConfig};
 
 pub use crate::reference::input_attention::{DROPOUT_U, top_k_mask};
 pub use crate::reference::merge::DROPOUT_COMM;

@@ -25,10 +25,10 @@
 // Index loops spell out the formulas; they are the point of this file.
 #![allow(clippy::needless_range_loop)]
 
-use crate::nn::config::{CellKind, RimsConfig};
 use crate::reference::dropout::factor;
 use crate::reference::recurrent::{self, CellWeights};
 use crate::reference::rims::top_k_mask;
+use crate::spec::cell::{CellKind, RimsConfig};
 
 mod backward;
 mod params;
