@@ -4,9 +4,9 @@
 
 use crate::device::{Context, grid};
 use crate::error::Result;
-use crate::spec::cell::CellKind;
 use crate::kernels::merge::Params;
 use crate::ops::input_attention::Dropout;
+use crate::spec::cell::CellKind;
 use crate::tensor::Tensor;
 
 /// What the communication output adds to h'.

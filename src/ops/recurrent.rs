@@ -6,8 +6,8 @@
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};
-use crate::spec::cell::CellKind;
 use crate::kernels::recurrent::Params;
+use crate::spec::cell::CellKind;
 use crate::tensor::{DType, Tensor};
 
 /// Threads per workgroup (`WG` in the shader).
