@@ -16,59 +16,17 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rims::nn::model::{Backbone, Model, ModelConfig, Pass, Readout};
-use rims::nn::{CellKind, RimsConfig, Runner};
+use rims::nn::model::{Backbone, Model, Pass};
+use rims::nn::{CellKind, Runner};
 use rims::optim::{Adam, AdamConfig};
 use rims::rng::Rng;
 use rims::tape::Tape;
+use rims::train::bench::BenchSetup;
 use rims::train::{Target, record_step};
 use rims::{Context, Tensor};
 
-struct Setup {
-    name: &'static str,
-    batch: usize,
-    steps: usize,
-    rims: RimsConfig,
-}
-
-fn small() -> Setup {
-    Setup {
-        name: "small B=16 T=32 N=6 H=32 k=4",
-        batch: 16,
-        steps: 32,
-        rims: RimsConfig {
-            hidden: 32,
-            input: 32,
-            input_key: 32,
-            input_value: 32,
-            ..RimsConfig::default()
-        },
-    }
-}
-
-fn paper() -> Setup {
-    Setup {
-        name: "paper B=64 T=196 N=6 H=100 k=4",
-        batch: 64,
-        steps: 196,
-        rims: RimsConfig::default(),
-    }
-}
-
-fn model(ctx: &Context, setup: &Setup, cell: CellKind) -> Model {
-    let cfg = ModelConfig {
-        vocab: 2,
-        input: rims::nn::model::InputLayer::Embedding,
-        classes: 10,
-        rims: RimsConfig {
-            cell,
-            ..setup.rims.clone()
-        },
-        dropout: 0.5,
-        readout: Readout::Last,
-        backbone: Backbone::Rims,
-    };
-    Model::new(ctx, cfg, 1).unwrap()
+fn model(ctx: &Context, setup: &BenchSetup, cell: CellKind) -> Model {
+    Model::new(ctx, setup.model(cell, Backbone::Rims), 1).unwrap()
 }
 
 fn tokens(ctx: &Context, rng: &mut Rng, steps: usize, batch: usize) -> Tensor {
@@ -95,8 +53,8 @@ fn train_step(
     ctx.submit()
 }
 
-fn bench_setup(c: &mut Criterion, ctx: &Context, setup: &Setup, heavy: bool) {
-    let mut group = c.benchmark_group(setup.name);
+fn bench_setup(c: &mut Criterion, ctx: &Context, setup: &BenchSetup, heavy: bool) {
+    let mut group = c.benchmark_group(setup.label());
     group.sample_size(10).warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(if heavy { 30 } else { 5 }));
     let mut rng = Rng::new(2);
@@ -169,9 +127,9 @@ fn bench_setup(c: &mut Criterion, ctx: &Context, setup: &Setup, heavy: bool) {
 fn bench_steps(c: &mut Criterion) {
     let ctx = Context::from_env().expect("a GPU adapter (llvmpipe on machines without a GPU)");
     eprintln!("device: {}", ctx.describe());
-    bench_setup(c, &ctx, &small(), false);
+    bench_setup(c, &ctx, &BenchSetup::small(), false);
     if std::env::var("RIMS_BENCH_PAPER").is_ok_and(|v| v == "1") {
-        bench_setup(c, &ctx, &paper(), true);
+        bench_setup(c, &ctx, &BenchSetup::paper(), true);
     } else {
         eprintln!("paper configuration skipped (set RIMS_BENCH_PAPER=1 to run it)");
     }

@@ -6,6 +6,7 @@
 //! (taken at an epoch boundary) repeats exactly what the uninterrupted run would have done on
 //! the same device.
 
+pub mod bench;
 pub mod budget;
 pub mod checkpoint;
 pub mod config;

@@ -12,7 +12,8 @@ use rims::tape::Tape;
 use rims::train::{Target, record_step};
 use rims::{Context, Result, Tensor};
 
-use super::{BenchArgs, ONCE_ABOVE_S, SKIP_ABOVE_S, STEP_BUDGET_S, Setup};
+use super::{BenchArgs, ONCE_ABOVE_S, SKIP_ABOVE_S, STEP_BUDGET_S};
+use rims::train::bench::BenchSetup;
 
 /// The outcome of one timed measurement.
 pub(super) enum Timing {
@@ -137,7 +138,7 @@ fn random_tokens(ctx: &Context, rng: &mut Rng, steps: usize, batch: usize) -> Re
 pub(super) fn measure(
     args: &BenchArgs,
     kind: DeviceKind,
-    setup: &Setup,
+    setup: &BenchSetup,
     label: String,
     cfg: ModelConfig,
 ) -> Result<Result1> {

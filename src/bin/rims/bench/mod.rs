@@ -34,8 +34,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use rims::device::DeviceKind;
-use rims::nn::model::{Backbone, ModelConfig, Readout};
-use rims::nn::{CellKind, RimsConfig};
+use rims::nn::CellKind;
+use rims::nn::model::{Backbone, ModelConfig};
+use rims::train::bench::BenchSetup;
 use rims::{Error, Result};
 
 use measure::{measure, sgemm_gflops};
@@ -95,64 +96,29 @@ const SKIP_ABOVE_S: f64 = 60.0;
 /// Time spent on the batch-1 step measurement, roughly.
 const STEP_BUDGET_S: f64 = 1.0;
 
-/// One configuration's sizes.
-struct Setup {
-    name: &'static str,
-    batch: usize,
-    steps: usize,
-    rims: RimsConfig,
-}
-
-fn setups(which: Which) -> Vec<Setup> {
-    let small = Setup {
-        name: "small",
-        batch: 16,
-        steps: 32,
-        rims: RimsConfig {
-            mechanisms: 6,
-            active: 4,
-            hidden: 32,
-            input: 32,
-            input_key: 32,
-            input_value: 32,
-            ..RimsConfig::default()
-        },
-    };
-    // The defaults are the paper's sMNIST setting: N = 6, k = 4, H = 100, D = 600, A = 400.
-    let paper = Setup {
-        name: "paper",
-        batch: 64,
-        steps: 196,
-        rims: RimsConfig::default(),
-    };
+fn setups(which: Which) -> Vec<BenchSetup> {
     match which {
-        Which::Small => vec![small],
-        Which::Paper => vec![paper],
-        Which::All => vec![small, paper],
+        Which::Small => vec![BenchSetup::small()],
+        Which::Paper => vec![BenchSetup::paper()],
+        Which::All => vec![BenchSetup::small(), BenchSetup::paper()],
     }
 }
 
 /// The three models of a configuration: (label, model config).
-fn models(setup: &Setup) -> Vec<(String, ModelConfig)> {
-    let nh = setup.rims.mechanisms * setup.rims.hidden;
-    let model = |cell: CellKind, backbone: Backbone| ModelConfig {
-        vocab: 2,
-        input: rims::nn::model::InputLayer::Embedding,
-        classes: 10,
-        rims: RimsConfig {
-            cell,
-            ..setup.rims.clone()
-        },
-        dropout: 0.5,
-        readout: Readout::Last,
-        backbone,
-    };
+fn models(setup: &BenchSetup) -> Vec<(String, ModelConfig)> {
+    let nh = setup.dense_hidden();
     vec![
-        ("RIMs LSTM".into(), model(CellKind::Lstm, Backbone::Rims)),
-        ("RIMs GRU".into(), model(CellKind::Gru, Backbone::Rims)),
+        (
+            "RIMs LSTM".into(),
+            setup.model(CellKind::Lstm, Backbone::Rims),
+        ),
+        (
+            "RIMs GRU".into(),
+            setup.model(CellKind::Gru, Backbone::Rims),
+        ),
         (
             format!("LSTM {nh} (dense)"),
-            model(CellKind::Lstm, Backbone::Dense { hidden: nh }),
+            setup.model(CellKind::Lstm, Backbone::Dense { hidden: nh }),
         ),
     ]
 }
