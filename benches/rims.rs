@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rims::nn::rims::param_specs;
 use rims::nn::{CellKind, ParamStore, Rims, RimsConfig, RimsOptions};
-use rims::optim::{Adam, AdamConfig};
+use rims::ops::optim::{Adam, AdamConfig};
 use rims::rng::Rng;
 use rims::tape::Tape;
 use rims::{Context, Tensor};

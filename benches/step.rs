@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rims::nn::model::{Backbone, Model, Pass};
 use rims::nn::{CellKind, Runner};
-use rims::optim::{Adam, AdamConfig};
+use rims::ops::optim::{Adam, AdamConfig};
 use rims::rng::Rng;
 use rims::tape::Tape;
 use rims::train::bench::BenchSetup;

@@ -2,7 +2,7 @@
 //! Independent Mechanisms, checked against an f64 CPU reference.
 //!
 //! Layers, bottom up: [`kernels`] (each shader's parameters and CPU twins), [`device`] (context,
-//! pool, registry, recorder), [`tensor`], [`ops`] and [`optim`], [`tape`], [`nn`], [`train`];
+//! pool, registry, recorder), [`tensor`], [`ops`] (the optimizers in [`ops::optim`]), [`tape`], [`nn`], [`train`];
 //! [`reference`] is the f64 oracle beside them. `docs/design.md` describes the layers and
 //! `docs/spec.md` what the model computes.
 
@@ -18,7 +18,6 @@ pub mod kernels;
 pub mod layout;
 pub mod nn;
 pub mod ops;
-pub mod optim;
 pub mod reference;
 pub mod rng;
 pub mod spec;

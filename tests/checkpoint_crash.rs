@@ -32,10 +32,10 @@ fn loaded_step(dir: &Path) -> u64 {
     let state = checkpoint::read_state(dir).unwrap();
     let cfg = state.config.model().unwrap();
     let model = rims::nn::model::Model::new(&ctx, cfg, 0).unwrap();
-    let mut adam = rims::optim::Adam::new(
+    let mut adam = rims::ops::optim::Adam::new(
         &ctx,
         model.store.trainable_len(),
-        rims::optim::AdamConfig::default(),
+        rims::ops::optim::AdamConfig::default(),
     )
     .unwrap();
     let loaded = checkpoint::load(&ctx, dir, &model, Some(&mut adam)).unwrap();

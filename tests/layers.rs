@@ -31,7 +31,7 @@ fn layer_of_module(module: &str) -> &'static str {
         "kernels" => "kernels",
         "device" => "device",
         "tensor" => "tensor",
-        "ops" | "optim" => "ops",
+        "ops" => "ops",
         "tape" => "tape",
         "nn" => "nn",
         "train" => "train",

@@ -8,7 +8,7 @@ use crate::device::Context;
 use crate::error::{Error, Result};
 use crate::nn::model::{Backbone, InputLayer, Model};
 use crate::nn::{CellKind, RimsConfig, Variant};
-use crate::optim::Adam;
+use crate::ops::optim::Adam;
 use crate::train::checkpoint::{self, Progress};
 use crate::train::config::{Task, TrainConfig};
 

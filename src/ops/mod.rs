@@ -10,6 +10,7 @@ pub mod embedding;
 pub mod input_attention;
 pub mod matmul;
 pub mod merge;
+pub mod optim;
 pub mod recurrent;
 pub mod reduce;
 pub mod squared_error;

@@ -21,7 +21,7 @@ use crate::data::{self, SmnistBatches};
 use crate::device::Context;
 use crate::error::{Error, Result};
 use crate::nn::model::{Model, Pass};
-use crate::optim::{Adam, AdamConfig};
+use crate::ops::optim::{Adam, AdamConfig};
 use crate::rng::Rng;
 use crate::tape::Tape;
 use crate::tensor::Tensor;

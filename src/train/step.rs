@@ -5,7 +5,7 @@
 use crate::device::Context;
 use crate::error::{Error, Result};
 use crate::nn::model::{Model, Pass};
-use crate::optim::Adam;
+use crate::ops::optim::Adam;
 use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 

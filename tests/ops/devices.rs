@@ -4,7 +4,7 @@
 
 use rims::nn::model::{Model, ModelConfig, Pass, Readout};
 use rims::nn::{CellKind, RimsConfig};
-use rims::optim::{Adam, AdamConfig};
+use rims::ops::optim::{Adam, AdamConfig};
 use rims::rng::Rng;
 use rims::tape::Tape;
 use rims::{Context, Tensor};

@@ -3,7 +3,7 @@
 
 use rims::nn::model::{Backbone, Model, ModelConfig, Pass, Readout};
 use rims::nn::{CellKind, RimsConfig};
-use rims::optim::{Adam, AdamConfig};
+use rims::ops::optim::{Adam, AdamConfig};
 use rims::rng::Rng;
 use rims::tape::Tape;
 use rims::{Context, Tensor};

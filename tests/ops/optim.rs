@@ -1,5 +1,5 @@
 use rims::device::DeviceKind;
-use rims::optim::{self, Adam, AdamConfig, Sgd, SgdConfig};
+use rims::ops::optim::{self, Adam, AdamConfig, Sgd, SgdConfig};
 use rims::reference::optim as reference;
 use rims::rng::Rng;
 use rims::{Context, Error, Tensor};

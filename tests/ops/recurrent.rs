@@ -4,7 +4,7 @@
 
 use rims::device::DeviceKind;
 use rims::nn::{CellKind, Init, ParamSpec, ParamStore, Recurrent};
-use rims::optim::{Adam, AdamConfig};
+use rims::ops::optim::{Adam, AdamConfig};
 use rims::reference::recurrent::{self as reference, RecurrentConfig, RecurrentParams};
 use rims::rng::Rng;
 use rims::tape::Tape;

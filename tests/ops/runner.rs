@@ -6,7 +6,7 @@ use rims::device::DeviceKind;
 use rims::nn::CellKind;
 use rims::nn::model::{Model, Pass};
 use rims::nn::runner::{Runner, RunnerState};
-use rims::optim::{Adam, AdamConfig};
+use rims::ops::optim::{Adam, AdamConfig};
 use rims::rng::Rng;
 use rims::tape::Tape;
 use rims::train::TrainConfig;

@@ -3,7 +3,7 @@
 
 use rims::device::DeviceKind;
 use rims::nn::{Init, ParamSpec, ParamStore};
-use rims::optim::{Adam, AdamConfig};
+use rims::ops::optim::{Adam, AdamConfig};
 use rims::reference::optim::{AdamState, adam_step};
 use rims::reference::{cross_entropy as ref_ce, elementwise as ref_ew, matmul as ref_mm};
 use rims::rng::Rng;

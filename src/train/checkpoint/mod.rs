@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::Context;
 use crate::error::{Error, Result};
 use crate::nn::model::Model;
-use crate::optim::Adam;
+use crate::ops::optim::Adam;
 use crate::train::config::TrainConfig;
 
 /// File name of the parameters inside a checkpoint.

@@ -6,7 +6,7 @@ use std::time::Instant;
 use rims::device::{DeviceKind, RecorderStats};
 use rims::nn::Runner;
 use rims::nn::model::{Model, ModelConfig, Pass};
-use rims::optim::{Adam, AdamConfig};
+use rims::ops::optim::{Adam, AdamConfig};
 use rims::rng::Rng;
 use rims::tape::Tape;
 use rims::train::{Target, record_step};
