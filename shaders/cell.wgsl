@@ -37,28 +37,9 @@ struct Params {
 
 const WG: u32 = 64u;
 
-struct Site {
-    ok: bool,
-    b: u32,
-    i: u32,
-    r: u32,
-    state: u32,   // index into a [B, N*H] state (add the time offset)
-    unit: u32,    // index into a [B, N, H] per-step tensor
-    gate: u32,    // index of gate block 0 in a [B, N, G*H] per-step tensor
-}
-
-fn site(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, gates: u32) -> Site {
-    var s: Site;
-    let flat = (wid.x + wid.y * nwg.x) * WG + lid;
-    let nh = p.n * p.h;
-    s.ok = flat < p.batch * nh;
-    s.b = flat / nh;
-    s.i = (flat % nh) / p.h;
-    s.r = flat % p.h;
-    s.state = flat;
-    s.unit = flat;
-    s.gate = (s.b * p.n + s.i) * gates * p.h + s.r;
-    return s;
+// This thread's unit: row b·N + i of the B·N mechanism rows, G gate blocks.
+fn site(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, gates: u32) -> Unit {
+    return unit_of(wid, nwg, lid, WG, p.batch * p.n, p.h, gates, p.t);
 }
 
 @compute @workgroup_size(WG)
@@ -69,14 +50,14 @@ fn lstm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let bnh = p.batch * p.n * p.h;
-    let g0 = p.t * bnh * 4u + s.gate;
+    let g0 = s.gate;
     let h = p.h;
-    let u = lstm_step(zx[g0] + zh[g0], zx[g0 + h] + zh[g0 + h], zx[g0 + 2u * h] + zh[g0 + 2u * h],
-                      zx[g0 + 3u * h] + zh[g0 + 3u * h], cs[p.t * bnh + s.state]);
-    act[g0] = u.ig;
-    act[g0 + h] = u.fg;
-    act[g0 + 2u * h] = u.gg;
-    act[g0 + 3u * h] = u.og;
+    let zx4 = vec4<f32>(zx[g0], zx[g0 + h], zx[g0 + 2u * h], zx[g0 + 3u * h]);
+    let zh4 = vec4<f32>(zh[g0], zh[g0 + h], zh[g0 + 2u * h], zh[g0 + 3u * h]);
+    let u = lstm_step(zx4 + zh4, cs[p.t * bnh + s.unit]);
+    for (var g = 0u; g < 4u; g++) {
+        act[g0 + g * h] = u.act[g];
+    }
     cp[p.t * bnh + s.unit] = u.c;
     hp[p.t * bnh + s.unit] = u.h;
 }
@@ -89,13 +70,13 @@ fn gru_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         return;
     }
     let bnh = p.batch * p.n * p.h;
-    let g0 = p.t * bnh * 3u + s.gate;
+    let g0 = s.gate;
     let h = p.h;
-    let u = gru_step(zx[g0], zx[g0 + h], zx[g0 + 2u * h], zh[g0], zh[g0 + h], zh[g0 + 2u * h],
-                     hs[p.t * bnh + s.state]);
-    act[g0] = u.rg;
-    act[g0 + h] = u.zg;
-    act[g0 + 2u * h] = u.ng;
+    let u = gru_step(vec3<f32>(zx[g0], zx[g0 + h], zx[g0 + 2u * h]),
+                     vec3<f32>(zh[g0], zh[g0 + h], zh[g0 + 2u * h]), hs[p.t * bnh + s.unit]);
+    for (var g = 0u; g < 3u; g++) {
+        act[g0 + g * h] = u.act[g];
+    }
     hp[p.t * bnh + s.unit] = u.h;
 }
 
@@ -110,21 +91,17 @@ fn lstm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
     let bnh = p.batch * p.n * p.h;
     let h = p.h;
-    let g0 = p.t * bnh * 4u + s.gate;
-    if (mask[(p.t * p.batch + s.b) * p.n + s.i] < 0.5) {
-        for (var g = 0u; g < 4u; g++) {
-            dz[g0 + g * h] = 0.0;
-        }
-        return;
+    let g0 = s.gate;
+    var d: LstmGrads;  // zero for an inactive mechanism
+    if (!(mask[p.t * p.batch * p.n + s.row] < 0.5)) {
+        let a = vec4<f32>(act_in[g0], act_in[g0 + h], act_in[g0 + 2u * h], act_in[g0 + 3u * h]);
+        d = lstm_grads(dres[s.unit] + dres[2u * bnh + s.unit], dres[bnh + s.unit], a,
+                       cp_in[p.t * bnh + s.unit], cs[p.t * bnh + s.unit]);
+        dcarry[s.unit] += d.dc_prev;
     }
-    let dhp = dres[s.unit] + dres[2u * bnh + s.unit];
-    let d = lstm_grads(dhp, dres[bnh + s.unit], act_in[g0], act_in[g0 + h], act_in[g0 + 2u * h],
-                       act_in[g0 + 3u * h], cp_in[p.t * bnh + s.unit], cs[p.t * bnh + s.state]);
-    let grads = array<f32, 4>(d.di, d.df, d.dg, d.d_o);
     for (var g = 0u; g < 4u; g++) {
-        dz[g0 + g * h] = grads[g];
+        dz[g0 + g * h] = d.dz[g];
     }
-    dcarry[s.state] += d.dc_prev;
 }
 
 @compute @workgroup_size(WG)
@@ -136,22 +113,16 @@ fn gru_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     }
     let bnh = p.batch * p.n * p.h;
     let h = p.h;
-    let g0 = p.t * bnh * 3u + s.gate;
-    if (mask[(p.t * p.batch + s.b) * p.n + s.i] < 0.5) {
-        for (var g = 0u; g < 3u; g++) {
-            dz[g0 + g * h] = 0.0;
-            dzh[g0 + g * h] = 0.0;
-        }
-        return;
+    let g0 = s.gate;
+    var d: GruGrads;  // zero for an inactive mechanism
+    if (!(mask[p.t * p.batch * p.n + s.row] < 0.5)) {
+        let a = vec3<f32>(act_in[g0], act_in[g0 + h], act_in[g0 + 2u * h]);
+        d = gru_grads(dres[s.unit] + dres[2u * bnh + s.unit], a, zh[g0 + 2u * h],
+                      hs[p.t * bnh + s.unit]);
+        dcarry[s.unit] += d.dh_prev;
     }
-    let dhp = dres[s.unit] + dres[2u * bnh + s.unit];
-    let rg = act_in[g0];
-    let d = gru_grads(dhp, rg, act_in[g0 + h], act_in[g0 + 2u * h], zh[g0 + 2u * h], hs[p.t * bnh + s.state]);
-    dz[g0] = d.dr;
-    dz[g0 + h] = d.dz;
-    dz[g0 + 2u * h] = d.dn;
-    dzh[g0] = d.dr;
-    dzh[g0 + h] = d.dz;
-    dzh[g0 + 2u * h] = d.dn * rg;
-    dcarry[s.state] += d.dh_prev;
+    for (var g = 0u; g < 3u; g++) {
+        dz[g0 + g * h] = d.dzx[g];
+        dzh[g0 + g * h] = d.dzh[g];
+    }
 }

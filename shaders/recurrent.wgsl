@@ -34,21 +34,9 @@ struct Params {
 
 const WG: u32 = 64u;
 
-struct Site {
-    ok: bool,
-    unit: u32,  // index into a [B, H] state (add t*B*H for step t)
-    gate: u32,  // index of gate block 0 of this unit at step t in a [T, B, G*H] tensor
-}
-
-fn site(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, g: u32) -> Site {
-    var s: Site;
-    let flat = (wid.x + wid.y * nwg.x) * WG + lid;
-    s.ok = flat < p.batch * p.h;
-    s.unit = flat;
-    let b = flat / p.h;
-    let r = flat % p.h;
-    s.gate = (p.t * p.batch + b) * g * p.h + r;
-    return s;
+// This thread's unit: row b of the B rows, G gate blocks.
+fn site(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, gates: u32) -> Unit {
+    return unit_of(wid, nwg, lid, WG, p.batch, p.h, gates, p.t);
 }
 
 @compute @workgroup_size(WG)
@@ -61,12 +49,11 @@ fn lstm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let h = p.h;
     let bh = p.batch * p.h;
     let g0 = s.gate;
-    let u = lstm_step(gates[g0], gates[g0 + h], gates[g0 + 2u * h], gates[g0 + 3u * h],
+    let u = lstm_step(vec4<f32>(gates[g0], gates[g0 + h], gates[g0 + 2u * h], gates[g0 + 3u * h]),
                       cs[p.t * bh + s.unit]);
-    gates[g0] = u.ig;
-    gates[g0 + h] = u.fg;
-    gates[g0 + 2u * h] = u.gg;
-    gates[g0 + 3u * h] = u.og;
+    for (var g = 0u; g < 4u; g++) {
+        gates[g0 + g * h] = u.act[g];
+    }
     cs[(p.t + 1u) * bh + s.unit] = u.c;
     hs[(p.t + 1u) * bh + s.unit] = u.h;
 }
@@ -81,11 +68,11 @@ fn gru_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let h = p.h;
     let bh = p.batch * p.h;
     let g0 = s.gate;
-    let u = gru_step(gates[g0], gates[g0 + h], gates[g0 + 2u * h], gh[g0], gh[g0 + h], gh[g0 + 2u * h],
-                     hs[p.t * bh + s.unit]);
-    gates[g0] = u.rg;
-    gates[g0 + h] = u.zg;
-    gates[g0 + 2u * h] = u.ng;
+    let u = gru_step(vec3<f32>(gates[g0], gates[g0 + h], gates[g0 + 2u * h]),
+                     vec3<f32>(gh[g0], gh[g0 + h], gh[g0 + 2u * h]), hs[p.t * bh + s.unit]);
+    for (var g = 0u; g < 3u; g++) {
+        gates[g0 + g * h] = u.act[g];
+    }
     hs[(p.t + 1u) * bh + s.unit] = u.h;
 }
 
@@ -101,13 +88,12 @@ fn lstm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let h = p.h;
     let bh = p.batch * p.h;
     let g0 = s.gate;
-    let dh_new = dy[p.t * bh + s.unit] + dh[s.unit];
-    let d = lstm_grads(dh_new, dc[s.unit], act[g0], act[g0 + h], act[g0 + 2u * h], act[g0 + 3u * h],
+    let a = vec4<f32>(act[g0], act[g0 + h], act[g0 + 2u * h], act[g0 + 3u * h]);
+    let d = lstm_grads(dy[p.t * bh + s.unit] + dh[s.unit], dc[s.unit], a,
                        cs_in[(p.t + 1u) * bh + s.unit], cs_in[p.t * bh + s.unit]);
-    dz[g0] = d.di;
-    dz[g0 + h] = d.df;
-    dz[g0 + 2u * h] = d.dg;
-    dz[g0 + 3u * h] = d.d_o;
+    for (var g = 0u; g < 4u; g++) {
+        dz[g0 + g * h] = d.dz[g];
+    }
     dc[s.unit] = d.dc_prev;
 }
 
@@ -123,14 +109,12 @@ fn gru_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let h = p.h;
     let bh = p.batch * p.h;
     let g0 = s.gate;
-    let dh_new = dy[p.t * bh + s.unit] + dh[s.unit];
-    let rg = act[g0];
-    let d = gru_grads(dh_new, rg, act[g0 + h], act[g0 + 2u * h], gh_in[g0 + 2u * h], hs_in[p.t * bh + s.unit]);
-    dz[g0] = d.dr;
-    dz[g0 + h] = d.dz;
-    dz[g0 + 2u * h] = d.dn;
-    dzh[g0] = d.dr;
-    dzh[g0 + h] = d.dz;
-    dzh[g0 + 2u * h] = d.dn * rg;
+    let a = vec3<f32>(act[g0], act[g0 + h], act[g0 + 2u * h]);
+    let d = gru_grads(dy[p.t * bh + s.unit] + dh[s.unit], a, gh_in[g0 + 2u * h],
+                      hs_in[p.t * bh + s.unit]);
+    for (var g = 0u; g < 3u; g++) {
+        dz[g0 + g * h] = d.dzx[g];
+        dzh[g0 + g * h] = d.dzh[g];
+    }
     dh[s.unit] = d.dh_prev;
 }

@@ -8,8 +8,8 @@
 //! hp, cp [T, B, N, H]; mask [T, B, N]; dres [3, B, N, H]; dcarry [B, N·H].
 
 use crate::kernels::gates::{
-    RowKernel, Step, StepParams, blocks, blocks_mut, for_rows, gru_grads, gru_step, lstm_grads,
-    lstm_step, units,
+    GruSaved, LstmSaved, RowKernel, Step, StepParams, add, blocks, blocks_mut, for_rows, gather,
+    gru_step, lstm_step, scatter, units,
 };
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
@@ -62,22 +62,15 @@ impl RowKernel for LstmForward<'_> {
     #[inline(always)]
     unsafe fn row(&self, q: usize) {
         let h = self.h;
-        let [xi, xf, xg, xo] = blocks::<4>(self.zx, q, h);
-        let [hi, hf, hg, ho] = blocks::<4>(self.zh, q, h);
+        let (zx, zh) = (blocks::<4>(self.zx, q, h), blocks::<4>(self.zh, q, h));
         let c_prev = units(self.cs, q, h);
         // SAFETY: row q is visited once.
         let (act, hp, cp) = unsafe { (self.act.row(q), self.hp.row(q), self.cp.row(q)) };
-        let [ai, af, ag, ao] = blocks_mut::<4>(act, h);
+        let mut act = blocks_mut::<4>(act, h);
         let (hp, cp) = (&mut hp[..h], &mut cp[..h]);
         for r in 0..h {
-            let u = lstm_step(
-                xi[r] + hi[r],
-                xf[r] + hf[r],
-                xg[r] + hg[r],
-                xo[r] + ho[r],
-                c_prev[r],
-            );
-            (ai[r], af[r], ag[r], ao[r]) = (u.ig, u.fg, u.gg, u.og);
+            let u = lstm_step(add(gather(&zx, r), gather(&zh, r)), c_prev[r]);
+            scatter(&mut act, r, u.act);
             (cp[r], hp[r]) = (u.c, u.h);
         }
     }
@@ -111,16 +104,16 @@ impl RowKernel for GruForward<'_> {
     #[inline(always)]
     unsafe fn row(&self, q: usize) {
         let h = self.h;
-        let [xr, xz, xn] = blocks::<3>(self.zx, q, h);
-        let [hr, hz, hn] = blocks::<3>(self.zh, q, h);
+        let (zx, zh) = (blocks::<3>(self.zx, q, h), blocks::<3>(self.zh, q, h));
         let h_prev = units(self.hs, q, h);
         // SAFETY: row q is visited once.
         let (act, hp) = unsafe { (self.act.row(q), self.hp.row(q)) };
-        let [ar, az, an] = blocks_mut::<3>(act, h);
+        let mut act = blocks_mut::<3>(act, h);
         let hp = &mut hp[..h];
         for r in 0..h {
-            let u = gru_step(xr[r], xz[r], xn[r], hr[r], hz[r], hn[r], h_prev[r]);
-            (ar[r], az[r], an[r], hp[r]) = (u.rg, u.zg, u.ng, u.h);
+            let u = gru_step(gather(&zx, r), gather(&zh, r), h_prev[r]);
+            scatter(&mut act, r, u.act);
+            hp[r] = u.h;
         }
     }
 }
@@ -172,31 +165,17 @@ impl RowKernel for LstmBackward<'_> {
             dz.fill(0.0);
             return;
         }
-        let [ai, af, ag, ao] = blocks::<4>(self.act, q, h);
-        let (c_new, c_prev) = (units(self.cp, q, h), units(self.cs, q, h));
         let dh_res = units(self.dh_res, q, h);
         let dc_res = units(self.dc_res, q, h);
         let dh_comm = units(self.dh_comm, q, h);
         // SAFETY: as above.
-        let dcarry = &mut unsafe { self.dcarry.row(q) }[..h];
-        let [di, df, dg, d_o] = blocks_mut::<4>(dz, h);
-        for r in 0..h {
-            let d = lstm_grads(
-                dh_res[r] + dh_comm[r],
-                dc_res[r],
-                ai[r],
-                af[r],
-                ag[r],
-                ao[r],
-                c_new[r],
-                c_prev[r],
-            );
-            di[r] = d.di;
-            df[r] = d.df;
-            dg[r] = d.dg;
-            d_o[r] = d.d_o;
-            dcarry[r] += d.dc_prev;
-        }
+        let dcarry = unsafe { self.dcarry.row(q) };
+        LstmSaved::row(self.act, self.cp, self.cs, q, h).backward(
+            dz,
+            dcarry,
+            |r, _| (dh_res[r] + dh_comm[r], dc_res[r]),
+            |carry, dc_prev| carry + dc_prev,
+        );
     }
 }
 
@@ -245,25 +224,15 @@ impl RowKernel for GruBackward<'_> {
             dzh.fill(0.0);
             return;
         }
-        let [ar, az, an] = blocks::<3>(self.act, q, h);
-        let gh_n = blocks::<3>(self.zh, q, h)[2];
-        let h_prev = units(self.hs, q, h);
         let (dh_res, dh_comm) = (units(self.dh_res, q, h), units(self.dh_comm, q, h));
         // SAFETY: as above.
-        let dcarry = &mut unsafe { self.dcarry.row(q) }[..h];
-        let [xr, xz, xn] = blocks_mut::<3>(dzx, h);
-        let [hr, hz, hn] = blocks_mut::<3>(dzh, h);
-        for r in 0..h {
-            let rg = ar[r];
-            let d = gru_grads(dh_res[r] + dh_comm[r], rg, az[r], an[r], gh_n[r], h_prev[r]);
-            xr[r] = d.dr;
-            xz[r] = d.dz;
-            xn[r] = d.dn;
-            hr[r] = d.dr;
-            hz[r] = d.dz;
-            hn[r] = d.dn * rg;
-            dcarry[r] += d.dh_prev;
-        }
+        let dcarry = unsafe { self.dcarry.row(q) };
+        GruSaved::row(self.act, self.zh, self.hs, q, h).backward(
+            [dzx, dzh],
+            dcarry,
+            |r, _| dh_res[r] + dh_comm[r],
+            |carry, dh_prev| carry + dh_prev,
+        );
     }
 }
 

@@ -11,7 +11,7 @@
 //! every variant the same bits, and Rust never contracts a·b + c into an FMA, so the results do
 //! not depend on the CPU either.
 
-use std::ops::Range;
+use std::ops::{Deref, Range};
 
 use crate::kernels::common::{sigmoid, tanh};
 use crate::kernels::{KernelArgs, Rows, par_for};
@@ -119,61 +119,45 @@ unsafe fn row_avx512<K: RowKernel>(kernel: &K, q: usize) {
 /// One LSTM unit's step: the activations (saved for the backward), c' and h'.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LstmStep {
-    /// Input gate, after its sigmoid.
-    pub ig: f32,
-    /// Forget gate.
-    pub fg: f32,
-    /// Cell candidate, after its tanh.
-    pub gg: f32,
-    /// Output gate.
-    pub og: f32,
+    /// The gates [i, f, g, o] after their nonlinearities (sigmoid, sigmoid, tanh, sigmoid).
+    pub act: [f32; 4],
     /// c'.
     pub c: f32,
     /// h'.
     pub h: f32,
 }
 
-/// `lstm_step` of gates.wgsl: from the four pre-activations (x·W_x + b_x + h·W_h + b_h, summed
-/// by the caller) and c.
+/// `lstm_step` of gates.wgsl: from the four pre-activations `z` [i, f, g, o]
+/// (x·W_x + b_x + h·W_h + b_h, summed by the caller) and c.
 #[inline(always)]
-pub fn lstm_step(zi: f32, zf: f32, zg: f32, zo: f32, c_prev: f32) -> LstmStep {
-    let (ig, fg, gg, og) = (sigmoid(zi), sigmoid(zf), tanh(zg), sigmoid(zo));
-    let c = fg * c_prev + ig * gg;
+pub fn lstm_step(z: [f32; 4], c_prev: f32) -> LstmStep {
+    let act = [sigmoid(z[0]), sigmoid(z[1]), tanh(z[2]), sigmoid(z[3])];
+    let c = act[1] * c_prev + act[0] * act[2];
     LstmStep {
-        ig,
-        fg,
-        gg,
-        og,
+        act,
         c,
-        h: og * tanh(c),
+        h: act[3] * tanh(c),
     }
 }
 
-/// One GRU unit's step: the activations r, z, n (saved for the backward) and h'.
+/// One GRU unit's step: the activations [r, z, n] (saved for the backward) and h'.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GruStep {
-    /// Reset gate.
-    pub rg: f32,
-    /// Update gate.
-    pub zg: f32,
-    /// Candidate.
-    pub ng: f32,
+    /// Reset gate, update gate (after their sigmoids) and candidate (after its tanh).
+    pub act: [f32; 3],
     /// h'.
     pub h: f32,
 }
 
-/// `gru_step` of gates.wgsl: from the input side's pre-activations [r, z, n], the recurrent
-/// side's (kept apart: r gates only the recurrent n term) and h.
+/// `gru_step` of gates.wgsl: from the input side's pre-activations `x` [r, z, n], the
+/// recurrent side's `hh` (kept apart: r gates only the recurrent n term) and h.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub fn gru_step(xr: f32, xz: f32, xn: f32, hr: f32, hz: f32, hn: f32, h_prev: f32) -> GruStep {
-    let rg = sigmoid(xr + hr);
-    let zg = sigmoid(xz + hz);
-    let ng = tanh(xn + rg * hn);
+pub fn gru_step(x: [f32; 3], hh: [f32; 3], h_prev: f32) -> GruStep {
+    let rg = sigmoid(x[0] + hh[0]);
+    let zg = sigmoid(x[1] + hh[1]);
+    let ng = tanh(x[2] + rg * hh[2]);
     GruStep {
-        rg,
-        zg,
-        ng,
+        act: [rg, zg, ng],
         h: (1.0 - zg) * ng + zg * h_prev,
     }
 }
@@ -181,68 +165,161 @@ pub fn gru_step(xr: f32, xz: f32, xn: f32, hr: f32, hz: f32, hn: f32, h_prev: f3
 /// Pre-activation gradients of one LSTM unit, and the gradient flowing to c_{t-1}.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LstmGrads {
-    /// Input gate.
-    pub di: f32,
-    /// Forget gate.
-    pub df: f32,
-    /// Cell candidate.
-    pub dg: f32,
-    /// Output gate.
-    pub d_o: f32,
+    /// The gates' pre-activation gradients [i, f, g, o] (dzx = dzh).
+    pub dz: [f32; 4],
     /// Gradient of the previous cell state.
     pub dc_prev: f32,
 }
 
 /// `lstm_grads` of gates.wgsl: from the gradients `dh`, `dc` of h' and c', the saved
-/// activations (i, f, g, o after their nonlinearities), the new cell state c' and the previous
-/// one.
+/// activations `act` (i, f, g, o after their nonlinearities), the new cell state c' and the
+/// previous one.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub fn lstm_grads(
-    dh: f32,
-    dc: f32,
-    ig: f32,
-    fg: f32,
-    gg: f32,
-    og: f32,
-    c_new: f32,
-    c_prev: f32,
-) -> LstmGrads {
+pub fn lstm_grads(dh: f32, dc: f32, act: [f32; 4], c_new: f32, c_prev: f32) -> LstmGrads {
+    let [ig, fg, gg, og] = act;
     let tc = tanh(c_new);
     let dc_tot = dc + dh * og * (1.0 - tc * tc);
     LstmGrads {
-        di: dc_tot * gg * ig * (1.0 - ig),
-        df: dc_tot * c_prev * fg * (1.0 - fg),
-        dg: dc_tot * ig * (1.0 - gg * gg),
-        d_o: dh * tc * og * (1.0 - og),
+        dz: [
+            dc_tot * gg * ig * (1.0 - ig),
+            dc_tot * c_prev * fg * (1.0 - fg),
+            dc_tot * ig * (1.0 - gg * gg),
+            dh * tc * og * (1.0 - og),
+        ],
         dc_prev: dc_tot * fg,
     }
 }
 
-/// Pre-activation gradients of one GRU unit: dzx for [r, z, n]; dzh equals dzx except in the n
-/// block, where it is dn · r. `dh_prev` is the direct part of the gradient of h_{t-1}.
+/// Pre-activation gradients of one GRU unit: dzx for [r, z, n], and dzh, equal to dzx except
+/// in the n block, where it is dn · r. `dh_prev` is the direct part of the gradient of h_{t-1}.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GruGrads {
-    /// Reset gate.
-    pub dr: f32,
-    /// Update gate.
-    pub dz: f32,
-    /// Candidate (input side).
-    pub dn: f32,
+    /// Input side [r, z, n].
+    pub dzx: [f32; 3],
+    /// Recurrent side [r, z, n · r].
+    pub dzh: [f32; 3],
     /// Direct gradient of the previous state (dh · z).
     pub dh_prev: f32,
 }
 
-/// `gru_grads` of gates.wgsl: from the gradient `dh` of h', the saved activations r, z, n, the
-/// recurrent n pre-activation `gh_n` = h·W_hn + b_hn, and the previous state.
+/// `gru_grads` of gates.wgsl: from the gradient `dh` of h', the saved activations `act`
+/// [r, z, n], the recurrent n pre-activation `gh_n` = h·W_hn + b_hn, and the previous state.
 #[inline(always)]
-pub fn gru_grads(dh: f32, rg: f32, zg: f32, ng: f32, gh_n: f32, h_prev: f32) -> GruGrads {
+pub fn gru_grads(dh: f32, act: [f32; 3], gh_n: f32, h_prev: f32) -> GruGrads {
+    let [rg, zg, ng] = act;
     let dn = dh * (1.0 - zg) * (1.0 - ng * ng);
+    let dz = dh * (h_prev - ng) * zg * (1.0 - zg);
+    let dr = dn * gh_n * rg * (1.0 - rg);
     GruGrads {
-        dr: dn * gh_n * rg * (1.0 - rg),
-        dz: dh * (h_prev - ng) * zg * (1.0 - zg),
-        dn,
+        dzx: [dr, dz, dn],
+        dzh: [dr, dz, dn * rg],
         dh_prev: dh * zg,
+    }
+}
+
+/// Unit `r` of each of G gate blocks (the shaders' `vecG(x[g0], x[g0 + h], ...)`).
+#[inline(always)]
+pub fn gather<const G: usize, B: Deref<Target = [f32]>>(blocks: &[B; G], r: usize) -> [f32; G] {
+    std::array::from_fn(|g| blocks[g][r])
+}
+
+/// `a + b` element by element (the shaders' vector sum).
+#[inline(always)]
+pub fn add<const G: usize>(a: [f32; G], b: [f32; G]) -> [f32; G] {
+    std::array::from_fn(|g| a[g] + b[g])
+}
+
+/// Writes `v` to unit `r` of each of G gate blocks (the shaders' `x[g0 + g * h] = v[g]`).
+#[inline(always)]
+pub fn scatter<const G: usize>(blocks: &mut [&mut [f32]; G], r: usize, v: [f32; G]) {
+    for (block, v) in blocks.iter_mut().zip(v) {
+        block[r] = v;
+    }
+}
+
+/// What the backward of one LSTM row reads that both `lstm_backward`s share: the saved
+/// activations [i, f, g, o] and the cell states c' and c of its H units.
+pub struct LstmSaved<'a> {
+    act: [&'a [f32]; 4],
+    c_new: &'a [f32],
+    c_prev: &'a [f32],
+}
+
+impl<'a> LstmSaved<'a> {
+    /// Row `q` of a step's act [rows, 4·H], c' and c [rows, H].
+    #[inline(always)]
+    pub fn row(act: &'a [f32], c_new: &'a [f32], c_prev: &'a [f32], q: usize, h: usize) -> Self {
+        LstmSaved {
+            act: blocks::<4>(act, q, h),
+            c_new: units(c_new, q, h),
+            c_prev: units(c_prev, q, h),
+        }
+    }
+
+    /// The row's gradients, unit by unit: unit r takes dh' and dc' from
+    /// `incoming(r, carry[r])`, writes its dz (the row `dz`, 4·H) and sets `carry[r]` (the
+    /// gradient carried to c_{t-1}) to `update(carry[r], dc_prev)`: what differs between the
+    /// mechanisms (accumulated) and a dense layer (replaced).
+    #[inline(always)]
+    pub fn backward(
+        &self,
+        dz: &mut [f32],
+        carry: &mut [f32],
+        incoming: impl Fn(usize, f32) -> (f32, f32),
+        update: impl Fn(f32, f32) -> f32,
+    ) {
+        let h = self.c_new.len();
+        let (mut dz, carry) = (blocks_mut::<4>(dz, h), &mut carry[..h]);
+        for r in 0..h {
+            let (dh, dc) = incoming(r, carry[r]);
+            let d = lstm_grads(dh, dc, gather(&self.act, r), self.c_new[r], self.c_prev[r]);
+            scatter(&mut dz, r, d.dz);
+            carry[r] = update(carry[r], d.dc_prev);
+        }
+    }
+}
+
+/// What the backward of one GRU row reads that both `gru_backward`s share: the saved
+/// activations [r, z, n], the recurrent n pre-activation gh_n and the previous state of its
+/// H units.
+pub struct GruSaved<'a> {
+    act: [&'a [f32]; 3],
+    gh_n: &'a [f32],
+    h_prev: &'a [f32],
+}
+
+impl<'a> GruSaved<'a> {
+    /// Row `q` of a step's act and gh = h·W_h + b_h [rows, 3·H], and h [rows, H].
+    #[inline(always)]
+    pub fn row(act: &'a [f32], gh: &'a [f32], h_prev: &'a [f32], q: usize, h: usize) -> Self {
+        GruSaved {
+            act: blocks::<3>(act, q, h),
+            gh_n: blocks::<3>(gh, q, h)[2],
+            h_prev: units(h_prev, q, h),
+        }
+    }
+
+    /// The row's gradients, unit by unit: unit r takes dh' from `incoming(r, carry[r])`,
+    /// writes its dzx and dzh (the rows `dzx`, `dzh`, 3·H each) and sets `carry[r]` (the
+    /// gradient carried to h_{t-1}) to `update(carry[r], dh_prev)`.
+    #[inline(always)]
+    pub fn backward(
+        &self,
+        [dzx, dzh]: [&mut [f32]; 2],
+        carry: &mut [f32],
+        incoming: impl Fn(usize, f32) -> f32,
+        update: impl Fn(f32, f32) -> f32,
+    ) {
+        let h = self.h_prev.len();
+        let (mut dzx, mut dzh) = (blocks_mut::<3>(dzx, h), blocks_mut::<3>(dzh, h));
+        let carry = &mut carry[..h];
+        for r in 0..h {
+            let dh = incoming(r, carry[r]);
+            let d = gru_grads(dh, gather(&self.act, r), self.gh_n[r], self.h_prev[r]);
+            scatter(&mut dzx, r, d.dzx);
+            scatter(&mut dzh, r, d.dzh);
+            carry[r] = update(carry[r], d.dh_prev);
+        }
     }
 }
 
@@ -371,8 +448,8 @@ mod tests {
                 t[i] = tanh(x);
                 e[i] = exp_neg(-x.abs());
                 let (a, b) = (sigmoid(x * 0.5), tanh(x * 0.3));
-                di[i] = lstm_grads(x, 0.3 * x, a, b, b, a, x, -x).di;
-                dn[i] = gru_grads(x, a, b, b, x * 0.7, 0.1).dr;
+                di[i] = lstm_grads(x, 0.3 * x, [a, b, b, a], x, -x).dz[0];
+                dn[i] = gru_grads(x, [a, b, b], x * 0.7, 0.1).dzx[0];
             }
         }
     }

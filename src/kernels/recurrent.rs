@@ -7,8 +7,8 @@
 //! dy [T, B, H]; dh, dc [B, H]. Gate blocks: LSTM [i, f, g, o], GRU [r, z, n].
 
 use crate::kernels::gates::{
-    RowKernel, Step, StepParams, blocks, blocks_mut, for_rows, gru_grads, gru_step, lstm_grads,
-    lstm_step, units,
+    GruSaved, LstmSaved, RowKernel, Step, StepParams, blocks, blocks_mut, for_rows, gather,
+    gru_step, lstm_step, scatter, units,
 };
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
@@ -68,10 +68,10 @@ impl RowKernel for LstmForward<'_> {
                 &mut self.c_next.row(b)[..h],
             )
         };
-        let [zi, zf, zg, zo] = blocks_mut::<4>(gates, h);
+        let mut gates = blocks_mut::<4>(gates, h);
         for r in 0..h {
-            let u = lstm_step(zi[r], zf[r], zg[r], zo[r], c_prev[r]);
-            (zi[r], zf[r], zg[r], zo[r]) = (u.ig, u.fg, u.gg, u.og);
+            let u = lstm_step(gather(&gates, r), c_prev[r]);
+            scatter(&mut gates, r, u.act);
             (c_next[r], h_next[r]) = (u.c, u.h);
         }
     }
@@ -104,14 +104,15 @@ impl RowKernel for GruForward<'_> {
     #[inline(always)]
     unsafe fn row(&self, b: usize) {
         let h = self.h;
-        let [hr, hz, hn] = blocks::<3>(self.gh, b, h);
+        let gh = blocks::<3>(self.gh, b, h);
         let h_prev = units(self.h_prev, b, h);
         // SAFETY: row b is visited once.
         let (gates, h_next) = unsafe { (self.gates.row(b), &mut self.h_next.row(b)[..h]) };
-        let [zr, zz, zn] = blocks_mut::<3>(gates, h);
+        let mut gates = blocks_mut::<3>(gates, h);
         for r in 0..h {
-            let u = gru_step(zr[r], zz[r], zn[r], hr[r], hz[r], hn[r], h_prev[r]);
-            (zr[r], zz[r], zn[r], h_next[r]) = (u.rg, u.zg, u.ng, u.h);
+            let u = gru_step(gather(&gates, r), gather(&gh, r), h_prev[r]);
+            scatter(&mut gates, r, u.act);
+            h_next[r] = u.h;
         }
     }
 }
@@ -147,29 +148,15 @@ impl RowKernel for LstmBackward<'_> {
     #[inline(always)]
     unsafe fn row(&self, b: usize) {
         let h = self.h;
-        let [ai, af, ag, ao] = blocks::<4>(self.act, b, h);
-        let (c_prev, c_new) = (units(self.c_prev, b, h), units(self.c_new, b, h));
         let (dy, dh) = (units(self.dy, b, h), units(self.dh, b, h));
         // SAFETY: row b is visited once.
-        let (dc, dz) = unsafe { (&mut self.dc.row(b)[..h], self.dz.row(b)) };
-        let [di, df, dg, d_o] = blocks_mut::<4>(dz, h);
-        for r in 0..h {
-            let d = lstm_grads(
-                dy[r] + dh[r],
-                dc[r],
-                ai[r],
-                af[r],
-                ag[r],
-                ao[r],
-                c_new[r],
-                c_prev[r],
-            );
-            di[r] = d.di;
-            df[r] = d.df;
-            dg[r] = d.dg;
-            d_o[r] = d.d_o;
-            dc[r] = d.dc_prev;
-        }
+        let (dc, dz) = unsafe { (self.dc.row(b), self.dz.row(b)) };
+        LstmSaved::row(self.act, self.c_new, self.c_prev, b, h).backward(
+            dz,
+            dc,
+            |r, dc| (dy[r] + dh[r], dc),
+            |_, dc_prev| dc_prev,
+        );
     }
 }
 
@@ -207,25 +194,15 @@ impl RowKernel for GruBackward<'_> {
     #[inline(always)]
     unsafe fn row(&self, b: usize) {
         let h = self.h;
-        let [ar, az, an] = blocks::<3>(self.act, b, h);
-        let gh_n = blocks::<3>(self.gh, b, h)[2];
-        let (h_prev, dy) = (units(self.hs, b, h), units(self.dy, b, h));
+        let dy = units(self.dy, b, h);
         // SAFETY: row b is visited once.
-        let (dh, dzx, dzh) =
-            unsafe { (&mut self.dh.row(b)[..h], self.dzx.row(b), self.dzh.row(b)) };
-        let [xr, xz, xn] = blocks_mut::<3>(dzx, h);
-        let [hr, hz, hn] = blocks_mut::<3>(dzh, h);
-        for r in 0..h {
-            let rg = ar[r];
-            let d = gru_grads(dy[r] + dh[r], rg, az[r], an[r], gh_n[r], h_prev[r]);
-            xr[r] = d.dr;
-            xz[r] = d.dz;
-            xn[r] = d.dn;
-            hr[r] = d.dr;
-            hz[r] = d.dz;
-            hn[r] = d.dn * rg;
-            dh[r] = d.dh_prev;
-        }
+        let (dh, dzx, dzh) = unsafe { (self.dh.row(b), self.dzx.row(b), self.dzh.row(b)) };
+        GruSaved::row(self.act, self.gh, self.hs, b, h).backward(
+            [dzx, dzh],
+            dh,
+            |r, dh| dy[r] + dh,
+            |_, dh_prev| dh_prev,
+        );
     }
 }
 
