@@ -8,43 +8,22 @@
 //! hp, cp [T, B, N, H]; mask [T, B, N]; dres [3, B, N, H]; dcarry [B, N·H].
 
 use crate::kernels::gates::{
-    GruSaved, LstmSaved, RowKernel, Step, StepParams, add, blocks, blocks_mut, for_rows, gather,
-    gru_step, lstm_step, scatter, units,
+    EXP_WORK, GruBackward, GruIncoming, LstmBackward, LstmIncoming, RowKernel, Step, add, blocks,
+    blocks_mut, for_rows, gate_twin, gather, gru_step, lstm_step, scatter, step_params, units,
 };
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
-/// The uniform struct of every entry point of `cell.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    /// B: batch rows.
-    pub batch: u32,
-    /// N: mechanisms.
-    pub n: u32,
-    /// H: hidden units per mechanism.
-    pub h: u32,
-    /// The time step t.
-    pub t: u32,
+step_params! {
+    /// The uniform struct of every entry point of `cell.wgsl`: the step's sizes alone.
+    pub struct Params {}
 }
-
-impl StepParams for Params {
-    fn step(&self) -> Step {
-        Step::new(self.batch, self.n, self.h, self.t)
-    }
-}
-
-/// Work per unit (for [`KernelArgs::parallel`]) of a kernel with a few exp calls per unit.
-const EXP_WORK: usize = 16;
 
 /// The twin of each entry point.
 pub fn twin(entry: &str) -> Option<CpuKernel> {
-    Some(match entry {
-        "lstm_forward" => lstm_forward,
-        "gru_forward" => gru_forward,
-        "lstm_backward" => lstm_backward,
-        "gru_backward" => gru_backward,
-        _ => return None,
-    })
+    gate_twin(
+        entry,
+        [lstm_forward, gru_forward, lstm_backward, gru_backward],
+    )
 }
 
 /// lstm_forward: act, h', c' of row q from zx + zh and c.
@@ -139,118 +118,90 @@ fn dres_planes<'a>(args: &KernelArgs<'a>, s: Step) -> [&'a [f32]; 3] {
     std::array::from_fn(|i| &dres[i * bnh..(i + 1) * bnh])
 }
 
-/// lstm_backward: dz of row q; dh' = the merge's residual gradient (dres plane 0) +
-/// communication's (plane 2), dc' is plane 1. Inactive mechanisms get zero and leave dcarry
-/// alone.
-struct LstmBackward<'a> {
-    h: usize,
-    cs: &'a [f32],
-    act: &'a [f32],
-    cp: &'a [f32],
+/// What the mechanisms' backward takes in: dh' = the merge's residual gradient (dres plane 0) +
+/// communication's (plane 2), dc' is plane 1 (LSTM), all accumulated into dcarry. Inactive
+/// mechanisms (mask < 0.5) get zero and leave dcarry alone.
+struct Incoming<'a> {
     mask: &'a [f32],
     dh_res: &'a [f32],
     dc_res: &'a [f32],
     dh_comm: &'a [f32],
-    dz: Rows<'a, f32>,
-    dcarry: Rows<'a, f32>,
 }
 
-impl RowKernel for LstmBackward<'_> {
-    #[inline(always)]
-    unsafe fn row(&self, q: usize) {
-        let h = self.h;
-        // SAFETY: row q is visited once.
-        let dz = unsafe { self.dz.row(q) };
-        if self.mask[q] < 0.5 {
-            dz.fill(0.0);
-            return;
+impl<'a> Incoming<'a> {
+    fn new(args: &KernelArgs<'a>, s: Step) -> Self {
+        let [dh_res, dc_res, dh_comm] = dres_planes(args, s);
+        Incoming {
+            mask: &args.read(3)[s.mask()],
+            dh_res,
+            dc_res,
+            dh_comm,
         }
-        let dh_res = units(self.dh_res, q, h);
+    }
+}
+
+impl LstmIncoming for Incoming<'_> {
+    #[inline(always)]
+    fn skip(&self, q: usize) -> bool {
+        self.mask[q] < 0.5
+    }
+
+    #[inline(always)]
+    fn row(&self, q: usize, h: usize) -> impl Fn(usize, f32) -> (f32, f32) + '_ {
+        let (dh_res, dh_comm) = (units(self.dh_res, q, h), units(self.dh_comm, q, h));
         let dc_res = units(self.dc_res, q, h);
-        let dh_comm = units(self.dh_comm, q, h);
-        // SAFETY: as above.
-        let dcarry = unsafe { self.dcarry.row(q) };
-        LstmSaved::row(self.act, self.cp, self.cs, q, h).backward(
-            dz,
-            dcarry,
-            |r, _| (dh_res[r] + dh_comm[r], dc_res[r]),
-            |carry, dc_prev| carry + dc_prev,
-        );
+        move |r, _| (dh_res[r] + dh_comm[r], dc_res[r])
+    }
+
+    #[inline(always)]
+    fn update(carry: f32, dc_prev: f32) -> f32 {
+        carry + dc_prev
+    }
+}
+
+impl GruIncoming for Incoming<'_> {
+    #[inline(always)]
+    fn skip(&self, q: usize) -> bool {
+        self.mask[q] < 0.5
+    }
+
+    #[inline(always)]
+    fn row(&self, q: usize, h: usize) -> impl Fn(usize, f32) -> f32 + '_ {
+        let (dh_res, dh_comm) = (units(self.dh_res, q, h), units(self.dh_comm, q, h));
+        move |r, _| dh_res[r] + dh_comm[r]
+    }
+
+    #[inline(always)]
+    fn update(carry: f32, dh_prev: f32) -> f32 {
+        carry + dh_prev
     }
 }
 
 fn lstm_backward(args: &KernelArgs<'_>) {
     let (_, s) = Step::of::<Params>(args);
-    let bnh = s.units();
-    let [dh_res, dc_res, dh_comm] = dres_planes(args, s);
     let k = LstmBackward {
         h: s.h,
-        cs: s.read(args, 0, 1),
+        c_prev: s.read(args, 0, 1),
         act: s.read(args, 1, 4),
-        cp: s.read(args, 2, 1),
-        mask: &args.read(3)[s.mask()],
-        dh_res,
-        dc_res,
-        dh_comm,
+        c_new: s.read(args, 2, 1),
         dz: s.rows(args, 5, 4),
-        dcarry: s.carry(args, 6),
+        carry: s.carry(args, 6),
+        incoming: Incoming::new(args, s),
     };
-    for_rows(args, args.parallel(bnh * EXP_WORK / 2), s.rows, &k);
-}
-
-/// gru_backward: as [`LstmBackward`], with separate dzx and dzh (they differ in the n block)
-/// and dcarry the gradient of h.
-struct GruBackward<'a> {
-    h: usize,
-    zh: &'a [f32],
-    hs: &'a [f32],
-    act: &'a [f32],
-    mask: &'a [f32],
-    dh_res: &'a [f32],
-    dh_comm: &'a [f32],
-    dzx: Rows<'a, f32>,
-    dzh: Rows<'a, f32>,
-    dcarry: Rows<'a, f32>,
-}
-
-impl RowKernel for GruBackward<'_> {
-    #[inline(always)]
-    unsafe fn row(&self, q: usize) {
-        let h = self.h;
-        // SAFETY: row q is visited once.
-        let (dzx, dzh) = unsafe { (self.dzx.row(q), self.dzh.row(q)) };
-        if self.mask[q] < 0.5 {
-            dzx.fill(0.0);
-            dzh.fill(0.0);
-            return;
-        }
-        let (dh_res, dh_comm) = (units(self.dh_res, q, h), units(self.dh_comm, q, h));
-        // SAFETY: as above.
-        let dcarry = unsafe { self.dcarry.row(q) };
-        GruSaved::row(self.act, self.zh, self.hs, q, h).backward(
-            [dzx, dzh],
-            dcarry,
-            |r, _| dh_res[r] + dh_comm[r],
-            |carry, dh_prev| carry + dh_prev,
-        );
-    }
+    for_rows(args, args.parallel(s.units() * EXP_WORK / 2), s.rows, &k);
 }
 
 fn gru_backward(args: &KernelArgs<'_>) {
     let (_, s) = Step::of::<Params>(args);
-    let bnh = s.units();
-    let [dh_res, _, dh_comm] = dres_planes(args, s);
     let k = GruBackward {
         h: s.h,
-        zh: s.read(args, 0, 3),
-        hs: s.read(args, 1, 1),
+        gh: s.read(args, 0, 3),
+        h_prev: s.read(args, 1, 1),
         act: s.read(args, 2, 3),
-        mask: &args.read(3)[s.mask()],
-        dh_res,
-        dh_comm,
         dzx: s.rows(args, 5, 3),
         dzh: s.rows(args, 6, 3),
-        dcarry: s.carry(args, 7),
+        carry: s.carry(args, 7),
+        incoming: Incoming::new(args, s),
     };
-    for_rows(args, args.parallel(bnh * EXP_WORK / 4), s.rows, &k);
+    for_rows(args, args.parallel(s.units() * EXP_WORK / 4), s.rows, &k);
 }

@@ -14,7 +14,7 @@
 use std::ops::{Deref, Range};
 
 use crate::kernels::common::{sigmoid, tanh};
-use crate::kernels::{KernelArgs, Rows, par_for};
+use crate::kernels::{CpuKernel, KernelArgs, Rows, par_for};
 
 pub use crate::spec::cell::CellKind;
 
@@ -114,6 +114,21 @@ unsafe fn row_avx2<K: RowKernel>(kernel: &K, q: usize) {
 unsafe fn row_avx512<K: RowKernel>(kernel: &K, q: usize) {
     // SAFETY: the caller's.
     unsafe { kernel.row(q) }
+}
+
+/// Work per unit (for [`KernelArgs::parallel`]) of a gate kernel: a few exp calls per unit.
+pub const EXP_WORK: usize = 16;
+
+/// The twin of `entry` among the entry points both gate shaders have, given as `twins`:
+/// lstm_forward, gru_forward, lstm_backward, gru_backward.
+pub fn gate_twin(entry: &str, twins: [CpuKernel; 4]) -> Option<CpuKernel> {
+    let entries = [
+        "lstm_forward",
+        "gru_forward",
+        "lstm_backward",
+        "gru_backward",
+    ];
+    entries.iter().position(|&e| e == entry).map(|i| twins[i])
 }
 
 /// One LSTM unit's step: the activations (saved for the backward), c' and h'.
@@ -237,88 +252,126 @@ pub fn scatter<const G: usize>(blocks: &mut [&mut [f32]; G], r: usize, v: [f32; 
     }
 }
 
-/// What the backward of one LSTM row reads that both `lstm_backward`s share: the saved
-/// activations [i, f, g, o] and the cell states c' and c of its H units.
-pub struct LstmSaved<'a> {
-    act: [&'a [f32]; 4],
-    c_new: &'a [f32],
-    c_prev: &'a [f32],
-}
-
-impl<'a> LstmSaved<'a> {
-    /// Row `q` of a step's act [rows, 4·H], c' and c [rows, H].
-    #[inline(always)]
-    pub fn row(act: &'a [f32], c_new: &'a [f32], c_prev: &'a [f32], q: usize, h: usize) -> Self {
-        LstmSaved {
-            act: blocks::<4>(act, q, h),
-            c_new: units(c_new, q, h),
-            c_prev: units(c_prev, q, h),
-        }
+/// What differs between the two `lstm_backward`s, row by row: where dh' and dc' come from, which
+/// rows are skipped, and whether the gradient carried to c_{t-1} accumulates.
+pub trait LstmIncoming: Sync {
+    /// Whether row q is skipped: its dz zero and its carry left alone (an inactive mechanism).
+    fn skip(&self, _q: usize) -> bool {
+        false
     }
 
-    /// The row's gradients, unit by unit: unit r takes dh' and dc' from
-    /// `incoming(r, carry[r])`, writes its dz (the row `dz`, 4·H) and sets `carry[r]` (the
-    /// gradient carried to c_{t-1}) to `update(carry[r], dc_prev)`: what differs between the
-    /// mechanisms (accumulated) and a dense layer (replaced).
+    /// Row q's dh' and dc' of unit r, given the carry's value there.
+    fn row(&self, q: usize, h: usize) -> impl Fn(usize, f32) -> (f32, f32) + '_;
+
+    /// The carry's new value from its old one and the unit's dc_prev.
+    fn update(carry: f32, dc_prev: f32) -> f32;
+}
+
+/// `lstm_backward` of cell.wgsl and recurrent.wgsl: dz of row q (4·H) from the saved activations
+/// [i, f, g, o], c' and c, and `incoming`; the carry is the gradient flowing to c_{t-1}.
+pub struct LstmBackward<'a, I> {
+    /// H.
+    pub h: usize,
+    /// The step's activations [rows, 4·H].
+    pub act: &'a [f32],
+    /// c' [rows, H].
+    pub c_new: &'a [f32],
+    /// c [rows, H].
+    pub c_prev: &'a [f32],
+    /// The step's dz [rows, 4·H] (dzx = dzh).
+    pub dz: Rows<'a, f32>,
+    /// The gradient carried to c_{t-1} [rows, H].
+    pub carry: Rows<'a, f32>,
+    /// The kernel's own part.
+    pub incoming: I,
+}
+
+impl<I: LstmIncoming> RowKernel for LstmBackward<'_, I> {
     #[inline(always)]
-    pub fn backward(
-        &self,
-        dz: &mut [f32],
-        carry: &mut [f32],
-        incoming: impl Fn(usize, f32) -> (f32, f32),
-        update: impl Fn(f32, f32) -> f32,
-    ) {
-        let h = self.c_new.len();
-        let (mut dz, carry) = (blocks_mut::<4>(dz, h), &mut carry[..h]);
+    unsafe fn row(&self, q: usize) {
+        let h = self.h;
+        // SAFETY: row q is visited once.
+        let dz = unsafe { self.dz.row(q) };
+        if self.incoming.skip(q) {
+            dz.fill(0.0);
+            return;
+        }
+        let act = blocks::<4>(self.act, q, h);
+        let (c_new, c_prev) = (units(self.c_new, q, h), units(self.c_prev, q, h));
+        // SAFETY: as above.
+        let carry = &mut unsafe { self.carry.row(q) }[..h];
+        let mut dz = blocks_mut::<4>(dz, h);
+        let incoming = self.incoming.row(q, h);
         for r in 0..h {
             let (dh, dc) = incoming(r, carry[r]);
-            let d = lstm_grads(dh, dc, gather(&self.act, r), self.c_new[r], self.c_prev[r]);
+            let d = lstm_grads(dh, dc, gather(&act, r), c_new[r], c_prev[r]);
             scatter(&mut dz, r, d.dz);
-            carry[r] = update(carry[r], d.dc_prev);
+            carry[r] = I::update(carry[r], d.dc_prev);
         }
     }
 }
 
-/// What the backward of one GRU row reads that both `gru_backward`s share: the saved
-/// activations [r, z, n], the recurrent n pre-activation gh_n and the previous state of its
-/// H units.
-pub struct GruSaved<'a> {
-    act: [&'a [f32]; 3],
-    gh_n: &'a [f32],
-    h_prev: &'a [f32],
-}
-
-impl<'a> GruSaved<'a> {
-    /// Row `q` of a step's act and gh = h·W_h + b_h [rows, 3·H], and h [rows, H].
-    #[inline(always)]
-    pub fn row(act: &'a [f32], gh: &'a [f32], h_prev: &'a [f32], q: usize, h: usize) -> Self {
-        GruSaved {
-            act: blocks::<3>(act, q, h),
-            gh_n: blocks::<3>(gh, q, h)[2],
-            h_prev: units(h_prev, q, h),
-        }
+/// What differs between the two `gru_backward`s, row by row (as [`LstmIncoming`], with dh'
+/// alone and the carry the gradient flowing to h_{t-1}).
+pub trait GruIncoming: Sync {
+    /// Whether row q is skipped: its dzx and dzh zero and its carry left alone.
+    fn skip(&self, _q: usize) -> bool {
+        false
     }
 
-    /// The row's gradients, unit by unit: unit r takes dh' from `incoming(r, carry[r])`,
-    /// writes its dzx and dzh (the rows `dzx`, `dzh`, 3·H each) and sets `carry[r]` (the
-    /// gradient carried to h_{t-1}) to `update(carry[r], dh_prev)`.
+    /// Row q's dh' of unit r, given the carry's value there.
+    fn row(&self, q: usize, h: usize) -> impl Fn(usize, f32) -> f32 + '_;
+
+    /// The carry's new value from its old one and the unit's dh_prev.
+    fn update(carry: f32, dh_prev: f32) -> f32;
+}
+
+/// `gru_backward` of cell.wgsl and recurrent.wgsl: dzx and dzh of row q (3·H each, they differ
+/// in the n block) from the saved activations [r, z, n], gh = h·W_h + b_h (its n block), h and
+/// `incoming`; the carry is the gradient flowing to h_{t-1}.
+pub struct GruBackward<'a, I> {
+    /// H.
+    pub h: usize,
+    /// The step's activations [rows, 3·H].
+    pub act: &'a [f32],
+    /// The step's gh [rows, 3·H].
+    pub gh: &'a [f32],
+    /// h [rows, H].
+    pub h_prev: &'a [f32],
+    /// The step's dzx [rows, 3·H].
+    pub dzx: Rows<'a, f32>,
+    /// The step's dzh [rows, 3·H].
+    pub dzh: Rows<'a, f32>,
+    /// The gradient carried to h_{t-1} [rows, H].
+    pub carry: Rows<'a, f32>,
+    /// The kernel's own part.
+    pub incoming: I,
+}
+
+impl<I: GruIncoming> RowKernel for GruBackward<'_, I> {
     #[inline(always)]
-    pub fn backward(
-        &self,
-        [dzx, dzh]: [&mut [f32]; 2],
-        carry: &mut [f32],
-        incoming: impl Fn(usize, f32) -> f32,
-        update: impl Fn(f32, f32) -> f32,
-    ) {
-        let h = self.h_prev.len();
+    unsafe fn row(&self, q: usize) {
+        let h = self.h;
+        // SAFETY: row q is visited once.
+        let (dzx, dzh) = unsafe { (self.dzx.row(q), self.dzh.row(q)) };
+        if self.incoming.skip(q) {
+            dzx.fill(0.0);
+            dzh.fill(0.0);
+            return;
+        }
+        let act = blocks::<3>(self.act, q, h);
+        let gh_n = blocks::<3>(self.gh, q, h)[2];
+        let h_prev = units(self.h_prev, q, h);
+        // SAFETY: as above.
+        let carry = &mut unsafe { self.carry.row(q) }[..h];
         let (mut dzx, mut dzh) = (blocks_mut::<3>(dzx, h), blocks_mut::<3>(dzh, h));
-        let carry = &mut carry[..h];
+        let incoming = self.incoming.row(q, h);
         for r in 0..h {
             let dh = incoming(r, carry[r]);
-            let d = gru_grads(dh, gather(&self.act, r), self.gh_n[r], self.h_prev[r]);
+            let d = gru_grads(dh, gather(&act, r), gh_n[r], h_prev[r]);
             scatter(&mut dzx, r, d.dzx);
             scatter(&mut dzh, r, d.dzh);
-            carry[r] = update(carry[r], d.dh_prev);
+            carry[r] = I::update(carry[r], d.dh_prev);
         }
     }
 }
@@ -358,6 +411,35 @@ pub struct Step {
     /// t.
     pub t: usize,
 }
+
+/// Declares a shader's uniform struct (`#[repr(C)]`, `Pod`) that starts with a step's sizes
+/// `batch`, `n`, `h`, `t` (B, N, H and t, as `Params` of cell.wgsl and merge.wgsl do), then
+/// the fields given, and its [`StepParams`].
+macro_rules! step_params {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident: $ty:ty,)* }) => {
+        $(#[$m])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name {
+            /// B: batch rows.
+            pub batch: u32,
+            /// N: mechanisms.
+            pub n: u32,
+            /// H: hidden units per mechanism.
+            pub h: u32,
+            /// The time step t.
+            pub t: u32,
+            $($(#[$fm])* pub $f: $ty,)*
+        }
+
+        impl $crate::kernels::gates::StepParams for $name {
+            fn step(&self) -> $crate::kernels::gates::Step {
+                $crate::kernels::gates::Step::new(self.batch, self.n, self.h, self.t)
+            }
+        }
+    };
+}
+pub(crate) use step_params;
 
 /// A parameter struct that carries a step's sizes (B, N, H, t), so a twin gets both in one
 /// line: `let (p, s) = Step::of::<Params>(args);`.

@@ -11,33 +11,25 @@
 
 use crate::kernels::common::DropoutStream;
 use crate::kernels::common::{sigmoid, tanh};
-use crate::kernels::gates::{RowKernel, Step, StepParams, blocks, blocks_mut, for_rows, units};
+use crate::kernels::gates::{RowKernel, Step, blocks, blocks_mut, for_rows, step_params, units};
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
-/// The uniform struct of every entry point of `merge.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    /// B: batch rows.
-    pub batch: u32,
-    /// N: mechanisms.
-    pub n: u32,
-    /// H: hidden units per mechanism.
-    pub h: u32,
-    /// The time step t.
-    pub t: u32,
-    /// Dropout seed of the communication output o.
-    pub seed: u32,
-    /// Dropout step counter.
-    pub step: u32,
-    /// Dropout threshold round(p·2²⁴); 0 keeps everything.
-    pub threshold: u32,
-    /// Factor of kept elements, 1 / (1 − p).
-    pub scale: f32,
-    /// 0: variant A (ĥ = h' + σ(gate)⊙tanh(dropout(o))); 1: variant D (ĥ = h' + o).
-    pub variant: u32,
-    /// Padding to the WGSL struct's size.
-    pub _pad: [u32; 3],
+step_params! {
+    /// The uniform struct of every entry point of `merge.wgsl`: the step's sizes, then these.
+    pub struct Params {
+        /// Dropout seed of the communication output o.
+        pub seed: u32,
+        /// Dropout step counter.
+        pub step: u32,
+        /// Dropout threshold round(p·2²⁴); 0 keeps everything.
+        pub threshold: u32,
+        /// Factor of kept elements, 1 / (1 − p).
+        pub scale: f32,
+        /// 0: variant A (ĥ = h' + σ(gate)⊙tanh(dropout(o))); 1: variant D (ĥ = h' + o).
+        pub variant: u32,
+        /// Padding to the WGSL struct's size.
+        pub _pad: [u32; 3],
+    }
 }
 
 /// The dropout tensor id of o (the `tensor` argument of `dropout_factor`).
@@ -57,12 +49,6 @@ pub fn twin(entry: &str) -> Option<CpuKernel> {
         "backward_gru" => backward_gru,
         _ => return None,
     })
-}
-
-impl StepParams for Params {
-    fn step(&self) -> Step {
-        Step::new(self.batch, self.n, self.h, self.t)
-    }
 }
 
 impl Params {

@@ -7,8 +7,8 @@
 //! dy [T, B, H]; dh, dc [B, H]. Gate blocks: LSTM [i, f, g, o], GRU [r, z, n].
 
 use crate::kernels::gates::{
-    GruSaved, LstmSaved, RowKernel, Step, StepParams, blocks, blocks_mut, for_rows, gather,
-    gru_step, lstm_step, scatter, units,
+    EXP_WORK, GruBackward, GruIncoming, LstmBackward, LstmIncoming, RowKernel, Step, StepParams,
+    blocks, blocks_mut, for_rows, gate_twin, gather, gru_step, lstm_step, scatter, units,
 };
 use crate::kernels::{CpuKernel, KernelArgs, Rows};
 
@@ -32,18 +32,12 @@ impl StepParams for Params {
     }
 }
 
-/// Work per unit (for [`KernelArgs::parallel`]) of a kernel with a few exp calls per unit.
-const EXP_WORK: usize = 16;
-
 /// The twin of each entry point.
 pub fn twin(entry: &str) -> Option<CpuKernel> {
-    Some(match entry {
-        "lstm_forward" => lstm_forward,
-        "gru_forward" => gru_forward,
-        "lstm_backward" => lstm_backward,
-        "gru_backward" => gru_backward,
-        _ => return None,
-    })
+    gate_twin(
+        entry,
+        [lstm_forward, gru_forward, lstm_backward, gru_backward],
+    )
 }
 
 /// lstm_forward: row b's gates in place, c_t from row t of cs, c_{t+1} and h_{t+1} written.
@@ -131,32 +125,23 @@ fn gru_forward(args: &KernelArgs<'_>) {
     for_rows(args, args.parallel(bh * EXP_WORK), s.rows, &k);
 }
 
-/// lstm_backward: dz of row b at step t from dh_t = dy_t + dh and dc; dc becomes the gradient
-/// of c_{t-1} (dh is only read: the step's product overwrites it).
-struct LstmBackward<'a> {
-    h: usize,
-    act: &'a [f32],
-    c_prev: &'a [f32],
-    c_new: &'a [f32],
+/// What lstm_backward takes in: dh_t = dy_t + dh (dh is only read: the step's product overwrites
+/// it) and dc_t, the carry, which becomes the gradient of c_{t-1}.
+struct LstmIn<'a> {
     dy: &'a [f32],
     dh: &'a [f32],
-    dc: Rows<'a, f32>,
-    dz: Rows<'a, f32>,
 }
 
-impl RowKernel for LstmBackward<'_> {
+impl LstmIncoming for LstmIn<'_> {
     #[inline(always)]
-    unsafe fn row(&self, b: usize) {
-        let h = self.h;
+    fn row(&self, b: usize, h: usize) -> impl Fn(usize, f32) -> (f32, f32) + '_ {
         let (dy, dh) = (units(self.dy, b, h), units(self.dh, b, h));
-        // SAFETY: row b is visited once.
-        let (dc, dz) = unsafe { (self.dc.row(b), self.dz.row(b)) };
-        LstmSaved::row(self.act, self.c_new, self.c_prev, b, h).backward(
-            dz,
-            dc,
-            |r, dc| (dy[r] + dh[r], dc),
-            |_, dc_prev| dc_prev,
-        );
+        move |r, dc| (dy[r] + dh[r], dc)
+    }
+
+    #[inline(always)]
+    fn update(_: f32, dc_prev: f32) -> f32 {
+        dc_prev
     }
 }
 
@@ -169,55 +154,49 @@ fn lstm_backward(args: &KernelArgs<'_>) {
         act: s.read(args, 0, 4),
         c_prev: &cs[..bh],
         c_new: &cs[bh..],
-        dy: s.read(args, 2, 1),
-        dh: &args.write(3)[..bh],
-        dc: s.carry(args, 4),
+        carry: s.carry(args, 4),
         dz: s.rows(args, 5, 4),
+        incoming: LstmIn {
+            dy: s.read(args, 2, 1),
+            dh: &args.write(3)[..bh],
+        },
     };
     for_rows(args, args.parallel(bh * EXP_WORK / 2), s.rows, &k);
 }
 
-/// gru_backward: dzx and dzh of row b at step t (they differ in the n block: dzh_n = dzx_n ⊙ r);
-/// dh becomes the direct part of the gradient of h_{t-1}, dh_t ⊙ z.
-struct GruBackward<'a> {
-    h: usize,
-    act: &'a [f32],
-    gh: &'a [f32],
-    hs: &'a [f32],
+/// What gru_backward takes in: dh_t = dy_t + dh, the carry, which becomes the direct part of the
+/// gradient of h_{t-1}, dh_t ⊙ z (dzx and dzh differ in the n block: dzh_n = dzx_n ⊙ r).
+struct GruIn<'a> {
     dy: &'a [f32],
-    dh: Rows<'a, f32>,
-    dzx: Rows<'a, f32>,
-    dzh: Rows<'a, f32>,
 }
 
-impl RowKernel for GruBackward<'_> {
+impl GruIncoming for GruIn<'_> {
     #[inline(always)]
-    unsafe fn row(&self, b: usize) {
-        let h = self.h;
+    fn row(&self, b: usize, h: usize) -> impl Fn(usize, f32) -> f32 + '_ {
         let dy = units(self.dy, b, h);
-        // SAFETY: row b is visited once.
-        let (dh, dzx, dzh) = unsafe { (self.dh.row(b), self.dzx.row(b), self.dzh.row(b)) };
-        GruSaved::row(self.act, self.gh, self.hs, b, h).backward(
-            [dzx, dzh],
-            dh,
-            |r, dh| dy[r] + dh,
-            |_, dh_prev| dh_prev,
-        );
+        move |r, dh| dy[r] + dh
+    }
+
+    #[inline(always)]
+    fn update(_: f32, dh_prev: f32) -> f32 {
+        dh_prev
     }
 }
 
 fn gru_backward(args: &KernelArgs<'_>) {
     let (_, s) = Step::of::<Params>(args);
-    let (h, bh) = (s.h, s.units());
+    let bh = s.units();
     let k = GruBackward {
-        h,
+        h: s.h,
         act: s.read(args, 0, 3),
         gh: s.read(args, 1, 3),
-        hs: s.read(args, 2, 1),
-        dy: s.read(args, 3, 1),
-        dh: s.carry(args, 4),
+        h_prev: s.read(args, 2, 1),
+        carry: s.carry(args, 4),
         dzx: s.rows(args, 5, 3),
         dzh: s.rows(args, 6, 3),
+        incoming: GruIn {
+            dy: s.read(args, 3, 1),
+        },
     };
     for_rows(args, args.parallel(bh * EXP_WORK / 4), s.rows, &k);
 }
