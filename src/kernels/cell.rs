@@ -9,22 +9,16 @@
 
 use crate::kernels::gates::{
     EXP_WORK, GruBackward, GruIncoming, LstmBackward, LstmIncoming, RowKernel, Step, add, blocks,
-    blocks_mut, for_rows, gate_twin, gather, gru_step, lstm_step, scatter, step_params, units,
+    blocks_mut, for_rows, gate_twins, gather, gru_step, lstm_step, scatter, step_params, units,
 };
-use crate::kernels::{CpuKernel, KernelArgs, Rows};
+use crate::kernels::{KernelArgs, Rows};
 
 step_params! {
     /// The uniform struct of every entry point of `cell.wgsl`: the step's sizes alone.
     pub struct Params {}
 }
 
-/// The twin of each entry point.
-pub fn twin(entry: &str) -> Option<CpuKernel> {
-    gate_twin(
-        entry,
-        [lstm_forward, gru_forward, lstm_backward, gru_backward],
-    )
-}
+gate_twins!();
 
 /// lstm_forward: act, h', c' of row q from zx + zh and c.
 struct LstmForward<'a> {

@@ -131,6 +131,21 @@ pub fn gate_twin(entry: &str, twins: [CpuKernel; 4]) -> Option<CpuKernel> {
     entries.iter().position(|&e| e == entry).map(|i| twins[i])
 }
 
+/// Declares a gate shader's `twin(entry)`: its entry points lstm_forward, gru_forward,
+/// lstm_backward and gru_backward are the module's functions of those names.
+macro_rules! gate_twins {
+    () => {
+        /// The twin of each entry point.
+        pub fn twin(entry: &str) -> Option<$crate::kernels::CpuKernel> {
+            $crate::kernels::gates::gate_twin(
+                entry,
+                [lstm_forward, gru_forward, lstm_backward, gru_backward],
+            )
+        }
+    };
+}
+pub(crate) use gate_twins;
+
 /// One LSTM unit's step: the activations (saved for the backward), c' and h'.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LstmStep {

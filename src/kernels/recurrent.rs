@@ -8,9 +8,9 @@
 
 use crate::kernels::gates::{
     EXP_WORK, GruBackward, GruIncoming, LstmBackward, LstmIncoming, RowKernel, Step, StepParams,
-    blocks, blocks_mut, for_rows, gate_twin, gather, gru_step, lstm_step, scatter, units,
+    blocks, blocks_mut, for_rows, gate_twins, gather, gru_step, lstm_step, scatter, units,
 };
-use crate::kernels::{CpuKernel, KernelArgs, Rows};
+use crate::kernels::{KernelArgs, Rows};
 
 /// The uniform struct of every entry point of `recurrent.wgsl`.
 #[repr(C)]
@@ -32,13 +32,7 @@ impl StepParams for Params {
     }
 }
 
-/// The twin of each entry point.
-pub fn twin(entry: &str) -> Option<CpuKernel> {
-    gate_twin(
-        entry,
-        [lstm_forward, gru_forward, lstm_backward, gru_backward],
-    )
-}
+gate_twins!();
 
 /// lstm_forward: row b's gates in place, c_t from row t of cs, c_{t+1} and h_{t+1} written.
 struct LstmForward<'a> {
