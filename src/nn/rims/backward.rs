@@ -1,94 +1,35 @@
-//! The backward of the variant-A sequence node (the step order is in `nn::rims`'s docs).
+//! The backward of the variant-A sequence node (the step order is in `nn::rims`'s docs): A's
+//! output and gate layers and the gradients of A's own parameters; the time loop is
+//! [`super::sequence_backward::backward_steps`].
 
-use super::forward::{Dims, Offsets, Saved};
-use super::{RimsOptions, StateVars, grouped, mv};
+use super::forward::Offsets;
+use super::sequence::{Dims, Saved, Sequence};
+use super::sequence_backward::{
+    GradBuffers, backward_steps, input_gradient, shared_weight_gradients,
+};
+use super::{grouped, mv};
 use crate::device::Context;
 use crate::error::Result;
-use crate::nn::config::{CellKind, RimsConfig};
-use crate::ops::input_attention::{self, Dropout};
 use crate::ops::matmul::{self, Gemm};
-use crate::ops::{cell, communication, merge};
-use crate::tape::{Backward, Grads, Var};
+use crate::tape::{Backward, Grads};
 use crate::tensor::Tensor;
 
-/// The tape node of a whole sequence.
+/// The tape node of a whole variant-A sequence.
 pub(super) struct RimsNode {
-    pub(super) cfg: RimsConfig,
-    pub(super) dm: Dims,
+    pub(super) seq: Sequence,
     pub(super) off: Offsets,
-    pub(super) x: Var,
-    /// Where dL/dh_0 and dL/dc_0 go.
-    pub(super) state_vars: StateVars,
-    pub(super) saved: Saved,
-    pub(super) store_values: Tensor,
-    pub(super) store_grads: Tensor,
-    pub(super) opts: RimsOptions,
 }
 
 impl Backward for RimsNode {
     fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
-        let RimsNode {
-            cfg,
-            dm,
-            off,
-            x,
-            state_vars,
-            saved: s,
-            store_values: pv,
-            store_grads: pg,
-            opts,
-        } = *self;
+        let RimsNode { seq, off } = *self;
+        let dm = seq.dm;
         let (t_len, b, n, h) = (dm.t, dm.b, dm.n, dm.h);
-        let nh = dm.nh();
-        let lstm = cfg.cell == CellKind::Lstm;
-        let zeros = |shape: &[usize]| Tensor::zeros(ctx, shape);
-        let un = |shape: &[usize]| Tensor::uninit(ctx, shape);
-        let dh = zeros(&[b, nh])?;
-        let dc = zeros(&[b, nh])?;
-        // The merge's gradients into h' and c', then communication's into h' (plane 2).
-        let dres = un(&[3, b, n, h])?;
-        let dhpc_at = 2 * b * n * h;
-        let du = un(&[b, n, dm.a])?;
-        let dctx = un(&[b, n, dm.wv])?;
-        let ds = un(&[b, dm.hc, n, n])?;
-        let dog = un(&[t_len, b * n, 2, h])?;
-        let dqkv = zeros(&[3, t_len, b, n, dm.w])?;
-        // Gate gradients: dzx, and dzh where it differs (GRU); for LSTM they are equal.
-        let dzx = un(&[t_len, b, n, dm.gh])?;
-        let dzh_own = if lstm {
-            None
-        } else {
-            Some(un(&[t_len, b, n, dm.gh])?)
-        };
-        let dzh = dzh_own.as_ref().unwrap_or(&dzx);
-        let dq = un(&[t_len, b, n, dm.wq])?;
-        let dkv = un(&[t_len, b, dm.kvw()])?;
-        let p = if opts.training { cfg.dropout } else { 0.0 };
-        let cell_dims = cell::Dims {
-            batch: b,
-            units: n,
-            hidden: h,
-        };
-        let carry = if lstm { &dc } else { &dh };
-
-        for t in (0..t_len).rev() {
-            let drop = Dropout {
-                seed: opts.seed,
-                step: opts.step0.wrapping_add(t as u32),
-                p,
-            };
-            let mb = merge::Backward {
-                residual: merge::Residual::Gated,
-                mask: &s.mask,
-                dh_out: &g,
-                tg: &s.tg,
-                dh: &dh,
-                dc: &dc,
-                dres: &dres,
-                dog: &dog,
-            };
-            merge::backward(ctx, cfg.cell, b, n, h, t, drop, &mb)?;
-            // dctx = do·W_fcᵀ + dg·W_gᵀ.
+        let pv = &seq.store_values;
+        let gb = GradBuffers::new(ctx, &seq.cfg, dm, &[t_len, b * n, 2, h], dm.kvw())?;
+        let var = off.variant();
+        // dctx = do·W_fcᵀ + dg·W_gᵀ.
+        let output_backward = |t: usize| -> Result<()> {
             for (j, w) in [off.fc_w, off.gate_w].into_iter().enumerate() {
                 let gm = Gemm {
                     batch: 1,
@@ -102,232 +43,40 @@ impl Backward for RimsNode {
                     bias: None,
                     accumulate: j == 1,
                 };
-                matmul::gemm(ctx, &gm, &dog, &pv, None, &dctx)?;
+                matmul::gemm(ctx, &gm, &gb.dog, pv, None, &gb.dctx)?;
             }
-            communication::backward(
-                ctx,
-                &cfg.communication_sizes(),
-                b,
-                t_len,
-                t,
-                &s.qkv,
-                &s.probs,
-                &dctx,
-                &ds,
-                &dqkv,
-                None,
-            )?;
-            // Communication's gradient into h': Σ over Q, K, V of dP·W_Pᵀ, per mechanism.
-            for (sidx, width) in [(0, dm.wk), (1, dm.wk), (2, dm.wv)] {
-                grouped(
-                    ctx,
-                    b,
-                    n,
-                    width,
-                    h,
-                    (
-                        &dqkv,
-                        mv(sidx * dm.qkv_plane() + t * b * n * dm.w, dm.w, n * dm.w, 1),
-                    ),
-                    (&pv, mv(off.comm[sidx], h * width, width, 1).t()),
-                    (&dres, mv(dhpc_at, h, nh, 1)),
-                    None,
-                    sidx > 0,
-                    1,
-                )?;
-            }
-            let cb = cell::Backward {
-                zh: &s.zh,
-                hs: &s.hs,
-                cs: &s.cs,
-                act: &s.act,
-                cp: &s.cp,
-                mask: &s.mask,
-                dres: &dres,
-                dzx: &dzx,
-                dzh,
-                carry,
-            };
-            cell::backward(ctx, cfg.cell, cell_dims, t, &cb)?;
-            let step_g = t * b * n * dm.gh;
-            // du = dzx·W_xᵀ; dh_{t-1} += dzh·W_hᵀ.
-            grouped(
-                ctx,
-                b,
-                n,
-                dm.gh,
-                dm.a,
-                (&dzx, mv(step_g, dm.gh, n * dm.gh, 1)),
-                (&pv, mv(off.rnn_wx, dm.a * dm.gh, dm.gh, 1).t()),
-                (&du, mv(0, dm.a, n * dm.a, 1)),
-                None,
-                false,
-                1,
-            )?;
-            grouped(
-                ctx,
-                b,
-                n,
-                dm.gh,
-                h,
-                (dzh, mv(step_g, dm.gh, n * dm.gh, 1)),
-                (&pv, mv(off.rnn_wh, h * dm.gh, dm.gh, 1).t()),
-                (&dh, mv(0, h, nh, 1)),
-                None,
-                true,
-                1,
-            )?;
-            let ib = input_attention::Backward {
-                kv: &s.kv,
-                du: &du,
-                q: &s.q,
-                alpha: &s.alpha,
-                mask: &s.mask,
-                dq: &dq,
-                dkv: &dkv,
-            };
-            input_attention::backward(ctx, &cfg.input_attention_sizes(), b, t, drop, &ib)?;
-            // dh_{t-1} += dq·W_qᵀ.
-            grouped(
-                ctx,
-                b,
-                n,
-                dm.wq,
-                h,
-                (&dq, mv(t * b * n * dm.wq, dm.wq, n * dm.wq, 1)),
-                (&pv, mv(off.in_q, h * dm.wq, dm.wq, 1).t()),
-                (&dh, mv(0, h, nh, 1)),
-                None,
-                true,
-                1,
-            )?;
-        }
-        let dz = [&dzx, dzh];
-        weight_gradients(ctx, dm, &off, &s, &pg, dz, &dq, &dkv, &dqkv, &dog)?;
-        if grads.wants(x) {
-            // dx = d(k)·W_kᵀ + d(v)·W_vᵀ over all T·B rows.
-            let dx = un(&[t_len, b, dm.d])?;
-            let rows = t_len * b;
-            grouped(
-                ctx,
-                rows,
-                1,
-                dm.wq,
-                dm.d,
-                (&dkv, mv(0, 0, dm.kvw(), 1)),
-                (&pv, mv(off.in_k_w, 0, dm.wq, 1).t()),
-                (&dx, mv(0, 0, dm.d, 1)),
-                None,
-                false,
-                1,
-            )?;
-            grouped(
-                ctx,
-                rows,
-                1,
-                dm.a,
-                dm.d,
-                (&dkv, mv(dm.wq, 0, dm.kvw(), 1)),
-                (&pv, mv(off.in_v_w, 0, dm.a, 1).t()),
-                (&dx, mv(0, 0, dm.d, 1)),
-                None,
-                true,
-                1,
-            )?;
-            grads.add(ctx, x, dx)?;
+            Ok(())
+        };
+        backward_steps(ctx, &seq, &var, &g, &gb, output_backward)?;
+        let pg = &seq.store_grads;
+        let in_kv = [off.in_k_w, off.in_v_w];
+        let s = &seq.saved;
+        shared_weight_gradients(ctx, dm, &var, in_kv, s, pg, &gb, dm.kvw())?;
+        own_weight_gradients(ctx, dm, &off, s, pg, &gb)?;
+        if grads.wants(seq.x) {
+            let dx = input_gradient(ctx, dm, pv, &gb, dm.kvw(), in_kv)?;
+            grads.add(ctx, seq.x, dx)?;
         }
         // After step 1 the carries hold dL/dh_0 and dL/dc_0.
-        state_vars.add(ctx, grads, dh, dc)
+        let (dh, dc) = gb.into_carries();
+        seq.state_vars.add(ctx, grads, dh, dc)
     }
 }
 
-/// Every parameter gradient, each one product over all T·B rows (accumulated into the store).
-#[allow(clippy::too_many_arguments)]
-fn weight_gradients(
+/// The gradients of A's own parameters, each one product over all T·B rows (accumulated into
+/// the store): the recurrent biases and the output and gate layers.
+fn own_weight_gradients(
     ctx: &Context,
     dm: Dims,
     off: &Offsets,
     s: &Saved,
     pg: &Tensor,
-    dz: [&Tensor; 2],
-    dq: &Tensor,
-    dkv: &Tensor,
-    dqkv: &Tensor,
-    dog: &Tensor,
+    gb: &GradBuffers,
 ) -> Result<()> {
     let (t_len, b, n, h) = (dm.t, dm.b, dm.n, dm.h);
     let rows = t_len * b;
-    // A per-mechanism block of a [rows, N, width] buffer, transposed: (width x rows).
-    let per_mech_t = |offset: usize, width: usize| mv(offset, width, 1, n * width);
-    // in_q: Σ h_{t-1}ᵀ dq.
-    grouped(
-        ctx,
-        h,
-        n,
-        rows,
-        dm.wq,
-        (&s.hs, per_mech_t(0, h)),
-        (dq, mv(0, dm.wq, n * dm.wq, 1)),
-        (pg, mv(off.in_q, h * dm.wq, dm.wq, 1)),
-        None,
-        true,
-        1,
-    )?;
-    // in_k_w, in_v_w: xᵀ d(k | v).
-    let x_t = mv(0, 0, 1, dm.d);
-    grouped(
-        ctx,
-        dm.d,
-        1,
-        rows,
-        dm.wq,
-        (&s.x, x_t),
-        (dkv, mv(0, 0, dm.kvw(), 1)),
-        (pg, mv(off.in_k_w, 0, dm.wq, 1)),
-        None,
-        true,
-        1,
-    )?;
-    grouped(
-        ctx,
-        dm.d,
-        1,
-        rows,
-        dm.a,
-        (&s.x, x_t),
-        (dkv, mv(dm.wq, 0, dm.kvw(), 1)),
-        (pg, mv(off.in_v_w, 0, dm.a, 1)),
-        None,
-        true,
-        1,
-    )?;
-    // rnn_wx: Σ uᵀ dzx; rnn_wh: Σ h_{t-1}ᵀ dzh.
-    grouped(
-        ctx,
-        dm.a,
-        n,
-        rows,
-        dm.gh,
-        (&s.u, per_mech_t(0, dm.a)),
-        (dz[0], mv(0, dm.gh, n * dm.gh, 1)),
-        (pg, mv(off.rnn_wx, dm.a * dm.gh, dm.gh, 1)),
-        None,
-        true,
-        1,
-    )?;
-    grouped(
-        ctx,
-        h,
-        n,
-        rows,
-        dm.gh,
-        (&s.hs, per_mech_t(0, h)),
-        (dz[1], mv(0, dm.gh, n * dm.gh, 1)),
-        (pg, mv(off.rnn_wh, h * dm.gh, dm.gh, 1)),
-        None,
-        true,
-        1,
-    )?;
+    let dz = [&gb.dzx, gb.dzh()];
+    let dog = &gb.dog;
     // Biases: column sums as products with a row of ones.
     let ones = Tensor::full(ctx, &[rows * n], 1.0)?;
     for (plane, o) in [(dz[0], off.rnn_bx), (dz[1], off.rnn_bh)] {
@@ -340,22 +89,6 @@ fn weight_gradients(
             (&ones, mv(0, 0, rows, 1)),
             (plane, mv(0, 0, n * dm.gh, 1)),
             (pg, mv(o, 0, n * dm.gh, 1)),
-            None,
-            true,
-            1,
-        )?;
-    }
-    // Communication projections: Σ h'ᵀ dP.
-    for (sidx, width) in [(0, dm.wk), (1, dm.wk), (2, dm.wv)] {
-        grouped(
-            ctx,
-            h,
-            n,
-            rows,
-            width,
-            (&s.hp, per_mech_t(0, h)),
-            (dqkv, mv(sidx * dm.qkv_plane(), dm.w, n * dm.w, 1)),
-            (pg, mv(off.comm[sidx], h * width, width, 1)),
             None,
             true,
             1,

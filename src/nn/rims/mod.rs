@@ -5,8 +5,10 @@
 //!
 //! Where things are: this file holds the parameters ([`param_specs`]), the options and output,
 //! the checks every call goes through ([`Rims::forward`]) and the product helpers both variants
-//! share; `forward.rs` and `backward.rs` are variant A's two passes; `dido/` is variant D (§3),
-//! the same structure with D's kernels.
+//! share; `sequence.rs` and `sequence_backward.rs` are the two passes' time loops, buffers and
+//! shared products, the same for both variants; `forward.rs` and `backward.rs` are what is
+//! variant A's own (its parameters, buffers, output and gate layers); `dido/` is variant D's
+//! (§3), with D's kernels.
 //!
 //! Per step, forward: input attention (1 dispatch, queries and mask fused), the two grouped
 //! gate matmuls (2), the gates (1), the communication projections (1 when key and value widths
@@ -28,6 +30,8 @@ use crate::tensor::Tensor;
 mod backward;
 mod dido;
 mod forward;
+mod sequence;
+mod sequence_backward;
 
 /// The canonical parameters of one cell (`docs/spec.md` §4), in an order that keeps the
 /// tensors that share a dispatch next to each other in the store. Variant A: `in_k_b` and
