@@ -1,12 +1,10 @@
 //! The backward of the variant-A sequence node (the step order is in `nn::rims`'s docs): A's
-//! output and gate layers and the gradients of A's own parameters; the time loop is
-//! [`super::sequence_backward::backward_steps`].
+//! output and gate layers and the gradients of A's own parameters; the rest is
+//! [`super::sequence_backward::backward_sequence`].
 
 use super::forward::Offsets;
 use super::sequence::{Dims, Saved, Sequence};
-use super::sequence_backward::{
-    GradBuffers, backward_steps, input_gradient, shared_weight_gradients,
-};
+use super::sequence_backward::{GradBuffers, backward_sequence};
 use super::{grouped, mv};
 use crate::device::Context;
 use crate::error::Result;
@@ -25,11 +23,10 @@ impl Backward for RimsNode {
         let RimsNode { seq, off } = *self;
         let dm = seq.dm;
         let (t_len, b, n, h) = (dm.t, dm.b, dm.n, dm.h);
-        let pv = &seq.store_values;
-        let gb = GradBuffers::new(ctx, &seq.cfg, dm, &[t_len, b * n, 2, h], dm.kvw())?;
-        let var = off.variant();
+        let (pv, pg) = (&seq.store_values, &seq.store_grads);
+        let saved = &seq.saved;
         // dctx = do·W_fcᵀ + dg·W_gᵀ.
-        let output_backward = |t: usize| -> Result<()> {
+        let output_backward = |t: usize, gb: &GradBuffers| -> Result<()> {
             for (j, w) in [off.fc_w, off.gate_w].into_iter().enumerate() {
                 let gm = Gemm {
                     batch: 1,
@@ -47,19 +44,20 @@ impl Backward for RimsNode {
             }
             Ok(())
         };
-        backward_steps(ctx, &seq, &var, &g, &gb, output_backward)?;
-        let pg = &seq.store_grads;
-        let in_kv = [off.in_k_w, off.in_v_w];
-        let s = &seq.saved;
-        shared_weight_gradients(ctx, dm, &var, in_kv, s, pg, &gb, dm.kvw())?;
-        own_weight_gradients(ctx, dm, &off, s, pg, &gb)?;
-        if grads.wants(seq.x) {
-            let dx = input_gradient(ctx, dm, pv, &gb, dm.kvw(), in_kv)?;
-            grads.add(ctx, seq.x, dx)?;
-        }
-        // After step 1 the carries hold dL/dh_0 and dL/dc_0.
-        let (dh, dc) = gb.into_carries();
-        seq.state_vars.add(ctx, grads, dh, dc)
+        let own = |gb: &GradBuffers| own_weight_gradients(ctx, dm, &off, saved, pg, gb);
+        let dog_shape = [t_len, b * n, 2, h];
+        let var = off.variant();
+        backward_sequence(
+            ctx,
+            &seq,
+            &var,
+            &g,
+            grads,
+            &dog_shape,
+            dm.kvw(),
+            output_backward,
+            own,
+        )
     }
 }
 

@@ -59,6 +59,7 @@ impl Offsets {
     pub(super) fn variant(&self) -> Variant {
         Variant {
             in_q: self.in_q,
+            in_kv: [self.in_k_w, self.in_v_w],
             rnn_wx: self.rnn_wx,
             rnn_wh: self.rnn_wh,
             rnn_b: Some([self.rnn_bx, self.rnn_bh]),
@@ -110,16 +111,7 @@ pub(super) fn forward(
         &own.og,
         output,
     )?;
-    let seq = Sequence {
-        cfg: cfg.clone(),
-        dm,
-        x: call.x,
-        state_vars: call.state_vars,
-        saved: s,
-        store_values: pv.clone(),
-        store_grads: store.flat_grads().clone(),
-        opts: opts.clone(),
-    };
+    let seq = Sequence::new(cfg, dm, call, s, store, opts);
     record(tape, ctx, seq, |seq| Box::new(RimsNode { seq, off }))
 }
 

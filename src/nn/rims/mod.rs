@@ -345,12 +345,12 @@ type StateVar = (Var, Vec<usize>);
 impl StateVars {
     /// Adds `dh` and `dc` ([B, N·H], the backward's carries after step 1, i.e. dL/dh_0 and
     /// dL/dc_0) to the values that want them, in each value's own shape.
-    fn add(self, ctx: &Context, grads: &mut Grads, dh: Tensor, dc: Tensor) -> Result<()> {
-        for (var, g) in [(self.h0_var, dh), (self.c0_var, dc)] {
+    fn add(&self, ctx: &Context, grads: &mut Grads, dh: Tensor, dc: Tensor) -> Result<()> {
+        for (var, g) in [(&self.h0_var, dh), (&self.c0_var, dc)] {
             if let Some((v, shape)) = var
-                && grads.wants(v)
+                && grads.wants(*v)
             {
-                grads.add(ctx, v, g.reshape(&shape)?)?;
+                grads.add(ctx, *v, g.reshape(shape)?)?;
             }
         }
         Ok(())

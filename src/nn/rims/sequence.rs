@@ -131,6 +131,8 @@ pub(super) struct VariantBuffers {
 /// The store offsets the shared loops read, and the variant's behaviour inside them.
 pub(super) struct Variant {
     pub(super) in_q: usize,
+    /// (in_k_w, in_v_w).
+    pub(super) in_kv: [usize; 2],
     pub(super) rnn_wx: usize,
     pub(super) rnn_wh: usize,
     /// (b_x, b_h): variant A's recurrent biases; variant D has none.
@@ -172,6 +174,29 @@ pub(super) struct Sequence {
     pub(super) store_values: Tensor,
     pub(super) store_grads: Tensor,
     pub(super) opts: RimsOptions,
+}
+
+impl Sequence {
+    /// The node's state after the forward of `call` over `saved`.
+    pub(super) fn new(
+        cfg: &RimsConfig,
+        dm: Dims,
+        call: Call,
+        saved: Saved,
+        store: &ParamStore,
+        opts: &RimsOptions,
+    ) -> Self {
+        Sequence {
+            cfg: cfg.clone(),
+            dm,
+            x: call.x,
+            state_vars: call.state_vars,
+            saved,
+            store_values: store.flat_values().clone(),
+            store_grads: store.flat_grads().clone(),
+            opts: opts.clone(),
+        }
+    }
 }
 
 /// Allocates the per-call buffers both variants share and copies the initial state into

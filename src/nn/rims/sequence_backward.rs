@@ -10,13 +10,14 @@ use crate::error::Result;
 use crate::nn::config::{CellKind, RimsConfig};
 use crate::ops::communication::{self, RowMask};
 use crate::ops::{cell, input_attention, merge};
+use crate::tape::Grads;
 use crate::tensor::Tensor;
 
 /// The backward's buffers. `dh` and `dc` carry dL/dh_{t-1} and dL/dc_{t-1} from step to
 /// step; the [T, ...] ones keep every step's gradient for the weight products after the loop.
 pub(super) struct GradBuffers {
-    pub(super) dh: Tensor,
-    pub(super) dc: Tensor,
+    dh: Tensor,
+    dc: Tensor,
     /// The merge's gradients into h' and c', then communication's into h' (plane 2).
     dres: Tensor,
     du: Tensor,
@@ -34,7 +35,7 @@ pub(super) struct GradBuffers {
 impl GradBuffers {
     /// `dog_shape` and `dkv_width` are the variant's: its output layer's gradient and the
     /// row width of the input keys' and values' gradient.
-    pub(super) fn new(
+    fn new(
         ctx: &Context,
         cfg: &RimsConfig,
         dm: Dims,
@@ -68,17 +69,41 @@ impl GradBuffers {
     pub(super) fn dzh(&self) -> &Tensor {
         self.dzh_own.as_ref().unwrap_or(&self.dzx)
     }
+}
 
-    /// The carries (dh, dc): after step 1, dL/dh_0 and dL/dc_0.
-    pub(super) fn into_carries(self) -> (Tensor, Tensor) {
-        (self.dh, self.dc)
+/// The whole backward of a sequence node, both variants: the buffers (`dog_shape` and
+/// `dkv_width` are the variant's), the reversed time loop with the variant's output layer
+/// backward (`output_backward(t, buffers)`, dog → dctx), the shared parameters' gradients,
+/// the variant's own (`own_weight_gradients`), then dL/dx, dL/dh_0 and dL/dc_0.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward_sequence(
+    ctx: &Context,
+    seq: &Sequence,
+    var: &Variant,
+    g: &Tensor,
+    grads: &mut Grads,
+    dog_shape: &[usize],
+    dkv_width: usize,
+    output_backward: impl Fn(usize, &GradBuffers) -> Result<()>,
+    own_weight_gradients: impl FnOnce(&GradBuffers) -> Result<()>,
+) -> Result<()> {
+    let dm = seq.dm;
+    let gb = GradBuffers::new(ctx, &seq.cfg, dm, dog_shape, dkv_width)?;
+    backward_steps(ctx, seq, var, g, &gb, |t| output_backward(t, &gb))?;
+    shared_weight_gradients(ctx, dm, var, &seq.saved, &seq.store_grads, &gb, dkv_width)?;
+    own_weight_gradients(&gb)?;
+    if grads.wants(seq.x) {
+        let dx = input_gradient(ctx, dm, &seq.store_values, &gb, dkv_width, var.in_kv)?;
+        grads.add(ctx, seq.x, dx)?;
     }
+    // After step 1 the carries hold dL/dh_0 and dL/dc_0.
+    seq.state_vars.add(ctx, grads, gb.dh, gb.dc)
 }
 
 /// The reversed time loop: per step, the merge, the variant's output layer backward
-/// (`output_backward(t)`, dog → dctx), the attention, the projections into h', the gates,
+/// (`output_backward(t)`), the attention, the projections into h', the gates,
 /// the two input products into u and h_{t-1}, input attention and the query product.
-pub(super) fn backward_steps(
+fn backward_steps(
     ctx: &Context,
     seq: &Sequence,
     var: &Variant,
@@ -231,7 +256,7 @@ pub(super) fn backward_steps(
 
 /// dx = d(k)·W_kᵀ + d(v)·W_vᵀ over all T·B rows; d(k) and d(v) are the first two column
 /// blocks of `dkv` (rows `dkv_width` wide).
-pub(super) fn input_gradient(
+fn input_gradient(
     ctx: &Context,
     dm: Dims,
     pv: &Tensor,
@@ -263,17 +288,17 @@ pub(super) fn input_gradient(
 /// the store's gradients `pg`; each into its own parameter, so the order of these and the
 /// variant's own products does not change a number).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn shared_weight_gradients(
+fn shared_weight_gradients(
     ctx: &Context,
     dm: Dims,
     var: &Variant,
-    [in_k_w, in_v_w]: [usize; 2],
     s: &Saved,
     pg: &Tensor,
     gb: &GradBuffers,
     dkv_width: usize,
 ) -> Result<()> {
     let (n, h) = (dm.n, dm.h);
+    let [in_k_w, in_v_w] = var.in_kv;
     let rows = dm.t * dm.b;
     let per_mech_t = per_mechanism_transposed(n);
     let x_t = mv(0, 0, 1, dm.d);

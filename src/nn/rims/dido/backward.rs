@@ -1,13 +1,13 @@
 //! The backward of the variant-D sequence node (the step order is in `nn::rims::dido`'s docs):
-//! D's per-mechanism output layer and the gradients of D's own parameters; the time loop is
-//! [`crate::nn::rims::sequence_backward::backward_steps`].
+//! D's per-mechanism output layer and the gradients of D's own parameters; the rest is
+//! [`crate::nn::rims::sequence_backward::backward_sequence`].
 
 use super::{Offsets, dkvw};
 use crate::device::Context;
 use crate::error::Result;
 use crate::nn::rims::sequence::{Dims, Saved, Sequence};
 use crate::nn::rims::sequence_backward::{
-    GradBuffers, backward_steps, input_gradient, per_mechanism_transposed, shared_weight_gradients,
+    GradBuffers, backward_sequence, per_mechanism_transposed,
 };
 use crate::nn::rims::{grouped, mv};
 use crate::tape::{Backward, Grads};
@@ -25,11 +25,10 @@ impl Backward for DidoNode {
         let dm = seq.dm;
         let (t_len, b, n, h) = (dm.t, dm.b, dm.n, dm.h);
         let nh = dm.nh();
-        let pv = &seq.store_values;
-        let gb = GradBuffers::new(ctx, &seq.cfg, dm, &[t_len, b * n, h], dkvw(&dm))?;
-        let var = off.variant();
+        let (pv, pg) = (&seq.store_values, &seq.store_grads);
+        let saved = &seq.saved;
         // dctx_i = do_i·comm_out_w_iᵀ.
-        let output_backward = |t: usize| {
+        let output_backward = |t: usize, gb: &GradBuffers| {
             grouped(
                 ctx,
                 b,
@@ -44,19 +43,20 @@ impl Backward for DidoNode {
                 1,
             )
         };
-        backward_steps(ctx, &seq, &var, &g, &gb, output_backward)?;
-        let pg = &seq.store_grads;
-        let in_kv = [off.in_k_w, off.in_v_w];
-        let s = &seq.saved;
-        shared_weight_gradients(ctx, dm, &var, in_kv, s, pg, &gb, dkvw(&dm))?;
-        own_weight_gradients(ctx, dm, &off, s, pg, &gb)?;
-        if grads.wants(seq.x) {
-            let dx = input_gradient(ctx, dm, pv, &gb, dkvw(&dm), in_kv)?;
-            grads.add(ctx, seq.x, dx)?;
-        }
-        // After step 1 the carries hold dL/dh_0 and dL/dc_0.
-        let (dh, dc) = gb.into_carries();
-        seq.state_vars.add(ctx, grads, dh, dc)
+        let own = |gb: &GradBuffers| own_weight_gradients(ctx, dm, &off, saved, pg, gb);
+        let dog_shape = [t_len, b * n, h];
+        let var = off.variant();
+        backward_sequence(
+            ctx,
+            &seq,
+            &var,
+            &g,
+            grads,
+            &dog_shape,
+            dkvw(&dm),
+            output_backward,
+            own,
+        )
     }
 }
 

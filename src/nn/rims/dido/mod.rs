@@ -66,6 +66,7 @@ impl Offsets {
     fn variant(&self) -> Variant {
         Variant {
             in_q: self.in_q,
+            in_kv: [self.in_k_w, self.in_v_w],
             rnn_wx: self.rnn_wx,
             rnn_wh: self.rnn_wh,
             rnn_b: None,
@@ -150,15 +151,6 @@ pub(super) fn forward(
         &own.og,
         output,
     )?;
-    let seq = Sequence {
-        cfg: cfg.clone(),
-        dm,
-        x: call.x,
-        state_vars: call.state_vars,
-        saved: s,
-        store_values: pv.clone(),
-        store_grads: store.flat_grads().clone(),
-        opts: opts.clone(),
-    };
+    let seq = Sequence::new(cfg, dm, call, s, store, opts);
     record(tape, ctx, seq, |seq| Box::new(DidoNode { seq, off }))
 }
