@@ -87,6 +87,7 @@ impl Context {
                 limit: max as u64,
             });
         }
+        refuse_read_write_sharing(&kernel, tensors)?;
         if let context::Backend::Cpu(host) = &self.backend {
             return self.dispatch_host(host, &kernel, bytemuck::bytes_of(params), tensors, groups);
         }
@@ -109,6 +110,30 @@ impl Context {
         }
         Ok(())
     }
+}
+
+/// Refuses a dispatch that binds one buffer writable and also read-only. wgpu tracks usage per
+/// buffer, not per range, so on a GPU that is a validation error that invalidates the whole
+/// submit, and a submit carries every thread's recorded work: one bad dispatch would silently
+/// drop the others' (their read-backs then return stale data). So it is refused here, when
+/// recorded, and on both devices alike.
+fn refuse_read_write_sharing<T: StorageView>(kernel: &Kernel, tensors: &[&T]) -> Result<()> {
+    let writable = |i: usize| kernel.writable.get(i).copied().unwrap_or(false);
+    for (i, w) in tensors.iter().enumerate().filter(|&(i, _)| writable(i)) {
+        for (j, r) in tensors.iter().enumerate().filter(|&(j, _)| !writable(j)) {
+            if Arc::ptr_eq(w.storage(), r.storage()) {
+                return Err(Error::invalid(
+                    "dispatch",
+                    format!(
+                        "{}: writable binding {i} and read-only binding {j} are views of one \
+                         buffer (a GPU tracks usage per buffer; copy one of them first)",
+                        kernel.label()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Context {
