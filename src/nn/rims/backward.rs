@@ -1,129 +1,361 @@
-//! The backward of the variant-A sequence node (the step order is in `nn::rims`'s docs): A's
-//! output and gate layers and the gradients of A's own parameters; the rest is
-//! [`super::sequence_backward::backward_sequence`].
+//! The backward of a sequence node, one loop for both variants (the step order is in
+//! `nn::rims`'s docs), and the weight gradients both variants have ([`WeightGrads`]).
 
-use super::forward::Offsets;
-use super::sequence::{Dims, Saved, Sequence};
-use super::sequence_backward::{GradBuffers, backward_sequence};
-use super::{grouped, mv};
+use super::forward::{Dims, Offsets, Saved, VariantSteps, dropout};
+use super::{RimsOptions, StateVars, grouped, mv};
 use crate::device::Context;
 use crate::error::Result;
-use crate::ops::matmul::{self, Gemm};
-use crate::tape::{Backward, Grads};
+use crate::nn::config::{CellKind, RimsConfig};
+use crate::ops::communication::{self, RowMask};
+use crate::ops::{cell, input_attention, merge};
+use crate::tape::{Backward, Grads, Var};
 use crate::tensor::Tensor;
 
-/// The tape node of a whole variant-A sequence.
-pub(super) struct RimsNode {
-    pub(super) seq: Sequence,
+/// The tape node of a whole sequence in variant `V`.
+pub(super) struct SequenceNode<V> {
+    pub(super) cfg: RimsConfig,
+    pub(super) dm: Dims,
     pub(super) off: Offsets,
+    /// The variant's own parameters.
+    pub(super) own: V,
+    pub(super) x: Var,
+    /// Where dL/dh_0 and dL/dc_0 go.
+    pub(super) state_vars: StateVars,
+    pub(super) saved: Saved,
+    pub(super) store_values: Tensor,
+    pub(super) store_grads: Tensor,
+    pub(super) opts: RimsOptions,
 }
 
-impl Backward for RimsNode {
+impl<V: VariantSteps> Backward for SequenceNode<V> {
     fn backward(self: Box<Self>, ctx: &Context, g: Tensor, grads: &mut Grads) -> Result<()> {
-        let RimsNode { seq, off } = *self;
-        let dm = seq.dm;
-        let (t_len, b, n, h) = (dm.t, dm.b, dm.n, dm.h);
-        let (pv, pg) = (&seq.store_values, &seq.store_grads);
-        let saved = &seq.saved;
-        // dctx = do·W_fcᵀ + dg·W_gᵀ.
-        let output_backward = |t: usize, gb: &GradBuffers| -> Result<()> {
-            for (j, w) in [off.fc_w, off.gate_w].into_iter().enumerate() {
-                let gm = Gemm {
-                    batch: 1,
-                    inner: 1,
-                    m: b * n,
-                    n: dm.wv,
-                    k: h,
-                    a: mv(t * b * n * 2 * h + j * h, 0, 2 * h, 1),
-                    b: mv(w, 0, h, 1).t(),
-                    c: mv(0, 0, dm.wv, 1),
-                    bias: None,
-                    accumulate: j == 1,
-                };
-                matmul::gemm(ctx, &gm, &gb.dog, pv, None, &gb.dctx)?;
-            }
-            Ok(())
-        };
-        let own = |gb: &GradBuffers| own_weight_gradients(ctx, dm, &off, saved, pg, gb);
-        let dog_shape = [t_len, b * n, 2, h];
-        let var = off.variant();
-        backward_sequence(
-            ctx,
-            &seq,
-            &var,
-            &g,
-            grads,
-            &dog_shape,
-            dm.kvw(),
-            output_backward,
+        let SequenceNode {
+            cfg,
+            dm,
+            off,
             own,
+            x,
+            state_vars,
+            saved: s,
+            store_values: pv,
+            store_grads: pg,
+            opts,
+        } = *self;
+        let (t_len, b, n, h) = (dm.t, dm.b, dm.n, dm.h);
+        let nh = dm.nh();
+        let lstm = cfg.cell == CellKind::Lstm;
+        let zeros = |shape: &[usize]| Tensor::zeros(ctx, shape);
+        let un = |shape: &[usize]| Tensor::uninit(ctx, shape);
+        let dh = zeros(&[b, nh])?;
+        let dc = zeros(&[b, nh])?;
+        // The merge's gradients into h' and c', then communication's into h' (plane 2).
+        let dres = un(&[3, b, n, h])?;
+        let dhpc_at = 2 * b * nh;
+        let du = un(&[b, n, dm.a])?;
+        let dctx = un(&[b, n, dm.wv])?;
+        let ds = un(&[b, dm.hc, n, n])?;
+        let dog = un(&V::layouts(&cfg, dm).og)?;
+        let dqkv = zeros(&[3, t_len, b, n, dm.w])?;
+        // Gate gradients: dzx, and dzh where it differs (GRU); for LSTM they are equal.
+        let dzx = un(&[t_len, b, n, dm.gh])?;
+        let dzh_own = if lstm {
+            None
+        } else {
+            Some(un(&[t_len, b, n, dm.gh])?)
+        };
+        let dzh = dzh_own.as_ref().unwrap_or(&dzx);
+        let dq = un(&[t_len, b, n, dm.wq])?;
+        let dkv_width = V::dkv_width(dm);
+        let dkv = un(&[t_len, b, dkv_width])?;
+        let cell_dims = cell::Dims {
+            batch: b,
+            units: n,
+            hidden: h,
+        };
+        let carry = if lstm { &dc } else { &dh };
+        let sizes = cfg.input_attention_sizes();
+
+        for t in (0..t_len).rev() {
+            let drop = dropout(&opts, &cfg, t);
+            let mb = merge::Backward {
+                residual: V::RESIDUAL,
+                mask: &s.mask,
+                dh_out: &g,
+                tg: &s.tg,
+                dh: &dh,
+                dc: &dc,
+                dres: &dres,
+                dog: &dog,
+            };
+            merge::backward(ctx, cfg.cell, b, n, h, t, drop, &mb)?;
+            own.output_layer_backward(ctx, dm, t, &pv, &dog, &dctx)?;
+            let row_mask = V::ROW_MASK.then_some(RowMask {
+                mask: &s.mask,
+                dropout: drop,
+            });
+            communication::backward(
+                ctx,
+                &cfg.communication_sizes(),
+                b,
+                t_len,
+                t,
+                &s.qkv,
+                &s.probs,
+                &dctx,
+                &ds,
+                &dqkv,
+                row_mask,
+            )?;
+            // Communication's gradient into h': Σ over Q, K, V of dP·W_Pᵀ, per mechanism
+            // (blocked for inactive mechanisms by the cell's backward, which skips them).
+            for (sidx, width) in [(0, dm.wk), (1, dm.wk), (2, dm.wv)] {
+                grouped(
+                    ctx,
+                    b,
+                    n,
+                    width,
+                    h,
+                    (
+                        &dqkv,
+                        mv(sidx * dm.qkv_plane() + t * b * n * dm.w, dm.w, n * dm.w, 1),
+                    ),
+                    (&pv, mv(off.comm[sidx], h * width, width, 1).t()),
+                    (&dres, mv(dhpc_at, h, nh, 1)),
+                    None,
+                    sidx > 0,
+                    1,
+                )?;
+            }
+            let cb = cell::Backward {
+                zh: &s.zh,
+                hs: &s.hs,
+                cs: &s.cs,
+                act: &s.act,
+                cp: &s.cp,
+                mask: &s.mask,
+                dres: &dres,
+                dzx: &dzx,
+                dzh,
+                carry,
+            };
+            cell::backward(ctx, cfg.cell, cell_dims, t, &cb)?;
+            let step_g = t * b * n * dm.gh;
+            // du = dzx·W_xᵀ; dh_{t-1} += dzh·W_hᵀ.
+            grouped(
+                ctx,
+                b,
+                n,
+                dm.gh,
+                dm.a,
+                (&dzx, mv(step_g, dm.gh, n * dm.gh, 1)),
+                (&pv, mv(off.rnn_wx, dm.a * dm.gh, dm.gh, 1).t()),
+                (&du, mv(0, dm.a, n * dm.a, 1)),
+                None,
+                false,
+                1,
+            )?;
+            grouped(
+                ctx,
+                b,
+                n,
+                dm.gh,
+                h,
+                (dzh, mv(step_g, dm.gh, n * dm.gh, 1)),
+                (&pv, mv(off.rnn_wh, h * dm.gh, dm.gh, 1).t()),
+                (&dh, mv(0, h, nh, 1)),
+                None,
+                true,
+                1,
+            )?;
+            let ib = input_attention::Backward {
+                kv: &s.kv,
+                du: &du,
+                q: &s.q,
+                alpha: &s.alpha,
+                mask: &s.mask,
+                dq: &dq,
+                dkv: &dkv,
+            };
+            V::ATTEND_BACKWARD(ctx, &sizes, b, t, drop, &ib)?;
+            // dh_{t-1} += dq·W_qᵀ.
+            grouped(
+                ctx,
+                b,
+                n,
+                dm.wq,
+                h,
+                (&dq, mv(t * b * n * dm.wq, dm.wq, n * dm.wq, 1)),
+                (&pv, mv(off.in_q, h * dm.wq, dm.wq, 1).t()),
+                (&dh, mv(0, h, nh, 1)),
+                None,
+                true,
+                1,
+            )?;
+        }
+        let wg = WeightGrads {
+            dm,
+            off: &off,
+            s: &s,
+            pg: &pg,
+            dz: [&dzx, dzh],
+            dq: &dq,
+            dkv: &dkv,
+            dkv_width,
+            dqkv: &dqkv,
+            dog: &dog,
+        };
+        own.weight_gradients(ctx, &wg)?;
+        if grads.wants(x) {
+            // dx = d(k)·W_kᵀ + d(v)·W_vᵀ over all T·B rows.
+            let dx = un(&[t_len, b, dm.d])?;
+            for (col, width, w, acc) in [
+                (0, dm.wq, off.in_k_w, false),
+                (dm.wq, dm.vw, off.in_v_w, true),
+            ] {
+                grouped(
+                    ctx,
+                    t_len * b,
+                    1,
+                    width,
+                    dm.d,
+                    (&dkv, mv(col, 0, dkv_width, 1)),
+                    (&pv, mv(w, 0, width, 1).t()),
+                    (&dx, mv(0, 0, dm.d, 1)),
+                    None,
+                    acc,
+                    1,
+                )?;
+            }
+            grads.add(ctx, x, dx)?;
+        }
+        // After step 1 the carries hold dL/dh_0 and dL/dc_0.
+        state_vars.add(ctx, grads, dh, dc)
+    }
+}
+
+/// What the weight gradients read after the time loop; each gradient is one product over all
+/// T·B rows, accumulated into the store's gradients `pg`.
+pub(super) struct WeightGrads<'a> {
+    pub(super) dm: Dims,
+    pub(super) off: &'a Offsets,
+    pub(super) s: &'a Saved,
+    pub(super) pg: &'a Tensor,
+    /// dzx and dzh.
+    pub(super) dz: [&'a Tensor; 2],
+    pub(super) dq: &'a Tensor,
+    pub(super) dkv: &'a Tensor,
+    /// Row width of dkv.
+    pub(super) dkv_width: usize,
+    pub(super) dqkv: &'a Tensor,
+    pub(super) dog: &'a Tensor,
+}
+
+impl WeightGrads<'_> {
+    /// A per-mechanism block of a [rows, N, width] buffer, transposed: (width x rows).
+    pub(super) fn per_mech_t(&self, offset: usize, width: usize) -> super::MatView {
+        mv(offset, width, 1, self.dm.n * width)
+    }
+
+    /// in_q, in_k_w, in_v_w, rnn_wx and rnn_wh.
+    pub(super) fn inputs_and_gates(&self, ctx: &Context) -> Result<()> {
+        let (dm, off, s) = (self.dm, self.off, self.s);
+        let (n, h) = (dm.n, dm.h);
+        let x_t = mv(0, 0, 1, dm.d);
+        // (rows of A, groups, width, A, B, C): C += A·B with k = T·B.
+        let products = [
+            // in_q: Σ h_{t-1}ᵀ dq.
+            (
+                h,
+                n,
+                dm.wq,
+                (&s.hs, self.per_mech_t(0, h)),
+                (self.dq, mv(0, dm.wq, n * dm.wq, 1)),
+                mv(off.in_q, h * dm.wq, dm.wq, 1),
+            ),
+            // in_k_w, in_v_w: xᵀ d(k) and xᵀ d(v).
+            (
+                dm.d,
+                1,
+                dm.wq,
+                (&s.x, x_t),
+                (self.dkv, mv(0, 0, self.dkv_width, 1)),
+                mv(off.in_k_w, 0, dm.wq, 1),
+            ),
+            (
+                dm.d,
+                1,
+                dm.vw,
+                (&s.x, x_t),
+                (self.dkv, mv(dm.wq, 0, self.dkv_width, 1)),
+                mv(off.in_v_w, 0, dm.vw, 1),
+            ),
+            // rnn_wx: Σ uᵀ dzx; rnn_wh: Σ h_{t-1}ᵀ dzh.
+            (
+                dm.a,
+                n,
+                dm.gh,
+                (&s.u, self.per_mech_t(0, dm.a)),
+                (self.dz[0], mv(0, dm.gh, n * dm.gh, 1)),
+                mv(off.rnn_wx, dm.a * dm.gh, dm.gh, 1),
+            ),
+            (
+                h,
+                n,
+                dm.gh,
+                (&s.hs, self.per_mech_t(0, h)),
+                (self.dz[1], mv(0, dm.gh, n * dm.gh, 1)),
+                mv(off.rnn_wh, h * dm.gh, dm.gh, 1),
+            ),
+        ];
+        for (m, groups, width, a, bm, c) in products {
+            self.product(ctx, m, groups, width, a, bm, c)?;
+        }
+        Ok(())
+    }
+
+    /// The communication projections: Σ h'ᵀ dP.
+    pub(super) fn projections(&self, ctx: &Context) -> Result<()> {
+        let (dm, off) = (self.dm, self.off);
+        let h = dm.h;
+        for (sidx, width) in [(0, dm.wk), (1, dm.wk), (2, dm.wv)] {
+            self.product(
+                ctx,
+                h,
+                dm.n,
+                width,
+                (&self.s.hp, self.per_mech_t(0, h)),
+                (self.dqkv, mv(sidx * dm.qkv_plane(), dm.w, dm.n * dm.w, 1)),
+                mv(off.comm[sidx], h * width, width, 1),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// C (a view of the store's gradients) += A·B over all T·B rows.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn product(
+        &self,
+        ctx: &Context,
+        m: usize,
+        groups: usize,
+        width: usize,
+        a: (&Tensor, super::MatView),
+        bm: (&Tensor, super::MatView),
+        c: super::MatView,
+    ) -> Result<()> {
+        let rows = self.dm.t * self.dm.b;
+        grouped(
+            ctx,
+            m,
+            groups,
+            rows,
+            width,
+            a,
+            bm,
+            (self.pg, c),
+            None,
+            true,
+            1,
         )
     }
-}
-
-/// The gradients of A's own parameters, each one product over all T·B rows (accumulated into
-/// the store): the recurrent biases and the output and gate layers.
-fn own_weight_gradients(
-    ctx: &Context,
-    dm: Dims,
-    off: &Offsets,
-    s: &Saved,
-    pg: &Tensor,
-    gb: &GradBuffers,
-) -> Result<()> {
-    let (t_len, b, n, h) = (dm.t, dm.b, dm.n, dm.h);
-    let rows = t_len * b;
-    let dz = [&gb.dzx, gb.dzh()];
-    let dog = &gb.dog;
-    // Biases: column sums as products with a row of ones.
-    let ones = Tensor::full(ctx, &[rows * n], 1.0)?;
-    for (plane, o) in [(dz[0], off.rnn_bx), (dz[1], off.rnn_bh)] {
-        grouped(
-            ctx,
-            1,
-            1,
-            rows,
-            n * dm.gh,
-            (&ones, mv(0, 0, rows, 1)),
-            (plane, mv(0, 0, n * dm.gh, 1)),
-            (pg, mv(o, 0, n * dm.gh, 1)),
-            None,
-            true,
-            1,
-        )?;
-    }
-    // Output and gate layers: Σ ctxᵀ d(o | g) over T·B·N rows, and their biases.
-    let bn_rows = rows * n;
-    for (j, (w, bias)) in [(off.fc_w, off.fc_b), (off.gate_w, off.gate_b)]
-        .into_iter()
-        .enumerate()
-    {
-        grouped(
-            ctx,
-            dm.wv,
-            1,
-            bn_rows,
-            h,
-            (&s.ctxb, mv(0, 0, 1, dm.wv)),
-            (dog, mv(j * h, 0, 2 * h, 1)),
-            (pg, mv(w, 0, h, 1)),
-            None,
-            true,
-            1,
-        )?;
-        grouped(
-            ctx,
-            1,
-            1,
-            bn_rows,
-            h,
-            (&ones, mv(0, 0, bn_rows, 1)),
-            (dog, mv(j * h, 0, 2 * h, 1)),
-            (pg, mv(bias, 0, h, 1)),
-            None,
-            true,
-            1,
-        )?;
-    }
-    Ok(())
 }

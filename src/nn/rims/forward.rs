@@ -1,24 +1,110 @@
-//! The variant-A forward of a whole sequence (the step order is in `nn::rims`'s docs): A's
-//! parameters, its buffers and its output and gate layers; the time loop is
-//! [`super::sequence::forward_steps`].
+//! The forward of a whole sequence, one loop for both variants (the step order is in
+//! `nn::rims`'s docs): the states, the gates, the communication and the merge are the same
+//! kernels in both; what a variant does differently (its input attention, its output layer, its
+//! parameters) comes from its [`VariantSteps`]. Also the offsets, sizes and saved activations
+//! the backward shares.
 
-use super::backward::RimsNode;
-use super::sequence::{
-    Dims, Sequence, Variant, VariantBuffers, check_shapes, forward_steps, key_value_products,
-    record, saved_buffers,
-};
-use super::{Call, RimsOptions, RimsOutput, mv, with_inner};
+use super::backward::{SequenceNode, WeightGrads};
+use super::{Call, RimsOptions, RimsOutput, comm_groups, grouped, mv, param_specs, with_inner};
 use crate::device::Context;
-use crate::error::Result;
-use crate::nn::config::RimsConfig;
+use crate::error::{Error, Result};
+use crate::nn::config::{CellKind, RimsConfig, Variant};
 use crate::nn::params::ParamStore;
-use crate::ops::input_attention;
-use crate::ops::matmul::{self, Gemm, MatView};
-use crate::ops::merge;
+use crate::ops::communication::{self, RowMask, qkv_width};
+use crate::ops::input_attention::{self, Dropout};
+use crate::ops::{cell, merge};
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 
-/// The store offsets of the cell's parameters, and which of them can share a dispatch.
+/// What one variant (spec.md §3) does differently inside the shared sequence loops. The
+/// forward calls, per step: `ATTEND`, the gates (with `gate_biases`), the communication (with
+/// the row mask when `ROW_MASK`), `output_layer`, the merge (with `RESIDUAL`); the backward
+/// mirrors them.
+pub(super) trait VariantSteps: Sized + 'static {
+    /// The merge's residual: A gates h' + o, D adds it.
+    const RESIDUAL: merge::Residual;
+    /// Whether the communication masks rows by m_i and drops out P (D) or not (A).
+    const ROW_MASK: bool;
+    /// The store offsets of the parameters only this variant has.
+    fn of(store: &ParamStore) -> Result<Self>;
+    /// The shapes of the buffers whose layout is the variant's own.
+    fn layouts(cfg: &RimsConfig, dm: Dims) -> Layouts;
+    /// Fills kv with every input's keys and values, before the time loop.
+    fn project_inputs(
+        &self,
+        ctx: &Context,
+        store: &ParamStore,
+        off: &Offsets,
+        dm: Dims,
+        xt: &Tensor,
+        kv: &Tensor,
+    ) -> Result<()>;
+    /// The input attention of step t (queries, mask, cell input u): the kernel entry of
+    /// `ops::input_attention` for this variant's layouts.
+    const ATTEND: Attend;
+    /// Its backward of step t (dq and dkv).
+    const ATTEND_BACKWARD: AttendBackward;
+    /// The store offsets of (b_x, b_h), if the gate products have biases.
+    fn gate_biases(&self) -> Option<[usize; 2]>;
+    /// og of step t from the communication's ctx.
+    fn output_layer(
+        &self,
+        ctx: &Context,
+        dm: Dims,
+        t: usize,
+        pv: &Tensor,
+        ctxb: &Tensor,
+        og: &Tensor,
+    ) -> Result<()>;
+    /// Row width of dkv: the keys' and values' gradients and whatever else the variant keeps.
+    fn dkv_width(dm: Dims) -> usize;
+    /// dctx of step t from dog.
+    fn output_layer_backward(
+        &self,
+        ctx: &Context,
+        dm: Dims,
+        t: usize,
+        pv: &Tensor,
+        dog: &Tensor,
+        dctx: &Tensor,
+    ) -> Result<()>;
+    /// Every parameter gradient, after the time loop, in the variant's order (the shared ones
+    /// are [`WeightGrads`]'s methods).
+    fn weight_gradients(&self, ctx: &Context, w: &WeightGrads) -> Result<()>;
+}
+
+/// An input-attention forward entry (`ops::input_attention::forward` or `forward_dido`).
+pub(super) type Attend = fn(
+    &Context,
+    &input_attention::Sizes,
+    usize,
+    usize,
+    Dropout,
+    &input_attention::Forward<'_>,
+) -> Result<()>;
+
+/// An input-attention backward entry (`ops::input_attention::backward` or `backward_dido`).
+pub(super) type AttendBackward = fn(
+    &Context,
+    &input_attention::Sizes,
+    usize,
+    usize,
+    Dropout,
+    &input_attention::Backward<'_>,
+) -> Result<()>;
+
+/// The shapes of the buffers a variant lays out its own way.
+pub(super) struct Layouts {
+    pub(super) kv: Vec<usize>,
+    pub(super) alpha: Vec<usize>,
+    /// og, and dog in the backward.
+    pub(super) og: Vec<usize>,
+    /// The merge's tg (a placeholder where the merge does not use it).
+    pub(super) tg: Vec<usize>,
+}
+
+/// The store offsets of the parameters both variants have, after checking every parameter's
+/// shape against the config.
 #[derive(Clone, Debug)]
 pub(super) struct Offsets {
     pub(super) in_q: usize,
@@ -26,18 +112,23 @@ pub(super) struct Offsets {
     pub(super) in_v_w: usize,
     pub(super) rnn_wx: usize,
     pub(super) rnn_wh: usize,
-    pub(super) rnn_bx: usize,
-    pub(super) rnn_bh: usize,
     pub(super) comm: [usize; 3],
-    pub(super) fc_w: usize,
-    pub(super) gate_w: usize,
-    pub(super) fc_b: usize,
-    pub(super) gate_b: usize,
 }
 
 impl Offsets {
     pub(super) fn of(store: &ParamStore, cfg: &RimsConfig) -> Result<Self> {
-        check_shapes(store, cfg)?;
+        for spec in param_specs(cfg) {
+            let shape = store.shape(&spec.name)?;
+            if shape != spec.shape.as_slice() {
+                return Err(Error::config(
+                    "params",
+                    format!(
+                        "'{}' has shape {shape:?}, the config needs {:?}",
+                        spec.name, spec.shape
+                    ),
+                ));
+            }
+        }
         let o = |n: &str| store.offset(n);
         Ok(Offsets {
             in_q: o("in_q")?,
@@ -45,36 +136,104 @@ impl Offsets {
             in_v_w: o("in_v_w")?,
             rnn_wx: o("rnn_wx")?,
             rnn_wh: o("rnn_wh")?,
-            rnn_bx: o("rnn_bx")?,
-            rnn_bh: o("rnn_bh")?,
             comm: [o("comm_q")?, o("comm_k")?, o("comm_v")?],
-            fc_w: o("comm_fc_w")?,
-            gate_w: o("comm_gate_w")?,
-            fc_b: o("comm_fc_b")?,
-            gate_b: o("comm_gate_b")?,
         })
-    }
-
-    /// What the shared time loops need to know of variant A.
-    pub(super) fn variant(&self) -> Variant {
-        Variant {
-            in_q: self.in_q,
-            in_kv: [self.in_k_w, self.in_v_w],
-            rnn_wx: self.rnn_wx,
-            rnn_wh: self.rnn_wh,
-            rnn_b: Some([self.rnn_bx, self.rnn_bh]),
-            comm: self.comm,
-            residual: merge::Residual::Gated,
-            row_mask: false,
-            attention_forward: input_attention::forward,
-            attention_backward: input_attention::backward,
-        }
     }
 }
 
-/// The variant-A forward of a whole sequence; `x` [T, B, D] and the options were checked by
-/// the caller.
-pub(super) fn forward(
+/// Sizes used everywhere below.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Dims {
+    pub(super) t: usize,
+    pub(super) b: usize,
+    pub(super) n: usize,
+    pub(super) h: usize,
+    pub(super) d: usize,
+    /// h_in·d_k.
+    pub(super) wq: usize,
+    /// The width of the values in kv: the cell input in A, h_in·d_vin in D (whose heads are
+    /// averaged into the cell input).
+    pub(super) vw: usize,
+    /// The cell input of a mechanism.
+    pub(super) a: usize,
+    pub(super) gh: usize,
+    pub(super) wk: usize,
+    /// h_c·d_v.
+    pub(super) wv: usize,
+    pub(super) w: usize,
+    pub(super) hc: usize,
+}
+
+impl Dims {
+    pub(super) fn new(cfg: &RimsConfig, t: usize, b: usize) -> Self {
+        let vw = match cfg.variant {
+            Variant::Authors => cfg.cell_input(),
+            Variant::Dido => cfg.input_heads * cfg.input_value,
+        };
+        Dims {
+            t,
+            b,
+            n: cfg.mechanisms,
+            h: cfg.hidden,
+            d: cfg.input,
+            wq: cfg.input_heads * cfg.input_key,
+            vw,
+            a: cfg.cell_input(),
+            gh: cfg.gate_width(),
+            wk: cfg.comm_heads * cfg.comm_key,
+            wv: cfg.comm_heads * cfg.comm_value,
+            w: qkv_width(&cfg.communication_sizes()),
+            hc: cfg.comm_heads,
+        }
+    }
+
+    pub(super) fn nh(&self) -> usize {
+        self.n * self.h
+    }
+
+    /// Row width of kv: k | v.
+    pub(super) fn kvw(&self) -> usize {
+        self.wq + self.vw
+    }
+
+    /// Elements of one plane of the [3, T, B, N, W] projection buffers.
+    pub(super) fn qkv_plane(&self) -> usize {
+        self.t * self.b * self.n * self.w
+    }
+}
+
+/// Activations saved by the forward for the backward.
+pub(super) struct Saved {
+    pub(super) x: Tensor,
+    pub(super) hs: Tensor,
+    pub(super) cs: Tensor,
+    pub(super) kv: Tensor,
+    pub(super) q: Tensor,
+    pub(super) alpha: Tensor,
+    pub(super) mask: Tensor,
+    pub(super) u: Tensor,
+    pub(super) zh: Tensor,
+    pub(super) act: Tensor,
+    pub(super) hp: Tensor,
+    pub(super) cp: Tensor,
+    pub(super) qkv: Tensor,
+    pub(super) probs: Tensor,
+    pub(super) ctxb: Tensor,
+    pub(super) tg: Tensor,
+}
+
+/// The dropout of step t: both variants draw from (seed, step0 + t), and only when training.
+pub(super) fn dropout(opts: &RimsOptions, cfg: &RimsConfig, t: usize) -> Dropout {
+    Dropout {
+        seed: opts.seed,
+        step: opts.step0.wrapping_add(t as u32),
+        p: if opts.training { cfg.dropout } else { 0.0 },
+    }
+}
+
+/// The forward of a whole sequence in variant `V`; `x` [T, B, D] and the options were checked
+/// by the caller.
+pub(super) fn forward<V: VariantSteps>(
     cfg: &RimsConfig,
     ctx: &Context,
     tape: &mut Tape,
@@ -82,88 +241,198 @@ pub(super) fn forward(
     call: Call,
     opts: &RimsOptions,
 ) -> Result<RimsOutput> {
-    let xs = call.xt.shape();
+    let Call {
+        x,
+        xt,
+        h0,
+        c0,
+        state_vars,
+    } = call;
+    let xs = xt.shape();
     let dm = Dims::new(cfg, xs[0], xs[1]);
-    let (t_len, b, n) = (dm.t, dm.b, dm.n);
+    let (t_len, b, n, h) = (dm.t, dm.b, dm.n, dm.h);
+    let nh = dm.nh();
     let off = Offsets::of(store, cfg)?;
+    let own = V::of(store)?;
+    let layouts = V::layouts(cfg, dm);
     let pv = store.flat_values();
-    let un = |shape: &[usize]| Tensor::uninit(ctx, shape);
-    let own = VariantBuffers {
-        kv: un(&[t_len, b, dm.kvw()])?,
-        alpha: un(&[t_len, b, n, cfg.input_heads])?,
-        og: un(&[t_len, b * n, 2, dm.h])?,
-        tg: un(&[t_len, b * n, 2, dm.h])?,
-    };
-    let s = saved_buffers(ctx, cfg, dm, &call, &own)?;
-    // Keys and values of every input, before the time loop (A's key and value layers have no
-    // biases).
-    key_value_products(ctx, dm, pv, &s.x, &s.kv, 0, [off.in_k_w, off.in_v_w], None)?;
-    // Output and gate Linear layers, shared by all mechanisms: og = ctx·[W_fc | W_g] + b.
-    let output = |t| output_layers(ctx, &off, dm, t, pv, &s.ctxb, &own.og);
-    forward_steps(
-        ctx,
-        cfg,
-        dm,
-        store,
-        opts,
-        &off.variant(),
-        &s,
-        &own.og,
-        output,
-    )?;
-    let seq = Sequence::new(cfg, dm, call, s, store, opts);
-    record(tape, ctx, seq, |seq| Box::new(RimsNode { seq, off }))
-}
+    let lstm = cfg.cell == CellKind::Lstm;
 
-#[allow(clippy::too_many_arguments)]
-fn output_layers(
-    ctx: &Context,
-    off: &Offsets,
-    dm: Dims,
-    t: usize,
-    pv: &Tensor,
-    ctxb: &Tensor,
-    og: &Tensor,
-) -> Result<()> {
-    let rows = dm.b * dm.n;
-    let a = mv(t * rows * dm.wv, 0, dm.wv, 1);
-    let c = mv(t * rows * 2 * dm.h, 0, 2 * dm.h, 1);
-    let pairs_even = off.gate_w > off.fc_w && off.gate_b > off.fc_b;
-    if pairs_even {
-        let g = Gemm {
-            batch: 1,
-            inner: 2,
-            m: rows,
-            n: dm.h,
-            k: dm.wv,
-            a,
-            b: with_inner(mv(off.fc_w, 0, dm.h, 1), off.gate_w - off.fc_w),
-            c: with_inner(c, dm.h),
-            bias: Some(with_inner(mv(off.fc_b, 0, 0, 1), off.gate_b - off.fc_b)),
-            accumulate: false,
-        };
-        return matmul::gemm(ctx, &g, ctxb, pv, Some(pv), og);
+    let zeros = |shape: &[usize]| Tensor::zeros(ctx, shape);
+    let un = |shape: &[usize]| Tensor::uninit(ctx, shape);
+    let hs = zeros(&[t_len + 1, b, nh])?;
+    let cs = if lstm {
+        zeros(&[t_len + 1, b, nh])?
+    } else {
+        zeros(&[1])?
+    };
+    if let Some(h0) = &h0 {
+        hs.copy_from(ctx, h0, 0)?;
     }
-    for (s, (w, bias)) in [(off.fc_w, off.fc_b), (off.gate_w, off.gate_b)]
-        .into_iter()
-        .enumerate()
-    {
-        let g = Gemm {
-            batch: 1,
-            inner: 1,
-            m: rows,
-            n: dm.h,
-            k: dm.wv,
-            a,
-            b: mv(w, 0, dm.h, 1),
-            c: MatView {
-                offset: c.offset + s * dm.h,
-                ..c
-            },
-            bias: Some(mv(bias, 0, 0, 1)),
-            accumulate: false,
-        };
-        matmul::gemm(ctx, &g, ctxb, pv, Some(pv), og)?;
+    if let (Some(c0), true) = (&c0, lstm) {
+        cs.copy_from(ctx, c0, 0)?;
     }
-    Ok(())
+    let kv = un(&layouts.kv)?;
+    let q = un(&[t_len, b, n, dm.wq])?;
+    let alpha = un(&layouts.alpha)?;
+    let mask = un(&[t_len, b, n])?;
+    let u = un(&[t_len, b, n, dm.a])?;
+    let zx = un(&[t_len, b, n, dm.gh])?;
+    let zh = un(&[t_len, b, n, dm.gh])?;
+    let act = un(&[t_len, b, n, dm.gh])?;
+    let hp = un(&[t_len, b, n, h])?;
+    let cp = if lstm {
+        un(&[t_len, b, n, h])?
+    } else {
+        un(&[1])?
+    };
+    let qkv = zeros(&[3, t_len, b, n, dm.w])?;
+    let probs = un(&[t_len, b, dm.hc, n, n])?;
+    let ctxb = un(&[t_len, b, n, dm.wv])?;
+    let og = un(&layouts.og)?;
+    let tg = un(&layouts.tg)?;
+
+    own.project_inputs(ctx, store, &off, dm, &xt, &kv)?;
+
+    let cell_dims = cell::Dims {
+        batch: b,
+        units: n,
+        hidden: h,
+    };
+    // The input-attention kernel indexes in_q from 0: bind the parameter's own view.
+    let in_q = store.value("in_q")?;
+    let attention = input_attention::Forward {
+        hs: &hs,
+        in_q: &in_q,
+        kv: &kv,
+        mask_override: opts.mask_override.as_ref(),
+        q: &q,
+        alpha: &alpha,
+        mask: &mask,
+        u: &u,
+    };
+    let sizes = cfg.input_attention_sizes();
+    let bias = |o: usize| (pv, mv(o, dm.gh, 0, 1));
+    let gate_biases = own.gate_biases();
+    for t in 0..t_len {
+        let drop = dropout(opts, cfg, t);
+        V::ATTEND(ctx, &sizes, b, t, drop, &attention)?;
+        // Gate pre-activations: zx = u·W_x (+ b_x), zh = h·W_h (+ b_h), per mechanism.
+        let step_g = t * b * n * dm.gh;
+        grouped(
+            ctx,
+            b,
+            n,
+            dm.a,
+            dm.gh,
+            (&u, mv(t * b * n * dm.a, dm.a, n * dm.a, 1)),
+            (pv, mv(off.rnn_wx, dm.a * dm.gh, dm.gh, 1)),
+            (&zx, mv(step_g, dm.gh, n * dm.gh, 1)),
+            gate_biases.map(|[bx, _]| bias(bx)),
+            false,
+            1,
+        )?;
+        grouped(
+            ctx,
+            b,
+            n,
+            h,
+            dm.gh,
+            (&hs, mv(t * b * nh, h, nh, 1)),
+            (pv, mv(off.rnn_wh, h * dm.gh, dm.gh, 1)),
+            (&zh, mv(step_g, dm.gh, n * dm.gh, 1)),
+            gate_biases.map(|[_, bh]| bias(bh)),
+            false,
+            1,
+        )?;
+        cell::forward(
+            ctx, cfg.cell, cell_dims, t, &zx, &zh, &hs, &cs, &act, &hp, &cp,
+        )?;
+        // Communication projections of h' (one product for Q, K and V when possible).
+        for (first, count, stride) in comm_groups(off.comm, dm.wk == dm.wv) {
+            let width = if first == 2 { dm.wv } else { dm.wk };
+            let at = first * dm.qkv_plane() + t * b * n * dm.w;
+            grouped(
+                ctx,
+                b,
+                n,
+                h,
+                width,
+                (&hp, mv(t * b * nh, h, nh, 1)),
+                (
+                    pv,
+                    with_inner(mv(off.comm[first], h * width, width, 1), stride),
+                ),
+                (&qkv, with_inner(mv(at, dm.w, n * dm.w, 1), dm.qkv_plane())),
+                None,
+                false,
+                count,
+            )?;
+        }
+        let row_mask = V::ROW_MASK.then_some(RowMask {
+            mask: &mask,
+            dropout: drop,
+        });
+        communication::forward(
+            ctx,
+            &cfg.communication_sizes(),
+            b,
+            t_len,
+            t,
+            &qkv,
+            &probs,
+            &ctxb,
+            row_mask,
+        )?;
+        own.output_layer(ctx, dm, t, pv, &ctxb, &og)?;
+        let f = merge::Forward {
+            residual: V::RESIDUAL,
+            og: &og,
+            hp: &hp,
+            cp: &cp,
+            mask: &mask,
+            hs: &hs,
+            cs: &cs,
+            tg: &tg,
+        };
+        merge::forward(ctx, cfg.cell, b, n, h, t, drop, &f)?;
+    }
+    let out = hs.slice_copy(ctx, b * nh, &[t_len, b, nh])?;
+    let saved = Saved {
+        x: xt,
+        hs: hs.clone(),
+        cs: cs.clone(),
+        kv,
+        q,
+        alpha,
+        mask: mask.clone(),
+        u,
+        zh,
+        act,
+        hp,
+        cp,
+        qkv,
+        probs,
+        ctxb,
+        tg,
+    };
+    let node = SequenceNode {
+        cfg: cfg.clone(),
+        dm,
+        off,
+        own,
+        x,
+        state_vars,
+        saved,
+        store_values: pv.clone(),
+        store_grads: store.flat_grads().clone(),
+        opts: opts.clone(),
+    };
+    let h_var = tape.record_always(out, Box::new(node));
+    Ok(RimsOutput {
+        h: h_var,
+        states: hs,
+        cells: lstm.then_some(cs),
+        masks: mask,
+    })
 }

@@ -5,10 +5,9 @@
 //!
 //! Where things are: this file holds the parameters ([`param_specs`]), the options and output,
 //! the checks every call goes through ([`Rims::forward`]) and the product helpers both variants
-//! share; `sequence.rs` and `sequence_backward.rs` are the two passes' time loops, buffers and
-//! shared products, the same for both variants; `forward.rs` and `backward.rs` are what is
-//! variant A's own (its parameters, buffers, output and gate layers); `dido/` is variant D's
-//! (§3), with D's kernels.
+//! share; `forward.rs` and `backward.rs` are the two passes of both variants, generic over
+//! `VariantSteps`; `authors.rs` (variant A) and `dido.rs` (variant D, §3) hold only what each
+//! variant does differently.
 //!
 //! Per step, forward: input attention (1 dispatch, queries and mask fused), the two grouped
 //! gate matmuls (2), the gates (1), the communication projections (1 when key and value widths
@@ -27,11 +26,10 @@ use crate::ops::matmul::{self, Gemm, MatView};
 use crate::tape::{Grads, Tape, Var};
 use crate::tensor::Tensor;
 
+mod authors;
 mod backward;
 mod dido;
 mod forward;
-mod sequence;
-mod sequence_backward;
 
 /// The canonical parameters of one cell (`docs/spec.md` §4), in an order that keeps the
 /// tensors that share a dispatch next to each other in the store. Variant A: `in_k_b` and
@@ -316,8 +314,10 @@ impl Rims {
             state_vars: StateVars { h0_var, c0_var },
         };
         match cfg.variant {
-            Variant::Dido => dido::forward(cfg, ctx, tape, store, call, opts),
-            Variant::Authors => forward::forward(cfg, ctx, tape, store, call, opts),
+            Variant::Dido => forward::forward::<dido::Dido>(cfg, ctx, tape, store, call, opts),
+            Variant::Authors => {
+                forward::forward::<authors::Authors>(cfg, ctx, tape, store, call, opts)
+            }
         }
     }
 }
@@ -345,12 +345,12 @@ type StateVar = (Var, Vec<usize>);
 impl StateVars {
     /// Adds `dh` and `dc` ([B, N·H], the backward's carries after step 1, i.e. dL/dh_0 and
     /// dL/dc_0) to the values that want them, in each value's own shape.
-    fn add(&self, ctx: &Context, grads: &mut Grads, dh: Tensor, dc: Tensor) -> Result<()> {
-        for (var, g) in [(&self.h0_var, dh), (&self.c0_var, dc)] {
+    fn add(self, ctx: &Context, grads: &mut Grads, dh: Tensor, dc: Tensor) -> Result<()> {
+        for (var, g) in [(self.h0_var, dh), (self.c0_var, dc)] {
             if let Some((v, shape)) = var
-                && grads.wants(*v)
+                && grads.wants(v)
             {
-                grads.add(ctx, *v, g.reshape(shape)?)?;
+                grads.add(ctx, v, g.reshape(&shape)?)?;
             }
         }
         Ok(())
