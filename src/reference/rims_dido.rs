@@ -1,5 +1,8 @@
 //! f64 oracle for the RIMs cell in dido1998's variant ("variant D", `docs/spec.md` §3) over a
 //! sequence, forward and backward. The shape of [`super::rims`] (variant A), with D's maths.
+//! Each family's own maths is its file's: steps 2-5 are `reference::input_attention`'s
+//! `forward_dido`, the attention of 7 `reference::communication::forward_dido`, the residual
+//! and 8 `reference::merge::forward_dido`; this file adds the products between them.
 //!
 //! One step t (dropout step index `step0 + t`, probability `cfg.dropout`), for each row b:
 //! 1. k_x = x_t·in_k_w + in_k_b, k_∅ = in_k_b; v_x = x_t·in_v_w + in_v_b, v_∅ = in_v_b (the
@@ -27,7 +30,7 @@
 
 use crate::reference::dropout::factor;
 use crate::reference::recurrent::{self, CellWeights};
-use crate::reference::rims::top_k_mask;
+use crate::reference::{communication, input_attention, merge};
 use crate::spec::cell::{CellKind, RimsConfig};
 
 mod backward;
@@ -36,10 +39,8 @@ mod params;
 pub use backward::backward;
 pub use params::DidoParams;
 
-/// Dropout tensor id of the input attention's probabilities (variant D).
-pub const DROPOUT_IN_PROBS: u32 = 4;
-/// Dropout tensor id of the communication probabilities (variant D).
-pub const DROPOUT_COMM_PROBS: u32 = 5;
+pub use crate::reference::communication::DROPOUT_PROBS as DROPOUT_COMM_PROBS;
+pub use crate::reference::input_attention::DROPOUT_PROBS as DROPOUT_IN_PROBS;
 
 /// Sizes used by the loops.
 #[derive(Clone, Copy, Debug)]
@@ -82,6 +83,29 @@ impl Dims {
             wvin: cfg.input_heads * cfg.input_value,
             wk: cfg.comm_heads * cfg.comm_key,
             wv: cfg.comm_heads * cfg.comm_value,
+        }
+    }
+}
+
+impl Dims {
+    /// The input attention's sizes (d_vin per head).
+    fn input_attention(&self) -> input_attention::Sizes {
+        input_attention::Sizes {
+            n: self.n,
+            h: self.h,
+            heads: self.hin,
+            dk: self.dk,
+            dv: self.a,
+        }
+    }
+
+    /// The communication attention's sizes (d_vc = H).
+    fn communication(&self) -> communication::Sizes {
+        communication::Sizes {
+            n: self.n,
+            heads: self.hc,
+            dk: self.dkc,
+            dv: self.h,
         }
     }
 }
@@ -233,16 +257,14 @@ fn run(
         n,
         h,
         d,
-        hin,
-        dk,
         a,
         gh,
         hc,
-        dkc,
         wq,
         wvin,
         wk,
         wv,
+        ..
     } = dm;
     let lstm = cfg.cell == CellKind::Lstm;
     let nh = n * h;
@@ -289,9 +311,7 @@ fn run(
         h_hat: z(t_len * st),
     };
     let zero_bias = z(gh);
-    let inv_dk = 1.0 / (dk as f64).sqrt();
-    let inv_dkc = 1.0 / (dkc as f64).sqrt();
-    let dvc = h;
+    let (ia_sizes, comm_sizes) = (dm.input_attention(), dm.communication());
     for t in 0..t_len {
         let step = step0.wrapping_add(t as u32);
         let h_prev = if t == 0 {
@@ -309,73 +329,31 @@ fn run(
             let xr = &x[tb * d..(tb + 1) * d];
             let hr = &h_prev[b * nh..(b + 1) * nh];
 
-            // 1. Keys and values of the input (biased) and queries.
-            for col in 0..wq {
-                f.k[tb * wq + col] =
-                    p.in_k_b[col] + (0..d).map(|e| xr[e] * p.in_k_w[e * wq + col]).sum::<f64>();
-            }
-            for col in 0..wvin {
-                f.v[tb * wvin + col] = p.in_v_b[col]
-                    + (0..d)
-                        .map(|e| xr[e] * p.in_v_w[e * wvin + col])
-                        .sum::<f64>();
-            }
-            for i in 0..n {
-                for col in 0..wq {
-                    f.q[(tb * n + i) * wq + col] = (0..h)
-                        .map(|r| hr[i * h + r] * p.in_q[(i * h + r) * wq + col])
-                        .sum();
-                }
-            }
-            let vbar =
-                |v: &[f64], c: usize| (0..hin).map(|e| v[e * a + c]).sum::<f64>() / hin as f64;
-            let vx: Vec<f64> = (0..a)
-                .map(|c| vbar(&f.v[tb * wvin..(tb + 1) * wvin], c))
-                .collect();
-            let vn: Vec<f64> = (0..a).map(|c| vbar(&p.in_v_b, c)).collect();
-
-            // 2. Head-averaged scores on both slots.
-            for i in 0..n {
-                let qi = &f.q[(tb * n + i) * wq..(tb * n + i + 1) * wq];
-                let score = |k: &[f64]| {
-                    (0..hin)
-                        .map(|e| (0..dk).map(|c| qi[e * dk + c] * k[e * dk + c]).sum::<f64>())
-                        .sum::<f64>()
-                        * inv_dk
-                        / hin as f64
-                };
-                f.score_x[tb * n + i] = score(&f.k[tb * wq..(tb + 1) * wq]);
-                f.score_null[tb * n + i] = score(&p.in_k_b);
-            }
-
-            // 3. The mask: the k largest raw s̄_x.
-            let mask = match mask_override {
-                Some(m) => m[tb * n..(tb + 1) * n].to_vec(),
-                None => top_k_mask(&f.score_x[tb * n..(tb + 1) * n], cfg.active),
-            };
-            f.masks[tb * n..(tb + 1) * n].copy_from_slice(&mask);
-
-            // 4-5. Softmax over the two slots, dropout on the probabilities, masked input.
-            for i in 0..n {
-                let (sx, sn) = (f.score_x[tb * n + i], f.score_null[tb * n + i]);
-                let top = sx.max(sn);
-                let (ex, en) = ((sx - top).exp(), (sn - top).exp());
-                let ax = ex / (ex + en);
-                f.alpha[tb * n + i] = ax;
-                let drop = |slot: usize| {
-                    factor(
-                        seed,
-                        step,
-                        DROPOUT_IN_PROBS,
-                        ((b * n + i) * 2 + slot) as u32,
-                        pd,
-                    )
-                };
-                let (wx, wn) = (ax * drop(0), (1.0 - ax) * drop(1));
-                for c in 0..a {
-                    f.u[(tb * n + i) * a + c] = mask[i] * (wx * vx[c] + wn * vn[c]);
-                }
-            }
+            // 1. Keys and values of the input (biased products), then 2-5, the input attention.
+            let kx = biased(xr, &p.in_k_w, &p.in_k_b);
+            let vx = biased(xr, &p.in_v_w, &p.in_v_b);
+            let over = mask_override.map(|m| &m[tb * n..(tb + 1) * n]);
+            let keep_in =
+                |x: usize| factor(seed, step, DROPOUT_IN_PROBS, (b * n * 2 + x) as u32, pd);
+            let ia = input_attention::forward_dido(
+                &ia_sizes,
+                &p.in_q,
+                hr,
+                (&kx, &p.in_k_b),
+                (&vx, &p.in_v_b),
+                cfg.active,
+                over,
+                keep_in,
+            );
+            f.k[tb * wq..(tb + 1) * wq].copy_from_slice(&kx);
+            f.v[tb * wvin..(tb + 1) * wvin].copy_from_slice(&vx);
+            f.q[tb * n * wq..(tb + 1) * n * wq].copy_from_slice(&ia.q);
+            f.score_x[tb * n..(tb + 1) * n].copy_from_slice(&ia.score_x);
+            f.score_null[tb * n..(tb + 1) * n].copy_from_slice(&ia.score_null);
+            f.alpha[tb * n..(tb + 1) * n].copy_from_slice(&ia.alpha);
+            f.masks[tb * n..(tb + 1) * n].copy_from_slice(&ia.mask);
+            f.u[tb * n * a..(tb + 1) * n * a].copy_from_slice(&ia.u);
+            let mask = ia.mask;
 
             // 6. Every mechanism's cell.
             for j in 0..n {
@@ -420,64 +398,54 @@ fn run(
                         .sum();
                 }
             }
-            for m in 0..hc {
-                for i in 0..n {
-                    let s: Vec<f64> = (0..n)
-                        .map(|j| {
-                            (0..dkc)
-                                .map(|c| {
-                                    f.cq[(tb * n + i) * wk + m * dkc + c]
-                                        * f.ck[(tb * n + j) * wk + m * dkc + c]
-                                })
-                                .sum::<f64>()
-                                * inv_dkc
-                        })
-                        .collect();
-                    let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    let ex: Vec<f64> = s.iter().map(|v| (v - mx).exp()).collect();
-                    let zs: f64 = ex.iter().sum();
-                    for j in 0..n {
-                        let pi = ((tb * hc + m) * n + i) * n + j;
-                        let index = (((b * hc + m) * n + i) * n + j) as u32;
-                        f.probs[pi] = ex[j] / zs;
-                        f.probs_used[pi] = f.probs[pi]
-                            * mask[i]
-                            * factor(seed, step, DROPOUT_COMM_PROBS, index, pd);
-                    }
-                    for c in 0..dvc {
-                        f.ctx[(tb * n + i) * wv + m * dvc + c] = (0..n)
-                            .map(|j| {
-                                f.probs_used[((tb * hc + m) * n + i) * n + j]
-                                    * f.cv[(tb * n + j) * wv + m * dvc + c]
-                            })
-                            .sum();
-                    }
-                }
-            }
+            let keep_p = |x: usize| {
+                let index = (b * hc * n * n + x) as u32;
+                factor(seed, step, DROPOUT_COMM_PROBS, index, pd)
+            };
+            let att = communication::forward_dido(
+                &comm_sizes,
+                &f.cq[tb * n * wk..(tb + 1) * n * wk],
+                &f.ck[tb * n * wk..(tb + 1) * n * wk],
+                &f.cv[tb * n * wv..(tb + 1) * n * wv],
+                &mask,
+                keep_p,
+            );
+            let probs = tb * hc * n * n..(tb + 1) * hc * n * n;
+            f.probs[probs.clone()].copy_from_slice(&att.probs);
+            f.probs_used[probs].copy_from_slice(&att.probs_used);
+            f.ctx[tb * n * wv..(tb + 1) * n * wv].copy_from_slice(&att.ctx);
+
+            // 7-8. The output's product, then the plain residual and the merge.
+            let mut o = vec![0.0; nh];
             for i in 0..n {
-                let ci = &f.ctx[(tb * n + i) * wv..(tb * n + i + 1) * wv];
+                let ci = &att.ctx[i * wv..(i + 1) * wv];
                 for e in 0..h {
-                    let idx = (tb * n + i) * h + e;
-                    let o: f64 = (0..wv)
+                    o[i * h + e] = (0..wv)
                         .map(|c| ci[c] * p.comm_out_w[(i * wv + c) * h + e])
                         .sum();
-                    f.h_hat[idx] = f.h_prime[idx] + o;
                 }
             }
-
-            // 8. Merge.
-            for i in 0..n {
-                let m = mask[i];
-                for e in 0..h {
-                    let idx = (tb * n + i) * h + e;
-                    let prev = b * nh + i * h + e;
-                    f.h[idx] = m * f.h_hat[idx] + (1.0 - m) * h_prev[prev];
-                    if lstm {
-                        f.c[idx] = m * f.c_prime[idx] + (1.0 - m) * c_prev[prev];
-                    }
-                }
+            let rows = tb * nh..(tb + 1) * nh;
+            let cells = lstm.then(|| (&f.c_prime[rows.clone()], &c_prev[b * nh..(b + 1) * nh]));
+            let mg = merge::forward_dido(&o, &f.h_prime[rows.clone()], &mask, hr, cells);
+            f.h_hat[rows.clone()].copy_from_slice(&mg.h_hat);
+            f.h[rows.clone()].copy_from_slice(&mg.h);
+            if lstm {
+                f.c[rows].copy_from_slice(&mg.c);
             }
         }
     }
     f
+}
+
+/// x·w + b for one row: x [in], w [in, out], b [out].
+fn biased(x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+    (0..b.len())
+        .map(|col| {
+            b[col]
+                + (0..x.len())
+                    .map(|e| x[e] * w[e * b.len() + col])
+                    .sum::<f64>()
+        })
+        .collect()
 }

@@ -1,7 +1,9 @@
 //! The `merge` op (`ops::merge`, variant A's gated residual and the merge that keeps inactive
 //! mechanisms' state) on both devices against its own oracle, `reference::merge`, batch row by
 //! batch row over a few steps, with dropout on o: h_t, c_t, tanh(o) and γ forward; the
-//! gradients of o, the gate, h', c' and the carried dh, dc backward.
+//! gradients of o, the gate, h', c' and the carried dh, dc backward. Variant D's flag
+//! (`Residual::Plain`: ĥ = h' + o) against `reference::merge::{forward_dido, backward_dido}`
+//! the same way (og and dog then hold o alone).
 
 use rims::nn::CellKind;
 use rims::ops::input_attention::Dropout;
@@ -13,8 +15,21 @@ use rims::{Context, Tensor};
 
 use crate::common::{assert_close, to_f64};
 
-fn check(ctx: &Context, kind: CellKind, [b, n, h]: [usize; 3], t_len: usize, seed: u64) {
+/// Variant A's gated residual, or with `dido` variant D's plain one.
+fn check(
+    ctx: &Context,
+    kind: CellKind,
+    [b, n, h]: [usize; 3],
+    t_len: usize,
+    dido: bool,
+    seed: u64,
+) {
     let lstm = kind == CellKind::Lstm;
+    let (residual, width) = if dido {
+        (Residual::Plain, 1)
+    } else {
+        (Residual::Gated, 2)
+    };
     let nh = n * h;
     let drop = Dropout {
         seed: 5,
@@ -22,7 +37,7 @@ fn check(ctx: &Context, kind: CellKind, [b, n, h]: [usize; 3], t_len: usize, see
         p: 0.2,
     };
     let mut rng = Rng::new(seed);
-    let og = rng.vec_f32(t_len * b * n * 2 * h, -2.0, 2.0);
+    let og = rng.vec_f32(t_len * b * n * width * h, -2.0, 2.0);
     let hp = rng.vec_f32(t_len * b * nh, -1.0, 1.0);
     let cp = rng.vec_f32(t_len * b * nh, -1.0, 1.0);
     let mask: Vec<f32> = (0..t_len * b * n).map(|_| rng.below(2) as f32).collect();
@@ -39,14 +54,14 @@ fn check(ctx: &Context, kind: CellKind, [b, n, h]: [usize; 3], t_len: usize, see
         up(&[t_len + 1, b, nh], &v)
     };
     let (og_t, hp_t, cp_t) = (
-        up(&[t_len, b * n, 2, h], &og),
+        up(&[t_len, b * n, width, h], &og),
         up(&[t_len, b, n, h], &hp),
         up(&[t_len, b, n, h], &cp),
     );
     let (mask_t, hs, cs) = (up(&[t_len, b, n], &mask), states(&h0), states(&c0));
     let (tg, dog, dres) = (
         zeros(&[t_len, b * n, 2, h]),
-        zeros(&[t_len, b * n, 2, h]),
+        zeros(&[t_len, b * n, width, h]),
         zeros(&[2, b, n, h]),
     );
     let (dh_out_t, dh, dc) = (
@@ -56,7 +71,7 @@ fn check(ctx: &Context, kind: CellKind, [b, n, h]: [usize; 3], t_len: usize, see
     );
     for t in 0..t_len {
         let f = op::Forward {
-            residual: Residual::Gated,
+            residual,
             og: &og_t,
             hp: &hp_t,
             cp: &cp_t,
@@ -69,7 +84,7 @@ fn check(ctx: &Context, kind: CellKind, [b, n, h]: [usize; 3], t_len: usize, see
     }
     for t in (0..t_len).rev() {
         let bw = op::Backward {
-            residual: Residual::Gated,
+            residual,
             mask: &mask_t,
             dh_out: &dh_out_t,
             tg: &tg,
@@ -101,31 +116,28 @@ fn check(ctx: &Context, kind: CellKind, [b, n, h]: [usize; 3], t_len: usize, see
     );
     let (mut h_state, mut c_state) = (vec![to_f64(&h0)], vec![to_f64(&c0)]);
     let mut rows = Vec::new();
-    let (mut want_tg, mut want_dog) = (vec![0.0; og.len()], vec![0.0; og.len()]);
+    let (mut want_tg, mut want_dog) = (vec![0.0; 2 * og.len() / width], vec![0.0; og.len()]);
     for t in 0..t_len {
         let (mut h_next, mut c_next) = (Vec::new(), Vec::new());
         for bi in 0..b {
             let tb = t * b + bi;
             let (units, mech) = (tb * nh..(tb + 1) * nh, tb * n..(tb + 1) * n);
-            // og is [B·N, 2, H]: o then the gate, per mechanism.
+            // og is [B·N, 2, H]: o then the gate, per mechanism ([B·N, H], o alone, in D).
             let block = |k: usize| -> Vec<f64> {
                 (0..nh)
-                    .map(|x| og[((tb * n + x / h) * 2 + k) * h + x % h])
+                    .map(|x| og[((tb * n + x / h) * width + k) * h + x % h])
                     .collect()
             };
             let state = bi * nh..(bi + 1) * nh;
             let cells = lstm.then(|| (&cp[units.clone()], &c_state[t][state.clone()]));
             let keep = |x: usize| keep_o(bi, x);
-            let row = reference::forward(
-                &block(0),
-                &block(1),
-                &hp[units],
-                &mask[mech],
-                &h_state[t][state],
-                cells,
-                keep,
-            );
-            for x in 0..nh {
+            let (hp, mask, h_prev) = (&hp[units], &mask[mech], &h_state[t][state]);
+            let row = if dido {
+                reference::forward_dido(&block(0), hp, mask, h_prev, cells)
+            } else {
+                reference::forward(&block(0), &block(1), hp, mask, h_prev, cells, keep)
+            };
+            for x in (0..nh).filter(|_| !dido) {
                 let at = |k: usize| ((tb * n + x / h) * 2 + k) * h + x % h;
                 (want_tg[at(0)], want_tg[at(1)]) = (row.tanh_o[x], row.gamma[x]);
             }
@@ -148,17 +160,18 @@ fn check(ctx: &Context, kind: CellKind, [b, n, h]: [usize; 3], t_len: usize, see
             let keep = |x: usize| keep_o(bi, x);
             let row = &rows[tb];
             let dc_t = lstm.then(|| &dc_want[state.clone()]);
-            let g = reference::backward(
-                &row.tanh_o,
-                &row.gamma,
-                &mask[tb * n..(tb + 1) * n],
-                &dh_t,
-                dc_t,
-                keep,
-            );
+            let mask = &mask[tb * n..(tb + 1) * n];
+            let g = if dido {
+                reference::backward_dido(mask, &dh_t, dc_t)
+            } else {
+                reference::backward(&row.tanh_o, &row.gamma, mask, &dh_t, dc_t, keep)
+            };
             for x in 0..nh {
-                let at = |k: usize| ((tb * n + x / h) * 2 + k) * h + x % h;
-                (want_dog[at(0)], want_dog[at(1)]) = (g.d_o[x], g.d_gate[x]);
+                let at = |k: usize| ((tb * n + x / h) * width + k) * h + x % h;
+                want_dog[at(0)] = g.d_o[x];
+                if !dido {
+                    want_dog[at(1)] = g.d_gate[x];
+                }
             }
             // dres holds the last step the backward ran (t = 0).
             dres_want[state.clone()].copy_from_slice(&g.dh_prime);
@@ -169,7 +182,7 @@ fn check(ctx: &Context, kind: CellKind, [b, n, h]: [usize; 3], t_len: usize, see
             }
         }
     }
-    let what = |name: &str| format!("{kind:?} B={b} N={n} H={h} {name}");
+    let what = |name: &str| format!("{kind:?} D={dido} B={b} N={n} H={h} {name}");
     let hs_got = hs.to_vec(ctx).unwrap();
     assert_close(
         &what("h_t"),
@@ -187,13 +200,12 @@ fn check(ctx: &Context, kind: CellKind, [b, n, h]: [usize; 3], t_len: usize, see
             1e-5,
         );
     }
-    assert_close(
-        &what("tanh(o), γ"),
-        &tg.to_vec(ctx).unwrap(),
-        &want_tg,
-        1e-6,
-        1e-5,
-    );
+    let got_tg = tg.to_vec(ctx).unwrap();
+    if dido {
+        assert!(got_tg.iter().all(|&v| v == 0.0), "{}", what("tg written"));
+    } else {
+        assert_close(&what("tanh(o), γ"), &got_tg, &want_tg, 1e-6, 1e-5);
+    }
     assert_close(
         &what("d(o, gate)"),
         &dog.to_vec(ctx).unwrap(),
@@ -219,8 +231,17 @@ device_test!(merge_matches_its_reference);
 fn merge_matches_its_reference(ctx: &Context) {
     for kind in [CellKind::Lstm, CellKind::Gru] {
         // N = 5, H = 3; one mechanism of one unit; B·N·H past one workgroup of 64 threads.
-        check(ctx, kind, [2, 5, 3], 3, 1);
-        check(ctx, kind, [1, 1, 1], 2, 2);
-        check(ctx, kind, [3, 4, 7], 2, 3);
+        check(ctx, kind, [2, 5, 3], 3, false, 1);
+        check(ctx, kind, [1, 1, 1], 2, false, 2);
+        check(ctx, kind, [3, 4, 7], 2, false, 3);
+    }
+}
+
+device_test!(merge_dido_matches_its_reference);
+fn merge_dido_matches_its_reference(ctx: &Context) {
+    for kind in [CellKind::Lstm, CellKind::Gru] {
+        check(ctx, kind, [2, 5, 3], 3, true, 4);
+        check(ctx, kind, [1, 1, 1], 2, true, 5);
+        check(ctx, kind, [3, 4, 7], 2, true, 6);
     }
 }

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::reference::dropout::factor;
 use crate::reference::recurrent::{self, CellGrads, CellSaved};
+use crate::reference::{communication, input_attention, merge};
 
 /// The pseudo-gradient of a sequence run by [`forward`] (or [`forward_frozen`]) with the same
 /// inputs: `dh` [T, B, N·H] is dL/dh_t for every step, `dc_last` [B, N·H] dL/dc_T (LSTM).
@@ -32,25 +33,21 @@ pub fn backward(
         n,
         h,
         d,
-        hin,
-        dk,
         a,
         gh,
         hc,
-        dkc,
         wq,
         wvin,
         wk,
         wv,
+        ..
     } = dm;
     let lstm = cfg.cell == CellKind::Lstm;
     let nh = n * h;
     let st = bsz * nh;
     assert_eq!(dh.len(), t_len * st, "dh");
     let pd = cfg.dropout;
-    let inv_dk = 1.0 / (dk as f64).sqrt();
-    let inv_dkc = 1.0 / (dkc as f64).sqrt();
-    let dvc = h;
+    let (ia_sizes, comm_sizes) = (dm.input_attention(), dm.communication());
     let zero_bias = vec![0.0; gh];
     let (mut bias_gx, mut bias_gh) = (vec![0.0; gh], vec![0.0; gh]);
 
@@ -64,9 +61,6 @@ pub fn backward(
         (true, None) => vec![0.0; st],
         (false, _) => Vec::new(),
     };
-    let vn: Vec<f64> = (0..a)
-        .map(|c| (0..hin).map(|e| p.in_v_b[e * a + c]).sum::<f64>() / hin as f64)
-        .collect();
 
     for t in (0..t_len).rev() {
         let step = step0.wrapping_add(t as u32);
@@ -88,71 +82,51 @@ pub fn backward(
             let hr = &h_prev[b * nh..(b + 1) * nh];
             let mask = &fwd.masks[tb * n..(tb + 1) * n];
 
-            // 8. Merge.
-            let mut dhhat = vec![0.0; nh];
-            let mut dcp = vec![0.0; nh];
-            for i in 0..n {
-                let m = mask[i];
-                for e in 0..h {
-                    let ih = i * h + e;
-                    let dht = dh[tb * nh + ih] + dh_carry[b * nh + ih];
-                    dhhat[ih] = m * dht;
-                    dh_prev[b * nh + ih] += (1.0 - m) * dht;
-                    if lstm {
-                        dcp[ih] = m * dc_carry[b * nh + ih];
-                        dc_prev[b * nh + ih] += (1.0 - m) * dc_carry[b * nh + ih];
-                    }
+            // 8-7. The merge and plain residual: ĥ = h' + ctx·W_out passes dĥ to h' and to o.
+            let dht: Vec<f64> = (0..nh)
+                .map(|e| dh[tb * nh + e] + dh_carry[b * nh + e])
+                .collect();
+            let dct = lstm.then(|| &dc_carry[b * nh..(b + 1) * nh]);
+            let mg = merge::backward_dido(mask, &dht, dct);
+            for x in 0..nh {
+                dh_prev[b * nh + x] += mg.dh_prev[x];
+                if lstm {
+                    dc_prev[b * nh + x] += mg.dc_prev[x];
                 }
             }
-
-            // 7. Communication: ĥ = h' + ctx·W_out passes dĥ to h' and to o.
-            let mut dhp = dhhat.clone();
+            let dcp = mg.dc_prime;
+            let mut dhp = mg.dh_prime;
             let mut dctx = vec![0.0; n * wv];
             for i in 0..n {
                 let ci = &fwd.ctx[(tb * n + i) * wv..(tb * n + i + 1) * wv];
                 for c in 0..wv {
                     for e in 0..h {
                         let wi = (i * wv + c) * h + e;
-                        g.comm_out_w[wi] += ci[c] * dhhat[i * h + e];
-                        dctx[i * wv + c] += dhhat[i * h + e] * p.comm_out_w[wi];
+                        g.comm_out_w[wi] += ci[c] * mg.d_o[i * h + e];
+                        dctx[i * wv + c] += mg.d_o[i * h + e] * p.comm_out_w[wi];
                     }
                 }
             }
-            let mut dcq = vec![0.0; n * wk];
-            let mut dck = vec![0.0; n * wk];
-            let mut dcv = vec![0.0; n * wv];
-            for m in 0..hc {
-                for i in 0..n {
-                    let pr = |j: usize| fwd.probs[((tb * hc + m) * n + i) * n + j];
-                    let pu = |j: usize| fwd.probs_used[((tb * hc + m) * n + i) * n + j];
-                    // dP̃, then through the row mask and dropout to dP.
-                    let dp: Vec<f64> = (0..n)
-                        .map(|j| {
-                            let index = (((b * hc + m) * n + i) * n + j) as u32;
-                            let keep = mask[i] * factor(seed, step, DROPOUT_COMM_PROBS, index, pd);
-                            keep * (0..dvc)
-                                .map(|c| {
-                                    dctx[i * wv + m * dvc + c]
-                                        * fwd.cv[(tb * n + j) * wv + m * dvc + c]
-                                })
-                                .sum::<f64>()
-                        })
-                        .collect();
-                    let row: f64 = (0..n).map(|j| pr(j) * dp[j]).sum();
-                    for j in 0..n {
-                        for c in 0..dvc {
-                            dcv[j * wv + m * dvc + c] += pu(j) * dctx[i * wv + m * dvc + c];
-                        }
-                        let ds = pr(j) * (dp[j] - row) * inv_dkc;
-                        for c in 0..dkc {
-                            dcq[i * wk + m * dkc + c] +=
-                                ds * fwd.ck[(tb * n + j) * wk + m * dkc + c];
-                            dck[j * wk + m * dkc + c] +=
-                                ds * fwd.cq[(tb * n + i) * wk + m * dkc + c];
-                        }
-                    }
-                }
-            }
+
+            // 7. The attention (P̃ = P·m_i·dropout), then the projections' products.
+            let keep_p = |x: usize| {
+                let index = (b * hc * n * n + x) as u32;
+                factor(seed, step, DROPOUT_COMM_PROBS, index, pd)
+            };
+            let communication::Grads {
+                dq: dcq,
+                dk: dck,
+                dv: dcv,
+            } = communication::backward_dido(
+                &comm_sizes,
+                &fwd.cq[tb * n * wk..(tb + 1) * n * wk],
+                &fwd.ck[tb * n * wk..(tb + 1) * n * wk],
+                &fwd.cv[tb * n * wv..(tb + 1) * n * wv],
+                &fwd.probs[tb * hc * n * n..(tb + 1) * hc * n * n],
+                mask,
+                &dctx,
+                keep_p,
+            );
             for j in 0..n {
                 let hj = &fwd.comm_in[(tb * n + j) * h..(tb * n + j + 1) * h];
                 for r in 0..h {
@@ -215,46 +189,23 @@ pub fn backward(
                 );
             }
 
-            // 5-1. Input attention (the mask is a constant).
-            let vx: Vec<f64> = (0..a)
-                .map(|c| (0..hin).map(|e| fwd.v[tb * wvin + e * a + c]).sum::<f64>() / hin as f64)
-                .collect();
-            let mut dkx = vec![0.0; wq];
-            let mut dkn = vec![0.0; wq];
-            let mut dvx = vec![0.0; a];
-            let mut dvn = vec![0.0; a];
+            // 5-1. Input attention (the mask is a constant), then the products of the queries
+            // and of the input's key and value.
+            let keep_in =
+                |x: usize| factor(seed, step, DROPOUT_IN_PROBS, (b * n * 2 + x) as u32, pd);
+            let ig = input_attention::backward_dido(
+                &ia_sizes,
+                (&fwd.k[tb * wq..(tb + 1) * wq], &p.in_k_b),
+                (&fwd.v[tb * wvin..(tb + 1) * wvin], &p.in_v_b),
+                &fwd.q[tb * n * wq..(tb + 1) * n * wq],
+                &fwd.alpha[tb * n..(tb + 1) * n],
+                mask,
+                &du[tb * n * a..(tb + 1) * n * a],
+                keep_in,
+            );
             for i in 0..n {
-                let ax = fwd.alpha[tb * n + i];
-                let an = 1.0 - ax;
-                let drop = |slot: usize| {
-                    factor(
-                        seed,
-                        step,
-                        DROPOUT_IN_PROBS,
-                        ((b * n + i) * 2 + slot) as u32,
-                        pd,
-                    )
-                };
-                let (kx, kn) = (mask[i] * drop(0), mask[i] * drop(1));
-                let dui = &du[(tb * n + i) * a..(tb * n + i + 1) * a];
-                let (mut dax, mut dan) = (0.0, 0.0);
-                for c in 0..a {
-                    dax += dui[c] * vx[c] * kx;
-                    dan += dui[c] * vn[c] * kn;
-                    dvx[c] += ax * kx * dui[c];
-                    dvn[c] += an * kn * dui[c];
-                }
-                let dot = ax * dax + an * dan;
-                // d(s̄) per slot, then per head (the mean), then through q·k/√d_k.
-                let (dsx, dsn) = (
-                    ax * (dax - dot) / hin as f64 * inv_dk,
-                    an * (dan - dot) / hin as f64 * inv_dk,
-                );
                 for col in 0..wq {
-                    let dqv = dsx * fwd.k[tb * wq + col] + dsn * p.in_k_b[col];
-                    let qv = fwd.q[(tb * n + i) * wq + col];
-                    dkx[col] += dsx * qv;
-                    dkn[col] += dsn * qv;
+                    let dqv = ig.dq[i * wq + col];
                     for r in 0..h {
                         let wi = (i * h + r) * wq + col;
                         g.in_q[wi] += hr[i * h + r] * dqv;
@@ -263,21 +214,19 @@ pub fn backward(
                 }
             }
             for col in 0..wq {
-                g.in_k_b[col] += dkx[col] + dkn[col];
+                g.in_k_b[col] += ig.dk[col] + ig.dk_null[col];
             }
             for col in 0..wvin {
-                // Each head's value enters the mean with weight 1/h_in.
-                g.in_v_b[col] += (dvx[col % a] + dvn[col % a]) / hin as f64;
+                g.in_v_b[col] += ig.dv[col] + ig.dv_null[col];
             }
             for e in 0..d {
                 for col in 0..wq {
-                    g.in_k_w[e * wq + col] += xr[e] * dkx[col];
-                    dx[tb * d + e] += dkx[col] * p.in_k_w[e * wq + col];
+                    g.in_k_w[e * wq + col] += xr[e] * ig.dk[col];
+                    dx[tb * d + e] += ig.dk[col] * p.in_k_w[e * wq + col];
                 }
                 for col in 0..wvin {
-                    let dv = dvx[col % a] / hin as f64;
-                    g.in_v_w[e * wvin + col] += xr[e] * dv;
-                    dx[tb * d + e] += dv * p.in_v_w[e * wvin + col];
+                    g.in_v_w[e * wvin + col] += xr[e] * ig.dv[col];
+                    dx[tb * d + e] += ig.dv[col] * p.in_v_w[e * wvin + col];
                 }
             }
         }
