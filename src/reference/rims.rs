@@ -28,7 +28,6 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::reference::dropout::factor;
-use crate::reference::recurrent::{self, CellWeights};
 use crate::reference::{communication, input_attention, merge};
 use crate::spec::cell::{CellKind, RimsConfig};
 
@@ -36,99 +35,22 @@ pub use crate::reference::input_attention::{DROPOUT_U, top_k_mask};
 pub use crate::reference::merge::DROPOUT_COMM;
 
 mod backward;
-mod params;
+pub(super) mod params;
+pub(super) mod shared;
+
+use shared::{
+    CellParams, Cells, Dims, before, cells_forward, check_inputs, projections_forward, row_times,
+};
 
 pub use backward::backward;
 pub use params::RimsParams;
 
-/// Sizes used by the loops.
-#[derive(Clone, Copy, Debug)]
-struct Dims {
-    b: usize,
-    n: usize,
-    h: usize,
-    d: usize,
-    hin: usize,
-    dk: usize,
-    dvin: usize,
-    a: usize,
-    gh: usize,
-    hc: usize,
-    dkc: usize,
-    dvc: usize,
-    /// h_in·d_k
-    wq: usize,
-    /// h_c·d_kc
-    wk: usize,
-    /// h_c·d_vc
-    wv: usize,
-}
-
-impl Dims {
-    fn of(cfg: &RimsConfig, batch: usize) -> Self {
-        Dims {
-            b: batch,
-            n: cfg.mechanisms,
-            h: cfg.hidden,
-            d: cfg.input,
-            hin: cfg.input_heads,
-            dk: cfg.input_key,
-            dvin: cfg.input_value,
-            a: cfg.cell_input(),
-            gh: cfg.gate_width(),
-            hc: cfg.comm_heads,
-            dkc: cfg.comm_key,
-            dvc: cfg.comm_value,
-            wq: cfg.input_heads * cfg.input_key,
-            wk: cfg.comm_heads * cfg.comm_key,
-            wv: cfg.comm_heads * cfg.comm_value,
-        }
-    }
-
-    /// B·N·H: one state.
-    fn state(&self) -> usize {
-        self.b * self.n * self.h
-    }
-}
-
-/// x·w for one row: x [in], w [in, out], each column summed in order of x.
-fn row_times(x: &[f64], w: &[f64], out: usize) -> Vec<f64> {
-    (0..out)
-        .map(|col| (0..x.len()).map(|e| x[e] * w[e * out + col]).sum())
-        .collect()
-}
-
-impl Dims {
-    /// The input attention's sizes.
-    fn input_attention(&self) -> input_attention::Sizes {
-        input_attention::Sizes {
-            n: self.n,
-            h: self.h,
-            heads: self.hin,
-            dk: self.dk,
-            dv: self.dvin,
-        }
-    }
-
-    /// The communication attention's sizes.
-    fn communication(&self) -> communication::Sizes {
-        communication::Sizes {
-            n: self.n,
-            heads: self.hc,
-            dk: self.dkc,
-            dv: self.dvc,
-        }
-    }
-}
-
-/// The weights of mechanism j's cell.
-fn cell_weights<'a>(p: &'a RimsParams, dm: &Dims, j: usize) -> CellWeights<'a> {
-    let (a, h, gh) = (dm.a, dm.h, dm.gh);
-    CellWeights {
-        wx: &p.rnn_wx[j * a * gh..(j + 1) * a * gh],
-        wh: &p.rnn_wh[j * h * gh..(j + 1) * h * gh],
-        bx: &p.rnn_bx[j * gh..(j + 1) * gh],
-        bh: &p.rnn_bh[j * gh..(j + 1) * gh],
+/// The cells' weights, biases included.
+fn cell_params(p: &RimsParams) -> CellParams<'_> {
+    CellParams {
+        wx: &p.rnn_wx,
+        wh: &p.rnn_wh,
+        bias: Some((&p.rnn_bx, &p.rnn_bh)),
     }
 }
 
@@ -283,8 +205,19 @@ fn run(
     t_len: usize,
     batch: usize,
 ) -> Forward {
-    cfg.validate().expect("invalid RimsConfig");
     let dm = Dims::of(cfg, batch);
+    let shapes = RimsParams::shapes(cfg);
+    let len = |name: &str| p.get(name).map(<[f64]>::len);
+    check_inputs(
+        cfg,
+        &dm,
+        t_len,
+        (x, h0, c0),
+        mask_override,
+        frozen,
+        shapes,
+        len,
+    );
     let Dims {
         b: bsz,
         n,
@@ -302,21 +235,6 @@ fn run(
     let lstm = cfg.cell == CellKind::Lstm;
     let nh = n * h;
     let st = dm.state();
-    assert_eq!(x.len(), t_len * bsz * d, "x");
-    assert_eq!(h0.len(), st, "h0");
-    if lstm {
-        assert_eq!(c0.len(), st, "c0");
-    }
-    if let Some(m) = mask_override {
-        assert_eq!(m.len(), t_len * bsz * n, "mask_override");
-    }
-    if let Some(f) = frozen {
-        assert_eq!(f.len(), t_len * st, "comm_frozen");
-    }
-    for (name, shape) in RimsParams::shapes(cfg) {
-        let len: usize = shape.iter().product();
-        assert_eq!(p.get(name).map(<[f64]>::len), Some(len), "{name}");
-    }
     let p_drop = cfg.dropout;
     let tt = t_len;
     let mut f = Forward {
@@ -347,18 +265,11 @@ fn run(
         h_hat: vec![0.0; tt * st],
     };
     let (ia_sizes, comm_sizes) = (dm.input_attention(), dm.communication());
+    let cell_p = cell_params(p);
     for t in 0..t_len {
         let step = step0.wrapping_add(t as u32);
-        let h_prev: Vec<f64> = if t == 0 {
-            h0.to_vec()
-        } else {
-            f.h[(t - 1) * st..t * st].to_vec()
-        };
-        let c_prev: Vec<f64> = match (lstm, t) {
-            (false, _) => Vec::new(),
-            (true, 0) => c0.to_vec(),
-            (true, _) => f.c[(t - 1) * st..t * st].to_vec(),
-        };
+        let (h_prev, c_prev) = before(lstm, t, st, (h0, c0), (&f.h, &f.c));
+        let (h_prev, c_prev) = (h_prev.to_vec(), c_prev.to_vec());
         for b in 0..bsz {
             let tb = t * bsz + b;
             let xr = &x[tb * d..(tb + 1) * d];
@@ -382,48 +293,27 @@ fn run(
             let mask = ia.mask;
 
             // 5. Every mechanism's cell.
-            for j in 0..n {
-                let w = cell_weights(p, &dm, j);
-                let uj = &f.u[(tb * n + j) * a..(tb * n + j + 1) * a];
-                let cj = if lstm {
-                    &c_prev[b * nh + j * h..b * nh + (j + 1) * h]
-                } else {
-                    &[][..]
-                };
-                let out = recurrent::cell_forward(cfg.cell, &w, uj, &hr[j * h..(j + 1) * h], cj);
-                let hs = (tb * n + j) * h..(tb * n + j + 1) * h;
-                f.gates[(tb * n + j) * gh..(tb * n + j + 1) * gh].copy_from_slice(&out.gates);
-                f.h_prime[hs.clone()].copy_from_slice(&out.h);
-                if lstm {
-                    f.c_prime[hs].copy_from_slice(&out.c);
-                } else {
-                    f.ghn[hs].copy_from_slice(&out.ghn);
-                }
-            }
+            let out = Cells {
+                gates: &mut f.gates,
+                ghn: &mut f.ghn,
+                c_prime: &mut f.c_prime,
+                h_prime: &mut f.h_prime,
+            };
+            cells_forward(cfg, &dm, &cell_p, (tb, b), &f.u, hr, &c_prev, out);
 
-            // 6. Communication.
-            for j in 0..n {
-                for r in 0..h {
-                    let idx = (tb * n + j) * h + r;
-                    f.comm_in[idx] = match frozen {
-                        Some(fz) if mask[j] == 0.0 => fz[idx],
-                        _ => f.h_prime[idx],
-                    };
-                }
-            }
-            for j in 0..n {
-                let hj = &f.comm_in[(tb * n + j) * h..(tb * n + j + 1) * h];
-                for col in 0..wk {
-                    let w = |m: &[f64], r: usize| m[(j * h + r) * wk + col];
-                    f.cq[(tb * n + j) * wk + col] = (0..h).map(|r| hj[r] * w(&p.comm_q, r)).sum();
-                    f.ck[(tb * n + j) * wk + col] = (0..h).map(|r| hj[r] * w(&p.comm_k, r)).sum();
-                }
-                for col in 0..wv {
-                    f.cv[(tb * n + j) * wv + col] = (0..h)
-                        .map(|r| hj[r] * p.comm_v[(j * h + r) * wv + col])
-                        .sum();
-                }
-            }
+            // 6. Communication: the projections, then the attention.
+            let weights = (&p.comm_q[..], &p.comm_k[..], &p.comm_v[..]);
+            let qkv = (&mut f.cq[..], &mut f.ck[..], &mut f.cv[..]);
+            projections_forward(
+                &dm,
+                tb,
+                &mask,
+                frozen,
+                &f.h_prime,
+                &mut f.comm_in,
+                weights,
+                qkv,
+            );
             let att = communication::forward(
                 &comm_sizes,
                 &f.cq[tb * n * wk..(tb + 1) * n * wk],

@@ -29,7 +29,9 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::reference::dropout::factor;
-use crate::reference::recurrent::{self, CellWeights};
+use crate::reference::rims::shared::{
+    CellParams, Cells, Dims, before, cells_forward, check_inputs, projections_forward, row_times,
+};
 use crate::reference::{communication, input_attention, merge};
 use crate::spec::cell::{CellKind, RimsConfig};
 
@@ -42,82 +44,12 @@ pub use params::DidoParams;
 pub use crate::reference::communication::DROPOUT_PROBS as DROPOUT_COMM_PROBS;
 pub use crate::reference::input_attention::DROPOUT_PROBS as DROPOUT_IN_PROBS;
 
-/// Sizes used by the loops.
-#[derive(Clone, Copy, Debug)]
-struct Dims {
-    b: usize,
-    n: usize,
-    h: usize,
-    d: usize,
-    hin: usize,
-    dk: usize,
-    /// d_vin: the cell input of a mechanism (the heads' values are averaged).
-    a: usize,
-    gh: usize,
-    hc: usize,
-    dkc: usize,
-    /// h_in·d_k
-    wq: usize,
-    /// h_in·d_vin
-    wvin: usize,
-    /// h_c·d_kc
-    wk: usize,
-    /// h_c·H
-    wv: usize,
-}
-
-impl Dims {
-    fn of(cfg: &RimsConfig, batch: usize) -> Self {
-        Dims {
-            b: batch,
-            n: cfg.mechanisms,
-            h: cfg.hidden,
-            d: cfg.input,
-            hin: cfg.input_heads,
-            dk: cfg.input_key,
-            a: cfg.input_value,
-            gh: cfg.gate_width(),
-            hc: cfg.comm_heads,
-            dkc: cfg.comm_key,
-            wq: cfg.input_heads * cfg.input_key,
-            wvin: cfg.input_heads * cfg.input_value,
-            wk: cfg.comm_heads * cfg.comm_key,
-            wv: cfg.comm_heads * cfg.comm_value,
-        }
-    }
-}
-
-impl Dims {
-    /// The input attention's sizes (d_vin per head).
-    fn input_attention(&self) -> input_attention::Sizes {
-        input_attention::Sizes {
-            n: self.n,
-            h: self.h,
-            heads: self.hin,
-            dk: self.dk,
-            dv: self.a,
-        }
-    }
-
-    /// The communication attention's sizes (d_vc = H).
-    fn communication(&self) -> communication::Sizes {
-        communication::Sizes {
-            n: self.n,
-            heads: self.hc,
-            dk: self.dkc,
-            dv: self.h,
-        }
-    }
-}
-
-/// The weights of mechanism j's cell; D's cells have no biases (`zero` is G·H zeros).
-fn cell_weights<'a>(p: &'a DidoParams, dm: &Dims, j: usize, zero: &'a [f64]) -> CellWeights<'a> {
-    let (a, h, gh) = (dm.a, dm.h, dm.gh);
-    CellWeights {
-        wx: &p.rnn_wx[j * a * gh..(j + 1) * a * gh],
-        wh: &p.rnn_wh[j * h * gh..(j + 1) * h * gh],
-        bx: zero,
-        bh: zero,
+/// The cells' weights; D's cells have no biases.
+fn cell_params(p: &DidoParams) -> CellParams<'_> {
+    CellParams {
+        wx: &p.rnn_wx,
+        wh: &p.rnn_wh,
+        bias: None,
     }
 }
 
@@ -250,13 +182,23 @@ fn run(
     t_len: usize,
     batch: usize,
 ) -> Forward {
-    cfg.validate().expect("invalid RimsConfig");
     let dm = Dims::of(cfg, batch);
+    let shapes = DidoParams::shapes(cfg);
+    let len = |name: &str| p.get(name).map(<[f64]>::len);
+    check_inputs(
+        cfg,
+        &dm,
+        t_len,
+        (x, h0, c0),
+        mask_override,
+        frozen,
+        shapes,
+        len,
+    );
     let Dims {
         b: bsz,
         n,
         h,
-        d,
         a,
         gh,
         hc,
@@ -268,19 +210,7 @@ fn run(
     } = dm;
     let lstm = cfg.cell == CellKind::Lstm;
     let nh = n * h;
-    let st = bsz * nh;
-    assert_eq!(x.len(), t_len * bsz * d, "x");
-    assert_eq!(h0.len(), st, "h0");
-    if lstm {
-        assert_eq!(c0.len(), st, "c0");
-    }
-    if let Some(m) = mask_override {
-        assert_eq!(m.len(), t_len * bsz * n, "mask_override");
-    }
-    for (name, shape) in DidoParams::shapes(cfg) {
-        let len: usize = shape.iter().product();
-        assert_eq!(p.get(name).map(<[f64]>::len), Some(len), "{name}");
-    }
+    let st = dm.state();
     let pd = cfg.dropout;
     let tb_all = t_len * bsz;
     let z = |len: usize| vec![0.0; len];
@@ -310,23 +240,15 @@ fn run(
         ctx: z(tb_all * n * wv),
         h_hat: z(t_len * st),
     };
-    let zero_bias = z(gh);
     let (ia_sizes, comm_sizes) = (dm.input_attention(), dm.communication());
+    let cell_p = cell_params(p);
     for t in 0..t_len {
         let step = step0.wrapping_add(t as u32);
-        let h_prev = if t == 0 {
-            h0.to_vec()
-        } else {
-            f.h[(t - 1) * st..t * st].to_vec()
-        };
-        let c_prev = match (lstm, t) {
-            (false, _) => Vec::new(),
-            (true, 0) => c0.to_vec(),
-            (true, _) => f.c[(t - 1) * st..t * st].to_vec(),
-        };
+        let (h_prev, c_prev) = before(lstm, t, st, (h0, c0), (&f.h, &f.c));
+        let (h_prev, c_prev) = (h_prev.to_vec(), c_prev.to_vec());
         for b in 0..bsz {
             let tb = t * bsz + b;
-            let xr = &x[tb * d..(tb + 1) * d];
+            let xr = &x[tb * dm.d..(tb + 1) * dm.d];
             let hr = &h_prev[b * nh..(b + 1) * nh];
 
             // 1. Keys and values of the input (biased products), then 2-5, the input attention.
@@ -356,48 +278,27 @@ fn run(
             let mask = ia.mask;
 
             // 6. Every mechanism's cell.
-            for j in 0..n {
-                let w = cell_weights(p, &dm, j, &zero_bias);
-                let uj = &f.u[(tb * n + j) * a..(tb * n + j + 1) * a];
-                let cj = if lstm {
-                    &c_prev[b * nh + j * h..b * nh + (j + 1) * h]
-                } else {
-                    &[][..]
-                };
-                let out = recurrent::cell_forward(cfg.cell, &w, uj, &hr[j * h..(j + 1) * h], cj);
-                let hs = (tb * n + j) * h..(tb * n + j + 1) * h;
-                f.gates[(tb * n + j) * gh..(tb * n + j + 1) * gh].copy_from_slice(&out.gates);
-                f.h_prime[hs.clone()].copy_from_slice(&out.h);
-                if lstm {
-                    f.c_prime[hs].copy_from_slice(&out.c);
-                } else {
-                    f.ghn[hs].copy_from_slice(&out.ghn);
-                }
-            }
+            let out = Cells {
+                gates: &mut f.gates,
+                ghn: &mut f.ghn,
+                c_prime: &mut f.c_prime,
+                h_prime: &mut f.h_prime,
+            };
+            cells_forward(cfg, &dm, &cell_p, (tb, b), &f.u, hr, &c_prev, out);
 
-            // 7. Communication.
-            for j in 0..n {
-                for r in 0..h {
-                    let idx = (tb * n + j) * h + r;
-                    f.comm_in[idx] = match frozen {
-                        Some(fz) if mask[j] == 0.0 => fz[idx],
-                        _ => f.h_prime[idx],
-                    };
-                }
-            }
-            for j in 0..n {
-                let hj = &f.comm_in[(tb * n + j) * h..(tb * n + j + 1) * h];
-                for col in 0..wk {
-                    let w = |m: &[f64], r: usize| m[(j * h + r) * wk + col];
-                    f.cq[(tb * n + j) * wk + col] = (0..h).map(|r| hj[r] * w(&p.comm_q, r)).sum();
-                    f.ck[(tb * n + j) * wk + col] = (0..h).map(|r| hj[r] * w(&p.comm_k, r)).sum();
-                }
-                for col in 0..wv {
-                    f.cv[(tb * n + j) * wv + col] = (0..h)
-                        .map(|r| hj[r] * p.comm_v[(j * h + r) * wv + col])
-                        .sum();
-                }
-            }
+            // 7. Communication: the projections, then the attention (P̃ = P·m_i·dropout).
+            let weights = (&p.comm_q[..], &p.comm_k[..], &p.comm_v[..]);
+            let qkv = (&mut f.cq[..], &mut f.ck[..], &mut f.cv[..]);
+            projections_forward(
+                &dm,
+                tb,
+                &mask,
+                frozen,
+                &f.h_prime,
+                &mut f.comm_in,
+                weights,
+                qkv,
+            );
             let keep_p = |x: usize| {
                 let index = (b * hc * n * n + x) as u32;
                 factor(seed, step, DROPOUT_COMM_PROBS, index, pd)
@@ -440,12 +341,6 @@ fn run(
 
 /// x·w + b for one row: x [in], w [in, out], b [out].
 fn biased(x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
-    (0..b.len())
-        .map(|col| {
-            b[col]
-                + (0..x.len())
-                    .map(|e| x[e] * w[e * b.len() + col])
-                    .sum::<f64>()
-        })
-        .collect()
+    let xw = row_times(x, w, b.len());
+    (0..b.len()).map(|col| b[col] + xw[col]).collect()
 }

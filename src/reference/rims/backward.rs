@@ -3,12 +3,14 @@
 // Index loops spell out the formulas; they are the point of this file.
 #![allow(clippy::needless_range_loop)]
 
+use super::shared::{
+    CellParamGrads, CellsSaved, Dims, before, cells_backward, input_products_backward,
+    projections_backward, queries_backward,
+};
 use super::{
-    CellKind, DROPOUT_COMM, DROPOUT_U, Dims, Forward, Gradients, RimsConfig, RimsParams,
-    cell_weights,
+    CellKind, DROPOUT_COMM, DROPOUT_U, Forward, Gradients, RimsConfig, RimsParams, cell_params,
 };
 use crate::reference::dropout::factor;
-use crate::reference::recurrent::{self, CellGrads, CellSaved};
 use crate::reference::{communication, input_attention, merge};
 
 /// The pseudo-gradient of a sequence run by [`forward`] (or [`forward_frozen`]) with the same
@@ -37,7 +39,6 @@ pub fn backward(
         d,
         hin,
         a,
-        gh,
         hc,
         wq,
         wk,
@@ -50,6 +51,13 @@ pub fn backward(
     assert_eq!(dh.len(), t_len * st, "dh");
     let p_drop = cfg.dropout;
     let (ia_sizes, comm_sizes) = (dm.input_attention(), dm.communication());
+    let cell_p = cell_params(p);
+    let saved = CellsSaved {
+        gates: &fwd.gates,
+        ghn: &fwd.ghn,
+        c_prime: &fwd.c_prime,
+        u: &fwd.u,
+    };
 
     let mut g = p.zeros_like();
     let mut dx = vec![0.0; t_len * bsz * d];
@@ -68,16 +76,7 @@ pub fn backward(
 
     for t in (0..t_len).rev() {
         let step = step0.wrapping_add(t as u32);
-        let h_prev: &[f64] = if t == 0 {
-            h0
-        } else {
-            &fwd.h[(t - 1) * st..t * st]
-        };
-        let c_prev: &[f64] = match (lstm, t) {
-            (false, _) => &[],
-            (true, 0) => c0,
-            (true, _) => &fwd.c[(t - 1) * st..t * st],
-        };
+        let (h_prev, c_prev) = before(lstm, t, st, (h0, c0), (&fwd.h, &fwd.c));
         let mut dh_prev = vec![0.0; st];
         let mut dc_prev = vec![0.0; if lstm { st } else { 0 }];
         for b in 0..bsz {
@@ -127,11 +126,7 @@ pub fn backward(
             }
 
             // 6. The attention, then the projections' products.
-            let communication::Grads {
-                dq: dcq,
-                dk: dck,
-                dv: dcv,
-            } = communication::backward(
+            let cg = communication::backward(
                 &comm_sizes,
                 &fwd.cq[tb * n * wk..(tb + 1) * n * wk],
                 &fwd.ck[tb * n * wk..(tb + 1) * n * wk],
@@ -139,67 +134,29 @@ pub fn backward(
                 &fwd.probs[tb * hc * n * n..(tb + 1) * hc * n * n],
                 &dctx,
             );
-            for j in 0..n {
-                let hj = &fwd.comm_in[(tb * n + j) * h..(tb * n + j + 1) * h];
-                for r in 0..h {
-                    let mut dhc = 0.0;
-                    for col in 0..wk {
-                        let wi = (j * h + r) * wk + col;
-                        g.comm_q[wi] += hj[r] * dcq[j * wk + col];
-                        g.comm_k[wi] += hj[r] * dck[j * wk + col];
-                        dhc += dcq[j * wk + col] * p.comm_q[wi] + dck[j * wk + col] * p.comm_k[wi];
-                    }
-                    for col in 0..wv {
-                        let wi = (j * h + r) * wv + col;
-                        g.comm_v[wi] += hj[r] * dcv[j * wv + col];
-                        dhc += dcv[j * wv + col] * p.comm_v[wi];
-                    }
-                    // blocked_grad: nothing reaches an inactive mechanism through communication.
-                    dhp[j * h + r] += mask[j] * dhc;
-                }
-            }
+            let weights = (&p.comm_q[..], &p.comm_k[..], &p.comm_v[..]);
+            let grads = (&mut g.comm_q[..], &mut g.comm_k[..], &mut g.comm_v[..]);
+            projections_backward(&dm, tb, mask, &fwd.comm_in, &cg, weights, grads, &mut dhp);
             dh_prime[tb * nh..(tb + 1) * nh].copy_from_slice(&dhp);
 
             // 5. The cells.
-            for j in 0..n {
-                let w = cell_weights(p, &dm, j);
-                let hs = (tb * n + j) * h..(tb * n + j + 1) * h;
-                let saved = CellSaved {
-                    gates: &fwd.gates[(tb * n + j) * gh..(tb * n + j + 1) * gh],
-                    ghn: if lstm { &[] } else { &fwd.ghn[hs.clone()] },
-                    c: if lstm { &fwd.c_prime[hs] } else { &[] },
-                };
-                let js = b * nh + j * h..b * nh + (j + 1) * h;
-                let (cj, dcj, dc_out): (&[f64], &[f64], &mut [f64]) = if lstm {
-                    (
-                        &c_prev[js.clone()],
-                        &dcp[j * h..(j + 1) * h],
-                        &mut dc_prev[js.clone()],
-                    )
-                } else {
-                    (&[], &[], &mut [])
-                };
-                let mut grads = CellGrads {
-                    wx: &mut g.rnn_wx[j * a * gh..(j + 1) * a * gh],
-                    wh: &mut g.rnn_wh[j * h * gh..(j + 1) * h * gh],
-                    bx: &mut g.rnn_bx[j * gh..(j + 1) * gh],
-                    bh: &mut g.rnn_bh[j * gh..(j + 1) * gh],
-                };
-                recurrent::cell_backward(
-                    cfg.cell,
-                    &w,
-                    &fwd.u[(tb * n + j) * a..(tb * n + j + 1) * a],
-                    &hr[j * h..(j + 1) * h],
-                    cj,
-                    &saved,
-                    &dhp[j * h..(j + 1) * h],
-                    dcj,
-                    &mut grads,
-                    &mut du[(tb * n + j) * a..(tb * n + j + 1) * a],
-                    &mut dh_prev[js],
-                    dc_out,
-                );
-            }
+            let mut cell_g = CellParamGrads {
+                wx: &mut g.rnn_wx,
+                wh: &mut g.rnn_wh,
+                bias: Some((&mut g.rnn_bx, &mut g.rnn_bh)),
+            };
+            cells_backward(
+                cfg,
+                &dm,
+                &cell_p,
+                &mut cell_g,
+                (tb, b),
+                &saved,
+                (hr, c_prev),
+                (&dhp, &dcp),
+                &mut du,
+                (&mut dh_prev, &mut dc_prev),
+            );
 
             // 4-1. Input attention (the mask is a constant), then the queries' product.
             let keep_u = |x: usize| factor(seed, step, DROPOUT_U, (b * n * a + x) as u32, p_drop);
@@ -213,27 +170,14 @@ pub fn backward(
                 &du[tb * n * a..(tb + 1) * n * a],
                 keep_u,
             );
-            for i in 0..n {
-                for col in 0..wq {
-                    let dqv = ig.dq[i * wq + col];
-                    for r in 0..h {
-                        let wi = (i * h + r) * wq + col;
-                        g.in_q[wi] += hr[i * h + r] * dqv;
-                        dh_prev[b * nh + i * h + r] += dqv * p.in_q[wi];
-                    }
-                }
-            }
-            let (dkx, dvx) = (ig.dk, ig.dv);
-            for e in 0..d {
-                for col in 0..wq {
-                    g.in_k_w[e * wq + col] += xr[e] * dkx[col];
-                    dx[tb * d + e] += dkx[col] * p.in_k_w[e * wq + col];
-                }
-                for col in 0..a {
-                    g.in_v_w[e * a + col] += xr[e] * dvx[col];
-                    dx[tb * d + e] += dvx[col] * p.in_v_w[e * a + col];
-                }
-            }
+            queries_backward(&dm, b, hr, &ig.dq, (&p.in_q, &mut g.in_q), &mut dh_prev);
+            input_products_backward(
+                xr,
+                (&ig.dk, &ig.dv),
+                (&p.in_k_w, &p.in_v_w),
+                (&mut g.in_k_w, &mut g.in_v_w),
+                &mut dx[tb * d..(tb + 1) * d],
+            );
         }
         dh_carry = dh_prev;
         dc_carry = dc_prev;

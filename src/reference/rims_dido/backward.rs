@@ -4,11 +4,12 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::{CellKind, RimsConfig};
-use super::{
-    DROPOUT_COMM_PROBS, DROPOUT_IN_PROBS, DidoParams, Dims, Forward, Gradients, cell_weights,
-};
+use super::{DROPOUT_COMM_PROBS, DROPOUT_IN_PROBS, DidoParams, Forward, Gradients, cell_params};
 use crate::reference::dropout::factor;
-use crate::reference::recurrent::{self, CellGrads, CellSaved};
+use crate::reference::rims::shared::{
+    CellParamGrads, CellsSaved, Dims, before, cells_backward, input_products_backward,
+    projections_backward, queries_backward,
+};
 use crate::reference::{communication, input_attention, merge};
 
 /// The pseudo-gradient of a sequence run by [`forward`] (or [`forward_frozen`]) with the same
@@ -34,7 +35,6 @@ pub fn backward(
         h,
         d,
         a,
-        gh,
         hc,
         wq,
         wvin,
@@ -48,8 +48,13 @@ pub fn backward(
     assert_eq!(dh.len(), t_len * st, "dh");
     let pd = cfg.dropout;
     let (ia_sizes, comm_sizes) = (dm.input_attention(), dm.communication());
-    let zero_bias = vec![0.0; gh];
-    let (mut bias_gx, mut bias_gh) = (vec![0.0; gh], vec![0.0; gh]);
+    let cell_p = cell_params(p);
+    let saved = CellsSaved {
+        gates: &fwd.gates,
+        ghn: &fwd.ghn,
+        c_prime: &fwd.c_prime,
+        u: &fwd.u,
+    };
 
     let mut g = p.zeros_like();
     let mut dx = vec![0.0; t_len * bsz * d];
@@ -64,16 +69,7 @@ pub fn backward(
 
     for t in (0..t_len).rev() {
         let step = step0.wrapping_add(t as u32);
-        let h_prev: &[f64] = if t == 0 {
-            h0
-        } else {
-            &fwd.h[(t - 1) * st..t * st]
-        };
-        let c_prev: &[f64] = match (lstm, t) {
-            (false, _) => &[],
-            (true, 0) => c0,
-            (true, _) => &fwd.c[(t - 1) * st..t * st],
-        };
+        let (h_prev, c_prev) = before(lstm, t, st, (h0, c0), (&fwd.h, &fwd.c));
         let mut dh_prev = vec![0.0; st];
         let mut dc_prev = vec![0.0; if lstm { st } else { 0 }];
         for b in 0..bsz {
@@ -113,11 +109,7 @@ pub fn backward(
                 let index = (b * hc * n * n + x) as u32;
                 factor(seed, step, DROPOUT_COMM_PROBS, index, pd)
             };
-            let communication::Grads {
-                dq: dcq,
-                dk: dck,
-                dv: dcv,
-            } = communication::backward_dido(
+            let cg = communication::backward_dido(
                 &comm_sizes,
                 &fwd.cq[tb * n * wk..(tb + 1) * n * wk],
                 &fwd.ck[tb * n * wk..(tb + 1) * n * wk],
@@ -127,67 +119,29 @@ pub fn backward(
                 &dctx,
                 keep_p,
             );
-            for j in 0..n {
-                let hj = &fwd.comm_in[(tb * n + j) * h..(tb * n + j + 1) * h];
-                for r in 0..h {
-                    let mut dhc = 0.0;
-                    for col in 0..wk {
-                        let wi = (j * h + r) * wk + col;
-                        g.comm_q[wi] += hj[r] * dcq[j * wk + col];
-                        g.comm_k[wi] += hj[r] * dck[j * wk + col];
-                        dhc += dcq[j * wk + col] * p.comm_q[wi] + dck[j * wk + col] * p.comm_k[wi];
-                    }
-                    for col in 0..wv {
-                        let wi = (j * h + r) * wv + col;
-                        g.comm_v[wi] += hj[r] * dcv[j * wv + col];
-                        dhc += dcv[j * wv + col] * p.comm_v[wi];
-                    }
-                    // blocked_grad.
-                    dhp[j * h + r] += mask[j] * dhc;
-                }
-            }
+            let weights = (&p.comm_q[..], &p.comm_k[..], &p.comm_v[..]);
+            let grads = (&mut g.comm_q[..], &mut g.comm_k[..], &mut g.comm_v[..]);
+            projections_backward(&dm, tb, mask, &fwd.comm_in, &cg, weights, grads, &mut dhp);
             dh_prime[tb * nh..(tb + 1) * nh].copy_from_slice(&dhp);
 
-            // 6. The cells (zero biases; their gradients are dropped).
-            for j in 0..n {
-                let w = cell_weights(p, &dm, j, &zero_bias);
-                let hs = (tb * n + j) * h..(tb * n + j + 1) * h;
-                let saved = CellSaved {
-                    gates: &fwd.gates[(tb * n + j) * gh..(tb * n + j + 1) * gh],
-                    ghn: if lstm { &[] } else { &fwd.ghn[hs.clone()] },
-                    c: if lstm { &fwd.c_prime[hs] } else { &[] },
-                };
-                let js = b * nh + j * h..b * nh + (j + 1) * h;
-                let (cj, dcj, dc_out): (&[f64], &[f64], &mut [f64]) = if lstm {
-                    (
-                        &c_prev[js.clone()],
-                        &dcp[j * h..(j + 1) * h],
-                        &mut dc_prev[js.clone()],
-                    )
-                } else {
-                    (&[], &[], &mut [])
-                };
-                let mut grads = CellGrads {
-                    wx: &mut g.rnn_wx[j * a * gh..(j + 1) * a * gh],
-                    wh: &mut g.rnn_wh[j * h * gh..(j + 1) * h * gh],
-                    bx: &mut bias_gx,
-                    bh: &mut bias_gh,
-                };
-                recurrent::cell_backward(
-                    cfg.cell,
-                    &w,
-                    &fwd.u[(tb * n + j) * a..(tb * n + j + 1) * a],
-                    &hr[j * h..(j + 1) * h],
-                    cj,
-                    &saved,
-                    &dhp[j * h..(j + 1) * h],
-                    dcj,
-                    &mut grads,
-                    &mut du[(tb * n + j) * a..(tb * n + j + 1) * a],
-                    &mut dh_prev[js],
-                    dc_out,
-                );
-            }
+            // 6. The cells (no biases).
+            let mut cell_g = CellParamGrads {
+                wx: &mut g.rnn_wx,
+                wh: &mut g.rnn_wh,
+                bias: None,
+            };
+            cells_backward(
+                cfg,
+                &dm,
+                &cell_p,
+                &mut cell_g,
+                (tb, b),
+                &saved,
+                (hr, c_prev),
+                (&dhp, &dcp),
+                &mut du,
+                (&mut dh_prev, &mut dc_prev),
+            );
 
             // 5-1. Input attention (the mask is a constant), then the products of the queries
             // and of the input's key and value.
@@ -203,32 +157,20 @@ pub fn backward(
                 &du[tb * n * a..(tb + 1) * n * a],
                 keep_in,
             );
-            for i in 0..n {
-                for col in 0..wq {
-                    let dqv = ig.dq[i * wq + col];
-                    for r in 0..h {
-                        let wi = (i * h + r) * wq + col;
-                        g.in_q[wi] += hr[i * h + r] * dqv;
-                        dh_prev[b * nh + i * h + r] += dqv * p.in_q[wi];
-                    }
-                }
-            }
+            queries_backward(&dm, b, hr, &ig.dq, (&p.in_q, &mut g.in_q), &mut dh_prev);
             for col in 0..wq {
                 g.in_k_b[col] += ig.dk[col] + ig.dk_null[col];
             }
             for col in 0..wvin {
                 g.in_v_b[col] += ig.dv[col] + ig.dv_null[col];
             }
-            for e in 0..d {
-                for col in 0..wq {
-                    g.in_k_w[e * wq + col] += xr[e] * ig.dk[col];
-                    dx[tb * d + e] += ig.dk[col] * p.in_k_w[e * wq + col];
-                }
-                for col in 0..wvin {
-                    g.in_v_w[e * wvin + col] += xr[e] * ig.dv[col];
-                    dx[tb * d + e] += ig.dv[col] * p.in_v_w[e * wvin + col];
-                }
-            }
+            input_products_backward(
+                xr,
+                (&ig.dk, &ig.dv),
+                (&p.in_k_w, &p.in_v_w),
+                (&mut g.in_k_w, &mut g.in_v_w),
+                &mut dx[tb * d..(tb + 1) * d],
+            );
         }
         dh_carry = dh_prev;
         dc_carry = dc_prev;
