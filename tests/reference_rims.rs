@@ -2,16 +2,18 @@
 //! (`reference::recurrent`) against central finite differences, plus the selection rules.
 //! CPU only.
 
+#[allow(dead_code)]
+#[path = "support/reference.rs"]
+mod support;
+
 use rims::nn::config::{CellKind, RimsConfig};
 use rims::reference::finite_differences;
 use rims::reference::recurrent::{self, RecurrentConfig, RecurrentParams};
-use rims::reference::rims::{self as rr, Forward, Gradients, RimsParams};
+use rims::reference::rims::{self as rr, RimsParams};
 use rims::rng::Rng;
+use support::{Authors, B, FD_STEP, T, uniform, worst_relative_error};
 
-const T: usize = 4;
-const B: usize = 2;
-const FD_STEP: f64 = 1e-6;
-const RTOL: f64 = 1e-6;
+type Case = support::Case<Authors>;
 
 fn tiny(cell: CellKind, input_heads: usize, dropout: f32, active: usize) -> RimsConfig {
     RimsConfig {
@@ -31,193 +33,6 @@ fn tiny(cell: CellKind, input_heads: usize, dropout: f32, active: usize) -> Rims
     }
 }
 
-fn uniform(rng: &mut Rng, n: usize, scale: f64) -> Vec<f64> {
-    (0..n).map(|_| rng.uniform(-scale, scale)).collect()
-}
-
-/// One test problem: parameters, inputs, and the weights R, Rc of the loss
-/// L = Σ_t Σ h_t⊙R_t (+ Σ c_T⊙Rc for LSTM).
-struct Case {
-    cfg: RimsConfig,
-    params: RimsParams,
-    x: Vec<f64>,
-    h0: Vec<f64>,
-    c0: Vec<f64>,
-    r: Vec<f64>,
-    rc: Vec<f64>,
-    seed: u32,
-    step0: u32,
-}
-
-impl Case {
-    fn new(cfg: RimsConfig, seed: u64) -> Self {
-        let mut rng = Rng::new(seed);
-        let st = B * cfg.mechanisms * cfg.hidden;
-        let params = RimsParams::random(&cfg, &mut rng, 0.8);
-        let x = uniform(&mut rng, T * B * cfg.input, 1.0);
-        let h0 = uniform(&mut rng, st, 0.8);
-        let c0 = uniform(&mut rng, st, 0.8);
-        let r = uniform(&mut rng, T * st, 1.0);
-        let rc = uniform(&mut rng, st, 1.0);
-        Case {
-            cfg,
-            params,
-            x,
-            h0,
-            c0,
-            r,
-            rc,
-            seed: 0x5eed + seed as u32,
-            step0: 7,
-        }
-    }
-
-    fn lstm(&self) -> bool {
-        self.cfg.cell == CellKind::Lstm
-    }
-
-    fn forward(&self, p: &RimsParams, x: &[f64], h0: &[f64], c0: &[f64]) -> Forward {
-        rr::forward(&self.cfg, p, x, h0, c0, self.seed, self.step0, None, T, B)
-    }
-
-    /// The naive forward: masks fixed (the selection is piecewise constant), h' not frozen.
-    fn forward_masked(
-        &self,
-        p: &RimsParams,
-        x: &[f64],
-        h0: &[f64],
-        c0: &[f64],
-        masks: &[f64],
-    ) -> Forward {
-        rr::forward(
-            &self.cfg,
-            p,
-            x,
-            h0,
-            c0,
-            self.seed,
-            self.step0,
-            Some(masks),
-            T,
-            B,
-        )
-    }
-
-    fn forward_frozen(
-        &self,
-        p: &RimsParams,
-        x: &[f64],
-        h0: &[f64],
-        c0: &[f64],
-        base: &Forward,
-    ) -> Forward {
-        rr::forward_frozen(
-            &self.cfg,
-            p,
-            x,
-            h0,
-            c0,
-            self.seed,
-            self.step0,
-            &base.masks,
-            &base.h_prime,
-            T,
-            B,
-        )
-    }
-
-    fn loss(&self, f: &Forward) -> f64 {
-        let mut l: f64 = f.h.iter().zip(&self.r).map(|(h, r)| h * r).sum();
-        if self.lstm() {
-            let st = self.rc.len();
-            let c_last = &f.c[(T - 1) * st..];
-            l += c_last.iter().zip(&self.rc).map(|(c, r)| c * r).sum::<f64>();
-        }
-        l
-    }
-
-    fn backward(&self, f: &Forward) -> Gradients {
-        rr::backward(
-            &self.cfg,
-            &self.params,
-            &self.x,
-            &self.h0,
-            &self.c0,
-            f,
-            &self.r,
-            self.lstm().then_some(&self.rc[..]),
-            self.seed,
-            self.step0,
-        )
-    }
-
-    /// Finite differences of the loss under `run` w.r.t. every tensor: the parameters by
-    /// name, then "x", "h0" and (LSTM) "c0".
-    fn finite_differences(
-        &self,
-        run: impl Fn(&RimsParams, &[f64], &[f64], &[f64]) -> Forward,
-    ) -> Vec<(&'static str, Vec<f64>)> {
-        let mut out = Vec::new();
-        for name in RimsParams::NAMES {
-            let fd = finite_differences(self.params.get(name).unwrap(), FD_STEP, |v| {
-                let mut p = self.params.clone();
-                p.get_mut(name).unwrap().copy_from_slice(v);
-                self.loss(&run(&p, &self.x, &self.h0, &self.c0))
-            });
-            out.push((name, fd));
-        }
-        let p = &self.params;
-        out.push((
-            "x",
-            finite_differences(&self.x, FD_STEP, |v| {
-                self.loss(&run(p, v, &self.h0, &self.c0))
-            }),
-        ));
-        out.push((
-            "h0",
-            finite_differences(&self.h0, FD_STEP, |v| {
-                self.loss(&run(p, &self.x, v, &self.c0))
-            }),
-        ));
-        if self.lstm() {
-            out.push((
-                "c0",
-                finite_differences(&self.c0, FD_STEP, |v| {
-                    self.loss(&run(p, &self.x, &self.h0, v))
-                }),
-            ));
-        }
-        out
-    }
-}
-
-fn analytic<'a>(g: &'a Gradients, name: &str) -> &'a [f64] {
-    match name {
-        "x" => &g.dx,
-        "h0" => &g.dh0,
-        "c0" => &g.dc0,
-        _ => g.params.get(name).unwrap(),
-    }
-}
-
-/// Absolute slack for round-off in the differences: about ε·|L|/h with |L| of order 1-10.
-const ATOL: f64 = 1e-8;
-
-/// The worst ratio |a − f| / (RTOL·|a| + ATOL) over a tensor (at most 1 passes), where it
-/// occurs.
-fn worst_relative_error(a: &[f64], f: &[f64]) -> (f64, usize) {
-    assert_eq!(a.len(), f.len());
-    let mut worst = (0.0, 0);
-    for i in 0..a.len() {
-        let e = (a[i] - f[i]).abs() / (RTOL * a[i].abs() + ATOL);
-        assert!(e.is_finite(), "element {i}: {} vs {}", a[i], f[i]);
-        if e > worst.0 {
-            worst = (e, i);
-        }
-    }
-    worst
-}
-
 /// Checks the pseudo-gradient of every tensor against the frozen forward's differences.
 fn check_rims(cell: CellKind, input_heads: usize, dropout: f32, seed: u64) {
     let case = Case::new(tiny(cell, input_heads, dropout, 2), seed);
@@ -229,19 +44,11 @@ fn check_rims(cell: CellKind, input_heads: usize, dropout: f32, seed: u64) {
     if dropout > 0.0 {
         assert!(base.u.contains(&0.0), "nothing dropped");
     }
-    let grads = case.backward(&base);
-    let fds = case.finite_differences(|p, x, h0, c0| case.forward_frozen(p, x, h0, c0, &base));
-    for (name, fd) in fds {
-        let a = analytic(&grads, name);
-        assert!(a.iter().any(|&v| v != 0.0), "{name}: all-zero gradient");
-        let (e, i) = worst_relative_error(a, &fd);
-        assert!(
-            e <= 1.0,
-            "{cell:?} h_in={input_heads} p={dropout} {name}[{i}]: analytic {} vs fd {} (rel {e:e})",
-            a[i],
-            fd[i]
-        );
-    }
+    case.check_gradients(
+        &base,
+        &format!("{cell:?} h_in={input_heads} p={dropout}"),
+        |_| false,
+    );
 }
 
 #[test]
@@ -292,12 +99,7 @@ fn all_active_when_k_is_n_and_gradient_is_exact() {
         let case = Case::new(tiny(cell, 2, 0.3, 4), seed);
         let base = case.forward(&case.params, &case.x, &case.h0, &case.c0);
         assert!(base.masks.iter().all(|&m| m == 1.0));
-        let grads = case.backward(&base);
-        let fds = case.finite_differences(|p, x, h0, c0| case.forward(p, x, h0, c0));
-        for (name, fd) in fds {
-            let (e, i) = worst_relative_error(analytic(&grads, name), &fd);
-            assert!(e <= 1.0, "{cell:?} {name}[{i}]: rel {e:e}");
-        }
+        case.check_exact_gradients(&base, &format!("{cell:?}"));
     }
 }
 
@@ -309,11 +111,25 @@ fn naive_differences_disagree_when_some_are_inactive() {
         let case = Case::new(tiny(cell, 1, 0.0, 2), seed);
         let base = case.forward(&case.params, &case.x, &case.h0, &case.c0);
         let grads = case.backward(&base);
-        let fds =
-            case.finite_differences(|p, x, h0, c0| case.forward_masked(p, x, h0, c0, &base.masks));
+        let fds = case.finite_differences(|p, x, h0, c0| {
+            rr::forward(
+                &case.cfg,
+                p,
+                x,
+                h0,
+                c0,
+                case.seed,
+                case.step0,
+                Some(&base.masks),
+                T,
+                B,
+            )
+        });
         let worst = fds
             .iter()
-            .map(|(name, fd)| worst_relative_error(analytic(&grads, name), fd).0)
+            .map(|(name, fd)| {
+                worst_relative_error(<Authors as support::Cell>::analytic(&grads, name), fd).0
+            })
             .fold(0.0, f64::max);
         assert!(
             worst > 100.0,
@@ -395,14 +211,14 @@ fn masks_follow_the_ranking_and_inactive_keep_their_state() {
         }
     }
     // Overriding with the computed masks, or freezing at the run's own h', changes nothing.
-    let same = case.forward_masked(&case.params, &case.x, &case.h0, &case.c0, &f.masks);
+    let same = case.forward_masked(&case.params, &f.masks);
     assert_eq!(same.h, f.h);
     let frozen = case.forward_frozen(&case.params, &case.x, &case.h0, &case.c0, &f);
     assert_eq!(frozen.h, f.h);
     assert_eq!(frozen.c, f.c);
     // A different override is obeyed.
     let flipped: Vec<f64> = f.masks.iter().map(|m| 1.0 - m).collect();
-    let other = case.forward_masked(&case.params, &case.x, &case.h0, &case.c0, &flipped);
+    let other = case.forward_masked(&case.params, &flipped);
     assert_eq!(other.masks, flipped);
     assert_ne!(other.h, f.h);
 }

@@ -3,17 +3,18 @@
 //! from A: selection on the raw score, zero input to inactive mechanisms, biased null slot,
 //! dropout on the probabilities. CPU only.
 
+#[allow(dead_code)]
+#[path = "support/reference.rs"]
+mod support;
+
 use rims::nn::config::{CellKind, RimsConfig, Variant};
 use rims::reference::finite_differences;
-use rims::reference::rims::top_k_mask;
-use rims::reference::rims_dido::{self as rd, DidoParams, Forward, Gradients};
+use rims::reference::input_attention::top_k_mask;
+use rims::reference::rims_dido::{self as rd, DidoParams};
 use rims::rng::Rng;
+use support::{B, Dido, T};
 
-const T: usize = 4;
-const B: usize = 2;
-const FD_STEP: f64 = 1e-6;
-const RTOL: f64 = 1e-6;
-const ATOL: f64 = 1e-8;
+type Case = support::Case<Dido>;
 
 /// N = 5, k = 2, H = 3, two input heads by default (the brief's odd shape).
 fn tiny(cell: CellKind, input_heads: usize, dropout: f32, active: usize) -> RimsConfig {
@@ -34,166 +35,6 @@ fn tiny(cell: CellKind, input_heads: usize, dropout: f32, active: usize) -> Rims
     }
 }
 
-fn uniform(rng: &mut Rng, n: usize, scale: f64) -> Vec<f64> {
-    (0..n).map(|_| rng.uniform(-scale, scale)).collect()
-}
-
-/// Parameters, inputs, and the weights R, Rc of the loss L = Σ_t Σ h_t⊙R_t (+ Σ c_T⊙Rc).
-struct Case {
-    cfg: RimsConfig,
-    params: DidoParams,
-    x: Vec<f64>,
-    h0: Vec<f64>,
-    c0: Vec<f64>,
-    r: Vec<f64>,
-    rc: Vec<f64>,
-    seed: u32,
-    step0: u32,
-}
-
-impl Case {
-    fn new(cfg: RimsConfig, seed: u64) -> Self {
-        let mut rng = Rng::new(seed);
-        let st = B * cfg.mechanisms * cfg.hidden;
-        let params = DidoParams::random(&cfg, &mut rng, 0.8);
-        Case {
-            x: uniform(&mut rng, T * B * cfg.input, 1.0),
-            h0: uniform(&mut rng, st, 0.8),
-            c0: uniform(&mut rng, st, 0.8),
-            r: uniform(&mut rng, T * st, 1.0),
-            rc: uniform(&mut rng, st, 1.0),
-            cfg,
-            params,
-            seed: 0xd1d0 + seed as u32,
-            step0: 3,
-        }
-    }
-
-    fn lstm(&self) -> bool {
-        self.cfg.cell == CellKind::Lstm
-    }
-
-    fn forward(&self, p: &DidoParams, x: &[f64], h0: &[f64], c0: &[f64]) -> Forward {
-        rd::forward(&self.cfg, p, x, h0, c0, self.seed, self.step0, None, T, B)
-    }
-
-    fn forward_masked(&self, p: &DidoParams, masks: &[f64]) -> Forward {
-        let (x, h0, c0) = (&self.x, &self.h0, &self.c0);
-        rd::forward(
-            &self.cfg,
-            p,
-            x,
-            h0,
-            c0,
-            self.seed,
-            self.step0,
-            Some(masks),
-            T,
-            B,
-        )
-    }
-
-    fn forward_frozen(
-        &self,
-        p: &DidoParams,
-        x: &[f64],
-        h0: &[f64],
-        c0: &[f64],
-        base: &Forward,
-    ) -> Forward {
-        let (masks, hp) = (&base.masks, &base.h_prime);
-        rd::forward_frozen(
-            &self.cfg, p, x, h0, c0, self.seed, self.step0, masks, hp, T, B,
-        )
-    }
-
-    fn loss(&self, f: &Forward) -> f64 {
-        let mut l: f64 = f.h.iter().zip(&self.r).map(|(h, r)| h * r).sum();
-        if self.lstm() {
-            let st = self.rc.len();
-            l += f.c[(T - 1) * st..]
-                .iter()
-                .zip(&self.rc)
-                .map(|(c, r)| c * r)
-                .sum::<f64>();
-        }
-        l
-    }
-
-    fn backward(&self, f: &Forward) -> Gradients {
-        let rc = self.lstm().then_some(&self.rc[..]);
-        let (x, h0, c0) = (&self.x, &self.h0, &self.c0);
-        rd::backward(
-            &self.cfg,
-            &self.params,
-            x,
-            h0,
-            c0,
-            f,
-            &self.r,
-            rc,
-            self.seed,
-            self.step0,
-        )
-    }
-
-    /// Finite differences of the loss under `run` w.r.t. every parameter, x, h0 and (LSTM) c0.
-    fn finite_differences(
-        &self,
-        run: impl Fn(&DidoParams, &[f64], &[f64], &[f64]) -> Forward,
-    ) -> Vec<(&'static str, Vec<f64>)> {
-        let mut out = Vec::new();
-        for name in DidoParams::NAMES {
-            let fd = finite_differences(self.params.get(name).unwrap(), FD_STEP, |v| {
-                let mut p = self.params.clone();
-                p.get_mut(name).unwrap().copy_from_slice(v);
-                self.loss(&run(&p, &self.x, &self.h0, &self.c0))
-            });
-            out.push((name, fd));
-        }
-        let p = &self.params;
-        let (x, h0, c0) = (&self.x, &self.h0, &self.c0);
-        out.push((
-            "x",
-            finite_differences(x, FD_STEP, |v| self.loss(&run(p, v, h0, c0))),
-        ));
-        out.push((
-            "h0",
-            finite_differences(h0, FD_STEP, |v| self.loss(&run(p, x, v, c0))),
-        ));
-        if self.lstm() {
-            out.push((
-                "c0",
-                finite_differences(c0, FD_STEP, |v| self.loss(&run(p, x, h0, v))),
-            ));
-        }
-        out
-    }
-}
-
-fn analytic<'a>(g: &'a Gradients, name: &str) -> &'a [f64] {
-    match name {
-        "x" => &g.dx,
-        "h0" => &g.dh0,
-        "c0" => &g.dc0,
-        _ => g.params.get(name).unwrap(),
-    }
-}
-
-/// The worst |a − f| / (RTOL·|a| + ATOL) (at most 1 passes) and where.
-fn worst_relative_error(a: &[f64], f: &[f64]) -> (f64, usize) {
-    assert_eq!(a.len(), f.len());
-    let mut worst = (0.0, 0);
-    for i in 0..a.len() {
-        let e = (a[i] - f[i]).abs() / (RTOL * a[i].abs() + ATOL);
-        assert!(e.is_finite(), "element {i}: {} vs {}", a[i], f[i]);
-        if e > worst.0 {
-            worst = (e, i);
-        }
-    }
-    worst
-}
-
 fn check_dido(cell: CellKind, input_heads: usize, dropout: f32, seed: u64) {
     let case = Case::new(tiny(cell, input_heads, dropout, 2), seed);
     let base = case.forward(&case.params, &case.x, &case.h0, &case.c0);
@@ -201,27 +42,20 @@ fn check_dido(cell: CellKind, input_heads: usize, dropout: f32, seed: u64) {
         assert_eq!(row.iter().sum::<f64>(), 2.0, "masks {:?}", base.masks);
     }
     let grads = case.backward(&base);
-    let fds = case.finite_differences(|p, x, h0, c0| case.forward_frozen(p, x, h0, c0, &base));
-    for (name, fd) in fds {
-        let a = analytic(&grads, name);
-        if name == "in_k_b" {
-            // The softmax sees s̄_x − s̄_∅, from which the key bias cancels; the selection that
-            // does see it is detached. Zero up to rounding, on both sides.
-            assert!(
-                a.iter().chain(&fd).all(|v| v.abs() < 1e-9),
-                "{name}: {a:?} {fd:?}"
-            );
-            continue;
-        }
-        assert!(a.iter().any(|&v| v != 0.0), "{name}: all-zero gradient");
-        let (e, i) = worst_relative_error(a, &fd);
-        assert!(
-            e <= 1.0,
-            "{cell:?} h_in={input_heads} p={dropout} {name}[{i}]: analytic {} vs fd {} (rel {e:e})",
-            a[i],
-            fd[i]
-        );
-    }
+    // The softmax sees s̄_x − s̄_∅, from which the key bias cancels; the selection that does
+    // see it is detached. Zero up to rounding.
+    let fd = finite_differences(&case.params.in_k_b, support::FD_STEP, |v| {
+        let mut p = case.params.clone();
+        p.in_k_b.copy_from_slice(v);
+        case.loss(&case.forward_frozen(&p, &case.x, &case.h0, &case.c0, &base))
+    });
+    let a = &grads.params.in_k_b;
+    assert!(
+        a.iter().chain(&fd).all(|v| v.abs() < 1e-9),
+        "in_k_b: {a:?} {fd:?}"
+    );
+    let what = format!("{cell:?} h_in={input_heads} p={dropout}");
+    case.check_gradients(&base, &what, |name| name == "in_k_b");
 }
 
 #[test]
@@ -251,12 +85,7 @@ fn dido_all_active_gradient_is_exact() {
         let case = Case::new(tiny(cell, 2, 0.3, 5), seed);
         let base = case.forward(&case.params, &case.x, &case.h0, &case.c0);
         assert!(base.masks.iter().all(|&m| m == 1.0));
-        let grads = case.backward(&base);
-        let fds = case.finite_differences(|p, x, h0, c0| case.forward(p, x, h0, c0));
-        for (name, fd) in fds {
-            let (e, i) = worst_relative_error(analytic(&grads, name), &fd);
-            assert!(e <= 1.0, "{cell:?} {name}[{i}]: rel {e:e}");
-        }
+        case.check_exact_gradients(&base, &format!("{cell:?}"));
     }
 }
 
