@@ -56,123 +56,64 @@ pub struct Authors;
 /// Variant D.
 pub struct Dido;
 
-impl Cell for Authors {
-    type Params = RimsParams;
-    type Forward = rr::Forward;
-    type Gradients = rr::Gradients;
-    const NAMES: &'static [&'static str] = &RimsParams::NAMES;
-    const SEED_BASE: u32 = 0x5eed;
-    const STEP0: u32 = 7;
-    fn random(cfg: &RimsConfig, rng: &mut Rng) -> RimsParams {
-        RimsParams::random(cfg, rng, 0.8)
-    }
-    fn get<'a>(p: &'a RimsParams, name: &str) -> &'a [f64] {
-        p.get(name).unwrap()
-    }
-    fn get_mut<'a>(p: &'a mut RimsParams, name: &str) -> &'a mut [f64] {
-        p.get_mut(name).unwrap()
-    }
-    fn forward(
-        c: &Case<Self>,
-        p: &RimsParams,
-        (x, h0, c0): (&[f64], &[f64], &[f64]),
-        masks: Option<&[f64]>,
-        frozen: Option<&rr::Forward>,
-    ) -> rr::Forward {
-        let (cfg, seed, step0) = (&c.cfg, c.seed, c.step0);
-        match frozen {
-            Some(base) => rr::forward_frozen(
-                cfg,
-                p,
-                x,
-                h0,
-                c0,
-                seed,
-                step0,
-                &base.masks,
-                &base.h_prime,
-                T,
-                B,
-            ),
-            None => rr::forward(cfg, p, x, h0, c0, seed, step0, masks, T, B),
+/// Implements [`Cell`] for a variant from its reference module and parameter type (the two
+/// references have the same calls and fields).
+macro_rules! cell {
+    ($ty:ident, $module:ident, $params:ident, $seed_base:literal, $step0:literal) => {
+        impl Cell for $ty {
+            type Params = $params;
+            type Forward = $module::Forward;
+            type Gradients = $module::Gradients;
+            const NAMES: &'static [&'static str] = &$params::NAMES;
+            const SEED_BASE: u32 = $seed_base;
+            const STEP0: u32 = $step0;
+            fn random(cfg: &RimsConfig, rng: &mut Rng) -> $params {
+                $params::random(cfg, rng, 0.8)
+            }
+            fn get<'a>(p: &'a $params, name: &str) -> &'a [f64] {
+                p.get(name).unwrap()
+            }
+            fn get_mut<'a>(p: &'a mut $params, name: &str) -> &'a mut [f64] {
+                p.get_mut(name).unwrap()
+            }
+            fn forward(
+                c: &Case<Self>,
+                p: &$params,
+                (x, h0, c0): (&[f64], &[f64], &[f64]),
+                masks: Option<&[f64]>,
+                frozen: Option<&$module::Forward>,
+            ) -> $module::Forward {
+                let (cfg, seed, step0) = (&c.cfg, c.seed, c.step0);
+                match frozen {
+                    Some(f) => {
+                        let (m, hp) = (&f.masks, &f.h_prime);
+                        $module::forward_frozen(cfg, p, x, h0, c0, seed, step0, m, hp, T, B)
+                    }
+                    None => $module::forward(cfg, p, x, h0, c0, seed, step0, masks, T, B),
+                }
+            }
+            fn backward(c: &Case<Self>, f: &$module::Forward) -> $module::Gradients {
+                let rc = c.lstm().then_some(&c.rc[..]);
+                let (x, h0, c0) = (&c.x, &c.h0, &c.c0);
+                $module::backward(&c.cfg, &c.params, x, h0, c0, f, &c.r, rc, c.seed, c.step0)
+            }
+            fn states(f: &$module::Forward) -> (&[f64], &[f64]) {
+                (&f.h, &f.c)
+            }
+            fn analytic<'a>(g: &'a $module::Gradients, name: &str) -> &'a [f64] {
+                match name {
+                    "x" => &g.dx,
+                    "h0" => &g.dh0,
+                    "c0" => &g.dc0,
+                    _ => g.params.get(name).unwrap(),
+                }
+            }
         }
-    }
-    fn backward(c: &Case<Self>, f: &rr::Forward) -> rr::Gradients {
-        let rc = c.lstm().then_some(&c.rc[..]);
-        let (x, h0, c0) = (&c.x, &c.h0, &c.c0);
-        rr::backward(&c.cfg, &c.params, x, h0, c0, f, &c.r, rc, c.seed, c.step0)
-    }
-    fn states(f: &rr::Forward) -> (&[f64], &[f64]) {
-        (&f.h, &f.c)
-    }
-    fn analytic<'a>(g: &'a rr::Gradients, name: &str) -> &'a [f64] {
-        match name {
-            "x" => &g.dx,
-            "h0" => &g.dh0,
-            "c0" => &g.dc0,
-            _ => g.params.get(name).unwrap(),
-        }
-    }
+    };
 }
 
-impl Cell for Dido {
-    type Params = DidoParams;
-    type Forward = rd::Forward;
-    type Gradients = rd::Gradients;
-    const NAMES: &'static [&'static str] = &DidoParams::NAMES;
-    const SEED_BASE: u32 = 0xd1d0;
-    const STEP0: u32 = 3;
-    fn random(cfg: &RimsConfig, rng: &mut Rng) -> DidoParams {
-        DidoParams::random(cfg, rng, 0.8)
-    }
-    fn get<'a>(p: &'a DidoParams, name: &str) -> &'a [f64] {
-        p.get(name).unwrap()
-    }
-    fn get_mut<'a>(p: &'a mut DidoParams, name: &str) -> &'a mut [f64] {
-        p.get_mut(name).unwrap()
-    }
-    fn forward(
-        c: &Case<Self>,
-        p: &DidoParams,
-        (x, h0, c0): (&[f64], &[f64], &[f64]),
-        masks: Option<&[f64]>,
-        frozen: Option<&rd::Forward>,
-    ) -> rd::Forward {
-        let (cfg, seed, step0) = (&c.cfg, c.seed, c.step0);
-        match frozen {
-            Some(base) => rd::forward_frozen(
-                cfg,
-                p,
-                x,
-                h0,
-                c0,
-                seed,
-                step0,
-                &base.masks,
-                &base.h_prime,
-                T,
-                B,
-            ),
-            None => rd::forward(cfg, p, x, h0, c0, seed, step0, masks, T, B),
-        }
-    }
-    fn backward(c: &Case<Self>, f: &rd::Forward) -> rd::Gradients {
-        let rc = c.lstm().then_some(&c.rc[..]);
-        let (x, h0, c0) = (&c.x, &c.h0, &c.c0);
-        rd::backward(&c.cfg, &c.params, x, h0, c0, f, &c.r, rc, c.seed, c.step0)
-    }
-    fn states(f: &rd::Forward) -> (&[f64], &[f64]) {
-        (&f.h, &f.c)
-    }
-    fn analytic<'a>(g: &'a rd::Gradients, name: &str) -> &'a [f64] {
-        match name {
-            "x" => &g.dx,
-            "h0" => &g.dh0,
-            "c0" => &g.dc0,
-            _ => g.params.get(name).unwrap(),
-        }
-    }
-}
+cell!(Authors, rr, RimsParams, 0x5eed, 7);
+cell!(Dido, rd, DidoParams, 0xd1d0, 3);
 
 /// One test problem: parameters, inputs, and the weights R, Rc of the loss.
 pub struct Case<C: Cell> {
