@@ -4,12 +4,10 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::shared::{
-    CellParamGrads, CellsSaved, Dims, before, cells_backward, input_products_backward,
+    CellParamGrads, CellsSaved, Dims, backward_steps, cells_backward, input_products_backward,
     projections_backward, queries_backward,
 };
-use super::{
-    CellKind, DROPOUT_COMM, DROPOUT_U, Forward, Gradients, RimsConfig, RimsParams, cell_params,
-};
+use super::{DROPOUT_COMM, DROPOUT_U, Forward, Gradients, RimsConfig, RimsParams, cell_params};
 use crate::reference::dropout::factor;
 use crate::reference::{communication, input_attention, merge};
 
@@ -30,10 +28,8 @@ pub fn backward(
     seed: u32,
     step0: u32,
 ) -> Gradients {
-    let (t_len, batch) = (fwd.t_len, fwd.batch);
-    let dm = Dims::of(cfg, batch);
+    let dm = Dims::of(cfg, fwd.batch);
     let Dims {
-        b: bsz,
         n,
         h,
         d,
@@ -45,10 +41,7 @@ pub fn backward(
         wv,
         ..
     } = dm;
-    let lstm = cfg.cell == CellKind::Lstm;
     let nh = n * h;
-    let st = dm.state();
-    assert_eq!(dh.len(), t_len * st, "dh");
     let p_drop = cfg.dropout;
     let (ia_sizes, comm_sizes) = (dm.input_attention(), dm.communication());
     let cell_p = cell_params(p);
@@ -58,55 +51,25 @@ pub fn backward(
         c_prime: &fwd.c_prime,
         u: &fwd.u,
     };
-
     let mut g = p.zeros_like();
-    let mut dx = vec![0.0; t_len * bsz * d];
-    let mut du = vec![0.0; t_len * bsz * n * a];
-    let mut dh_prime = vec![0.0; t_len * st];
-    // Gradients w.r.t. h_t and c_t coming from later steps (and dc_last).
-    let mut dh_carry = vec![0.0; st];
-    let mut dc_carry = match (lstm, dc_last) {
-        (true, Some(dc)) => {
-            assert_eq!(dc.len(), st, "dc_last");
-            dc.to_vec()
-        }
-        (true, None) => vec![0.0; st],
-        (false, _) => Vec::new(),
-    };
-
-    for t in (0..t_len).rev() {
-        let step = step0.wrapping_add(t as u32);
-        let (h_prev, c_prev) = before(lstm, t, st, (h0, c0), (&fwd.h, &fwd.c));
-        let mut dh_prev = vec![0.0; st];
-        let mut dc_prev = vec![0.0; if lstm { st } else { 0 }];
-        for b in 0..bsz {
-            let tb = t * bsz + b;
-            let xr = &x[tb * d..(tb + 1) * d];
-            let hr = &h_prev[b * nh..(b + 1) * nh];
-            let mask = &fwd.masks[tb * n..(tb + 1) * n];
-            let dht: Vec<f64> = (0..nh)
-                .map(|e| dh[tb * nh + e] + dh_carry[b * nh + e])
-                .collect();
+    let states = (&fwd.h[..], &fwd.c[..], &fwd.masks[..]);
+    let seq = backward_steps(
+        cfg,
+        &dm,
+        fwd.t_len,
+        (x, h0, c0),
+        states,
+        (dh, dc_last),
+        step0,
+        |r, out| {
+            let (b, tb, step, mask) = (r.b, r.tb, r.step, r.mask);
 
             // 7-6. The merge and residual, then the output's and gate's products.
             let rows = tb * nh..(tb + 1) * nh;
             let keep_o = |x: usize| factor(seed, step, DROPOUT_COMM, (b * nh + x) as u32, p_drop);
-            let dct = lstm.then(|| &dc_carry[b * nh..(b + 1) * nh]);
-            let mg = merge::backward(
-                &fwd.tanh_o[rows.clone()],
-                &fwd.gamma[rows],
-                mask,
-                &dht,
-                dct,
-                keep_o,
-            );
-            for x in 0..nh {
-                dh_prev[b * nh + x] += mg.dh_prev[x];
-                if lstm {
-                    dc_prev[b * nh + x] += mg.dc_prev[x];
-                }
-            }
-            let dcp = mg.dc_prime;
+            let (tanh_o, gamma) = (&fwd.tanh_o[rows.clone()], &fwd.gamma[rows]);
+            let mg = merge::backward(tanh_o, gamma, mask, &r.dht, r.dct, keep_o);
+            out.add_copy_path(b, &mg);
             // The residual ĥ = h' + … passes dĥ straight to h'.
             let mut dhp = mg.dh_prime;
             let mut dctx = vec![0.0; n * wv];
@@ -137,7 +100,7 @@ pub fn backward(
             let weights = (&p.comm_q[..], &p.comm_k[..], &p.comm_v[..]);
             let grads = (&mut g.comm_q[..], &mut g.comm_k[..], &mut g.comm_v[..]);
             projections_backward(&dm, tb, mask, &fwd.comm_in, &cg, weights, grads, &mut dhp);
-            dh_prime[tb * nh..(tb + 1) * nh].copy_from_slice(&dhp);
+            out.dh_prime[tb * nh..(tb + 1) * nh].copy_from_slice(&dhp);
 
             // 5. The cells.
             let mut cell_g = CellParamGrads {
@@ -152,10 +115,10 @@ pub fn backward(
                 &mut cell_g,
                 (tb, b),
                 &saved,
-                (hr, c_prev),
-                (&dhp, &dcp),
-                &mut du,
-                (&mut dh_prev, &mut dc_prev),
+                (r.hr, r.c_prev),
+                (&dhp, &mg.dc_prime),
+                &mut out.du,
+                (&mut out.dh_prev, &mut out.dc_prev),
             );
 
             // 4-1. Input attention (the mask is a constant), then the queries' product.
@@ -167,27 +130,32 @@ pub fn backward(
                 &fwd.q[tb * n * wq..(tb + 1) * n * wq],
                 &fwd.alpha[tb * n * hin..(tb + 1) * n * hin],
                 mask,
-                &du[tb * n * a..(tb + 1) * n * a],
+                &out.du[tb * n * a..(tb + 1) * n * a],
                 keep_u,
             );
-            queries_backward(&dm, b, hr, &ig.dq, (&p.in_q, &mut g.in_q), &mut dh_prev);
+            queries_backward(
+                &dm,
+                b,
+                r.hr,
+                &ig.dq,
+                (&p.in_q, &mut g.in_q),
+                &mut out.dh_prev,
+            );
             input_products_backward(
-                xr,
+                r.xr,
                 (&ig.dk, &ig.dv),
                 (&p.in_k_w, &p.in_v_w),
                 (&mut g.in_k_w, &mut g.in_v_w),
-                &mut dx[tb * d..(tb + 1) * d],
+                &mut out.dx[tb * d..(tb + 1) * d],
             );
-        }
-        dh_carry = dh_prev;
-        dc_carry = dc_prev;
-    }
+        },
+    );
     Gradients {
         params: g,
-        dx,
-        dh0: dh_carry,
-        dc0: dc_carry,
-        du,
-        dh_prime,
+        dx: seq.dx,
+        dh0: seq.dh0,
+        dc0: seq.dc0,
+        du: seq.du,
+        dh_prime: seq.dh_prime,
     }
 }

@@ -7,7 +7,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::reference::recurrent::{self, CellGrads, CellSaved, CellWeights};
-use crate::reference::{communication, input_attention};
+use crate::reference::{communication, input_attention, merge};
 use crate::spec::cell::{CellKind, RimsConfig};
 
 /// Sizes used by the loops.
@@ -406,5 +406,124 @@ pub(in crate::reference) fn input_products_backward(
             g_v_w[e * wvin + col] += xr[e] * dv[col];
             dx[e] += dv[col] * in_v_w[e * wvin + col];
         }
+    }
+}
+
+/// One batch row of one step of the backward: what both variants' steps read.
+pub(in crate::reference) struct BackRow<'a> {
+    pub b: usize,
+    /// t·B + b.
+    pub tb: usize,
+    /// The dropout step, step0 + t.
+    pub step: u32,
+    /// x_t [D], h_{t-1} [N·H] of this row, and (LSTM) the step's c_{t-1} [B, N·H].
+    pub xr: &'a [f64],
+    pub hr: &'a [f64],
+    pub c_prev: &'a [f64],
+    /// The step's mask [N].
+    pub mask: &'a [f64],
+    /// dL/dh_t [N·H]: the loss's plus what later steps carried.
+    pub dht: Vec<f64>,
+    /// LSTM: dL/dc_t carried [N·H].
+    pub dct: Option<&'a [f64]>,
+}
+
+/// Where a row's backward adds: the step's dh_{t-1}, dc_{t-1} [B, N·H] and the sequences' dx
+/// [T, B, D], du [T, B, N·A], dh' [T, B, N·H].
+pub(in crate::reference) struct BackOut {
+    pub dh_prev: Vec<f64>,
+    pub dc_prev: Vec<f64>,
+    pub dx: Vec<f64>,
+    pub du: Vec<f64>,
+    pub dh_prime: Vec<f64>,
+}
+
+impl BackOut {
+    /// Adds the merge's copy paths of batch row b to dh_{t-1} and (LSTM) dc_{t-1}.
+    pub fn add_copy_path(&mut self, b: usize, g: &merge::Grads) {
+        let nh = g.dh_prev.len();
+        for x in 0..nh {
+            self.dh_prev[b * nh + x] += g.dh_prev[x];
+        }
+        for x in 0..g.dc_prev.len() {
+            self.dc_prev[b * nh + x] += g.dc_prev[x];
+        }
+    }
+}
+
+/// The sequence gradients besides the parameters': dx, dh0, dc0, du, dh'.
+pub(in crate::reference) struct BackSeq {
+    pub dx: Vec<f64>,
+    pub dh0: Vec<f64>,
+    pub dc0: Vec<f64>,
+    pub du: Vec<f64>,
+    pub dh_prime: Vec<f64>,
+}
+
+/// Runs `row` over the steps in reverse and the batch rows in order, carrying dL/dh_t and
+/// (LSTM) dL/dc_t back: `dh` [T, B, N·H] is the loss's gradient of every h_t, `dc_last`
+/// [B, N·H] of c_T; `states` the forward's h and c [T, B, N·H], `masks` [T, B, N].
+#[allow(clippy::too_many_arguments)]
+pub(in crate::reference) fn backward_steps(
+    cfg: &RimsConfig,
+    dm: &Dims,
+    t_len: usize,
+    (x, h0, c0): (&[f64], &[f64], &[f64]),
+    (h, c, masks): (&[f64], &[f64], &[f64]),
+    (dh, dc_last): (&[f64], Option<&[f64]>),
+    step0: u32,
+    mut row: impl FnMut(&BackRow, &mut BackOut),
+) -> BackSeq {
+    let (bsz, n, d) = (dm.b, dm.n, dm.d);
+    let (lstm, nh, st) = (cfg.cell == CellKind::Lstm, dm.n * dm.h, dm.state());
+    assert_eq!(dh.len(), t_len * st, "dh");
+    let mut out = BackOut {
+        dh_prev: Vec::new(),
+        dc_prev: Vec::new(),
+        dx: vec![0.0; t_len * bsz * d],
+        du: vec![0.0; t_len * bsz * n * dm.a],
+        dh_prime: vec![0.0; t_len * st],
+    };
+    // Gradients w.r.t. h_t and c_t coming from later steps (and dc_last).
+    let mut dh_carry = vec![0.0; st];
+    let mut dc_carry = match (lstm, dc_last) {
+        (true, Some(dc)) => {
+            assert_eq!(dc.len(), st, "dc_last");
+            dc.to_vec()
+        }
+        (true, None) => vec![0.0; st],
+        (false, _) => Vec::new(),
+    };
+    for t in (0..t_len).rev() {
+        let step = step0.wrapping_add(t as u32);
+        let (h_prev, c_prev) = before(lstm, t, st, (h0, c0), (h, c));
+        out.dh_prev = vec![0.0; st];
+        out.dc_prev = vec![0.0; if lstm { st } else { 0 }];
+        for b in 0..bsz {
+            let tb = t * bsz + b;
+            let r = BackRow {
+                b,
+                tb,
+                step,
+                xr: &x[tb * d..(tb + 1) * d],
+                hr: &h_prev[b * nh..(b + 1) * nh],
+                c_prev,
+                mask: &masks[tb * n..(tb + 1) * n],
+                dht: (0..nh)
+                    .map(|e| dh[tb * nh + e] + dh_carry[b * nh + e])
+                    .collect(),
+                dct: lstm.then(|| &dc_carry[b * nh..(b + 1) * nh]),
+            };
+            row(&r, &mut out);
+        }
+        dh_carry = std::mem::take(&mut out.dh_prev);
+        dc_carry = std::mem::take(&mut out.dc_prev);
+    }
+    BackSeq {
+        dx: out.dx,
+        dh0: dh_carry,
+        dc0: dc_carry,
+        du: out.du,
+        dh_prime: out.dh_prime,
     }
 }

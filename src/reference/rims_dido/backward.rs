@@ -3,11 +3,11 @@
 // Index loops spell out the formulas; they are the point of this file.
 #![allow(clippy::needless_range_loop)]
 
-use super::{CellKind, RimsConfig};
+use super::RimsConfig;
 use super::{DROPOUT_COMM_PROBS, DROPOUT_IN_PROBS, DidoParams, Forward, Gradients, cell_params};
 use crate::reference::dropout::factor;
 use crate::reference::rims::shared::{
-    CellParamGrads, CellsSaved, Dims, before, cells_backward, input_products_backward,
+    CellParamGrads, CellsSaved, Dims, backward_steps, cells_backward, input_products_backward,
     projections_backward, queries_backward,
 };
 use crate::reference::{communication, input_attention, merge};
@@ -27,10 +27,8 @@ pub fn backward(
     seed: u32,
     step0: u32,
 ) -> Gradients {
-    let (t_len, batch) = (fwd.t_len, fwd.batch);
-    let dm = Dims::of(cfg, batch);
+    let dm = Dims::of(cfg, fwd.batch);
     let Dims {
-        b: bsz,
         n,
         h,
         d,
@@ -42,10 +40,6 @@ pub fn backward(
         wv,
         ..
     } = dm;
-    let lstm = cfg.cell == CellKind::Lstm;
-    let nh = n * h;
-    let st = bsz * nh;
-    assert_eq!(dh.len(), t_len * st, "dh");
     let pd = cfg.dropout;
     let (ia_sizes, comm_sizes) = (dm.input_attention(), dm.communication());
     let cell_p = cell_params(p);
@@ -55,42 +49,22 @@ pub fn backward(
         c_prime: &fwd.c_prime,
         u: &fwd.u,
     };
-
     let mut g = p.zeros_like();
-    let mut dx = vec![0.0; t_len * bsz * d];
-    let mut du = vec![0.0; t_len * bsz * n * a];
-    let mut dh_prime = vec![0.0; t_len * st];
-    let mut dh_carry = vec![0.0; st];
-    let mut dc_carry = match (lstm, dc_last) {
-        (true, Some(dc)) => dc.to_vec(),
-        (true, None) => vec![0.0; st],
-        (false, _) => Vec::new(),
-    };
-
-    for t in (0..t_len).rev() {
-        let step = step0.wrapping_add(t as u32);
-        let (h_prev, c_prev) = before(lstm, t, st, (h0, c0), (&fwd.h, &fwd.c));
-        let mut dh_prev = vec![0.0; st];
-        let mut dc_prev = vec![0.0; if lstm { st } else { 0 }];
-        for b in 0..bsz {
-            let tb = t * bsz + b;
-            let xr = &x[tb * d..(tb + 1) * d];
-            let hr = &h_prev[b * nh..(b + 1) * nh];
-            let mask = &fwd.masks[tb * n..(tb + 1) * n];
+    let states = (&fwd.h[..], &fwd.c[..], &fwd.masks[..]);
+    let seq = backward_steps(
+        cfg,
+        &dm,
+        fwd.t_len,
+        (x, h0, c0),
+        states,
+        (dh, dc_last),
+        step0,
+        |r, out| {
+            let (b, tb, step, mask) = (r.b, r.tb, r.step, r.mask);
 
             // 8-7. The merge and plain residual: ĥ = h' + ctx·W_out passes dĥ to h' and to o.
-            let dht: Vec<f64> = (0..nh)
-                .map(|e| dh[tb * nh + e] + dh_carry[b * nh + e])
-                .collect();
-            let dct = lstm.then(|| &dc_carry[b * nh..(b + 1) * nh]);
-            let mg = merge::backward_dido(mask, &dht, dct);
-            for x in 0..nh {
-                dh_prev[b * nh + x] += mg.dh_prev[x];
-                if lstm {
-                    dc_prev[b * nh + x] += mg.dc_prev[x];
-                }
-            }
-            let dcp = mg.dc_prime;
+            let mg = merge::backward_dido(mask, &r.dht, r.dct);
+            out.add_copy_path(b, &mg);
             let mut dhp = mg.dh_prime;
             let mut dctx = vec![0.0; n * wv];
             for i in 0..n {
@@ -122,7 +96,7 @@ pub fn backward(
             let weights = (&p.comm_q[..], &p.comm_k[..], &p.comm_v[..]);
             let grads = (&mut g.comm_q[..], &mut g.comm_k[..], &mut g.comm_v[..]);
             projections_backward(&dm, tb, mask, &fwd.comm_in, &cg, weights, grads, &mut dhp);
-            dh_prime[tb * nh..(tb + 1) * nh].copy_from_slice(&dhp);
+            out.dh_prime[tb * n * h..(tb + 1) * n * h].copy_from_slice(&dhp);
 
             // 6. The cells (no biases).
             let mut cell_g = CellParamGrads {
@@ -137,10 +111,10 @@ pub fn backward(
                 &mut cell_g,
                 (tb, b),
                 &saved,
-                (hr, c_prev),
-                (&dhp, &dcp),
-                &mut du,
-                (&mut dh_prev, &mut dc_prev),
+                (r.hr, r.c_prev),
+                (&dhp, &mg.dc_prime),
+                &mut out.du,
+                (&mut out.dh_prev, &mut out.dc_prev),
             );
 
             // 5-1. Input attention (the mask is a constant), then the products of the queries
@@ -154,10 +128,17 @@ pub fn backward(
                 &fwd.q[tb * n * wq..(tb + 1) * n * wq],
                 &fwd.alpha[tb * n..(tb + 1) * n],
                 mask,
-                &du[tb * n * a..(tb + 1) * n * a],
+                &out.du[tb * n * a..(tb + 1) * n * a],
                 keep_in,
             );
-            queries_backward(&dm, b, hr, &ig.dq, (&p.in_q, &mut g.in_q), &mut dh_prev);
+            queries_backward(
+                &dm,
+                b,
+                r.hr,
+                &ig.dq,
+                (&p.in_q, &mut g.in_q),
+                &mut out.dh_prev,
+            );
             for col in 0..wq {
                 g.in_k_b[col] += ig.dk[col] + ig.dk_null[col];
             }
@@ -165,22 +146,20 @@ pub fn backward(
                 g.in_v_b[col] += ig.dv[col] + ig.dv_null[col];
             }
             input_products_backward(
-                xr,
+                r.xr,
                 (&ig.dk, &ig.dv),
                 (&p.in_k_w, &p.in_v_w),
                 (&mut g.in_k_w, &mut g.in_v_w),
-                &mut dx[tb * d..(tb + 1) * d],
+                &mut out.dx[tb * d..(tb + 1) * d],
             );
-        }
-        dh_carry = dh_prev;
-        dc_carry = dc_prev;
-    }
+        },
+    );
     Gradients {
         params: g,
-        dx,
-        dh0: dh_carry,
-        dc0: dc_carry,
-        du,
-        dh_prime,
+        dx: seq.dx,
+        dh0: seq.dh0,
+        dc0: seq.dc0,
+        du: seq.du,
+        dh_prime: seq.dh_prime,
     }
 }
