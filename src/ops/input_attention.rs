@@ -1,6 +1,6 @@
 //! RIMs input attention fused with the queries and the top-k mask, forward and backward, for one
 //! time step of a recorded sequence. Kernels: `shaders/input_attention.wgsl`; oracle:
-//! `reference::input_attention` (variant A; D's through `reference::rims_dido`); tests:
+//! `reference::input_attention` (`forward`, `backward` for variant A; `forward_dido`, `backward_dido` for D); tests:
 //! `tests/ops/input_attention.rs`.
 
 use crate::device::{Context, grid};
