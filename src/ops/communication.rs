@@ -1,6 +1,7 @@
 //! RIMs communication attention for one step, forward and backward (the projections are grouped
 //! matmuls around it). Kernels: `shaders/communication.wgsl`; oracle: `reference::communication`
-//! (`forward`, `backward` for variant A; `forward_dido`, `backward_dido` for D); tests: `tests/ops/communication.rs`.
+//! (`forward`, `backward` for variant A; `forward_dido`, `backward_dido` for D); tests:
+//! `tests/ops/communication.rs`.
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};

@@ -1,7 +1,7 @@
 //! RIMs input attention fused with the queries and the top-k mask, forward and backward, for one
 //! time step of a recorded sequence. Kernels: `shaders/input_attention.wgsl`; oracle:
-//! `reference::input_attention` (`forward`, `backward` for variant A; `forward_dido`, `backward_dido` for D); tests:
-//! `tests/ops/input_attention.rs`.
+//! `reference::input_attention` (`forward`, `backward` for variant A; `forward_dido`,
+//! `backward_dido` for D); tests: `tests/ops/input_attention.rs`.
 
 use crate::device::{Context, grid};
 use crate::error::{Error, Result};

@@ -1,6 +1,7 @@
-//! The end of a RIMs step: the communication residual and the merge that keeps inactive
-//! mechanisms' state, forward and backward. Kernels: `shaders/merge.wgsl`; oracle:
-//! `reference::merge` (`forward`, `backward` for variant A; `forward_dido`, `backward_dido` for D); tests: `tests/ops/merge.rs`.
+//! The end of a RIMs step: the communication residual and the merge that keeps inactive mechanisms'
+//! state, forward and backward. Kernels: `shaders/merge.wgsl`; oracle: `reference::merge`
+//! (`forward`, `backward` for variant A; `forward_dido`, `backward_dido` for D); tests:
+//! `tests/ops/merge.rs`.
 
 use crate::device::{Context, grid};
 use crate::error::Result;
