@@ -13,6 +13,95 @@ use rims::{Context, Tensor};
 
 use crate::common::{assert_close, to_f64};
 
+/// What the op wrote, read back.
+struct Got {
+    q: Vec<f32>,
+    alpha: Vec<f32>,
+    mask: Vec<f32>,
+    u: Vec<f32>,
+    dq: Vec<f32>,
+    dkv: Vec<f32>,
+}
+
+/// Uploads the inputs, records every step's forward and backward with variant A's entry points
+/// or D's, and reads the outputs back. The layouts are the variant's: kv has a null-input row
+/// first in D; α is per head in A, one per mechanism in D; u and du are h_in·d_vin wide in A,
+/// d_vin in D; dkv holds (dk | dv) in A, (dk_x | dv_x | dv_∅) in D.
+#[allow(clippy::too_many_arguments)]
+fn run_op(
+    ctx: &Context,
+    s: &Sizes,
+    (batch, t_len): (usize, usize),
+    drop: Dropout,
+    dido: bool,
+    (hs, in_q, kv, du): (&[f32], &[f32], &[f32], &[f32]),
+    given: Option<&[f32]>,
+) -> Got {
+    let (n, h, wq, wv) = (s.mechanisms, s.hidden, s.heads * s.key, s.heads * s.value);
+    let (kv_rows, alpha_w, a, dkvw) = if dido {
+        (1 + t_len * batch, 1, s.value, wq + 2 * wv)
+    } else {
+        (t_len * batch, s.heads, wv, wq + wv)
+    };
+    let up = |shape: &[usize], v: &[f32]| Tensor::from_slice(ctx, shape, v).unwrap();
+    let zeros = |shape: &[usize]| Tensor::zeros(ctx, shape).unwrap();
+    let given = given.map(|g| up(&[t_len, batch, n], g));
+    let (hs, in_q) = (up(&[t_len + 1, batch, n * h], hs), up(&[n, h, wq], in_q));
+    let (kv, du) = (up(&[kv_rows, wq + wv], kv), up(&[batch, n, a], du));
+    let (q, alpha) = (
+        zeros(&[t_len, batch, n, wq]),
+        zeros(&[t_len, batch, n, alpha_w]),
+    );
+    let (mask, u) = (zeros(&[t_len, batch, n]), zeros(&[t_len, batch, n, a]));
+    let (dq, dkv) = (zeros(&[t_len, batch, n, wq]), zeros(&[t_len, batch, dkvw]));
+    let f = op::Forward {
+        hs: &hs,
+        in_q: &in_q,
+        kv: &kv,
+        mask_override: given.as_ref(),
+        q: &q,
+        alpha: &alpha,
+        mask: &mask,
+        u: &u,
+    };
+    let bw = op::Backward {
+        kv: &kv,
+        du: &du,
+        q: &q,
+        alpha: &alpha,
+        mask: &mask,
+        dq: &dq,
+        dkv: &dkv,
+    };
+    let (forward, backward) = if dido {
+        (
+            op::forward_dido as Entry<op::Forward>,
+            op::backward_dido as Entry<op::Backward>,
+        )
+    } else {
+        (
+            op::forward as Entry<op::Forward>,
+            op::backward as Entry<op::Backward>,
+        )
+    };
+    for t in 0..t_len {
+        forward(ctx, s, batch, t, drop, &f).unwrap();
+        backward(ctx, s, batch, t, drop, &bw).unwrap();
+    }
+    let read = |t: &Tensor| t.to_vec(ctx).unwrap();
+    Got {
+        q: read(&q),
+        alpha: read(&alpha),
+        mask: read(&mask),
+        u: read(&u),
+        dq: read(&dq),
+        dkv: read(&dkv),
+    }
+}
+
+/// An entry point of the op: forward or backward, A's or D's.
+type Entry<B> = for<'a> fn(&Context, &Sizes, usize, usize, Dropout, &B) -> rims::Result<()>;
+
 fn check(ctx: &Context, s: Sizes, batch: usize, t_len: usize, override_mask: bool, seed: u64) {
     let (n, h) = (s.mechanisms, s.hidden);
     let (wq, a) = (s.heads * s.key, s.heads * s.value);
@@ -30,40 +119,9 @@ fn check(ctx: &Context, s: Sizes, batch: usize, t_len: usize, override_mask: boo
     let given: Vec<f32> = (0..t_len * batch * n)
         .map(|_| rng.below(2) as f32)
         .collect();
-    let up = |shape: &[usize], v: &[f32]| Tensor::from_slice(ctx, shape, v).unwrap();
-    let zeros = |shape: &[usize]| Tensor::zeros(ctx, shape).unwrap();
-    let (hs_t, in_q_t) = (up(&[t_len + 1, batch, n * h], &hs), up(&[n, h, wq], &in_q));
-    let (kv_t, du_t) = (up(&[t_len, batch, kvw], &kv), up(&[batch, n, a], &du));
-    let given_t = up(&[t_len, batch, n], &given);
-    let (q, alpha) = (
-        zeros(&[t_len, batch, n, wq]),
-        zeros(&[t_len, batch, n, s.heads]),
-    );
-    let (mask, u) = (zeros(&[t_len, batch, n]), zeros(&[t_len, batch, n, a]));
-    let (dq, dkv) = (zeros(&[t_len, batch, n, wq]), zeros(&[t_len, batch, kvw]));
-    for t in 0..t_len {
-        let f = op::Forward {
-            hs: &hs_t,
-            in_q: &in_q_t,
-            kv: &kv_t,
-            mask_override: override_mask.then_some(&given_t),
-            q: &q,
-            alpha: &alpha,
-            mask: &mask,
-            u: &u,
-        };
-        op::forward(ctx, &s, batch, t, drop, &f).unwrap();
-        let bw = op::Backward {
-            kv: &kv_t,
-            du: &du_t,
-            q: &q,
-            alpha: &alpha,
-            mask: &mask,
-            dq: &dq,
-            dkv: &dkv,
-        };
-        op::backward(ctx, &s, batch, t, drop, &bw).unwrap();
-    }
+    let given_host = override_mask.then_some(&given[..]);
+    let inputs = (&hs[..], &in_q[..], &kv[..], &du[..]);
+    let got = run_op(ctx, &s, (batch, t_len), drop, false, inputs, given_host);
 
     let rs = reference::Sizes {
         n,
@@ -80,7 +138,7 @@ fn check(ctx: &Context, s: Sizes, batch: usize, t_len: usize, override_mask: boo
         to_f64(&given),
     );
     let mut want: [Vec<f64>; 6] = Default::default();
-    let got_mask = mask.to_vec(ctx).unwrap();
+    let got_mask = &got.mask;
     for t in 0..t_len {
         for b in 0..batch {
             let tb = t * batch + b;
@@ -127,17 +185,11 @@ fn check(ctx: &Context, s: Sizes, batch: usize, t_len: usize, override_mask: boo
     }
     let [want_q, want_alpha, want_u, want_dq, want_dk, want_dv] = want;
     let what = |name: &str| format!("{s:?} B={batch} override={override_mask} {name}");
-    assert_close(&what("q"), &q.to_vec(ctx).unwrap(), &want_q, 1e-6, 1e-5);
-    assert_close(
-        &what("alpha"),
-        &alpha.to_vec(ctx).unwrap(),
-        &want_alpha,
-        1e-6,
-        1e-5,
-    );
-    assert_close(&what("u"), &u.to_vec(ctx).unwrap(), &want_u, 1e-6, 1e-5);
-    assert_close(&what("dq"), &dq.to_vec(ctx).unwrap(), &want_dq, 1e-6, 1e-4);
-    let dkv = dkv.to_vec(ctx).unwrap();
+    assert_close(&what("q"), &got.q, &want_q, 1e-6, 1e-5);
+    assert_close(&what("alpha"), &got.alpha, &want_alpha, 1e-6, 1e-5);
+    assert_close(&what("u"), &got.u, &want_u, 1e-6, 1e-5);
+    assert_close(&what("dq"), &got.dq, &want_dq, 1e-6, 1e-4);
+    let dkv = &got.dkv;
     let (mut got_dk, mut got_dv) = (Vec::new(), Vec::new());
     for row in dkv.chunks(kvw) {
         got_dk.extend_from_slice(&row[..wq]);
@@ -184,41 +236,10 @@ fn check_dido(ctx: &Context, s: Sizes, batch: usize, t_len: usize, override_mask
     let given: Vec<f32> = (0..t_len * batch * n)
         .map(|_| rng.below(2) as f32)
         .collect();
-    let up = |shape: &[usize], v: &[f32]| Tensor::from_slice(ctx, shape, v).unwrap();
-    let zeros = |shape: &[usize]| Tensor::zeros(ctx, shape).unwrap();
-    let (hs_t, in_q_t) = (up(&[t_len + 1, batch, n * h], &hs), up(&[n, h, wq], &in_q));
-    let (kv_t, du_t) = (
-        up(&[1 + t_len * batch, kvw], &kv),
-        up(&[batch, n, dvin], &du),
-    );
-    let given_t = up(&[t_len, batch, n], &given);
-    let (q, alpha) = (zeros(&[t_len, batch, n, wq]), zeros(&[t_len, batch, n]));
-    let (mask, u) = (zeros(&[t_len, batch, n]), zeros(&[t_len, batch, n, dvin]));
+    let given_host = override_mask.then_some(&given[..]);
+    let inputs = (&hs[..], &in_q[..], &kv[..], &du[..]);
+    let got = run_op(ctx, &s, (batch, t_len), drop, true, inputs, given_host);
     let dkvw = wq + 2 * wv;
-    let (dq, dkv) = (zeros(&[t_len, batch, n, wq]), zeros(&[t_len, batch, dkvw]));
-    for t in 0..t_len {
-        let f = op::Forward {
-            hs: &hs_t,
-            in_q: &in_q_t,
-            kv: &kv_t,
-            mask_override: override_mask.then_some(&given_t),
-            q: &q,
-            alpha: &alpha,
-            mask: &mask,
-            u: &u,
-        };
-        op::forward_dido(ctx, &s, batch, t, drop, &f).unwrap();
-        let bw = op::Backward {
-            kv: &kv_t,
-            du: &du_t,
-            q: &q,
-            alpha: &alpha,
-            mask: &mask,
-            dq: &dq,
-            dkv: &dkv,
-        };
-        op::backward_dido(ctx, &s, batch, t, drop, &bw).unwrap();
-    }
 
     let rs = reference::Sizes {
         n,
@@ -236,7 +257,7 @@ fn check_dido(ctx: &Context, s: Sizes, batch: usize, t_len: usize, override_mask
     );
     let (kn, vn) = kv[..kvw].split_at(wq);
     let mut want: [Vec<f64>; 7] = Default::default();
-    let got_mask = mask.to_vec(ctx).unwrap();
+    let got_mask = &got.mask;
     for t in 0..t_len {
         for b in 0..batch {
             let tb = t * batch + b;
@@ -275,12 +296,12 @@ fn check_dido(ctx: &Context, s: Sizes, batch: usize, t_len: usize, override_mask
         want_dvn,
     ] = want;
     let what = |name: &str| format!("D {s:?} B={batch} override={override_mask} {name}");
-    assert_close(&what("q"), &q.to_vec(ctx).unwrap(), &want_q, 1e-6, 1e-5);
-    let got_alpha = alpha.to_vec(ctx).unwrap();
-    assert_close(&what("alpha"), &got_alpha, &want_alpha, 1e-6, 1e-5);
-    assert_close(&what("u"), &u.to_vec(ctx).unwrap(), &want_u, 1e-6, 1e-5);
-    assert_close(&what("dq"), &dq.to_vec(ctx).unwrap(), &want_dq, 1e-6, 1e-4);
-    let dkv = dkv.to_vec(ctx).unwrap();
+    assert_close(&what("q"), &got.q, &want_q, 1e-6, 1e-5);
+    let got_alpha = &got.alpha;
+    assert_close(&what("alpha"), got_alpha, &want_alpha, 1e-6, 1e-5);
+    assert_close(&what("u"), &got.u, &want_u, 1e-6, 1e-5);
+    assert_close(&what("dq"), &got.dq, &want_dq, 1e-6, 1e-4);
+    let dkv = &got.dkv;
     let mut got: [Vec<f32>; 3] = Default::default();
     for row in dkv.chunks(dkvw) {
         got[0].extend_from_slice(&row[..wq]);
