@@ -27,7 +27,6 @@ struct Got {
 /// or D's, and reads the outputs back. The layouts are the variant's: kv has a null-input row
 /// first in D; α is per head in A, one per mechanism in D; u and du are h_in·d_vin wide in A,
 /// d_vin in D; dkv holds (dk | dv) in A, (dk_x | dv_x | dv_∅) in D.
-#[allow(clippy::too_many_arguments)]
 fn run_op(
     ctx: &Context,
     s: &Sizes,
