@@ -341,8 +341,19 @@ impl Model {
             opts.c0.clone(),
         )?;
         let masks = Tensor::full(ctx, &[s[0], s[1], 1], 1.0)?;
+        // The experiments never put a loss on a dense layer's final state: it is a constant.
+        let row = out.states.len() / (s[0] + 1);
+        let width = row / s[1];
+        let last = |all: &Tensor| all.slice_copy(ctx, s[0] * row, &[s[1], width]);
+        let final_h = tape.constant(last(&out.states)?);
+        let final_c = match &out.cells {
+            Some(c) => Some(tape.constant(last(c)?)),
+            None => None,
+        };
         Ok(crate::nn::RimsOutput {
             h: out.h,
+            final_h,
+            final_c,
             states: out.states,
             cells: out.cells,
             masks,

@@ -137,7 +137,7 @@ impl StepOutput {
 /// # Ok::<(), rims::Error>(())
 /// ```
 pub struct Runner<'m> {
-    model: &'m Model,
+    model: ModelRef<'m>,
     batch: usize,
     /// Width of a row of the state: N·H for RIMs, H for a dense baseline.
     width: usize,
@@ -145,6 +145,32 @@ pub struct Runner<'m> {
     /// The zero state [`Runner::reset`] returns to (never written).
     zero: RunnerState,
     steps: u64,
+}
+
+/// The model a runner steps: borrowed ([`Runner::new`]) or shared ([`Runner::shared`], for a
+/// runner that must own what it steps, as one held by a Python object does).
+enum ModelRef<'m> {
+    Borrowed(&'m Model),
+    Shared(std::sync::Arc<Model>),
+}
+
+impl std::ops::Deref for ModelRef<'_> {
+    type Target = Model;
+
+    fn deref(&self) -> &Model {
+        match self {
+            ModelRef::Borrowed(m) => m,
+            ModelRef::Shared(m) => m,
+        }
+    }
+}
+
+impl Runner<'static> {
+    /// A runner that shares ownership of its model: the same as [`Runner::new`], for callers
+    /// that cannot hold a borrow for the runner's life.
+    pub fn shared(ctx: &Context, model: std::sync::Arc<Model>, batch: usize) -> Result<Self> {
+        Self::with_model(ctx, ModelRef::Shared(model), batch)
+    }
 }
 
 impl<'m> Runner<'m> {
@@ -159,6 +185,10 @@ impl<'m> Runner<'m> {
     /// # Ok(()) }
     /// ```
     pub fn new(ctx: &Context, model: &'m Model, batch: usize) -> Result<Self> {
+        Self::with_model(ctx, ModelRef::Borrowed(model), batch)
+    }
+
+    fn with_model(ctx: &Context, model: ModelRef<'m>, batch: usize) -> Result<Self> {
         if batch == 0 {
             return Err(Error::invalid(OP, "the batch size must be at least 1"));
         }
@@ -387,7 +417,7 @@ impl<'m> Runner<'m> {
     /// let vocab = runner.model().cfg.vocab;
     /// # }
     /// ```
-    pub fn model(&self) -> &'m Model {
-        self.model
+    pub fn model(&self) -> &Model {
+        &self.model
     }
 }

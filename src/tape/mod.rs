@@ -39,6 +39,11 @@ struct Slot {
 
 struct Node {
     output: Var,
+    /// Further outputs of the same op ([`Tape::record_with_outputs`]): the op takes their
+    /// gradients itself ([`Grads::take`]); the node runs when any output got a gradient.
+    extra: Vec<Var>,
+    /// The main output's shape, for a zero gradient when only an extra output got one.
+    shape: Vec<usize>,
     op: Box<dyn Backward>,
 }
 
@@ -80,6 +85,16 @@ impl Grads {
     /// The gradient collected for a value (after backward), e.g. of an input.
     pub fn get(&self, v: Var) -> Option<&Tensor> {
         self.grads[v.0].as_ref()
+    }
+
+    /// Takes the gradient collected for `v`, leaving none: how an op with several outputs
+    /// ([`Tape::record_with_outputs`]) reads the gradients of its extra outputs.
+    pub fn take(&mut self, v: Var) -> Option<Tensor> {
+        self.grads[v.0].take()
+    }
+
+    fn has(&self, v: Var) -> bool {
+        self.grads[v.0].is_some()
     }
 }
 
@@ -175,17 +190,45 @@ impl Tape {
         let tracked = self.recording && inputs.iter().any(|&v| self.slots[v.0].tracked);
         let out = self.push(value, tracked, None);
         if tracked {
-            self.nodes.push(Node { output: out, op });
+            self.push_node(out, Vec::new(), op);
         }
         out
+    }
+
+    fn push_node(&mut self, output: Var, extra: Vec<Var>, op: Box<dyn Backward>) {
+        let shape = self.slots[output.0].value.shape().to_vec();
+        self.nodes.push(Node {
+            output,
+            extra,
+            shape,
+            op,
+        });
     }
 
     /// Records an op whose backward must run whenever the tape records, tracked inputs or not
     /// (a layer whose parameters live in a store and always want gradients).
     pub fn record_always(&mut self, value: Tensor, op: Box<dyn Backward>) -> Var {
+        self.record_with_outputs(value, &[], op)
+    }
+
+    /// A further output of the op about to be recorded with [`Tape::record_with_outputs`]:
+    /// make it first, so the op can hold its `Var` and take its gradient in its backward.
+    pub fn extra_output(&mut self, value: Tensor) -> Var {
+        self.push(value, self.recording, None)
+    }
+
+    /// Like [`Tape::record_always`], for an op with further outputs `extra` (made with
+    /// [`Tape::extra_output`]). The op's backward gets the main output's gradient (zeros when
+    /// only an extra output got one) and takes the extra outputs' own with [`Grads::take`].
+    pub fn record_with_outputs(
+        &mut self,
+        value: Tensor,
+        extra: &[Var],
+        op: Box<dyn Backward>,
+    ) -> Var {
         let out = self.push(value, self.recording, None);
         if self.recording {
-            self.nodes.push(Node { output: out, op });
+            self.push_node(out, extra.to_vec(), op);
         }
         out
     }
@@ -195,7 +238,6 @@ impl Tape {
     /// store's gradient buffer (zero it first with `ParamStore::zero_grads` unless you mean to
     /// accumulate); gradients of [`Tape::input`] values are returned.
     pub fn backward(self, ctx: &Context, loss: Var) -> Result<Grads> {
-        let n = self.slots.len();
         if self.slots[loss.0].value.len() != 1 {
             return Err(Error::shape(
                 "backward",
@@ -205,26 +247,59 @@ impl Tape {
                 ),
             ));
         }
-        let mut grads = Grads {
-            grads: vec![None; n],
-            tracked: self.slots.iter().map(|s| s.tracked).collect(),
-            targets: self.slots.iter().map(|s| s.grad_target.clone()).collect(),
-        };
-        // The forward values are no longer needed: what a backward needs, its node saved.
-        drop(self.slots);
-        if !grads.tracked[loss.0] {
+        if !self.slots[loss.0].tracked {
             return Err(Error::invalid(
                 "backward",
                 "the loss does not depend on any tracked value",
             ));
         }
         let seed = Tensor::full(ctx, &[1], 1.0)?;
-        grads.add(ctx, loss, seed)?;
+        self.backward_from(ctx, vec![(loss, seed)])
+    }
+
+    /// The backward pass from given output gradients (a vector-Jacobian product, as
+    /// `torch.autograd.backward(outputs, grad_outputs)`): each `(value, gradient)` pair seeds
+    /// dL/dvalue with a tensor of the value's element count. How a caller whose loss lives
+    /// elsewhere (PyTorch) hands the engine dL/dh. Consumes the tape, as [`Tape::backward`].
+    pub fn backward_from(self, ctx: &Context, seeds: Vec<(Var, Tensor)>) -> Result<Grads> {
+        for (v, g) in &seeds {
+            let value = &self.slots[v.0].value;
+            if g.len() != value.len() {
+                return Err(Error::shape(
+                    "backward",
+                    format!(
+                        "the gradient of a {:?} value must have {} elements, got {:?}",
+                        value.shape(),
+                        value.len(),
+                        g.shape()
+                    ),
+                ));
+            }
+        }
+        let n = self.slots.len();
+        let mut grads = Grads {
+            grads: vec![None; n],
+            tracked: self.slots.iter().map(|s| s.tracked).collect(),
+            targets: self.slots.iter().map(|s| s.grad_target.clone()).collect(),
+        };
+        let shapes: Vec<Vec<usize>> = seeds
+            .iter()
+            .map(|(v, _)| self.slots[v.0].value.shape().to_vec())
+            .collect();
+        // The forward values are no longer needed: what a backward needs, its node saved.
+        drop(self.slots);
+        for ((v, g), shape) in seeds.into_iter().zip(shapes) {
+            grads.add(ctx, v, g.reshape(&shape)?)?;
+        }
         let mut nodes = self.nodes;
         while let Some(node) = nodes.pop() {
-            // A node whose output got no gradient contributes nothing.
-            let Some(g) = grads.grads[node.output.0].take() else {
-                continue;
+            // A node none of whose outputs got a gradient contributes nothing.
+            let g = match grads.grads[node.output.0].take() {
+                Some(g) => g,
+                None if node.extra.iter().any(|&v| grads.has(v)) => {
+                    Tensor::zeros(ctx, &node.shape)?
+                }
+                None => continue,
             };
             node.op.backward(ctx, g, &mut grads)?;
         }

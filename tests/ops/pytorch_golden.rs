@@ -1,11 +1,12 @@
 //! The two PyTorch codes reproduced: each golden fixture of `tests/fixtures/pytorch/` (made by
 //! running the real `BlocksCore` and `RIMCell`, tools/pytorch/make_fixtures.py) is imported with
 //! `rims::interop::import` exactly as `rims import` does and run through the engine's RIMs layer
-//! on both devices: per-step h, c and masks, and the gradients of L_h = Σ_t ⟨h_t, wh[t]⟩ for every
+//! on both devices: per-step h, c and masks, and the gradients of the fixture's loss
+//! L = Σ_t ⟨h_t, wh[t]⟩ + ⟨c_T, wc⟩ (the second term through `RimsOutput::final_c`) for every
 //! trainable canonical parameter (the fixture's gradients go through the same mapping, so for the
 //! authors only the diagonal blocks of their dense matrices are compared, docs/spec.md §1.4 (a))
 //! dL/dx, dL/dh0 and (LSTM) dL/dc0. The f64 reference of variant D is checked against dido's fixtures to rounding,
-//! including dL/dh0 and dL/dc0 and the loss term on c_T that the engine's tape cannot form.
+//! including dL/dh0 and dL/dc0.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,8 +80,8 @@ fn fixture_gradients_are_reproduced(ctx: &Context, file: &str, code: Code) {
     };
     assert_eq!(cfg.variant, want_variant);
     let lstm = cfg.cell == CellKind::Lstm;
-    // LSTM fixtures keep L_h's gradients under gradh.*; for GRU grad.* already is L_h's.
-    let tag = if lstm { "gradh" } else { "grad" };
+    // The whole loss Σ_t ⟨h_t, wh[t]⟩ + ⟨c_T, wc⟩ (grad.*): c_T is on the tape as `final_c`.
+    let tag = "grad";
     let (gx, gh0, gc0) = (
         entry(&format!("{tag}.x")),
         entry(&format!("{tag}.h0")),
@@ -144,7 +145,14 @@ fn fixture_gradients_are_reproduced(ctx: &Context, file: &str, code: Code) {
 
     let wh = tape.constant(tensor(&entry("loss.wh")));
     let weighted = tape.mul(ctx, out.h, wh).unwrap();
-    let loss = tape.sum(ctx, weighted).unwrap();
+    let mut loss = tape.sum(ctx, weighted).unwrap();
+    if lstm {
+        let wc = tape.constant(tensor(&entry("loss.wc")));
+        let c_t = out.final_c.expect("an LSTM's c_T");
+        let weighted_c = tape.mul(ctx, c_t, wc).unwrap();
+        let lc = tape.sum(ctx, weighted_c).unwrap();
+        loss = tape.add(ctx, loss, lc).unwrap();
+    }
     let grads = tape.backward(ctx, loss).unwrap();
     let mut compared = 0;
     for spec in &specs {

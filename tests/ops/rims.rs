@@ -318,7 +318,7 @@ fn segments_chained_through_h0_var_equal_one_sequence(ctx: &Context) {
     // A sequence of T = 5 run as one call, and as two calls (2 + 3 steps) where the second
     // starts from the first one's last h through `h0_var`, on one tape: the states, every
     // parameter gradient and dL/dh_0 agree, so dL/dh_0 flows back across the segment boundary.
-    // (GRU: an LSTM's c_T is not on the tape, so only its h could be chained this way.)
+    // (GRU; the LSTM case, chained through `final_c`, is the next test.)
     for cfg in chain_configs() {
         let (t_len, t1, b) = (5, 2, 3);
         let nh = cfg.mechanisms * cfg.hidden;
@@ -393,6 +393,159 @@ fn segments_chained_through_h0_var_equal_one_sequence(ctx: &Context) {
             close(&format!("d{name}"), got, want);
         }
     }
+}
+
+/// LSTM configurations of both variants, odd sizes, with dropout (the chain test's LSTM twins).
+fn lstm_chain_configs() -> Vec<RimsConfig> {
+    chain_configs()
+        .into_iter()
+        .map(|c| RimsConfig {
+            cell: CellKind::Lstm,
+            ..c
+        })
+        .collect()
+}
+
+device_test!(lstm_segments_chained_through_the_final_state_equal_one_sequence);
+fn lstm_segments_chained_through_the_final_state_equal_one_sequence(ctx: &Context) {
+    // As above for LSTM cells, whose c_T is on the tape as `final_c`: the second segment
+    // starts from the first one's `final_h` and `final_c` (h0_var, c0_var), the loss also
+    // weighs the last c, and h, dL/dh_0, dL/dc_0 and every parameter gradient agree with one
+    // sequence, so dL/dc flows back across the boundary too.
+    for cfg in lstm_chain_configs() {
+        let (t_len, t1, b) = (5, 3, 2);
+        let nh = cfg.mechanisms * cfg.hidden;
+        let layer = Rims::new(cfg.clone()).unwrap();
+        let store = ParamStore::new(ctx, &param_specs(&cfg), 21).unwrap();
+        let mut rng = Rng::new(22);
+        let x = rng.vec_f32(t_len * b * cfg.input, -1.0, 1.0);
+        let h0 = rng.vec_f32(b * nh, -0.5, 0.5);
+        let c0 = rng.vec_f32(b * nh, -0.5, 0.5);
+        let r = rng.vec_f32(t_len * b * nh, -1.0, 1.0);
+        let rc = rng.vec_f32(b * nh, -1.0, 1.0);
+        let up = |shape: &[usize], v: &[f32]| Tensor::from_slice(ctx, shape, v).unwrap();
+        // Steps t0..t0+len from (h, c); returns the output and the loss Σ h_t ⊙ r_t.
+        let segment = |tape: &mut Tape, h, c, t0: usize, len: usize| {
+            let (xs, rs) = (b * cfg.input, b * nh);
+            let xv = tape.constant(up(&[len, b, cfg.input], &x[t0 * xs..(t0 + len) * xs]));
+            let opts = RimsOptions {
+                seed: 5,
+                step0: t0 as u32,
+                training: true,
+                h0_var: Some(h),
+                c0_var: Some(c),
+                ..Default::default()
+            };
+            let out = layer.forward(ctx, tape, &store, xv, &opts).unwrap();
+            let rv = tape.constant(up(&[len, b, nh], &r[t0 * rs..(t0 + len) * rs]));
+            let weighted = tape.mul(ctx, out.h, rv).unwrap();
+            let loss = tape.sum(ctx, weighted).unwrap();
+            (out, loss)
+        };
+        let run = |split: bool| {
+            store.zero_grads(ctx).unwrap();
+            let mut tape = Tape::new();
+            let h0v = tape.input(up(&[b, nh], &h0));
+            let c0v = tape.input(up(&[b, nh], &c0));
+            let (out, loss) = if split {
+                let (o1, l1) = segment(&mut tape, h0v, c0v, 0, t1);
+                let c1 = o1.final_c.expect("LSTM c_T");
+                let (o2, l2) = segment(&mut tape, o1.final_h, c1, t1, t_len - t1);
+                (o2, tape.add(ctx, l1, l2).unwrap())
+            } else {
+                segment(&mut tape, h0v, c0v, 0, t_len)
+            };
+            let rcv = tape.constant(up(&[b, nh], &rc));
+            let cw = tape.mul(ctx, out.final_c.unwrap(), rcv).unwrap();
+            let lc = tape.sum(ctx, cw).unwrap();
+            let loss = tape.add(ctx, loss, lc).unwrap();
+            let grads = tape.backward(ctx, loss).unwrap();
+            let get = |v| {
+                grads
+                    .get(v)
+                    .expect("an input gradient")
+                    .to_vec(ctx)
+                    .unwrap()
+            };
+            let mut g = vec![("dh0".to_string(), get(h0v)), ("dc0".to_string(), get(c0v))];
+            for name in store.names() {
+                if store.is_trainable(name).unwrap() {
+                    g.push((
+                        format!("d{name}"),
+                        store.grad(name).unwrap().to_vec(ctx).unwrap(),
+                    ));
+                }
+            }
+            g
+        };
+        let (one, two) = (run(false), run(true));
+        let what = format!("{:?}", cfg.variant);
+        assert!(one[1].1.iter().any(|&v| v != 0.0), "{what}: dL/dc0 is zero");
+        for ((name, got), (_, want)) in two.iter().zip(&one) {
+            let wide: Vec<f64> = want.iter().map(|&v| f64::from(v)).collect();
+            let err = rims::verify::relative_error(got, &wide);
+            assert!(err < 1e-5, "{what} {name}: chained differs by {err:e}");
+        }
+    }
+}
+
+device_test!(a_seeded_final_state_gradient_equals_one_on_the_last_row);
+fn a_seeded_final_state_gradient_equals_one_on_the_last_row(ctx: &Context) {
+    // Tape::backward_from with dL/dh [T, B, N·H] and dL/dh_T [B, N·H] seeded separately gives
+    // the gradients of seeding dL/dh alone with dL/dh_T added to its last row: h_T is that row.
+    let cfg = lstm_chain_configs().remove(0);
+    let (t_len, b) = (4, 3);
+    let nh = cfg.mechanisms * cfg.hidden;
+    let layer = Rims::new(cfg.clone()).unwrap();
+    let store = ParamStore::new(ctx, &param_specs(&cfg), 31).unwrap();
+    let mut rng = Rng::new(32);
+    let x = rng.vec_f32(t_len * b * cfg.input, -1.0, 1.0);
+    let gh = rng.vec_f32(t_len * b * nh, -1.0, 1.0);
+    let ght = rng.vec_f32(b * nh, -1.0, 1.0);
+    let up = |shape: &[usize], v: &[f32]| Tensor::from_slice(ctx, shape, v).unwrap();
+    let run = |separately: bool| {
+        store.zero_grads(ctx).unwrap();
+        let mut tape = Tape::new();
+        let xv = tape.input(up(&[t_len, b, cfg.input], &x));
+        let out = layer
+            .forward(ctx, &mut tape, &store, xv, &RimsOptions::default())
+            .unwrap();
+        let seeds = if separately {
+            vec![
+                (out.h, up(&[t_len, b, nh], &gh)),
+                (out.final_h, up(&[b, nh], &ght)),
+            ]
+        } else {
+            let mut all = gh.clone();
+            let last = (t_len - 1) * b * nh;
+            all[last..].iter_mut().zip(&ght).for_each(|(a, g)| *a += g);
+            vec![(out.h, up(&[t_len, b, nh], &all))]
+        };
+        let grads = tape.backward_from(ctx, seeds).unwrap();
+        let mut g = grads.get(xv).unwrap().to_vec(ctx).unwrap();
+        g.extend(store.flat_grads().to_vec(ctx).unwrap());
+        g
+    };
+    let (a, b2) = (run(true), run(false));
+    let wide: Vec<f64> = b2.iter().map(|&v| f64::from(v)).collect();
+    let err = rims::verify::relative_error(&a, &wide);
+    assert!(err < 1e-6, "seeded h_T differs by {err:e}");
+    assert!(a.iter().any(|&v| v != 0.0));
+}
+
+device_test!(backward_from_refuses_a_gradient_of_the_wrong_size);
+fn backward_from_refuses_a_gradient_of_the_wrong_size(ctx: &Context) {
+    let cfg = tiny(CellKind::Gru, 3, 2);
+    let layer = Rims::new(cfg.clone()).unwrap();
+    let store = ParamStore::new(ctx, &param_specs(&cfg), 1).unwrap();
+    let mut tape = Tape::new();
+    let x = tape.constant(Tensor::full(ctx, &[2, 1, cfg.input], 0.3).unwrap());
+    let out = layer
+        .forward(ctx, &mut tape, &store, x, &RimsOptions::default())
+        .unwrap();
+    let wrong = Tensor::zeros(ctx, &[3]).unwrap();
+    let err = tape.backward_from(ctx, vec![(out.h, wrong)]).err().unwrap();
+    assert!(err.to_string().contains("must have"), "{err}");
 }
 
 device_test!(initial_state_options_are_checked);

@@ -25,6 +25,26 @@ pub(super) struct SequenceNode<V> {
     pub(super) store_values: Tensor,
     pub(super) store_grads: Tensor,
     pub(super) opts: RimsOptions,
+    /// The node's outputs h_T and c_T, whose gradients start the carries.
+    pub(super) finals: Finals,
+}
+
+/// The sequence node's extra outputs: the final state h_T and (LSTM) c_T.
+pub(super) struct Finals {
+    pub(super) h: Var,
+    pub(super) c: Option<Var>,
+}
+
+impl Finals {
+    /// The carries at step T: dL/dh_T and dL/dc_T as the final state's consumers left them
+    /// (copies, since the backward accumulates into them), zeros where there were none.
+    fn carries(&self, ctx: &Context, grads: &mut Grads, shape: &[usize]) -> Result<[Tensor; 2]> {
+        let mut carry = |v: Option<Var>| match v.and_then(|v| grads.take(v)) {
+            Some(g) => g.reshape(shape)?.duplicate(ctx),
+            None => Tensor::zeros(ctx, shape),
+        };
+        Ok([carry(Some(self.h))?, carry(self.c)?])
+    }
 }
 
 impl<V: VariantSteps> Backward for SequenceNode<V> {
@@ -40,14 +60,14 @@ impl<V: VariantSteps> Backward for SequenceNode<V> {
             store_values: pv,
             store_grads: pg,
             opts,
+            finals,
         } = *self;
         let (t_len, b, n, h) = (dm.t, dm.b, dm.n, dm.h);
         let nh = dm.nh();
         let lstm = cfg.cell == CellKind::Lstm;
         let zeros = |shape: &[usize]| Tensor::zeros(ctx, shape);
         let un = |shape: &[usize]| Tensor::uninit(ctx, shape);
-        let dh = zeros(&[b, nh])?;
-        let dc = zeros(&[b, nh])?;
+        let [dh, dc] = finals.carries(ctx, grads, &[b, nh])?;
         // The merge's gradients into h' and c', then communication's into h' (plane 2).
         let dres = un(&[3, b, n, h])?;
         let dhpc_at = 2 * b * nh;

@@ -4,7 +4,7 @@
 //! parameters) comes from its [`VariantSteps`]. Also the offsets, sizes and saved activations
 //! the backward shares.
 
-use super::backward::{SequenceNode, WeightGrads};
+use super::backward::{Finals, SequenceNode, WeightGrads};
 use super::{Call, RimsOptions, RimsOutput, comm_groups, grouped, mv, param_specs, with_inner};
 use crate::device::Context;
 use crate::error::{Error, Result};
@@ -13,7 +13,7 @@ use crate::nn::params::ParamStore;
 use crate::ops::communication::{self, RowMask, qkv_width};
 use crate::ops::input_attention::{self, Dropout};
 use crate::ops::{cell, merge};
-use crate::tape::Tape;
+use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 
 /// What one variant (spec.md §3) does differently inside the shared sequence loops. The
@@ -398,6 +398,20 @@ pub(super) fn forward<V: VariantSteps>(
         merge::forward(ctx, cfg.cell, b, n, h, t, drop, &f)?;
     }
     let out = hs.slice_copy(ctx, b * nh, &[t_len, b, nh])?;
+    // h_T and c_T as outputs of the node, so a loss on the final state (a carried state's
+    // gradient, in truncated BPTT) reaches the backward's carries.
+    let last = |all: &Tensor| all.slice_copy(ctx, t_len * b * nh, &[b, nh]);
+    let final_h = tape.extra_output(last(&hs)?);
+    let final_c = if lstm {
+        Some(tape.extra_output(last(&cs)?))
+    } else {
+        None
+    };
+    let extra: Vec<Var> = std::iter::once(final_h).chain(final_c).collect();
+    let finals = Finals {
+        h: final_h,
+        c: final_c,
+    };
     let saved = Saved {
         x: xt,
         hs: hs.clone(),
@@ -427,10 +441,13 @@ pub(super) fn forward<V: VariantSteps>(
         store_values: pv.clone(),
         store_grads: store.flat_grads().clone(),
         opts: opts.clone(),
+        finals,
     };
-    let h_var = tape.record_always(out, Box::new(node));
+    let h_var = tape.record_with_outputs(out, &extra, Box::new(node));
     Ok(RimsOutput {
         h: h_var,
+        final_h,
+        final_c,
         states: hs,
         cells: lstm.then_some(cs),
         masks: mask,

@@ -137,6 +137,13 @@ pub struct RimsOptions {
 pub struct RimsOutput {
     /// h_1 … h_T, [T, B, N·H] (on the tape: the value losses are built from).
     pub h: Var,
+    /// h_T, [B, N·H], on the tape as a second output of the layer: a loss on it (or on the
+    /// next segment's state, in truncated BPTT) flows back through the sequence. The same
+    /// values as the last row of `h`; their gradients add.
+    pub final_h: Var,
+    /// c_T for LSTM, [B, N·H], on the tape like `final_h` (None for GRU): the cell state a
+    /// next segment starts from with `c0_var`, whose gradient dL/dc_T then reaches this one.
+    pub final_c: Option<Var>,
     /// h_0 … h_T, [T+1, B, N·H] (not on the tape).
     pub states: Tensor,
     /// c_0 … c_T for LSTM, [T+1, B, N·H] (not on the tape); None for GRU.
