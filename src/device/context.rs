@@ -108,7 +108,7 @@ impl Context {
             None => threads_from_env()?,
         };
         let host = HostDevice::new(threads)?;
-        let limits = cpu_limits(host.summary.memory);
+        let limits = cpu_limits(lock(&host.summary).memory);
         Ok(Context {
             backend: Backend::Cpu(host),
             adapters,
@@ -237,10 +237,39 @@ impl Context {
     }
 
     /// The CPU device's processor and threads (None on a GPU).
-    pub fn cpu(&self) -> Option<&CpuSummary> {
+    pub fn cpu(&self) -> Option<CpuSummary> {
         match &self.backend {
-            Backend::Cpu(h) => Some(&h.summary),
+            Backend::Cpu(h) => Some(lock(&h.summary).clone()),
             Backend::Gpu(_) => None,
+        }
+    }
+
+    /// CPU device: run every later dispatch on `threads` threads (a new pool; work recorded
+    /// from now on uses it). An error on a GPU, or for a count outside 1 to 1024.
+    pub fn set_threads(&self, threads: usize) -> Result<()> {
+        match &self.backend {
+            Backend::Cpu(h) => h.set_threads(threads, false),
+            Backend::Gpu(_) => Err(Error::invalid(
+                "set_threads",
+                "a GPU context has no thread pool",
+            )),
+        }
+    }
+
+    /// CPU device, in the child of a `fork()`: the parent's pool threads do not exist here, so
+    /// a dispatch would wait for them forever; this gives the context a new pool of the same
+    /// size, leaking the old one (never waited for). A GPU context is not usable in a forked
+    /// child (its driver's state is the parent's): this returns an error saying so.
+    pub fn restart_after_fork(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Cpu(h) => {
+                let threads = lock(&h.summary).threads;
+                h.set_threads(threads, true)
+            }
+            Backend::Gpu(_) => Err(Error::invalid(
+                "fork",
+                "a GPU context cannot be used in a forked child; open one in the child",
+            )),
         }
     }
 
@@ -252,7 +281,7 @@ impl Context {
     /// One line naming the device: "CPU: model (2 threads ...)" or "GPU: name (Vulkan, Cpu)".
     pub fn describe(&self) -> String {
         match &self.backend {
-            Backend::Cpu(h) => h.summary.describe(),
+            Backend::Cpu(h) => lock(&h.summary).describe(),
             Backend::Gpu(g) => format!(
                 "GPU: {} ({:?}, {:?})",
                 g.adapter.name, g.adapter.backend, g.adapter.device_type

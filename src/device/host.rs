@@ -183,26 +183,55 @@ pub fn threads_from_env() -> Result<usize> {
 /// One storage binding of a host dispatch: (memory, first word, words, writable).
 pub(crate) type Bound<'a> = (&'a HostMemory, usize, usize, bool);
 
-/// The CPU device: its thread pool and what it runs on.
+/// The CPU device: its thread pool and what it runs on. The pool can be replaced while the
+/// device lives ([`HostDevice::set_threads`]), so a long-lived context (a Python process's)
+/// can change its thread count, or get threads again in a forked child.
 pub(crate) struct HostDevice {
-    pub(crate) pool: rayon::ThreadPool,
-    pub(crate) summary: CpuSummary,
+    pool: std::sync::Mutex<std::sync::Arc<rayon::ThreadPool>>,
+    pub(crate) summary: std::sync::Mutex<CpuSummary>,
+}
+
+fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("rims-cpu-{i}"))
+        .build()
+        .map_err(|e| Error::DeviceRequest {
+            adapter: "CPU".into(),
+            reason: format!("could not start {threads} threads: {e}"),
+        })
 }
 
 impl HostDevice {
     pub(crate) fn new(threads: usize) -> Result<Self> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("rims-cpu-{i}"))
-            .build()
-            .map_err(|e| Error::DeviceRequest {
-                adapter: "CPU".into(),
-                reason: format!("could not start {threads} threads: {e}"),
-            })?;
         Ok(HostDevice {
-            pool,
-            summary: CpuSummary::detect(threads),
+            pool: std::sync::Mutex::new(std::sync::Arc::new(thread_pool(threads)?)),
+            summary: std::sync::Mutex::new(CpuSummary::detect(threads)),
         })
+    }
+
+    /// Runs the device on a new pool of `threads` threads from the next dispatch on. With
+    /// `after_fork`, the old pool is leaked rather than dropped: in a forked child its threads
+    /// do not exist, and nothing of it may be waited for.
+    pub(crate) fn set_threads(&self, threads: usize, after_fork: bool) -> Result<()> {
+        if !(1..=1024).contains(&threads) {
+            return Err(Error::config(
+                "threads",
+                format!("{threads} is not a thread count from 1 to 1024"),
+            ));
+        }
+        let new = std::sync::Arc::new(thread_pool(threads)?);
+        let old = std::mem::replace(&mut *super::context::lock(&self.pool), new);
+        if after_fork {
+            std::mem::forget(old);
+        }
+        super::context::lock(&self.summary).threads = threads;
+        Ok(())
+    }
+
+    /// The current pool (a dispatch holds it for its run).
+    fn current_pool(&self) -> std::sync::Arc<rayon::ThreadPool> {
+        super::context::lock(&self.pool).clone()
     }
 
     /// Runs `twin` over `bound`, one entry per storage binding (all `Some`). Refuses a
@@ -262,7 +291,8 @@ impl HostDevice {
         }
         // SAFETY: the bindings are valid for this call (the caller holds the buffers and the
         // execution lock) and no writable one overlaps another (checked above).
-        let args = unsafe { KernelArgs::new(params, groups, &bindings[..bound.len()], &self.pool) };
+        let pool = self.current_pool();
+        let args = unsafe { KernelArgs::new(params, groups, &bindings[..bound.len()], &pool) };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| twin(&args))).map_err(|e| {
             let why = e
                 .downcast_ref::<String>()

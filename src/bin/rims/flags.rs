@@ -68,13 +68,7 @@ pub fn finite(text: &str) -> Result<f32, String> {
 }
 
 /// `--preset`: the starting point of a new run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Preset {
-    /// Minutes on a software device; with no other flag, the main job.
-    Small,
-    /// The authors' setting (docs/spec.md §2); hours on a GPU.
-    Paper,
-}
+pub use rims::train::config::new_run::Preset;
 
 /// The `rims train` flag that sets config field `field`, if one does.
 pub fn train_flag(field: &str) -> Option<&'static str> {

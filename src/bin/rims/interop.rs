@@ -89,7 +89,7 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
     let imported = interop::import(&mut sd, &opts)?;
     let base = rims::train::config::TrainConfig {
         seed: args.seed,
-        ..crate::train::small_preset(task)
+        ..rims::train::config::new_run::small_preset(task)
     };
     let ctx = args.device.open()?;
     let (cfg, notes) = run::write_run(&ctx, &args.out, &imported, &base)?;

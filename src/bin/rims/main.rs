@@ -171,10 +171,9 @@ impl InfoReport {
         };
         let chosen = ctx.adapter_index();
         let cpu = match ctx.cpu() {
-            Some(c) => c.clone(),
+            Some(c) => c,
             None => Context::new(DeviceRequest::cpu(None))?
                 .cpu()
-                .cloned()
                 .expect("a CPU context describes its CPU"),
         };
         let l = ctx.limits();

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
+use rims::train::config::new_run::new_run;
 use rims::train::{self, Task, TrainConfig, checkpoint};
 use rims::{Error, Result};
 use serde::Serialize;
@@ -137,12 +138,29 @@ struct ConfigFlags {
     seed: Option<u64>,
 }
 
-impl ConfigFlags {
-    /// `c` with every flag given written over it (the ones left out keep `c`'s value).
+impl TrainArgs {
+    /// The config of a new run: the library's [`new_run`] over the flags given, so a flag
+    /// means what the keyword of the same name means to `rims.train` from Python.
+    fn config(&self) -> Result<TrainConfig> {
+        let json = |e: serde_json::Error| Error::Io(std::io::Error::other(e));
+        let mut given = match serde_json::to_value(&self.set).map_err(json)? {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        if self.no_carry || self.carry {
+            given.insert("carry_state".into(), self.carry.into());
+        }
+        if let Some(init) = &self.init {
+            given.insert("init".into(), init.display().to_string().into());
+        }
+        new_run(self.preset.unwrap_or_default(), &given)
+    }
+
+    /// `c` (a resumed run's config) with every flag given applied.
     fn apply(&self, c: &TrainConfig) -> Result<TrainConfig> {
         let json = |e: serde_json::Error| Error::Io(std::io::Error::other(e));
         let mut merged = serde_json::to_value(c).map_err(json)?;
-        let given = serde_json::to_value(self).map_err(json)?;
+        let given = serde_json::to_value(&self.set).map_err(json)?;
         // Both serialise to objects; a flag left out is null and keeps the config's value.
         if let (Some(into), Some(given)) = (merged.as_object_mut(), given.as_object()) {
             for (field, value) in given.iter().filter(|(_, v)| !v.is_null()) {
@@ -150,61 +168,11 @@ impl ConfigFlags {
             }
         }
         let mut c: TrainConfig = serde_json::from_value(merged).map_err(json)?;
-        if self.clip == Some(0.0) {
+        if self.set.clip == Some(0.0) {
             // --clip 0 means no clipping; anything else is kept, for validate to refuse what
             // is not a positive number.
             c.clip = None;
         }
-        Ok(c)
-    }
-}
-
-impl TrainArgs {
-    /// The config of a new run: the preset for the task and model, then the flags given.
-    fn config(&self) -> Result<TrainConfig> {
-        let task = self.set.task.unwrap_or(Task::Copying);
-        let preset = self.preset.unwrap_or(Preset::Small);
-        let mut c = match preset {
-            Preset::Small => small_preset(task),
-            Preset::Paper => TrainConfig::paper(task),
-        };
-        let model = self.set.model.unwrap_or(ModelArg::Rims);
-        if model != ModelArg::Rims {
-            // The main job's input gain is a RIMs setting: a dense baseline has no input attention.
-            c.input_gain = 1.0;
-            if preset == Preset::Paper {
-                // The paper's dense baselines have as many units as the RIMs model: LSTM-600.
-                c.hidden *= c.mechanisms;
-            }
-        }
-        if let Some(init) = &self.init {
-            // The model settings come from the source; flags given still override them below,
-            // and train() refuses a model that then differs from the source's, naming them.
-            let source = checkpoint::read_state(init)?.config;
-            c = TrainConfig {
-                input_gain: 1.0,
-                forget_bias: 0.0,
-                init: Some(init.clone()),
-                ..c.with_model_of(&source)?
-            };
-        }
-        let mut c = self.apply(&c)?;
-        if c.variant == VariantArg::Dido.variant().name() {
-            // Variant D has no communication value width of its own: d_vc = H (spec §3).
-            c.comm_value = c.hidden;
-            // Its cells have no biases, so a preset's forget-gate bias does not apply; an
-            // explicit --forget-bias is still refused by validate.
-            if self.set.forget_bias.is_none() {
-                c.forget_bias = 0.0;
-            }
-        }
-        c.validate()?;
-        Ok(c)
-    }
-
-    /// `c` with every flag given applied.
-    fn apply(&self, c: &TrainConfig) -> Result<TrainConfig> {
-        let mut c = self.set.apply(c)?;
         if self.no_carry {
             c.carry_state = false;
         }
@@ -228,38 +196,6 @@ impl TrainArgs {
             Some(ModelArg::Lstm | ModelArg::Gru) => flags::dense_train_flag,
             _ => flags::train_flag,
         }
-    }
-}
-
-/// The small preset: the main job for copying; for sequential MNIST and adding, the paper's
-/// protocol at a size that runs on the CPU device in minutes.
-pub(crate) fn small_preset(task: Task) -> TrainConfig {
-    let c = TrainConfig {
-        task,
-        ..TrainConfig::default()
-    };
-    match task {
-        Task::Copying => c,
-        // Sequences of 50 (tested at 200), fresh batches every step.
-        Task::Adding => TrainConfig {
-            train_len: 50,
-            test_len: 200,
-            epochs: 10,
-            lr: 2e-3,
-            ..c
-        },
-        // The RIMs row of docs/experiments.md: N = 6, k = 4, H = 16 on the bundled subset.
-        Task::Smnist => TrainConfig {
-            mechanisms: 6,
-            active: 4,
-            hidden: 16,
-            embed: 16,
-            epochs: 10,
-            eval_every: 5,
-            lr: 5e-3,
-            forget_bias: 1.0,
-            ..c
-        },
     }
 }
 

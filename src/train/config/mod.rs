@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod new_run;
+
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Copying, adding};

@@ -140,7 +140,7 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
             kind,
             name: ctx.describe(),
             adapter: ctx.adapter().cloned(),
-            cpu: ctx.cpu().cloned(),
+            cpu: ctx.cpu(),
             sgemm_gflops: 0.0,
         };
         drop(ctx);
