@@ -24,7 +24,7 @@ pub struct Var(usize);
 
 /// What the backward pass of one op does. `grad_out` is the gradient of the op's output;
 /// the op adds its inputs' gradients to `grads`.
-pub trait Backward {
+pub trait Backward: Send {
     /// Adds the gradients of the op's inputs, given the gradient `grad_out` of its output, to
     /// `grads`. Errors if a dispatch or allocation on the device fails.
     fn backward(self: Box<Self>, ctx: &Context, grad_out: Tensor, grads: &mut Grads) -> Result<()>;

@@ -38,6 +38,11 @@ pub trait Reporter {
     fn step(&mut self, epoch: usize, iteration: usize, of: usize, loss: f32, sequences: usize);
     /// Called after each evaluation.
     fn evaluated(&mut self, record: &EvalRecord);
+    /// Asked after every step whether to go on: an error stops the run there, with the last
+    /// checkpoint kept (a Python caller's Ctrl-C, or an exception in its progress callback).
+    fn keep_going(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A reporter that says nothing.

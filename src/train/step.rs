@@ -121,6 +121,7 @@ impl Stepper<'_> {
         self.progress.step += 1;
         let value = finite_loss(ctx, &done.loss, self.progress.step)?;
         self.reporter.step(epoch, iteration, of, value, cfg.batch);
+        self.reporter.keep_going()?;
         Ok((value, done.state))
     }
 }

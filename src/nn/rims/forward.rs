@@ -20,7 +20,7 @@ use crate::tensor::Tensor;
 /// forward calls, per step: `ATTEND`, the gates (with `gate_biases`), the communication (with
 /// the row mask when `ROW_MASK`), `output_layer`, the merge (with `RESIDUAL`); the backward
 /// mirrors them.
-pub(super) trait VariantSteps: Sized + 'static {
+pub(super) trait VariantSteps: Sized + Send + 'static {
     /// The merge's residual: A gates h' + o, D adds it.
     const RESIDUAL: merge::Residual;
     /// Whether the communication masks rows by m_i and drops out P (D) or not (A).
