@@ -165,7 +165,7 @@ def train(
 ) -> List[Dict[str, Any]]:
     """Trains a run into ``out`` as ``rims train --out OUT --task TASK`` does, the other flags
     given by their names (``epochs=5, lr=1e-3, model="lstm", carry=False, ...``), and returns
-    its evaluation records (dicts, as ``metrics.jsonl`` holds them).
+    the evaluation records this call made (dicts, as ``metrics.jsonl`` holds them).
 
     ``resume=True`` continues the run in ``out`` (only ``epochs`` may be given). ``progress``
     is True (a counter and a line per evaluation), False, or a callable that receives each

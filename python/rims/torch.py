@@ -69,9 +69,8 @@ class _RimsSequence(torch.autograd.Function):
         outs = [torch.from_numpy(h), torch.from_numpy(h_last)]
         c_out = torch.from_numpy(c_last) if c_last is not None else torch.empty(0)
         masks_t = torch.from_numpy(masks)
-        ctx.mark_non_differentiable(masks_t)
-        if c_last is None:
-            ctx.mark_non_differentiable(c_out)
+        # One call: each call replaces the set of non-differentiable outputs.
+        ctx.mark_non_differentiable(*([masks_t] if c_last is not None else [masks_t, c_out]))
         return outs[0], outs[1], c_out, masks_t
 
     @staticmethod

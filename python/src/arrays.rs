@@ -20,7 +20,9 @@ pub fn f32_array<'py>(name: &str, a: &Bound<'py, PyAny>) -> PyResult<PyReadonlyA
 /// `a` as a read-only uint32 array, or an error naming `name`.
 pub fn u32_array<'py>(name: &str, a: &Bound<'py, PyAny>) -> PyResult<PyReadonlyArrayDyn<'py, u32>> {
     a.extract::<PyReadonlyArrayDyn<'py, u32>>().map_err(|_| {
-        value_error(format!("{name} must be an array of non-negative integers (uint32)"))
+        value_error(format!(
+            "{name} must be an array of non-negative integers (uint32)"
+        ))
     })
 }
 

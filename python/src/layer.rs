@@ -161,9 +161,7 @@ impl Layer {
         let ctx = self.device.ctx()?;
         let cfg = self.rims.config();
         let host = py
-            .detach(|| {
-                ParamStore::new(ctx, &param_specs(cfg), seed).and_then(|s| s.to_host(ctx))
-            })
+            .detach(|| ParamStore::new(ctx, &param_specs(cfg), seed).and_then(|s| s.to_host(ctx)))
             .map_err(engine_error)?;
         let out = PyDict::new(py);
         for (name, (shape, values)) in host {
@@ -206,11 +204,17 @@ impl Layer {
         let state = |name: &str, a: Option<&Bound<'py, PyAny>>| -> PyResult<Option<Tensor>> {
             let Some(a) = a else { return Ok(None) };
             let arr = f32_array(name, a)?;
-            Ok(Some(upload(ctx, &[b, nh], finite_values(name, &arr, Some(&[b, nh]))?)?))
+            Ok(Some(upload(
+                ctx,
+                &[b, nh],
+                finite_values(name, &arr, Some(&[b, nh]))?,
+            )?))
         };
         let h0t = state("h0", h0)?;
         if c0.is_some() && !lstm {
-            return Err(value_error("c0 must be None for a GRU layer (it has no cell state)"));
+            return Err(value_error(
+                "c0 must be None for a GRU layer (it has no cell state)",
+            ));
         }
         let c0t = state("c0", c0)?;
         this.set_params(ctx, &params)?;
@@ -286,7 +290,11 @@ impl Layer {
         want_dx: bool,
     ) -> rims::Result<Ran> {
         let store = lock(&self.store);
-        let mut tape = if record { Tape::new() } else { Tape::untracked() };
+        let mut tape = if record {
+            Tape::new()
+        } else {
+            Tape::untracked()
+        };
         let x = if record && want_dx {
             tape.input(x)
         } else {
@@ -311,10 +319,7 @@ impl Layer {
         let out = self.rims.forward(ctx, &mut tape, &store, x, &opts)?;
         let h = tape.value(out.h).to_vec(ctx)?;
         let h_last = tape.value(out.final_h).to_vec(ctx)?;
-        let c_last = out
-            .final_c
-            .map(|c| tape.value(c).to_vec(ctx))
-            .transpose()?;
+        let c_last = out.final_c.map(|c| tape.value(c).to_vec(ctx)).transpose()?;
         let masks = out.masks.to_vec(ctx)?;
         let pending = record.then_some(PendingTape {
             tape,
@@ -393,7 +398,11 @@ impl Pending {
         let shape_h = p.tape.value(p.h).shape().to_vec();
         let (t, b, nh) = (shape_h[0], shape_h[1], shape_h[2]);
         let mut seeds = Vec::new();
-        let mut seed = |name: &str, a: Option<&Bound<'py, PyAny>>, var: Option<Var>, shape: &[usize]| -> PyResult<()> {
+        let mut seed = |name: &str,
+                        a: Option<&Bound<'py, PyAny>>,
+                        var: Option<Var>,
+                        shape: &[usize]|
+         -> PyResult<()> {
             if let (Some(a), Some(var)) = (a, var) {
                 let arr = f32_array(name, a)?;
                 let v = finite_values(name, &arr, Some(shape))?;
@@ -409,7 +418,9 @@ impl Pending {
             .detach(|| -> rims::Result<Gradients> {
                 let store = lock(&layer.store);
                 store.zero_grads(ctx)?;
-                let PendingTape { tape, x, h0, c0, .. } = p;
+                let PendingTape {
+                    tape, x, h0, c0, ..
+                } = p;
                 let lstm = cfg.cell == CellKind::Lstm;
                 if seeds.is_empty() {
                     // Nothing flows back: every gradient is zero.
@@ -440,7 +451,8 @@ impl Pending {
             })
             .map_err(engine_error)?;
         let arr = |v: Option<Vec<f32>>, shape: &[usize]| -> PyResult<Option<Bound<'py, PyAny>>> {
-            v.map(|v| to_numpy(py, v, shape).map(Bound::into_any)).transpose()
+            v.map(|v| to_numpy(py, v, shape).map(Bound::into_any))
+                .transpose()
         };
         let mut params = Vec::with_capacity(trainable);
         for ((_, shape, is_trainable), &at) in layer.specs.iter().zip(&layer.offsets) {

@@ -39,7 +39,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Runner {
     #[new]
     #[pyo3(signature = (checkpoint, batch=1, device=None))]
-    fn new(py: Python<'_>, checkpoint: PathBuf, batch: usize, device: Option<&str>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        checkpoint: PathBuf,
+        batch: usize,
+        device: Option<&str>,
+    ) -> PyResult<Self> {
         let dev = self::device(parse_device(device, DeviceKind::Cpu)?)?;
         let ctx = dev.ctx()?;
         let (runner, width, lstm, tokens, input) = py
@@ -88,7 +93,11 @@ impl Runner {
     }
 
     /// One token per batch row (uint32 [B]) through the embedding, the backbone and the decoder.
-    fn step_tokens<'py>(&self, py: Python<'py>, tokens: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    fn step_tokens<'py>(
+        &self,
+        py: Python<'py>,
+        tokens: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let ctx = self.device.ctx()?;
         let arr = u32_array("tokens", tokens)?;
         let t = arr
@@ -102,7 +111,11 @@ impl Runner {
     }
 
     /// Raw cell inputs x [B, D] (float32), skipping the input layer.
-    fn step_features<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    fn step_features<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let ctx = self.device.ctx()?;
         let b = self.batch();
         let arr = f32_array("x", x)?;
@@ -150,9 +163,7 @@ impl Runner {
             (Some(_), false) => return Err(value_error("a GRU model has no c state: pass c=None")),
             (None, false) => None,
         };
-        runner
-            .set_state(RunnerState { h, c })
-            .map_err(engine_error)
+        runner.set_state(RunnerState { h, c }).map_err(engine_error)
     }
 
     /// Zeroes the state of every row (`rows=None`) or of the rows listed.
@@ -166,7 +177,9 @@ impl Runner {
         };
         let b = runner.batch();
         if let Some(r) = rows.iter().find(|&&r| r >= b) {
-            return Err(value_error(format!("reset: row {r} is not below the batch size {b}")));
+            return Err(value_error(format!(
+                "reset: row {r} is not below the batch size {b}"
+            )));
         }
         let (mut h, mut c) = read_state(ctx, runner.state()).map_err(engine_error)?;
         for &r in &rows {
@@ -194,7 +207,10 @@ struct Stepped {
 }
 
 fn read_state(ctx: &rims::Context, s: &RunnerState) -> rims::Result<(Vec<f32>, Option<Vec<f32>>)> {
-    Ok((s.h.to_vec(ctx)?, s.c.as_ref().map(|c| c.to_vec(ctx)).transpose()?))
+    Ok((
+        s.h.to_vec(ctx)?,
+        s.c.as_ref().map(|c| c.to_vec(ctx)).transpose()?,
+    ))
 }
 
 fn step_and_state(
@@ -216,7 +232,12 @@ impl Runner {
             d.set_item("c", to_numpy(py, c, &[b, self.width])?)?;
         }
         d.set_item("logits", to_numpy(py, s.out.logits, &[b, v])?)?;
-        let masks = s.out.active.iter().map(|&a| f32::from(u8::from(a))).collect();
+        let masks = s
+            .out
+            .active
+            .iter()
+            .map(|&a| f32::from(u8::from(a)))
+            .collect();
         d.set_item("masks", to_numpy(py, masks, &[b, n])?)?;
         Ok(d)
     }

@@ -9,7 +9,6 @@ use std::sync::Mutex;
 
 use numpy::PyUntypedArrayMethods;
 use pyo3::prelude::*;
-use serde::Serialize;
 use pyo3::types::PyDict;
 use rims::Tensor;
 use rims::device::DeviceKind;
@@ -19,6 +18,7 @@ use rims::train::config::new_run::{Preset, new_run};
 use rims::train::{
     self as engine_train, EvalRecord, Reporter, Target, Task, TrainConfig, checkpoint, record_step,
 };
+use serde::Serialize;
 
 use crate::arrays::{f32_array, finite_values, to_numpy, u32_array};
 use crate::engine::{Device, device, parse_device};
@@ -27,7 +27,9 @@ use crate::errors::{engine_error, value_error};
 fn settings(json: &str) -> PyResult<serde_json::Map<String, serde_json::Value>> {
     match serde_json::from_str(json) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
-        _ => Err(value_error("settings must be a JSON object of setting names")),
+        _ => Err(value_error(
+            "settings must be a JSON object of setting names",
+        )),
     }
 }
 
@@ -168,10 +170,14 @@ pub fn evaluate(
     let mut cfg = state.config;
     match (cfg.task, &lengths, &resolutions) {
         (Task::Smnist, Some(_), _) => {
-            return Err(value_error("lengths are for copying and adding runs; this is an smnist run (resolutions=)"));
+            return Err(value_error(
+                "lengths are for copying and adding runs; this is an smnist run (resolutions=)",
+            ));
         }
         (Task::Copying | Task::Adding, _, Some(_)) => {
-            return Err(value_error("resolutions are for smnist runs; this run takes lengths="));
+            return Err(value_error(
+                "resolutions are for smnist runs; this run takes lengths=",
+            ));
         }
         _ => {}
     }
@@ -225,15 +231,19 @@ impl Trainer {
     #[pyo3(signature = (preset, settings_json, device=None))]
     fn new(preset: &str, settings_json: &str, device: Option<&str>) -> PyResult<Self> {
         let given = settings(settings_json)?;
-        let cfg = new_run(Preset::parse(preset).map_err(engine_error)?, &given)
-            .map_err(engine_error)?;
+        let cfg =
+            new_run(Preset::parse(preset).map_err(engine_error)?, &given).map_err(engine_error)?;
         let dev = self::device(parse_device(device, DeviceKind::Cpu)?)?;
         let ctx = dev.ctx()?;
         let build = || -> rims::Result<(Model, Adam)> {
             let model = Model::new(ctx, cfg.model()?, cfg.seed)?;
             model.add_forget_bias(ctx, cfg.forget_bias)?;
             model.scale_input_attention(ctx, cfg.input_gain)?;
-            let adam = Adam::new(ctx, model.store.trainable_len(), engine_train::adam_config(&cfg))?;
+            let adam = Adam::new(
+                ctx,
+                model.store.trainable_len(),
+                engine_train::adam_config(&cfg),
+            )?;
             Ok((model, adam))
         };
         let (model, adam) = build().map_err(engine_error)?;
@@ -260,29 +270,38 @@ impl Trainer {
     /// tokens uint32 [T, B] (copying, sMNIST) or features float32 [T, B, F] (adding);
     /// `targets` class indices uint32 (one per logits row) or values float32 shaped like the
     /// outputs. Returns the batch's loss (before the update).
-    fn step(&self, py: Python<'_>, inputs: &Bound<'_, PyAny>, targets: &Bound<'_, PyAny>) -> PyResult<f32> {
+    fn step(
+        &self,
+        py: Python<'_>,
+        inputs: &Bound<'_, PyAny>,
+        targets: &Bound<'_, PyAny>,
+    ) -> PyResult<f32> {
         let ctx = self.device.ctx()?;
         let x = match u32_array("inputs", inputs) {
             Ok(a) => {
                 let s = a.shape().to_vec();
-                let v = a.as_slice().map_err(|_| value_error("inputs must be contiguous"))?;
+                let v = a
+                    .as_slice()
+                    .map_err(|_| value_error("inputs must be contiguous"))?;
                 Tensor::from_u32(ctx, &s, v)
             }
             Err(_) => {
                 let a = f32_array("inputs", inputs)?;
-                Tensor::from_slice(ctx, &a.shape().to_vec(), finite_values("inputs", &a, None)?)
+                Tensor::from_slice(ctx, a.shape(), finite_values("inputs", &a, None)?)
             }
         }
         .map_err(engine_error)?;
         let classes = u32_array("targets", targets).ok();
         let y = match &classes {
             Some(a) => {
-                let v = a.as_slice().map_err(|_| value_error("targets must be contiguous"))?;
+                let v = a
+                    .as_slice()
+                    .map_err(|_| value_error("targets must be contiguous"))?;
                 Tensor::from_u32(ctx, &[v.len()], v)
             }
             None => {
                 let a = f32_array("targets", targets)?;
-                Tensor::from_slice(ctx, &a.shape().to_vec(), finite_values("targets", &a, None)?)
+                Tensor::from_slice(ctx, a.shape(), finite_values("targets", &a, None)?)
             }
         }
         .map_err(engine_error)?;

@@ -27,10 +27,14 @@ fn code(source: &str) -> PyResult<Code> {
 /// One float64 array as a state_dict entry, its values checked finite.
 fn entry(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Entry> {
     let arr: PyReadonlyArrayDyn<'_, f64> = value.extract().map_err(|_| {
-        value_error(format!("'{name}' must be a float64 array (rims/torch.py converts)"))
+        value_error(format!(
+            "'{name}' must be a float64 array (rims/torch.py converts)"
+        ))
     })?;
     let shape = arr.shape().to_vec();
-    let values = arr.to_vec().map_err(|_| value_error(format!("'{name}' is not readable")))?;
+    let values = arr
+        .to_vec()
+        .map_err(|_| value_error(format!("'{name}' is not readable")))?;
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(value_error(format!(
             "'{name}' holds a value that is not finite ({} at flat index {i})",
@@ -86,7 +90,11 @@ pub fn import_weights<'py>(
     for (name, e) in &imported.cell {
         cell.set_item(name, f32_numpy(py, e)?)?;
     }
-    let embed = imported.embed.as_ref().map(|e| f32_numpy(py, e)).transpose()?;
+    let embed = imported
+        .embed
+        .as_ref()
+        .map(|e| f32_numpy(py, e))
+        .transpose()?;
     let decoder = match &imported.decoder {
         Some((w, b)) => Some((f32_numpy(py, w)?, f32_numpy(py, b)?)),
         None => None,

@@ -88,7 +88,8 @@ pub struct EvalRecord {
 pub struct Summary {
     /// Where the run stopped.
     pub progress: Progress,
-    /// Every evaluation record of the run, oldest first.
+    /// Every evaluation record this call made (a resumed run: from where it resumed), oldest
+    /// first.
     pub history: Vec<EvalRecord>,
 }
 
