@@ -213,27 +213,45 @@ impl Tensor {
 
     /// Submits pending work, waits for it, and reads the tensor back.
     pub fn to_vec(&self, ctx: &Context) -> Result<Vec<f32>> {
-        self.expect_dtype("Tensor::to_vec", DType::F32)?;
-        Ok(bytemuck::cast_slice(&self.read_bytes(ctx)?).to_vec())
+        let mut out = vec![0.0f32; self.len()];
+        self.read_into(ctx, &mut out)?;
+        Ok(out)
     }
 
     /// Reads back a u32 tensor.
     pub fn to_vec_u32(&self, ctx: &Context) -> Result<Vec<u32>> {
         self.expect_dtype("Tensor::to_vec_u32", DType::U32)?;
-        Ok(bytemuck::cast_slice(&self.read_bytes(ctx)?).to_vec())
+        let mut out = vec![0u32; self.len()];
+        self.read_words(ctx, &mut out)?;
+        Ok(out)
     }
 
-    fn read_bytes(&self, ctx: &Context) -> Result<Vec<u8>> {
+    /// Submits pending work, waits for it, and reads the f32 tensor into `out` (exactly
+    /// [`Tensor::len`] values): one copy, into memory the caller owns (a numpy array, a reused
+    /// buffer), where [`Tensor::to_vec`] allocates.
+    pub fn read_into(&self, ctx: &Context, out: &mut [f32]) -> Result<()> {
+        self.expect_dtype("Tensor::read_into", DType::F32)?;
+        if out.len() != self.len() {
+            return Err(Error::shape(
+                "Tensor::read_into",
+                format!("{} values into {} places", self.len(), out.len()),
+            ));
+        }
+        self.read_words(ctx, bytemuck::cast_slice_mut(out))
+    }
+
+    fn read_words(&self, ctx: &Context, out: &mut [u32]) -> Result<()> {
         let bytes = (self.len() * 4) as u64;
         if bytes == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let gpu = match &ctx.backend {
             Backend::Gpu(gpu) => gpu,
             Backend::Cpu(_) => {
                 ctx.submit()?; // counted as on a GPU, where a read-back submits
                 let _order = lock(&ctx.recorder);
-                return Ok(bytemuck::cast_slice(self.host_words()).to_vec());
+                out.copy_from_slice(self.host_words());
+                return Ok(());
             }
         };
         let mut cached = lock(&gpu.staging);
@@ -246,13 +264,19 @@ impl Tensor {
                 mapped_at_creation: false,
             }),
         };
-        let out = self.read_through(ctx, &staging, bytes)?;
+        self.read_through(ctx, &staging, bytes, bytemuck::cast_slice_mut(out))?;
         // Only a buffer that was read and unmapped cleanly goes back to the cache.
         *cached = Some(staging);
-        Ok(out)
+        Ok(())
     }
 
-    fn read_through(&self, ctx: &Context, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    fn read_through(
+        &self,
+        ctx: &Context,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+        out: &mut [u8],
+    ) -> Result<()> {
         let gpu_err = |message: String| Error::Gpu {
             during: "read-back".into(),
             message,
@@ -274,12 +298,13 @@ impl Tensor {
             Err(_) => return Err(gpu_err("map callback never ran".into())),
         }
         ctx.check_uncaptured("read-back")?;
-        let out = slice
-            .get_mapped_range()
-            .map_err(|e| gpu_err(format!("{e:?}")))?
-            .to_vec();
+        out.copy_from_slice(
+            &slice
+                .get_mapped_range()
+                .map_err(|e| gpu_err(format!("{e:?}")))?,
+        );
         staging.unmap();
-        Ok(out)
+        Ok(())
     }
 
     /// Records a copy of all of `src` into this tensor starting at element `offset`.

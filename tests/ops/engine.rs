@@ -261,3 +261,67 @@ fn g_of() -> rims::ops::matmul::Gemm {
         accumulate: false,
     }
 }
+
+device_test!(read_into_fills_the_callers_buffer_and_checks_its_length);
+fn read_into_fills_the_callers_buffer_and_checks_its_length(ctx: &Context) {
+    let values: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5 - 7.0).collect();
+    let t = Tensor::from_slice(ctx, &[10, 100], &values).unwrap();
+    let mut out = vec![f32::NAN; 1000];
+    t.read_into(ctx, &mut out).unwrap();
+    assert_eq!(out, values);
+    // A view reads its own range.
+    let v = t.view(256, &[3, 4]).unwrap();
+    let mut small = vec![0.0; 12];
+    v.read_into(ctx, &mut small).unwrap();
+    assert_eq!(small, values[256..268]);
+    let err = t.read_into(ctx, &mut vec![0.0; 999]).unwrap_err();
+    assert!(err.to_string().contains("1000 values into 999"), "{err}");
+    let u = Tensor::from_u32(ctx, &[3], &[1, 2, 3]).unwrap();
+    assert!(u.read_into(ctx, &mut [0.0; 3]).is_err());
+    assert_eq!(u.to_vec_u32(ctx).unwrap(), [1, 2, 3]);
+}
+
+#[test]
+fn the_cpu_devices_thread_count_can_change_and_results_do_not() {
+    use rims::ops::matmul::{self, Gemm, MatView};
+    let ctx = Context::new(rims::DeviceRequest::cpu(Some(1))).unwrap();
+    assert_eq!(ctx.cpu().unwrap().threads, 1);
+    let n = 96;
+    let a: Vec<f32> = (0..n * n).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+    let at = Tensor::from_slice(&ctx, &[n, n], &a).unwrap();
+    let product = |ctx: &Context| {
+        let c = Tensor::zeros(ctx, &[n, n]).unwrap();
+        let view = MatView {
+            offset: 0,
+            batch_stride: 0,
+            row_stride: n,
+            col_stride: 1,
+            inner_stride: 0,
+        };
+        let g = Gemm {
+            batch: 1,
+            inner: 1,
+            m: n,
+            n,
+            k: n,
+            a: view,
+            b: view,
+            c: view,
+            bias: None,
+            accumulate: false,
+        };
+        matmul::gemm(ctx, &g, &at, &at, None, &c).unwrap();
+        c.to_vec(ctx).unwrap()
+    };
+    let one = product(&ctx);
+    ctx.set_threads(2).unwrap();
+    assert_eq!(ctx.cpu().unwrap().threads, 2);
+    assert!(ctx.describe().contains("2 threads"), "{}", ctx.describe());
+    assert_eq!(product(&ctx), one);
+    assert!(ctx.set_threads(0).is_err());
+    assert!(ctx.set_threads(5000).is_err());
+    // What a forked child does: a new pool of the same size; the context keeps working.
+    ctx.restart_after_fork().unwrap();
+    assert_eq!(ctx.cpu().unwrap().threads, 2);
+    assert_eq!(product(&ctx), one);
+}

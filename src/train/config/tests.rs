@@ -87,3 +87,48 @@ fn rims_settings_are_refused_for_a_dense_model() {
             .contains("input_heads")
     );
 }
+
+#[test]
+fn new_runs_take_settings_by_name_over_the_preset() {
+    use new_run::{Preset, new_run};
+    let given = |json: &str| -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(json).unwrap()
+    };
+    // Nothing given: the main job.
+    assert_eq!(
+        new_run(Preset::Small, &given("{}")).unwrap(),
+        TrainConfig::default()
+    );
+    let c = new_run(Preset::Small, &given(r#"{"task": "adding", "epochs": 3}"#)).unwrap();
+    assert_eq!((c.task, c.epochs, c.train_len), (Task::Adding, 3, 50));
+    let p = new_run(
+        Preset::Paper,
+        &given(r#"{"task": "smnist", "model": "lstm"}"#),
+    )
+    .unwrap();
+    let paper = TrainConfig::paper(Task::Smnist);
+    assert_eq!(p.hidden, paper.hidden * paper.mechanisms); // LSTM-600
+    // Variant D: d_vc = H, no preset forget-gate bias.
+    let d = new_run(
+        Preset::Small,
+        &given(r#"{"variant": "dido", "hidden": 12, "task": "smnist"}"#),
+    )
+    .unwrap();
+    assert_eq!((d.comm_value, d.forget_bias), (12, 0.0));
+    assert_eq!(
+        new_run(Preset::Small, &given(r#"{"clip": 0}"#))
+            .unwrap()
+            .clip,
+        None
+    );
+    for (bad, says) in [
+        (r#"{"epocs": 3}"#, "'epocs' is not a setting"),
+        (r#"{"task": "chess"}"#, "unknown task"),
+        (r#"{"epochs": "many"}"#, "wrong type"),
+        (r#"{"active": 9}"#, "active"),
+    ] {
+        let err = new_run(Preset::Small, &given(bad)).unwrap_err().to_string();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+    assert!(Preset::parse("huge").is_err());
+}
