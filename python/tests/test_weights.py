@@ -89,3 +89,11 @@ def test_exports_the_code_cannot_run_are_refused():
         rims.import_weights(extra, "dido", k)
     with pytest.raises(rims.RimsError, match="floating point"):
         rims.import_weights(dict(state, **{"key.bias": np.arange(3)}), "dido", k)
+
+
+@pytest.mark.parametrize("key,shape", [("value.weight", (0, 5)), ("value_.w", (4, 3, 0))])
+def test_zero_sized_axes_are_refused_not_a_panic(key, shape):
+    state, k = fixture("dido_lstm.safetensors")
+    state = dict(state, **{key: np.zeros(shape)})
+    with pytest.raises(rims.RimsError, match="axis of size 0"):
+        rims.import_weights(state, "dido", k)

@@ -66,13 +66,19 @@ pub fn import_cell(
     let cq = sd.shape(&key("mha.GLN_qs.w"))?.to_vec();
     let cv = sd.shape(&key("mha.GLN_vs.w"))?.to_vec();
     let three = |name: &str, s: &[usize]| -> Result<()> {
-        if s.len() == 3 {
-            Ok(())
-        } else {
+        if s.len() != 3 {
             Err(sd.bad(format!(
                 "'{}{name}' has shape {s:?}, expected 3 axes",
                 prefix
             )))
+        } else if s.contains(&0) {
+            // Every size the import infers is a quotient of these: none may be zero.
+            Err(sd.bad(format!(
+                "'{}{name}' has shape {s:?}, with an axis of size 0",
+                prefix
+            )))
+        } else {
+            Ok(())
         }
     };
     three("inp_att.GLN_qs.w", &qs)?;

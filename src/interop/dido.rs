@@ -61,10 +61,13 @@ pub fn import_cell(
     };
     let axes = |sd: &StateDict, k: &str, want: usize| -> Result<Vec<usize>> {
         let s = sd.shape(k)?.to_vec();
-        if s.len() == want {
-            Ok(s)
-        } else {
+        if s.len() != want {
             Err(sd.bad(format!("'{k}' has shape {s:?}, expected {want} axes")))
+        } else if s.contains(&0) {
+            // Every size the import infers is a quotient of these: none may be zero.
+            Err(sd.bad(format!("'{k}' has shape {s:?}, with an axis of size 0")))
+        } else {
+            Ok(s)
         }
     };
     let q = axes(sd, &key("query.w"), 3)?;
