@@ -80,7 +80,9 @@ class DidoModel(nn.Module):
         return self.decoder(self.drop(hs.reshape(b, -1)))
 
 
-def time_steps(model, c, warmup, repeat):
+def time_steps(model, c, warmup, repeat, bridge=None):
+    """Median and min seconds of a training step; with `bridge` (a list), also appends each
+    timed step's seconds spent in the rims layer's calls outside the engine's own work."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, 2, (c["steps"], c["batch"]), generator=g)
@@ -94,6 +96,9 @@ def time_steps(model, c, warmup, repeat):
         opt.step()
         if i >= warmup:
             times.append(time.perf_counter() - start)
+            if bridge is not None:
+                fwd_engine, fwd_call, bwd_engine, bwd_call = model.rims._core.timings
+                bridge.append((fwd_call - fwd_engine, bwd_call - bwd_engine, fwd_engine + bwd_engine))
     return statistics.median(times), min(times)
 
 
@@ -134,8 +139,10 @@ def main():
     rows = []
     want = set(args.only or ["authors", "dido-rims", "dido", "runner"])
     torch.manual_seed(0)
+    bridge = []
     if "authors" in want:
-        rows.append(("torch + rims.torch.RIMs (authors)", time_steps(RimsModel(c, "authors"), c, args.warmup, args.repeat)))
+        rows.append(("torch + rims.torch.RIMs (authors)",
+                     time_steps(RimsModel(c, "authors"), c, args.warmup, args.repeat, bridge)))
     if "dido-rims" in want:
         rows.append(("torch + rims.torch.RIMs (dido)", time_steps(RimsModel(c, "dido"), c, args.warmup, args.repeat)))
     if "dido" in want and args.dido_src:
@@ -151,6 +158,13 @@ def main():
     for name, (med, low) in rows:
         unit, scale = ("ms", 1e3)
         print(f"| {name} | {med * scale:.2f} {unit} | {low * scale:.2f} {unit} |")
+    if bridge:
+        fwd = statistics.median(b[0] for b in bridge)
+        bwd = statistics.median(b[1] for b in bridge)
+        engine = statistics.median(b[2] for b in bridge)
+        print(f"authors model, per step (medians): the layer's engine work {engine * 1e3:.1f} ms; the bridge "
+              f"(checks, copies, read-backs) {fwd * 1e3:.1f} ms in the forward call + {bwd * 1e3:.1f} ms in the "
+              f"backward call = {100 * (fwd + bwd) / engine:.1f}% of the engine work")
 
 
 if __name__ == "__main__":

@@ -93,6 +93,9 @@ pub struct Layer {
     specs: Vec<(String, Vec<usize>, bool)>,
     /// Where each parameter starts in the store's flat buffers (padding lies between).
     offsets: Vec<usize>,
+    /// Seconds of the last forward and backward: (engine work, the whole call), for the
+    /// benchmark's account of what the bridge costs (`timings`).
+    timings: Mutex<[f64; 4]>,
     store: Mutex<ParamStore>,
 }
 
@@ -134,6 +137,7 @@ impl Layer {
             device: dev,
             specs: listed,
             offsets,
+            timings: Mutex::new([0.0; 4]),
             store: Mutex::new(store),
         })
     }
@@ -148,6 +152,15 @@ impl Layer {
     #[getter]
     fn device(&self) -> &'static str {
         self.device.name()
+    }
+
+    /// Seconds of the last forward and backward calls: (forward engine, forward call, backward
+    /// engine, backward call). The engine part is the recorded sequence run to completion; the
+    /// rest of a call is the bridge: checks, copies in and out, read-backs.
+    #[getter]
+    fn timings(&self) -> (f64, f64, f64, f64) {
+        let t = *lock(&self.timings);
+        (t[0], t[1], t[2], t[3])
     }
 
     /// (name, shape, trainable) of every parameter, in the order `forward` takes them.
@@ -188,6 +201,7 @@ impl Layer {
     ) -> PyResult<ForwardResult<'py>> {
         let py = slf.py();
         let this = slf.get();
+        let started = std::time::Instant::now();
         let ctx = this.device.ctx()?;
         let cfg = this.rims.config();
         let lstm = cfg.cell == CellKind::Lstm;
@@ -227,6 +241,7 @@ impl Layer {
             c_last,
             masks,
             pending,
+            engine: recorded_engine,
         } = recorded;
         let c_last = c_last
             .map(|c| to_numpy(py, c, &[b, nh]).map(Bound::into_any))
@@ -235,18 +250,24 @@ impl Layer {
             layer: slf.clone().unbind(),
             inner: Mutex::new(Some(inner)),
         });
-        Ok((
+        let out = (
             to_numpy(py, h, &[t, b, nh])?.into_any(),
             to_numpy(py, h_last, &[b, nh])?.into_any(),
             c_last,
             to_numpy(py, masks, &[t, b, cfg.mechanisms])?.into_any(),
             pending,
-        ))
+        );
+        let mut timings = lock(&this.timings);
+        timings[0] = recorded_engine;
+        timings[1] = started.elapsed().as_secs_f64();
+        Ok(out)
     }
 }
 
 /// A forward's values read back, and its tape when a backward will follow.
 struct Ran {
+    /// Seconds the sequence took on the device (forward recorded and run, before read-back).
+    engine: f64,
     h: Vec<f32>,
     h_last: Vec<f32>,
     c_last: Option<Vec<f32>>,
@@ -290,6 +311,7 @@ impl Layer {
         want_dx: bool,
     ) -> rims::Result<Ran> {
         let store = lock(&self.store);
+        let started = std::time::Instant::now();
         let mut tape = if record {
             Tape::new()
         } else {
@@ -317,6 +339,8 @@ impl Layer {
             opts.c0 = c0;
         }
         let out = self.rims.forward(ctx, &mut tape, &store, x, &opts)?;
+        ctx.synchronize()?;
+        let engine = started.elapsed().as_secs_f64();
         let h = tape.value(out.h).to_vec(ctx)?;
         let h_last = tape.value(out.final_h).to_vec(ctx)?;
         let c_last = out.final_c.map(|c| tape.value(c).to_vec(ctx)).transpose()?;
@@ -331,6 +355,7 @@ impl Layer {
             c0: c0_var,
         });
         Ok(Ran {
+            engine,
             h,
             h_last,
             c_last,
@@ -368,6 +393,8 @@ type BackwardResult<'py> = (
 );
 
 struct Gradients {
+    /// Seconds the backward took on the device (recorded and run, before read-back).
+    engine: f64,
     dx: Option<Vec<f32>>,
     dh0: Option<Vec<f32>>,
     dc0: Option<Vec<f32>>,
@@ -387,6 +414,7 @@ impl Pending {
         gct: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<BackwardResult<'py>> {
         let layer = self.layer.get();
+        let started = std::time::Instant::now();
         let ctx = layer.device.ctx()?;
         let Some(p) = lock(&self.inner).take() else {
             return Err(value_error(
@@ -426,13 +454,17 @@ impl Pending {
                     // Nothing flows back: every gradient is zero.
                     let zeros = |n: usize| vec![0.0f32; n];
                     return Ok(Gradients {
+                        engine: 0.0,
                         dx: x.map(|_| zeros(t * b * cfg.input)),
                         dh0: h0.map(|_| zeros(b * nh)),
                         dc0: c0.filter(|_| lstm).map(|_| zeros(b * nh)),
                         flat: zeros(store.trainable_len()),
                     });
                 }
+                let engine_start = std::time::Instant::now();
                 let g = tape.backward_from(ctx, seeds)?;
+                ctx.synchronize()?;
+                let engine = engine_start.elapsed().as_secs_f64();
                 let read = |v: Option<Var>, n: usize| -> rims::Result<Option<Vec<f32>>> {
                     match v {
                         None => Ok(None),
@@ -443,6 +475,7 @@ impl Pending {
                     }
                 };
                 Ok(Gradients {
+                    engine,
                     dx: read(x, t * b * cfg.input)?,
                     dh0: read(h0, b * nh)?,
                     dc0: read(c0, b * nh)?,
@@ -462,11 +495,15 @@ impl Pending {
             let n: usize = shape.iter().product();
             params.push(to_numpy(py, grads.flat[at..at + n].to_vec(), shape)?.into_any());
         }
-        Ok((
+        let out = (
             arr(grads.dx, &[t, b, cfg.input])?,
             arr(grads.dh0, &[b, nh])?,
             arr(grads.dc0, &[b, nh])?,
             params,
-        ))
+        );
+        let mut timings = lock(&layer.timings);
+        timings[2] = grads.engine;
+        timings[3] = started.elapsed().as_secs_f64();
+        Ok(out)
     }
 }

@@ -97,3 +97,39 @@ def test_zero_sized_axes_are_refused_not_a_panic(key, shape):
     state = dict(state, **{key: np.zeros(shape)})
     with pytest.raises(rims.RimsError, match="axis of size 0"):
         rims.import_weights(state, "dido", k)
+
+
+def test_whole_models_import_with_their_embedding_and_readout():
+    # The authors' RNNModel: encoder, the cell under bc_lst.0., decoder.
+    state, k = fixture("authors_lstm.safetensors")
+    d = state["inp_att.GLN_ks.w"].shape[1]
+    nh = state["inp_att.GLN_qs.w"].shape[0] * state["inp_att.GLN_qs.w"].shape[1]
+    rng = np.random.default_rng(3)
+    whole = {f"bc_lst.0.{name}": v for name, v in state.items()}
+    whole["encoder.weight"] = rng.normal(size=(7, d))
+    whole["decoder.weight"] = rng.normal(size=(7, nh))
+    whole["decoder.bias"] = rng.normal(size=(7,))
+    got = rims.import_weights(whole, "authors", k)
+    np.testing.assert_allclose(got["embed"], whole["encoder.weight"], rtol=1e-6)
+    dec_w, dec_b = got["decoder"]
+    np.testing.assert_allclose(dec_w, whole["decoder.weight"].T, rtol=1e-6)
+    np.testing.assert_allclose(dec_b, whole["decoder.bias"], rtol=1e-6)
+    layer = RIMs.from_pytorch(whole, "authors", k, prefix="bc_lst.0.")
+    bare = RIMs.from_pytorch(state, "authors", k)
+    for name, p in bare.named_parameters():
+        torch.testing.assert_close(getattr(layer, name), p, rtol=0, atol=0)
+    # Back out as the whole RNNModel: the authors' code loads it with strict=True.
+    back = rims.export_weights(got["config"], got["cell"], "authors", embed=whole["encoder.weight"],
+                               decoder=(whole["decoder.weight"], whole["decoder.bias"]))
+    assert set(back) == set(whole)
+    # dido's cell inside a model of the user's, with a prefix and a readout beside it.
+    dstate, dk = fixture("dido_gru.safetensors")
+    model = {f"rim.cell.{name}": v for name, v in dstate.items()}
+    n_h = dstate["query.w"].shape[0] * dstate["query.w"].shape[1]
+    model["head.weight"] = rng.normal(size=(3, n_h))
+    model["head.bias"] = rng.normal(size=(3,))
+    got = rims.import_weights(model, "dido", dk, prefix="rim.cell.")
+    assert got["decoder"][0].shape == (n_h, 3)
+    assert any("head" in note for note in got["notes"])
+    with pytest.raises(rims.RimsError, match="prefix"):
+        rims.import_weights(model, "dido", dk, prefix="nowhere.")
