@@ -82,7 +82,7 @@ fn assert_recovers(dir: &Path, what: &str) {
     assert_eq!(metric_epochs(dir), [1, 2, 3], "{what}: metrics.jsonl");
     assert_eq!(
         entries(dir),
-        ["epoch-000003", "latest", "metrics.jsonl"],
+        [".rims.lock", "epoch-000003", "latest", "metrics.jsonl"],
         "{what}: leftovers"
     );
     assert_eq!(
@@ -128,7 +128,7 @@ fn a_failure_at_any_step_of_a_save_is_an_error_and_leaves_no_trace() {
             assert_unchanged(&before, &dir, &what);
             assert_eq!(
                 entries(&dir),
-                ["epoch-000001", "latest", "metrics.jsonl"],
+                [".rims.lock", "epoch-000001", "latest", "metrics.jsonl"],
                 "{what}"
             );
             assert_loads_at(&dir, 2, &what);
@@ -162,7 +162,10 @@ fn an_older_run_directory_resumes_and_is_converted() {
     let o = resume(&dir, "2", &[]);
     assert_eq!(o.code, 0, "{o:?}");
     assert_eq!(metric_epochs(&dir), [1, 2]);
-    assert_eq!(entries(&dir), ["epoch-000002", "latest", "metrics.jsonl"]);
+    assert_eq!(
+        entries(&dir),
+        [".rims.lock", "epoch-000002", "latest", "metrics.jsonl"]
+    );
     assert_eq!(loaded_step(&dir), 4);
 }
 
@@ -233,6 +236,7 @@ fn sigkill_at_random_moments_never_loses_the_checkpoint() {
     assert_eq!(
         entries(&dir),
         [
+            ".rims.lock".into(),
             format!("epoch-{:06}", last_epoch + 1),
             "latest".into(),
             "metrics.jsonl".into()

@@ -141,6 +141,7 @@ pub fn write_run(
         model.store.trainable_len(),
         crate::train::adam_config(&cfg),
     )?;
+    let _lock = checkpoint::lock_run(dir)?;
     checkpoint::open_run(dir, false)?;
     checkpoint::save(
         ctx,

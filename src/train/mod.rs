@@ -146,6 +146,8 @@ pub fn train(
     if let (Some(init), false) = (&cfg.init, resume) {
         start_from(ctx, cfg, &model, init)?;
     }
+    // One writer per run directory, for the whole run.
+    let _lock = checkpoint::lock_run(out)?;
     // The records of the run so far; each checkpoint carries a copy (see `checkpoint`).
     let mut metrics = checkpoint::open_run(out, resume)?;
     let mnist = match cfg.task {

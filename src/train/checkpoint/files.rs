@@ -311,6 +311,7 @@ pub fn copy_run(from: &Path, to: &Path) -> Result<State> {
         std::fs::read(&path).map_err(Error::io_on(&path, "cannot read"))
     };
     let (model, optimizer, json) = (read(MODEL_FILE)?, read(OPTIMIZER_FILE)?, read(STATE_FILE)?);
+    let _lock = super::lock_run(to)?;
     open_run(to, false)?;
     let files = [
         (MODEL_FILE, model.as_slice()),

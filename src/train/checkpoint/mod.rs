@@ -8,6 +8,7 @@
 //!     train.json              the run's config and progress
 //!     metrics.jsonl           the run's evaluation records up to this checkpoint
 //! DIR/metrics.jsonl     the same records, for people and `rims viz --metrics`
+//! DIR/.rims.lock        locked by the one process writing the run (`lock.rs`), holding its pid
 //! ```
 //!
 //! [`save`] writes a whole new set into a temporary directory, flushes it, renames it into
@@ -27,9 +28,11 @@
 //! (clearing leftovers, the metrics file, a new run's directory, copying a run).
 
 mod files;
+mod lock;
 
 use files::install;
 pub use files::{copy_run, open_run, publish_metrics, read_metrics};
+pub use lock::{LOCK_FILE, RunLock, lock_run};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
