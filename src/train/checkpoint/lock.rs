@@ -31,7 +31,7 @@ pub fn lock_run(dir: &Path) -> Result<RunLock> {
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(0o400000);
     }
-    let mut file = options
+    let file = options
         .open(&path)
         .map_err(Error::io_on(&path, "cannot open the run's lock file"))?;
     if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
