@@ -5,6 +5,83 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// Whether a reader follows a symbolic link at the path it was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Follow it: a file the user named (an input, a data set).
+    Follow,
+    /// Refuse it: a file inside a run directory, which only rims writes; a link planted there
+    /// could make rims read, print or append to a file outside the run.
+    Refuse,
+}
+
+/// Opens `path` for reading when it is a regular file, and says what it is otherwise: a FIFO,
+/// a device or a directory is refused without blocking on it (it is opened non-blocking and
+/// checked before anything is read), and with [`Link::Refuse`] so is a symbolic link.
+pub fn open_regular(path: &Path, link: Link) -> Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let nofollow = if link == Link::Refuse {
+            libc::O_NOFOLLOW
+        } else {
+            0
+        };
+        options.custom_flags(libc::O_NONBLOCK | nofollow);
+    }
+    let file = options.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if link == Link::Refuse && e.raw_os_error() == Some(libc::ELOOP) {
+            return Error::file(
+                path,
+                "is a symbolic link; rims does not follow links inside a run directory",
+            );
+        }
+        Error::file(path, format!("cannot read: {e}"))
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(Error::io_on(path, "cannot inspect"))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        return Err(Error::file(
+            path,
+            format!("is {what}; a regular file is expected"),
+        ));
+    }
+    Ok(file)
+}
+
+/// Whether nothing is at `path` (not even a dangling link), or a file stands where its path
+/// needs a directory: what a reader of an optional file treats as "absent".
+pub fn is_absent(path: &Path) -> bool {
+    matches!(std::fs::symlink_metadata(path), Err(e) if matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    ))
+}
+
+/// The bytes of the regular file at `path` ([`open_regular`]).
+pub fn read_regular(path: &Path, link: Link) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = open_regular(path, link)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(Error::io_on(path, "cannot read"))?;
+    Ok(bytes)
+}
+
+/// The UTF-8 text of the regular file at `path` ([`open_regular`]).
+pub fn read_regular_string(path: &Path, link: Link) -> Result<String> {
+    String::from_utf8(read_regular(path, link)?).map_err(|_| Error::file(path, "is not UTF-8 text"))
+}
+
 /// The directory `path` lies in ("." for a bare file name).
 pub fn parent_dir(path: &Path) -> &Path {
     path.parent()

@@ -54,7 +54,6 @@
 //! reported rather than silently replaced by the subset). Both layouts must hold 28 × 28 images,
 //! since the sequential-MNIST resize is defined from 28 × 28.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -202,7 +201,8 @@ fn magic_name(magic: u32) -> Option<&'static str> {
 
 /// Reads an unsigned-byte IDX file with the given magic: returns its dimensions and data.
 fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
-    let file = File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
+    // A regular file only: a FIFO named as a data set would block the read forever.
+    let file = crate::io::open_regular(path, crate::io::Link::Follow)?;
     let mut buffered = BufReader::new(file);
     let gz = {
         let head = buffered

@@ -49,12 +49,17 @@ impl StateDict {
     /// Reads a safetensors file. F32, F64, F16 and BF16 tensors are accepted; any other dtype,
     /// a non-finite value or a malformed file is an error that names the file and the key.
     pub fn read(path: &Path) -> Result<Self> {
+        let bytes = crate::io::read_regular(path, crate::io::Link::Follow)?;
+        Self::parse(path, &bytes)
+    }
+
+    /// [`StateDict::read`] of a file's bytes already in memory (errors name `path`).
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
         let bad = |reason: String| Error::File {
             path: path.to_path_buf(),
             reason,
         };
-        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-        let file = safetensors::SafeTensors::deserialize(&bytes)
+        let file = safetensors::SafeTensors::deserialize(bytes)
             .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
         let mut tensors = BTreeMap::new();
         for (key, view) in file.tensors() {

@@ -345,7 +345,7 @@ impl ParamStore {
             path: path.to_path_buf(),
             reason,
         };
-        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+        let bytes = crate::io::read_regular(path, crate::io::Link::Refuse)?;
         let file = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)

@@ -261,8 +261,7 @@ pub fn parse_records(text: &str, path: &Path) -> Result<Vec<EvalRecord>> {
 
 /// [`parse_records`] of the file at `path`.
 pub fn read_records(path: &Path) -> Result<Vec<EvalRecord>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let text = crate::io::read_regular_string(path, crate::io::Link::Refuse)?;
     parse_records(&text, path)
 }
 

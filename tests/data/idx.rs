@@ -54,8 +54,8 @@ fn images_select_gathers_in_order() {
 fn missing_file_is_a_file_error() {
     let dir = TempDir::new("missing");
     let p = dir.path("no-such-file");
-    assert_file_err(read_images(&p), &p, &["cannot open"]);
-    assert_file_err(read_labels(&p), &p, &["cannot open"]);
+    assert_file_err(read_images(&p), &p, &["cannot read"]);
+    assert_file_err(read_labels(&p), &p, &["cannot read"]);
 }
 
 #[test]

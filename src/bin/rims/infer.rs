@@ -161,8 +161,7 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
     check_out(args)?;
     let state = checkpoint::read_state(&args.checkpoint)?;
     let cfg = state.config.model()?;
-    let bytes = std::fs::read(&args.input)
-        .map_err(|e| Error::file(&args.input, format!("cannot read: {e}")))?;
+    let bytes = rims::io::read_regular(&args.input, rims::io::Link::Follow)?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::file(&args.input, format!("not a valid safetensors file: {e}")))?;
     let mut names = st.names();

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::io::{sync_dir, write_atomic, write_synced};
+use crate::io::{
+    Link, is_absent, read_regular, read_regular_string, sync_dir, write_atomic, write_synced,
+};
 
 use super::{
     FAULT_EXIT_CODE, LATEST_FILE, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, SAVE_STEPS, STATE_FILE,
@@ -204,15 +206,15 @@ fn remove_leftovers(dir: &Path) -> Result<()> {
 pub fn read_metrics(dir: &Path) -> Result<String> {
     let set = current(dir)?;
     let copy = set.join(METRICS_FILE);
-    if set != dir && copy.is_file() {
-        return std::fs::read_to_string(&copy).map_err(Error::io_on(&copy, "cannot read"));
+    if set != dir && std::fs::symlink_metadata(&copy).is_ok() {
+        return read_regular_string(&copy, Link::Refuse);
     }
     let epoch = read_state(dir)?.progress.epoch as u64;
     let path = dir.join(METRICS_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(Error::file(&path, format!("cannot read: {e}"))),
+    let text = if is_absent(&path) {
+        String::new()
+    } else {
+        read_regular_string(&path, Link::Refuse)?
     };
     let mut by_epoch = BTreeMap::new();
     for line in text.lines() {
@@ -232,10 +234,10 @@ pub fn read_metrics(dir: &Path) -> Result<String> {
 pub fn publish_metrics(dir: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     let path = dir.join(METRICS_FILE);
-    let have = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(Error::file(&path, format!("cannot read: {e}"))),
+    let have = if is_absent(&path) {
+        Vec::new()
+    } else {
+        read_regular(&path, Link::Refuse)?
     };
     if have == text.as_bytes() {
         return Ok(());
@@ -244,9 +246,15 @@ pub fn publish_metrics(dir: &Path, text: &str) -> Result<()> {
     if !prefix {
         return write_atomic(&path, text.as_bytes());
     }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        // Checked a regular file above; a link swapped in since is not followed.
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    let mut f = options
         .open(&path)
         .map_err(Error::io_on(&path, "cannot open"))?;
     f.write_all(&text.as_bytes()[have.len()..])
@@ -306,10 +314,7 @@ pub fn copy_run(from: &Path, to: &Path) -> Result<State> {
     let set = current(from)?;
     let state = read_state(from)?;
     let metrics = read_metrics(from)?;
-    let read = |file: &str| {
-        let path = set.join(file);
-        std::fs::read(&path).map_err(Error::io_on(&path, "cannot read"))
-    };
+    let read = |file: &str| read_regular(&set.join(file), Link::Refuse);
     let (model, optimizer, json) = (read(MODEL_FILE)?, read(OPTIMIZER_FILE)?, read(STATE_FILE)?);
     let _lock = super::lock_run(to)?;
     open_run(to, false)?;

@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::Context;
 use crate::error::{Error, Result};
+use crate::io::{Link, is_absent, read_regular, read_regular_string};
 use crate::nn::model::Model;
 use crate::ops::optim::Adam;
 use crate::train::config::TrainConfig;
@@ -111,25 +112,20 @@ fn is_set_name(name: &str) -> bool {
 /// The name `latest` gives, if it exists. Errors when it exists but does not name a set.
 fn pointer(dir: &Path) -> Result<Option<String>> {
     let path = dir.join(LATEST_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let name = text.trim();
-            if !is_set_name(name) {
-                return Err(Error::file(
-                    &path,
-                    format!("names '{name}', which is not a checkpoint of this run"),
-                ));
-            }
-            Ok(Some(name.to_string()))
-        }
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
-                || e.kind() == std::io::ErrorKind::NotADirectory =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(Error::file(&path, format!("cannot read: {e}"))),
+    if is_absent(&path) {
+        return Ok(None);
     }
+    let text = read_regular_string(&path, Link::Refuse)?;
+    let name = text.trim();
+    if !is_set_name(name) {
+        // Escaped: the file's bytes reach a terminal.
+        let shown: String = name.chars().take(80).flat_map(char::escape_debug).collect();
+        return Err(Error::file(
+            &path,
+            format!("names '{shown}', which is not a checkpoint of this run"),
+        ));
+    }
+    Ok(Some(name.to_string()))
 }
 
 /// The directory holding the current checkpoint of the run in `dir`: the set `latest` names,
@@ -157,7 +153,7 @@ pub fn current(dir: &Path) -> Result<PathBuf> {
 /// Reads `train.json` of the current checkpoint of `dir`.
 pub fn read_state(dir: &Path) -> Result<State> {
     let path = current(dir)?.join(STATE_FILE);
-    let text = std::fs::read(&path).map_err(Error::io_on(&path, "cannot read"))?;
+    let text = read_regular(&path, Link::Refuse)?;
     serde_json::from_slice(&text)
         .map_err(|e| Error::file(&path, format!("not a valid checkpoint state: {e}")))
 }
@@ -196,7 +192,7 @@ pub fn load(ctx: &Context, dir: &Path, model: &Model, adam: Option<&mut Adam>) -
     let mut moments = None;
     if adam.is_some() {
         let path = set.join(OPTIMIZER_FILE);
-        let bytes = std::fs::read(&path).map_err(Error::io_on(&path, "cannot read"))?;
+        let bytes = read_regular(&path, Link::Refuse)?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::file(&path, format!("not a valid safetensors file: {e}")))?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
@@ -224,7 +220,7 @@ pub fn load(ctx: &Context, dir: &Path, model: &Model, adam: Option<&mut Adam>) -
         };
         moments = Some((read("adam.m")?, read("adam.v")?, adam_t));
     }
-    let header = std::fs::read(&model_path).map_err(Error::io_on(&model_path, "cannot read"))?;
+    let header = read_regular(&model_path, Link::Refuse)?;
     let (_, h) = safetensors::SafeTensors::read_metadata(&header)
         .map_err(|e| Error::file(&model_path, format!("not a valid safetensors file: {e}")))?;
     let file_step = h.metadata().as_ref().and_then(|m| m.get("step").cloned());

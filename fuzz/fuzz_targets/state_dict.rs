@@ -1,0 +1,6 @@
+#![no_main]
+
+#[path = "../common.rs"]
+mod common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::state_dict(data));

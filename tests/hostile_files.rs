@@ -1,0 +1,133 @@
+//! Files that are not what they seem (issue 21): a FIFO where rims expects a file is refused
+//! at once instead of blocking forever, and a symbolic link planted inside a run directory is
+//! not followed: rims neither prints the target's contents nor appends to it.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Runs the binary, failing the test (not hanging it) if it has not finished in 60 s.
+fn rims_bounded(args: &[&str]) -> Outcome {
+    let mut child = command(args, &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("rims {args:?} hung (blocked on a FIFO?)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo {path:?}");
+}
+
+fn tiny_run(root: &Path, name: &str) -> std::path::PathBuf {
+    let dir = root.join(name);
+    train_tiny(&dir, 1, &[]);
+    dir
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_are_refused_not_read() {
+    let root = scratch("hostile-fifo");
+    let fifo = root.join("state.safetensors");
+    mkfifo(&fifo);
+    let out = root.join("imported");
+    let o = rims_bounded(&[
+        "import",
+        "--from",
+        "dido",
+        s(&fifo),
+        "--out",
+        s(&out),
+        "--active",
+        "2",
+    ]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("not a regular file"), "{o:?}");
+
+    let run = tiny_run(&root, "latest-fifo");
+    std::fs::remove_file(run.join("latest")).unwrap();
+    mkfifo(&run.join("latest"));
+    let o = rims_bounded(&["eval", "--device", "cpu", "--checkpoint", s(&run)]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("not a regular file"), "{o:?}");
+
+    let run = tiny_run(&root, "metrics-fifo");
+    std::fs::remove_file(run.join("metrics.jsonl")).unwrap();
+    mkfifo(&run.join("metrics.jsonl"));
+    let o = rims_bounded(&[
+        "train",
+        "--device",
+        "cpu",
+        "--resume",
+        s(&run),
+        "--epochs",
+        "2",
+    ]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("not a regular file"), "{o:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_inside_a_run_are_not_followed() {
+    let root = scratch("hostile-link");
+    let secret = root.join("secret.txt");
+    std::fs::write(&secret, "TOP-SECRET-CONTENTS\n").unwrap();
+
+    let run = tiny_run(&root, "latest-link");
+    std::fs::remove_file(run.join("latest")).unwrap();
+    std::os::unix::fs::symlink(&secret, run.join("latest")).unwrap();
+    let o = rims_bounded(&["eval", "--device", "cpu", "--checkpoint", s(&run)]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("symbolic link"), "{o:?}");
+    assert!(
+        !o.stderr.contains("TOP-SECRET"),
+        "the target's contents were printed: {o:?}"
+    );
+
+    let run = tiny_run(&root, "metrics-link");
+    let target = root.join("elsewhere.jsonl");
+    std::fs::copy(run.join("metrics.jsonl"), &target).unwrap();
+    let before = std::fs::read(&target).unwrap();
+    std::fs::remove_file(run.join("metrics.jsonl")).unwrap();
+    std::os::unix::fs::symlink(&target, run.join("metrics.jsonl")).unwrap();
+    let o = rims_bounded(&[
+        "train",
+        "--device",
+        "cpu",
+        "--resume",
+        s(&run),
+        "--epochs",
+        "2",
+    ]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("symbolic link"), "{o:?}");
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        before,
+        "records were appended outside the run"
+    );
+}
