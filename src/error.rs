@@ -112,6 +112,24 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+/// `message` on one line and safe for a terminal: runs of whitespace become one space and
+/// other control characters (an escape sequence in a tensor's name, say) are shown escaped
+/// (`\u{1b}`), so text from a file cannot move the cursor, recolour or rewrite the screen.
+pub fn printable(message: &str) -> String {
+    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    one_line
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 impl Error {
     /// Shorthand for a shape error.
     pub fn shape(op: &'static str, detail: impl Into<String>) -> Self {
@@ -149,5 +167,18 @@ impl Error {
             op,
             detail: detail.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printable_escapes_control_characters_and_joins_lines() {
+        assert_eq!(super::printable("a\n  b\tc"), "a b c");
+        assert_eq!(
+            super::printable("tensor '\u{1b}[2Jx'"),
+            "tensor '\\u{1b}[2Jx'"
+        );
+        assert_eq!(super::printable("ünïcode ok"), "ünïcode ok");
     }
 }

@@ -131,3 +131,55 @@ fn symlinks_inside_a_run_are_not_followed() {
         "records were appended outside the run"
     );
 }
+
+/// A safetensors file with one F64 tensor.
+fn f64_file(path: &Path, name: &str, values: &[f64]) {
+    let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let raw: Raw = (
+        name.into(),
+        safetensors::Dtype::F64,
+        vec![values.len()],
+        bytes,
+    );
+    write_tensors(path, &[raw], None);
+}
+
+#[test]
+fn values_beyond_f32_and_escape_sequences_in_names_are_refused_and_shown_escaped() {
+    let root = scratch("hostile-values");
+    let big = root.join("big.safetensors");
+    f64_file(&big, "key.weight", &[1.0, 1e300]);
+    let out = root.join("imported");
+    let o = rims_bounded(&[
+        "import",
+        "--from",
+        "dido",
+        s(&big),
+        "--out",
+        s(&out),
+        "--active",
+        "2",
+    ]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("beyond f32's range"), "{o:?}");
+    assert!(!out.join("latest").exists(), "nothing is written");
+
+    let evil = root.join("evil.safetensors");
+    f64_file(&evil, "\u{1b}[2J\u{1b}[31mred", &[1.0]);
+    let o = rims_bounded(&[
+        "import",
+        "--from",
+        "dido",
+        s(&evil),
+        "--out",
+        s(&out),
+        "--active",
+        "2",
+    ]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        !o.stderr.contains('\u{1b}'),
+        "a raw escape reached the terminal: {o:?}"
+    );
+    assert!(o.stderr.contains("\\u{1b}[2J"), "{o:?}");
+}

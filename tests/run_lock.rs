@@ -111,3 +111,56 @@ fn a_lock_file_that_is_a_symlink_is_not_followed() {
     assert!(o.stderr.contains(".rims.lock"), "{o:?}");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
 }
+
+#[cfg(unix)]
+#[test]
+fn sigint_and_sigterm_stop_a_run_cleanly_and_say_which_checkpoint_is_kept() {
+    for signal in ["INT", "TERM"] {
+        let root = scratch(&format!("interrupt-{signal}"));
+        let dir = root.join("run");
+        let mut args = vec![
+            "train",
+            "--out",
+            s(&dir),
+            "--epochs",
+            "2",
+            "--iterations",
+            "6000",
+        ];
+        args.extend(TINY);
+        let child = command(&args, &[])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !dir.join("latest").is_file() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no first checkpoint"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "SIG{signal}: {stderr}");
+        assert!(
+            stderr.contains(&format!("interrupted by SIG{signal}")),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("(epoch 1, step 6000)") && stderr.contains("is kept"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("rims train --resume"), "{stderr}");
+        assert_eq!(metric_epochs(&dir), [1]);
+        let o = rims(&["train", "--resume", s(&dir)]);
+        assert_eq!(o.code, 0, "the kept checkpoint resumes: {o:?}");
+        assert_eq!(metric_epochs(&dir), [1, 2]);
+    }
+}

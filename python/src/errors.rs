@@ -20,7 +20,7 @@ pub fn engine_error(e: rims::Error) -> PyErr {
     {
         return PyFileNotFoundError::new_err(e.to_string());
     }
-    RimsError::new_err(e.to_string())
+    RimsError::new_err(rims::error::printable(&e.to_string()))
 }
 
 /// A `rims.RimsError` with this message (bad arguments found before the engine runs).

@@ -41,6 +41,12 @@ fn entry(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Entry> {
             values[i]
         )));
     }
+    if let Some(i) = values.iter().position(|v| v.abs() > f64::from(f32::MAX)) {
+        return Err(value_error(format!(
+            "'{name}' holds {:e} at flat index {i}, beyond f32's range",
+            values[i]
+        )));
+    }
     Ok(Entry::new(&shape, values))
 }
 

@@ -91,6 +91,14 @@ impl StateDict {
                     values[i]
                 )));
             }
+            // The engine computes in f32: a value past its range would become infinite.
+            if let Some(i) = values.iter().position(|v| v.abs() > f64::from(f32::MAX)) {
+                return Err(bad(format!(
+                    "tensor '{key}' holds {:e} at flat index {i}, beyond f32's range (±{:e})",
+                    values[i],
+                    f32::MAX
+                )));
+            }
             let entry = Entry {
                 shape: view.shape().to_vec(),
                 values,

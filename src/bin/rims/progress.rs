@@ -1,9 +1,44 @@
-//! `rims train`'s progress bar, fed by the training loop through [`Reporter`].
+//! `rims train`'s progress bar, fed by the training loop through [`Reporter`], and what stops
+//! a run cleanly on SIGINT or SIGTERM ([`catch_interrupts`]).
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rims::train::{EvalRecord, Reporter};
+
+/// The signal that asked the run to stop (0: none yet).
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+
+/// What the error of a run stopped by a signal starts with.
+pub const INTERRUPTED_BY: &str = "interrupted by";
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    // Only async-signal-safe work here: remember the signal; a second one ends the process
+    // at once, as a user pressing Ctrl-C twice expects.
+    if INTERRUPTED.swap(signal, Ordering::SeqCst) != 0 {
+        unsafe { libc::_exit(128 + signal) };
+    }
+}
+
+/// From now on SIGINT and SIGTERM make the training loop stop after the current step (the
+/// last checkpoint stays as it is; [`Reporter::keep_going`] reports it), instead of killing
+/// the process mid-step with nothing said.
+pub fn catch_interrupts() {
+    #[cfg(unix)]
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only touches an atomic and calls _exit.
+        unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
 
 /// The CLI's progress bar: loss, accuracy of the last evaluation, steps per second, ETA.
 pub struct Bar {
@@ -36,6 +71,23 @@ impl Bar {
 impl Reporter for Bar {
     fn started(&mut self, steps: u64) {
         self.bar.set_length(steps);
+    }
+
+    fn keep_going(&mut self) -> rims::Result<()> {
+        match INTERRUPTED.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            signal => {
+                self.bar.finish_and_clear();
+                Err(rims::Error::invalid(
+                    "train",
+                    format!(
+                        "{INTERRUPTED_BY} {} after step {}",
+                        signal_name(signal),
+                        self.steps
+                    ),
+                ))
+            }
+        }
     }
 
     fn step(&mut self, epoch: usize, _iteration: usize, _of: usize, loss: f32, _sequences: usize) {

@@ -66,7 +66,7 @@ pub fn check_task(asked: Option<Task>, trained: Task) -> Result<()> {
 
 /// Folds a possibly multi-line message (wgpu and driver errors can span lines) into one line.
 pub fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
+    rims::error::printable(message)
 }
 
 /// Writes `text` to stdout. A reader that went away early (`rims info | head`) is not an error.

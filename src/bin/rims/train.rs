@@ -256,12 +256,25 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         checkpoint::copy_run(&from, &out)?;
     }
     let mut bar = Bar::new();
+    super::progress::catch_interrupts();
     let started = Instant::now();
     let summary = train::train(&ctx, &cfg, &out, resume, &mut bar).map_err(|e| match e {
         Error::Diverged { step, what } => Error::Diverged {
             step,
             what: format!("{what}; {}", kept(&out)),
         },
+        Error::InvalidArgument { detail, .. }
+            if detail.starts_with(super::progress::INTERRUPTED_BY) =>
+        {
+            Error::invalid(
+                "train",
+                format!(
+                    "{detail}: {}; continue it with `rims train --resume {}`",
+                    kept(&out),
+                    out.display()
+                ),
+            )
+        }
         other => flags::name_flag(other, flag_names),
     })?;
     bar.bar.finish_and_clear();
