@@ -89,14 +89,51 @@ pub fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// Creates (or truncates) `path`, writes `bytes` and flushes them to disk before returning.
+/// Creates `path`, which must not exist yet (a file or link already there is an error, never
+/// followed or truncated), writes `bytes` and flushes them to disk before returning.
 pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_synced_as(path, path, bytes)
+    create_new_synced(path, path, bytes)
 }
 
-/// [`write_synced`] to `path`, with errors naming `shown` (the file the caller asked for).
-fn write_synced_as(path: &Path, shown: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = std::fs::File::create(path).map_err(Error::io_on(shown, "cannot create"))?;
+/// A temporary name beside a file called `name`: `.NAME.tmp-PID-RANDOM`, with NAME cut to at
+/// most 64 bytes, so the whole stays far below the 255-byte limit of a file name.
+pub fn temporary_name(name: &str) -> String {
+    let mut cut = name.len().min(64);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        ".{}.tmp-{}-{:016x}",
+        &name[..cut],
+        std::process::id(),
+        unpredictable()
+    )
+}
+
+/// 64 bits no other process can guess: the standard library's per-process random hash keys
+/// over the time and a counter.
+fn unpredictable() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.finish()
+}
+
+/// Creates `path`, which must not exist (nothing planted there is followed or reused), writes
+/// `bytes` and flushes them; errors name `shown`.
+fn create_new_synced(path: &Path, shown: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(Error::io_on(
+            shown,
+            "cannot create a temporary file beside it",
+        ))?;
     f.write_all(bytes)
         .map_err(Error::io_on(shown, "cannot write"))?;
     f.sync_all().map_err(Error::io_on(shown, "cannot flush"))
@@ -126,18 +163,35 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Writes `bytes` to `path` without ever leaving a partial file there: the data goes to a
 /// temporary file in the same directory, is flushed to disk, and is renamed over the target.
-/// An existing file is replaced only by a complete new one.
+/// An existing file is replaced only by a complete new one, and only a regular file: an
+/// existing `path` that is a directory, a device, a FIFO or a symbolic link is refused (a
+/// rename would replace the node itself, `/dev/null` included, or write through the link).
+/// The temporary is created exclusively (never through something planted at its name) under
+/// a name no other process can predict, short enough beside any legal target name.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_dir(path);
     let name = path
         .file_name()
         .ok_or_else(|| Error::file(path, "not a file path"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = write_synced_as(&tmp, path, bytes).and_then(|()| {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        let what = if meta.file_type().is_symlink() {
+            Some("a symbolic link; give the path of the file itself")
+        } else if meta.is_dir() {
+            Some("a directory")
+        } else if !meta.is_file() {
+            Some("not a regular file (a device, FIFO or socket)")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(Error::file(
+                path,
+                format!("exists and is {what}; rims replaces only regular files"),
+            ));
+        }
+    }
+    let tmp = dir.join(temporary_name(&name.to_string_lossy()));
+    let result = create_new_synced(&tmp, path, bytes).and_then(|()| {
         std::fs::rename(&tmp, path).map_err(Error::io_on(path, "cannot rename into place"))
     });
     if result.is_err() {

@@ -4,6 +4,8 @@
 
 mod support;
 
+#[cfg(unix)]
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -182,4 +184,43 @@ fn values_beyond_f32_and_escape_sequences_in_names_are_refused_and_shown_escaped
         "a raw escape reached the terminal: {o:?}"
     );
     assert!(o.stderr.contains("\\u{1b}[2J"), "{o:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn outputs_replace_only_regular_files_and_any_legal_name_works() {
+    let root = scratch("hostile-out");
+    let run = tiny_run(&root, "run");
+    // A FIFO (as /dev/null would be, as root) is not replaced by a file.
+    let fifo = root.join("out.png");
+    mkfifo(&fifo);
+    let o = rims_bounded(&["viz", "--metrics", s(&run), "--out", s(&fifo)]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("not a regular file"), "{o:?}");
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    // A symlink at --out is refused; its target keeps its bytes.
+    let target = root.join("precious.png");
+    std::fs::write(&target, "keep").unwrap();
+    let link = root.join("link.png");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let o = rims_bounded(&["viz", "--metrics", s(&run), "--out", s(&link)]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("symbolic link"), "{o:?}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+    // The longest legal name works (its temporary is short enough beside it).
+    let long = root.join(format!("{}.png", "c".repeat(251)));
+    let o = rims_bounded(&["viz", "--metrics", s(&run), "--out", s(&long)]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(long.is_file());
+    let leftovers: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporaries left: {leftovers:?}");
 }

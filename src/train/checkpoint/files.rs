@@ -126,6 +126,9 @@ pub(super) fn install(
         renamed = true;
         sync_dir(dir)?;
         Fault::after(&fault, 6)?;
+        // Whatever stands at the pointer's temporary name (a killed save's) goes first: the
+        // new one is created exclusively.
+        remove_any(&pointer_tmp).map_err(Error::io_on(&pointer_tmp, "cannot remove"))?;
         write_synced(&pointer_tmp, format!("{name}\n").as_bytes())?;
         Fault::after(&fault, 7)?;
         let latest = dir.join(LATEST_FILE);
@@ -151,10 +154,19 @@ pub(super) fn install(
     Fault::after(&fault, 10)
 }
 
-/// `Some(pid)` for the name of a temporary file or directory this module (or
-/// [`crate::io::write_atomic`] on one of its files) creates: `.NAME.tmp-PID`.
+/// `Some(pid)` for the name of a temporary file or directory this module (`.NAME.tmp-PID`) or
+/// [`crate::io::write_atomic`] on one of its files (`.NAME.tmp-PID-RANDOM`) creates.
 fn temporary(name: &str) -> Option<u32> {
-    let (base, pid) = name.strip_prefix('.')?.rsplit_once(".tmp-")?;
+    let (base, tail) = name.strip_prefix('.')?.rsplit_once(".tmp-")?;
+    let pid = match tail.split_once('-') {
+        Some((pid, random))
+            if random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            pid
+        }
+        Some(_) => return None,
+        None => tail,
+    };
     let ours = [
         MODEL_FILE,
         OPTIMIZER_FILE,
@@ -343,6 +355,15 @@ mod tests {
         assert_eq!(temporary(".epoch-000002.tmp-123"), Some(123));
         assert_eq!(temporary(".model.safetensors.tmp-9"), Some(9));
         assert_eq!(temporary(".latest.tmp-77"), Some(77));
+        let written = crate::io::temporary_name("metrics.jsonl");
+        let pid = std::process::id();
+        assert!(
+            written.starts_with(&format!(".metrics.jsonl.tmp-{pid}-")),
+            "{written}"
+        );
+        assert_eq!(temporary(&written), Some(pid));
+        assert_eq!(temporary(".metrics.jsonl.tmp-12-zz"), None);
+        assert!(crate::io::temporary_name(&"n".repeat(250)).len() < 100);
         assert_eq!(temporary(".bashrc"), None);
         assert_eq!(temporary(".notes.tmp-12"), None, "not one of ours");
         assert_eq!(temporary("model.safetensors.tmp-12"), None);
