@@ -224,3 +224,36 @@ fn outputs_replace_only_regular_files_and_any_legal_name_works() {
         .collect();
     assert!(leftovers.is_empty(), "temporaries left: {leftovers:?}");
 }
+
+#[test]
+fn a_resume_refuses_a_corrupt_metrics_copy_before_rewriting_anything() {
+    let root = scratch("hostile-metrics-copy");
+    let run = root.join("run");
+    train_tiny(&run, 2, &[]);
+    let set = rims::train::checkpoint::current(&run).unwrap();
+    let copy = set.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&copy).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[0] = "{\"epoch\": 1, \"step\": 2, \"trunc";
+    std::fs::write(&copy, lines.join("\n") + "\n").unwrap();
+    let top = std::fs::read(run.join("metrics.jsonl")).unwrap();
+    let o = rims_bounded(&[
+        "train",
+        "--device",
+        "cpu",
+        "--resume",
+        s(&run),
+        "--epochs",
+        "3",
+    ]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr.contains(&*copy.to_string_lossy()) && o.stderr.contains("line 1"),
+        "{o:?}"
+    );
+    assert_eq!(
+        std::fs::read(run.join("metrics.jsonl")).unwrap(),
+        top,
+        "the good records were rewritten"
+    );
+}

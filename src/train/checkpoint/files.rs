@@ -219,7 +219,13 @@ pub fn read_metrics(dir: &Path) -> Result<String> {
     let set = current(dir)?;
     let copy = set.join(METRICS_FILE);
     if set != dir && std::fs::symlink_metadata(&copy).is_ok() {
-        return read_regular_string(&copy, Link::Refuse);
+        let text = read_regular_string(&copy, Link::Refuse)?;
+        // Every record must be whole before anything is rewritten from it: a corrupt copy
+        // would otherwise replace the good DIR/metrics.jsonl.
+        if !text.trim().is_empty() {
+            crate::train::parse_records(&text, &copy)?;
+        }
+        return Ok(text);
     }
     let epoch = read_state(dir)?.progress.epoch as u64;
     let path = dir.join(METRICS_FILE);
