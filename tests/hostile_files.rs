@@ -257,3 +257,73 @@ fn a_resume_refuses_a_corrupt_metrics_copy_before_rewriting_anything() {
         "the good records were rewritten"
     );
 }
+
+/// An edit of an optimizer file's metadata and second moments.
+type Edit = fn(&mut std::collections::HashMap<String, String>, &mut Vec<f32>);
+
+/// Rewrites the current checkpoint's optimizer file of `run` with `edit` applied to its
+/// metadata and to the second moments.
+fn corrupt_optimizer(
+    run: &Path,
+    edit: impl Fn(&mut std::collections::HashMap<String, String>, &mut Vec<f32>),
+) {
+    let path = rims::train::checkpoint::current(run)
+        .unwrap()
+        .join("optimizer.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap_or_default();
+    let m: Vec<f32> = bytemuck::pod_collect_to_vec(st.tensor("adam.m").unwrap().data());
+    let mut v: Vec<f32> = bytemuck::pod_collect_to_vec(st.tensor("adam.v").unwrap().data());
+    edit(&mut meta, &mut v);
+    let t = |name: &str, x: &[f32]| f32_tensor(name, &[x.len()], x);
+    let meta = meta.into_iter().collect();
+    write_tensors(&path, &[t("adam.m", &m), t("adam.v", &v)], Some(meta));
+}
+
+#[test]
+fn a_corrupt_optimizer_state_is_refused_on_resume_naming_the_file() {
+    let root = scratch("hostile-adam");
+    let base = root.join("base");
+    train_tiny(&base, 1, &[]);
+    let cases: [(&str, Edit, &str); 3] = [
+        (
+            "huge-t",
+            |meta, _| {
+                meta.insert("adam_t".into(), u64::MAX.to_string());
+            },
+            "adam_t is 18446744073709551615",
+        ),
+        (
+            "nan-v",
+            |_, v| v[3] = f32::NAN,
+            "adam.v holds NaN at index 3",
+        ),
+        (
+            "negative-v",
+            |_, v| v[0] = -1.0,
+            "adam.v holds -1 at index 0",
+        ),
+    ];
+    for (name, edit, says) in cases {
+        let run = root.join(name);
+        copy_dir(&base, &run);
+        corrupt_optimizer(&run, edit);
+        let o = rims_bounded(&[
+            "train",
+            "--device",
+            "cpu",
+            "--resume",
+            s(&run),
+            "--epochs",
+            "2",
+        ]);
+        assert_eq!(o.code, 1, "{name}: {o:?}");
+        assert!(
+            o.stderr.contains(says) && o.stderr.contains("optimizer.safetensors"),
+            "{name}: {o:?}"
+        );
+        assert_eq!(metric_epochs(&run), [1], "{name}: nothing was trained");
+    }
+}

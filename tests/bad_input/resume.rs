@@ -229,7 +229,9 @@ fn resume_behaviours() {
     write_tensors(
         &opt,
         &[
-            f32_tensor("adam.m", &[len], &vec![f32::NAN; len]),
+            // Valid but explosive moments (NaN ones are refused on load as corrupt): the
+            // first update sends the weights to infinity and the next loss is NaN.
+            f32_tensor("adam.m", &[len], &vec![1e38; len]),
             f32_tensor("adam.v", &[len], &vec![0.0; len]),
         ],
         Some(meta),

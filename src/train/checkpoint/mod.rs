@@ -218,7 +218,9 @@ pub fn load(ctx: &Context, dir: &Path, model: &Model, adam: Option<&mut Adam>) -
             // Little-endian f32, possibly unaligned in the file's buffer: copied out.
             Ok(bytemuck::pod_collect_to_vec::<u8, f32>(t.data()))
         };
-        moments = Some((read("adam.m")?, read("adam.v")?, adam_t));
+        let (m, v) = (read("adam.m")?, read("adam.v")?);
+        check_moments(&path, &m, &v, adam_t, state.progress.step)?;
+        moments = Some((m, v, adam_t));
     }
     let header = read_regular(&model_path, Link::Refuse)?;
     let (_, h) = safetensors::SafeTensors::read_metadata(&header)
@@ -244,6 +246,41 @@ pub fn load(ctx: &Context, dir: &Path, model: &Model, adam: Option<&mut Adam>) -
         adam.set_steps(t);
     }
     Ok(state)
+}
+
+/// Adam's state as a run can have left it: no more optimiser steps than the run took, finite
+/// first moments, finite and non-negative second moments (a square root is taken of them). A
+/// corrupt state is refused here, naming the file, rather than surfacing later as a diverged
+/// loss blamed on the learning rate.
+fn check_moments(path: &Path, m: &[f32], v: &[f32], adam_t: u64, step: u64) -> Result<()> {
+    if adam_t > step {
+        return Err(Error::file(
+            path,
+            format!(
+                "adam_t is {adam_t}, past the run's step {step}: the optimizer state is corrupt"
+            ),
+        ));
+    }
+    if let Some(i) = m.iter().position(|x| !x.is_finite()) {
+        return Err(Error::file(
+            path,
+            format!(
+                "adam.m holds {} at index {i}: the optimizer state is corrupt",
+                m[i]
+            ),
+        ));
+    }
+    if let Some(i) = v.iter().position(|x| !x.is_finite() || *x < 0.0) {
+        return Err(Error::file(
+            path,
+            format!(
+                "adam.v holds {} at index {i} (second moments are finite and non-negative): the \
+                 optimizer state is corrupt",
+                v[i]
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Writes a checkpoint of `model` and `adam` at `progress` into the run directory `dir`
