@@ -88,6 +88,7 @@ fn assert_recovers(dir: &Path, what: &str) {
     assert_eq!(
         entries(&dir.join("epoch-000003")),
         [
+            ".rims-set",
             "metrics.jsonl",
             "model.safetensors",
             "optimizer.safetensors",

@@ -327,3 +327,42 @@ fn a_corrupt_optimizer_state_is_refused_on_resume_naming_the_file() {
         assert_eq!(metric_epochs(&run), [1], "{name}: nothing was trained");
     }
 }
+
+#[test]
+fn cleaning_a_run_directory_removes_only_its_own_leftovers() {
+    let root = scratch("hostile-clean");
+    // A user's directory named like a set, in a directory a new run starts in.
+    let dir = root.join("run");
+    std::fs::create_dir_all(dir.join("epoch-1")).unwrap();
+    std::fs::write(dir.join("epoch-1/notes.txt"), "mine").unwrap();
+    train_tiny(&dir, 1, &[]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("epoch-1/notes.txt")).unwrap(),
+        "mine"
+    );
+    // A complete checkpoint copied in from another run, then a resume: kept too.
+    let other = root.join("other");
+    train_tiny(&other, 2, &[]);
+    copy_dir(&other.join("epoch-000002"), &dir.join("epoch-000007"));
+    let o = rims(&[
+        "train",
+        "--device",
+        "cpu",
+        "--resume",
+        s(&dir),
+        "--epochs",
+        "2",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        dir.join("epoch-000007/model.safetensors").is_file(),
+        "the copied checkpoint was removed"
+    );
+    assert!(dir.join("epoch-1/notes.txt").is_file());
+    // This run's own sets are still cleaned: only the current one is left of them.
+    let sets: Vec<String> = entries(&dir)
+        .into_iter()
+        .filter(|e| e.starts_with("epoch-0"))
+        .collect();
+    assert_eq!(sets, ["epoch-000002", "epoch-000007"]);
+}

@@ -66,8 +66,9 @@ impl Fault {
     }
 }
 
-/// A set name for `epoch` that is not `previous` (the current set is never overwritten).
-fn fresh_name(epoch: usize, previous: Option<&str>) -> String {
+/// A set name for `epoch` that is not `previous` (the current set is never overwritten) and
+/// that nothing in `dir` has: a new set never replaces an entry, ours or a user's.
+fn fresh_name(epoch: usize, previous: Option<&str>, dir: &Path) -> String {
     let base = format!("epoch-{epoch:06}");
     (1..)
         .map(|n| {
@@ -77,8 +78,57 @@ fn fresh_name(epoch: usize, previous: Option<&str>) -> String {
                 format!("{base}-{n}")
             }
         })
-        .find(|name| Some(name.as_str()) != previous)
+        .find(|name| {
+            Some(name.as_str()) != previous && std::fs::symlink_metadata(dir.join(name)).is_err()
+        })
         .expect("an unused name")
+}
+
+/// File in each set this engine writes, holding the run's token: how cleaning tells this
+/// run's leftover sets from a user's directory or a checkpoint copied in from another run,
+/// which it keeps. A run's token is made when its first set is written and carried by every
+/// later one (a copied or resumed run keeps it).
+const SET_MARK: &str = ".rims-set";
+
+/// The token of the run in `dir`: the mark of its current set (None for a new run, or a
+/// set written before marks existed).
+fn run_token(dir: &Path) -> Option<String> {
+    let set = current(dir).ok()?;
+    let mark = read_regular_string(&set.join(SET_MARK), Link::Refuse).ok()?;
+    let token = mark.trim();
+    (!token.is_empty()).then(|| token.to_string())
+}
+
+/// A new run's token: 128 bits no other run will have.
+fn new_token() -> String {
+    let name = crate::io::temporary_name("run");
+    // .run.tmp-PID-RANDOM: the pid and 64 random bits, with the time's own 64 below.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos:x}", name.trim_start_matches(".run.tmp-"))
+}
+
+/// Whether `set` carries `token`, the mark of this run's sets.
+fn is_ours(set: &Path, token: Option<&str>) -> bool {
+    let Some(token) = token else { return false };
+    matches!(read_regular_string(&set.join(SET_MARK), Link::Refuse), Ok(m) if m.trim() == token)
+}
+
+/// Removes a set of this run: first renamed to a temporary name (one atomic step), then
+/// deleted, so a kill in the middle of the deletion leaves a temporary that the next start
+/// removes, never a half-deleted set that no longer looks like the run's own.
+fn remove_set(dir: &Path, name: &str) -> Result<()> {
+    let path = dir.join(name);
+    let doomed = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    remove_any(&doomed).map_err(Error::io_on(&doomed, "cannot remove"))?;
+    match std::fs::rename(&path, &doomed) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::file(&path, format!("cannot remove: {e}"))),
+    }
+    remove_any(&doomed).map_err(Error::io_on(&doomed, "cannot remove"))
 }
 
 fn remove_any(path: &Path) -> std::io::Result<()> {
@@ -101,7 +151,8 @@ pub(super) fn install(
     let fault = Fault::from_env()?;
     std::fs::create_dir_all(dir).map_err(Error::io_on(dir, "cannot create the directory"))?;
     let previous = pointer(dir)?;
-    let name = fresh_name(epoch, previous.as_deref());
+    let name = fresh_name(epoch, previous.as_deref(), dir);
+    let token = run_token(dir).unwrap_or_else(new_token);
     let set = dir.join(&name);
     let pid = std::process::id();
     let tmp = dir.join(format!(".{name}.tmp-{pid}"));
@@ -110,6 +161,7 @@ pub(super) fn install(
     let result = (|| -> Result<()> {
         remove_any(&tmp).map_err(Error::io_on(&tmp, "cannot remove"))?;
         std::fs::create_dir(&tmp).map_err(Error::io_on(&tmp, "cannot create the directory"))?;
+        write_synced(&tmp.join(SET_MARK), token.as_bytes())?;
         Fault::after(&fault, 1)?;
         for (i, (file, bytes)) in files.iter().enumerate() {
             write_synced(&tmp.join(file), bytes)?;
@@ -120,8 +172,7 @@ pub(super) fn install(
         }
         Fault::after(&fault, 5)?;
         sync_dir(&tmp)?;
-        // A set of this name that is not current was left by a killed save.
-        remove_any(&set).map_err(Error::io_on(&set, "cannot remove"))?;
+        // The name is fresh (nothing had it): the rename replaces nothing.
         std::fs::rename(&tmp, &set).map_err(Error::io_on(&set, "cannot rename into place"))?;
         renamed = true;
         sync_dir(dir)?;
@@ -142,10 +193,14 @@ pub(super) fn install(
         let _ = remove_any(&tmp);
         let _ = remove_any(&pointer_tmp);
         if renamed {
-            let _ = remove_any(&set);
+            let _ = remove_set(dir, &name);
         }
     }
     result?;
+    // The set `latest` named until now is this run's, marked or not (older runs wrote none).
+    if let Some(prev) = previous.as_deref().filter(|p| *p != name) {
+        remove_set(dir, prev)?;
+    }
     remove_leftovers(dir)?;
     Fault::after(&fault, 9)?;
     if let Some(text) = metrics {
@@ -184,10 +239,12 @@ fn alive_elsewhere(pid: u32) -> bool {
     pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()
 }
 
-/// Removes what killed saves left in `dir`: temporaries, sets that never became current, and
-/// the files of the older layout once a set has replaced them.
+/// Removes what killed saves left in `dir`: temporaries, sets of this run that never became
+/// current (a set without this directory's mark, a user's or another run's, is kept), and the
+/// files of the older layout once a set has replaced them.
 fn remove_leftovers(dir: &Path) -> Result<()> {
     let current = pointer(dir)?;
+    let token = run_token(dir);
     let entries = std::fs::read_dir(dir).map_err(Error::io_on(dir, "cannot list"))?;
     for entry in entries {
         let entry = entry.map_err(Error::io_on(dir, "cannot list"))?;
@@ -196,11 +253,17 @@ fn remove_leftovers(dir: &Path) -> Result<()> {
         };
         let stale = match temporary(&name) {
             Some(pid) => !alive_elsewhere(pid),
-            None => is_set_name(&name) && current.as_deref() != Some(name.as_str()),
+            None => {
+                is_set_name(&name)
+                    && current.as_deref() != Some(name.as_str())
+                    && is_ours(&entry.path(), token.as_deref())
+            }
         };
-        if stale {
+        if stale && temporary(&name).is_some() {
             let path = entry.path();
             remove_any(&path).map_err(Error::io_on(&path, "cannot remove a leftover of a save"))?;
+        } else if stale {
+            remove_set(dir, &name)?;
         }
     }
     if current.is_some() {
@@ -351,9 +414,17 @@ mod tests {
 
     #[test]
     fn fresh_names() {
-        assert_eq!(fresh_name(4, None), "epoch-000004");
-        assert_eq!(fresh_name(4, Some("epoch-000004")), "epoch-000004-2");
-        assert_eq!(fresh_name(4, Some("epoch-000003")), "epoch-000004");
+        let dir = std::env::temp_dir().join(format!("rims-fresh-names-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("epoch-000005")).unwrap();
+        assert_eq!(fresh_name(4, None, &dir), "epoch-000004");
+        assert_eq!(fresh_name(4, Some("epoch-000004"), &dir), "epoch-000004-2");
+        assert_eq!(fresh_name(4, Some("epoch-000003"), &dir), "epoch-000004");
+        assert_eq!(
+            fresh_name(5, None, &dir),
+            "epoch-000005-2",
+            "an entry is never replaced"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

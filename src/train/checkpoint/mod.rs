@@ -8,7 +8,8 @@
 //!     train.json              the run's config and progress
 //!     metrics.jsonl           the run's evaluation records up to this checkpoint
 //! DIR/metrics.jsonl     the same records, for people and `rims viz --metrics`
-//! DIR/.rims.lock        locked by the one process writing the run (`lock.rs`), holding its pid
+//!     .rims-set               the run's token: cleaning removes only sets that carry it
+//! DIR/.rims.lock        locked by the one process writing the run (`lock.rs`)
 //! ```
 //!
 //! [`save`] writes a whole new set into a temporary directory, flushes it, renames it into
