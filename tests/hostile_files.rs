@@ -34,6 +34,33 @@ fn rims_bounded(args: &[&str]) -> Outcome {
     }
 }
 
+/// `rims import --from dido FILE --out OUT --active 2`.
+fn import_dido(file: &Path, out: &Path) -> Outcome {
+    rims_bounded(&[
+        "import",
+        "--from",
+        "dido",
+        s(file),
+        "--out",
+        s(out),
+        "--active",
+        "2",
+    ])
+}
+
+/// `rims train --resume RUN --epochs EPOCHS` on the CPU device.
+fn resume_to(run: &Path, epochs: &str) -> Outcome {
+    rims_bounded(&[
+        "train",
+        "--device",
+        "cpu",
+        "--resume",
+        s(run),
+        "--epochs",
+        epochs,
+    ])
+}
+
 fn mkfifo(path: &Path) {
     let ok = std::process::Command::new("mkfifo")
         .arg(path)
@@ -56,16 +83,7 @@ fn fifos_are_refused_not_read() {
     let fifo = root.join("state.safetensors");
     mkfifo(&fifo);
     let out = root.join("imported");
-    let o = rims_bounded(&[
-        "import",
-        "--from",
-        "dido",
-        s(&fifo),
-        "--out",
-        s(&out),
-        "--active",
-        "2",
-    ]);
+    let o = import_dido(&fifo, &out);
     assert_eq!(o.code, 1, "{o:?}");
     assert!(o.stderr.contains("not a regular file"), "{o:?}");
 
@@ -79,15 +97,7 @@ fn fifos_are_refused_not_read() {
     let run = tiny_run(&root, "metrics-fifo");
     std::fs::remove_file(run.join("metrics.jsonl")).unwrap();
     mkfifo(&run.join("metrics.jsonl"));
-    let o = rims_bounded(&[
-        "train",
-        "--device",
-        "cpu",
-        "--resume",
-        s(&run),
-        "--epochs",
-        "2",
-    ]);
+    let o = resume_to(&run, "2");
     assert_eq!(o.code, 1, "{o:?}");
     assert!(o.stderr.contains("not a regular file"), "{o:?}");
 }
@@ -116,15 +126,7 @@ fn symlinks_inside_a_run_are_not_followed() {
     let before = std::fs::read(&target).unwrap();
     std::fs::remove_file(run.join("metrics.jsonl")).unwrap();
     std::os::unix::fs::symlink(&target, run.join("metrics.jsonl")).unwrap();
-    let o = rims_bounded(&[
-        "train",
-        "--device",
-        "cpu",
-        "--resume",
-        s(&run),
-        "--epochs",
-        "2",
-    ]);
+    let o = resume_to(&run, "2");
     assert_eq!(o.code, 1, "{o:?}");
     assert!(o.stderr.contains("symbolic link"), "{o:?}");
     assert_eq!(
@@ -152,32 +154,14 @@ fn values_beyond_f32_and_escape_sequences_in_names_are_refused_and_shown_escaped
     let big = root.join("big.safetensors");
     f64_file(&big, "key.weight", &[1.0, 1e300]);
     let out = root.join("imported");
-    let o = rims_bounded(&[
-        "import",
-        "--from",
-        "dido",
-        s(&big),
-        "--out",
-        s(&out),
-        "--active",
-        "2",
-    ]);
+    let o = import_dido(&big, &out);
     assert_eq!(o.code, 1, "{o:?}");
     assert!(o.stderr.contains("beyond f32's range"), "{o:?}");
     assert!(!out.join("latest").exists(), "nothing is written");
 
     let evil = root.join("evil.safetensors");
     f64_file(&evil, "\u{1b}[2J\u{1b}[31mred", &[1.0]);
-    let o = rims_bounded(&[
-        "import",
-        "--from",
-        "dido",
-        s(&evil),
-        "--out",
-        s(&out),
-        "--active",
-        "2",
-    ]);
+    let o = import_dido(&evil, &out);
     assert_eq!(o.code, 1, "{o:?}");
     assert!(
         !o.stderr.contains('\u{1b}'),
@@ -237,15 +221,7 @@ fn a_resume_refuses_a_corrupt_metrics_copy_before_rewriting_anything() {
     lines[0] = "{\"epoch\": 1, \"step\": 2, \"trunc";
     std::fs::write(&copy, lines.join("\n") + "\n").unwrap();
     let top = std::fs::read(run.join("metrics.jsonl")).unwrap();
-    let o = rims_bounded(&[
-        "train",
-        "--device",
-        "cpu",
-        "--resume",
-        s(&run),
-        "--epochs",
-        "3",
-    ]);
+    let o = resume_to(&run, "3");
     assert_eq!(o.code, 1, "{o:?}");
     assert!(
         o.stderr.contains(&*copy.to_string_lossy()) && o.stderr.contains("line 1"),
@@ -310,15 +286,7 @@ fn a_corrupt_optimizer_state_is_refused_on_resume_naming_the_file() {
         let run = root.join(name);
         copy_dir(&base, &run);
         corrupt_optimizer(&run, edit);
-        let o = rims_bounded(&[
-            "train",
-            "--device",
-            "cpu",
-            "--resume",
-            s(&run),
-            "--epochs",
-            "2",
-        ]);
+        let o = resume_to(&run, "2");
         assert_eq!(o.code, 1, "{name}: {o:?}");
         assert!(
             o.stderr.contains(says) && o.stderr.contains("optimizer.safetensors"),
