@@ -107,6 +107,11 @@ pub enum Error {
         what: String,
     },
 
+    /// The caller stopped a run between two steps (`Reporter::keep_going`: a signal, an error
+    /// in a Python progress callback); nothing after the last checkpoint was saved.
+    #[error("{0}")]
+    Stopped(String),
+
     /// Plain I/O failures not tied to a file we name.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -116,18 +121,20 @@ pub enum Error {
 /// other control characters (an escape sequence in a tensor's name, say) are shown escaped
 /// (`\u{1b}`), so text from a file cannot move the cursor, recolour or rewrite the screen.
 pub fn printable(message: &str) -> String {
-    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    one_line
-        .chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
+    let mut out = String::with_capacity(message.len());
+    for (i, word) in message.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        for c in word.chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
             } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 impl Error {

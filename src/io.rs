@@ -112,7 +112,7 @@ pub fn temporary_name(name: &str) -> String {
 
 /// 64 bits no other process can guess: the standard library's per-process random hash keys
 /// over the time and a counter.
-fn unpredictable() -> u64 {
+pub fn unpredictable() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();

@@ -97,7 +97,7 @@ impl Reporter for PyReporter {
     fn keep_going(&mut self) -> rims::Result<()> {
         match &self.error {
             None => Ok(()),
-            Some(_) => Err(rims::Error::invalid("train", "stopped from Python")),
+            Some(_) => Err(rims::Error::Stopped("stopped from Python".into())),
         }
     }
 }

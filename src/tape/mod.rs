@@ -42,7 +42,8 @@ struct Node {
     /// Further outputs of the same op ([`Tape::record_with_outputs`]): the op takes their
     /// gradients itself ([`Grads::take`]); the node runs when any output got a gradient.
     extra: Vec<Var>,
-    /// The main output's shape, for a zero gradient when only an extra output got one.
+    /// The main output's shape, for a zero gradient when only an extra output got one (empty
+    /// for a node without extra outputs).
     shape: Vec<usize>,
     op: Box<dyn Backward>,
 }
@@ -196,7 +197,11 @@ impl Tape {
     }
 
     fn push_node(&mut self, output: Var, extra: Vec<Var>, op: Box<dyn Backward>) {
-        let shape = self.slots[output.0].value.shape().to_vec();
+        let shape = if extra.is_empty() {
+            Vec::new()
+        } else {
+            self.slots[output.0].value.shape().to_vec()
+        };
         self.nodes.push(Node {
             output,
             extra,

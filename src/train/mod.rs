@@ -38,8 +38,9 @@ pub trait Reporter {
     fn step(&mut self, epoch: usize, iteration: usize, of: usize, loss: f32, sequences: usize);
     /// Called after each evaluation.
     fn evaluated(&mut self, record: &EvalRecord);
-    /// Asked after every step whether to go on: an error stops the run there, with the last
-    /// checkpoint kept (a Python caller's Ctrl-C, or an exception in its progress callback).
+    /// Asked after every step whether to go on: an error (`Error::Stopped`) stops the run
+    /// there, with the last checkpoint kept (a signal, or an exception in a Python progress
+    /// callback).
     fn keep_going(&mut self) -> Result<()> {
         Ok(())
     }

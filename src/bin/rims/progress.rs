@@ -10,9 +10,6 @@ use rims::train::{EvalRecord, Reporter};
 /// The signal that asked the run to stop (0: none yet).
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 
-/// What the error of a run stopped by a signal starts with.
-pub const INTERRUPTED_BY: &str = "interrupted by";
-
 extern "C" fn on_signal(signal: libc::c_int) {
     // Only async-signal-safe work here: remember the signal; a second one ends the process
     // at once, as a user pressing Ctrl-C twice expects.
@@ -78,14 +75,11 @@ impl Reporter for Bar {
             0 => Ok(()),
             signal => {
                 self.bar.finish_and_clear();
-                Err(rims::Error::invalid(
-                    "train",
-                    format!(
-                        "{INTERRUPTED_BY} {} after step {}",
-                        signal_name(signal),
-                        self.steps
-                    ),
-                ))
+                Err(rims::Error::Stopped(format!(
+                    "interrupted by {} after step {}",
+                    signal_name(signal),
+                    self.steps
+                )))
             }
         }
     }

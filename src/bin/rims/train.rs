@@ -263,18 +263,11 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
             step,
             what: format!("{what}; {}", kept(&out)),
         },
-        Error::InvalidArgument { detail, .. }
-            if detail.starts_with(super::progress::INTERRUPTED_BY) =>
-        {
-            Error::invalid(
-                "train",
-                format!(
-                    "{detail}: {}; continue it with `rims train --resume {}`",
-                    kept(&out),
-                    out.display()
-                ),
-            )
-        }
+        Error::Stopped(why) => Error::Stopped(format!(
+            "{why}: {}; continue it with `rims train --resume {}`",
+            kept(&out),
+            out.display()
+        )),
         other => flags::name_flag(other, flag_names),
     })?;
     bar.bar.finish_and_clear();

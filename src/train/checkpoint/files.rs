@@ -99,15 +99,13 @@ fn run_token(dir: &Path) -> Option<String> {
     (!token.is_empty()).then(|| token.to_string())
 }
 
-/// A new run's token: 128 bits no other run will have.
+/// A new run's token: 128 unpredictable bits.
 fn new_token() -> String {
-    let name = crate::io::temporary_name("run");
-    // .run.tmp-PID-RANDOM: the pid and 64 random bits, with the time's own 64 below.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{}-{nanos:x}", name.trim_start_matches(".run.tmp-"))
+    format!(
+        "{:016x}{:016x}",
+        crate::io::unpredictable(),
+        crate::io::unpredictable()
+    )
 }
 
 /// Whether `set` carries `token`, the mark of this run's sets.
