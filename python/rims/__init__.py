@@ -64,7 +64,7 @@ class Runner:
 
     ``Runner(checkpoint_dir, batch=B, device="cpu"|"gpu")``; ``step(x)`` feeds one step for
     every batch row: tokens (an integer array [B]) for models with an embedding, or cell
-    inputs (float32 [B, D]) otherwise. It returns ``dict(h=[B, N*H], c=[B, N*H] (LSTM),
+    inputs (float32 [B, D]) otherwise. It returns ``dict(h=[B, N*H],
     logits=[B, V], masks=[B, N])``. ``state`` gets and sets ``(h, c)``; ``reset(rows=None)``
     zeroes every row's state or the rows listed.
     """

@@ -199,11 +199,11 @@ impl Runner {
     }
 }
 
-/// A step's outputs with the state after it (h, c), read back.
+/// A step's outputs with h after it, read back (c stays on the device: `get_state` reads it
+/// when asked, so a step is two read-backs, not three).
 struct Stepped {
     out: StepOutput,
     h: Vec<f32>,
-    c: Option<Vec<f32>>,
 }
 
 fn read_state(ctx: &rims::Context, s: &RunnerState) -> rims::Result<(Vec<f32>, Option<Vec<f32>>)> {
@@ -219,8 +219,8 @@ fn step_and_state(
     step: impl FnOnce(&rims::Context, &mut rims::nn::Runner<'static>) -> rims::Result<StepOutput>,
 ) -> rims::Result<Stepped> {
     let out = step(ctx, runner)?;
-    let (h, c) = read_state(ctx, runner.state())?;
-    Ok(Stepped { out, h, c })
+    let h = runner.state().h.to_vec(ctx)?;
+    Ok(Stepped { out, h })
 }
 
 impl Runner {
@@ -228,9 +228,6 @@ impl Runner {
         let (b, v, n) = (s.out.batch, s.out.classes, s.out.mechanisms);
         let d = PyDict::new(py);
         d.set_item("h", to_numpy(py, s.h, &[b, self.width])?)?;
-        if let Some(c) = s.c {
-            d.set_item("c", to_numpy(py, c, &[b, self.width])?)?;
-        }
         d.set_item("logits", to_numpy(py, s.out.logits, &[b, v])?)?;
         let masks = s
             .out

@@ -82,7 +82,7 @@ def test_runner_steps_equal_the_whole_sequence_forward(run):
         np.testing.assert_allclose(s["h"], h[t].numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(s["logits"], logits[t], rtol=1e-4, atol=1e-5)
         np.testing.assert_array_equal(s["masks"], masks[t].numpy())
-    np.testing.assert_allclose(steps[-1]["c"], c_last.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(runner.state[1], c_last.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_runner_state_and_reset(run):
