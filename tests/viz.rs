@@ -110,7 +110,8 @@ fn draws_mechanism_activity_of_a_checkpoint() {
     assert_eq!(code, 0, "{out}\n{err}");
     // Gap 12 plus twice the run's 5 symbols.
     assert!(out.contains("x 22 steps"), "{out}");
-    assert_picture(&run.join("masks_copying.png"));
+    // Beside the run, not inside it: a run directory holds only what its run writes.
+    assert_picture(&run.with_file_name("run-masks_copying.png"));
 }
 
 #[test]

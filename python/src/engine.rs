@@ -98,9 +98,9 @@ pub fn device(kind: DeviceKind) -> PyResult<Device> {
     }
     let request = match kind {
         DeviceKind::Cpu => DeviceRequest::cpu(threads),
-        DeviceKind::Gpu => DeviceRequest::from_env()
-            .map_err(engine_error)?
-            .with_device(Some(DeviceKind::Gpu)),
+        DeviceKind::Gpu => {
+            DeviceRequest::from_env_for(Some(DeviceKind::Gpu)).map_err(engine_error)?
+        }
     };
     let ctx = Arc::new(Context::new(request).map_err(engine_error)?);
     *slot = Some(ctx.clone());

@@ -57,8 +57,18 @@ impl DeviceRequest {
     /// Reads `RIMS_DEVICE` (cpu|gpu), `RIMS_ADAPTER` (name substring), `RIMS_BACKEND`
     /// (vulkan|metal|dx12|gl) and `RIMS_THREADS`.
     pub fn from_env() -> Result<Self> {
+        Self::from_env_for(None)
+    }
+
+    /// [`DeviceRequest::from_env`] with `device` (a `--device` flag) in the place of
+    /// `RIMS_DEVICE`: the flag wins, so the variable is then not read at all, and a bad value
+    /// there does not stop a command that names its device.
+    pub fn from_env_for(device: Option<DeviceKind>) -> Result<Self> {
         let var = |name: &str| std::env::var(name).ok().filter(|s| !s.trim().is_empty());
-        let device = var("RIMS_DEVICE").map(|d| parse_device(&d)).transpose()?;
+        let device = match device {
+            Some(d) => Some(d),
+            None => var("RIMS_DEVICE").map(|d| parse_device(&d)).transpose()?,
+        };
         let adapter = var("RIMS_ADAPTER");
         let backend = var("RIMS_BACKEND").map(|b| parse_backend(&b)).transpose()?;
         let threads = var("RIMS_THREADS")

@@ -169,6 +169,13 @@ pub fn import(sd: &mut StateDict, opts: &ImportOptions) -> Result<Imported> {
         Code::Dido => dido::import_cell(sd, &prefix, opts.active)?,
     };
     let nh = rims.mechanisms * rims.hidden;
+    set_aside_other_layers(sd, opts.code, &prefix, rims.input, nh, &mut notes);
+    if opts.code == Code::Authors && sd.contains("decoder.weight") && !sd.contains("decoder.bias") {
+        return Err(sd.bad(
+            "'decoder.weight' without 'decoder.bias': the authors' decoder is an nn.Linear with \
+             a bias, so the file is incomplete",
+        ));
+    }
     let mut embed = None;
     let mut decoder = None;
     if opts.code == Code::Authors && sd.contains("encoder.weight") {
@@ -231,6 +238,52 @@ pub fn import(sd: &mut StateDict, opts: &ImportOptions) -> Result<Imported> {
         prefix,
         notes,
     })
+}
+
+/// With several cells (layers) in `sd`, only the one under `prefix` is imported: the others'
+/// tensors are left out, and so are an authors' encoder or decoder that do not fit this cell
+/// (input `input`, state `nh`) because they belong to the first or last of the other layers.
+/// Each is said in `notes`.
+fn set_aside_other_layers(
+    sd: &mut StateDict,
+    code: Code,
+    prefix: &str,
+    input: usize,
+    nh: usize,
+    notes: &mut Vec<String>,
+) {
+    let cells = match code {
+        Code::Authors => authors::cell_prefixes(sd),
+        Code::Dido => dido::cell_prefixes(sd),
+    };
+    let others: Vec<String> = cells.into_iter().filter(|p| p != prefix).collect();
+    if others.is_empty() {
+        return;
+    }
+    let n: usize = others.iter().map(|p| sd.set_aside(p)).sum();
+    notes.push(format!(
+        "left out {n} tensors of the other {}(s) {}: one layer is imported",
+        code.module(),
+        describe(&others)
+    ));
+    if code != Code::Authors {
+        return;
+    }
+    let fits = |sd: &StateDict, key: &str, want: usize| {
+        !sd.contains(key) || sd.shape(key).is_ok_and(|s| s.get(1) == Some(&want))
+    };
+    if !fits(sd, "encoder.weight", input) {
+        sd.set_aside("encoder.");
+        notes.push(format!(
+            "left out the encoder: it feeds another layer, not {prefix} (input {input})"
+        ));
+    }
+    if !fits(sd, "decoder.weight", nh) {
+        sd.set_aside("decoder.");
+        notes.push(format!(
+            "left out the decoder: it reads another layer, not {prefix} ({nh} units)"
+        ));
+    }
 }
 
 /// The model-level tensors of an export, in PyTorch's layout.

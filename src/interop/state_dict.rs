@@ -145,6 +145,15 @@ impl StateDict {
         Ok(entry.clone())
     }
 
+    /// Marks every key under `prefix` as taken without reading it (what an import leaves out
+    /// on purpose) and returns how many there were.
+    pub fn set_aside(&mut self, prefix: &str) -> usize {
+        let keys: Vec<String> = self.untaken(prefix).into_iter().map(String::from).collect();
+        let n = keys.len();
+        self.taken.extend(keys);
+        n
+    }
+
     /// The keys under `prefix` that nothing took.
     pub fn untaken(&self, prefix: &str) -> Vec<&str> {
         self.tensors

@@ -242,15 +242,8 @@ pub fn parse_records(text: &str, path: &Path) -> Result<Vec<EvalRecord>> {
         }
         let r: EvalRecord = serde_json::from_str(line)
             .map_err(|e| bad(format!("line {}: not a metrics record: {e}", i + 1)))?;
-        let finite = r.train_loss.is_finite()
-            && r.eval
-                .iter()
-                .all(|e| e.loss.is_finite() && e.accuracy.is_finite());
-        if !finite {
-            return Err(bad(format!(
-                "line {}: a loss or accuracy is not a finite number",
-                i + 1
-            )));
+        if let Some(why) = impossible(&r) {
+            return Err(bad(format!("line {}: {why}", i + 1)));
         }
         records.push(r);
     }
@@ -258,6 +251,38 @@ pub fn parse_records(text: &str, path: &Path) -> Result<Vec<EvalRecord>> {
         return Err(bad("no records: has an epoch finished yet?".into()));
     }
     Ok(records)
+}
+
+/// What makes `r` a record no run writes, if anything: a loss that is not a finite number
+/// of at least 0 (cross-entropy and squared error are never negative), an accuracy outside
+/// [0, 1], a time that is not a finite number of at least 0. Pictures and tables would
+/// otherwise draw such a record as if it were a result.
+fn impossible(r: &EvalRecord) -> Option<String> {
+    let loss = |x: f64| x.is_finite() && x >= 0.0;
+    if !loss(r.train_loss) {
+        return Some(format!(
+            "train_loss {} is not a loss (finite, at least 0)",
+            r.train_loss
+        ));
+    }
+    if !(r.seconds.is_finite() && r.seconds >= 0.0) {
+        return Some(format!("seconds {} is not a time", r.seconds));
+    }
+    for e in &r.eval {
+        if !loss(e.loss) {
+            return Some(format!(
+                "{}@{}: loss {} is not a loss (finite, at least 0)",
+                e.split, e.size, e.loss
+            ));
+        }
+        if !(0.0..=1.0).contains(&e.accuracy) {
+            return Some(format!(
+                "{}@{}: accuracy {} is not a fraction in [0, 1]",
+                e.split, e.size, e.accuracy
+            ));
+        }
+    }
+    None
 }
 
 /// [`parse_records`] of the file at `path`.

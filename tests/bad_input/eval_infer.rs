@@ -281,7 +281,7 @@ fn infer_inputs() {
                 &spelled,
             ],
             1,
-            "is the input file (--input)",
+            "x.safetensors, which this command reads",
         ),
         case(
             &[
@@ -294,7 +294,7 @@ fn infer_inputs() {
                 s(&model_file),
             ],
             1,
-            "is a file of the checkpoint (--checkpoint)",
+            "lies inside the run directory",
         ),
         case(
             &[
@@ -355,13 +355,25 @@ fn infer_inputs() {
 #[test]
 fn device_environment() {
     let cases = [
-        train_case(&[], 1, "RIMS_DEVICE: unknown device 'tpu'").env("RIMS_DEVICE", "tpu"),
+        case(
+            &["eval", "--checkpoint", s(&fixture().run)],
+            1,
+            "RIMS_DEVICE: unknown device 'tpu'",
+        )
+        .env("RIMS_DEVICE", "tpu"),
         case(&["info"], 1, "RIMS_THREADS: '0' is not a thread count").env("RIMS_THREADS", "0"),
         case(&["info"], 1, "RIMS_THREADS: 'many'").env("RIMS_THREADS", "many"),
         case(&["info"], 1, "RIMS_BACKEND: unknown backend 'quantum'")
             .env("RIMS_BACKEND", "quantum"),
     ];
     assert!(check(&cases, &[]) >= 4);
+    // --device wins over RIMS_DEVICE, which is then not read (the README's promise).
+    let run = s(&fixture().run);
+    let o = rims_env(
+        &["eval", "--checkpoint", run, "--device", "cpu"],
+        &[("RIMS_DEVICE", "tpu")],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
     // Asked for a backend this machine lacks, the message lists what it has (if anything).
     let o = rims_env(&["info", "--device", "gpu"], &[("RIMS_BACKEND", "metal")]);
     if o.code != 0 {

@@ -266,8 +266,7 @@ fn train(extra: &[&str]) -> Vec<String> {
         a.extend(["--epochs".into(), "1".into()]);
     }
     // Defaults the case does not set itself.
-    let tiny = TINY.chunks(2).filter(|kv| !extra.contains(&kv[0]));
-    a.extend(tiny.flatten().map(|x| x.to_string()));
+    a.extend(tiny_flags(extra).map(|x| x.to_string()));
     if !extra.contains(&"--iterations") {
         a.extend(["--iterations".into(), "2".into()]);
     }

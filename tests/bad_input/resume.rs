@@ -107,7 +107,7 @@ fn resume_refusals_name_only_the_flags_given() {
         case(
             &["train", "--resume", s(&f.path("lost-set")), "--epochs", "2"],
             1,
-            "names epoch-000007, which holds no train.json",
+            "names epoch-000007, which does not exist",
         ),
         case(
             &[

@@ -62,12 +62,12 @@ fn train_flags_out_of_range() {
         train_case(
             &["--model", "gru", "--input-heads", "2"],
             1,
-            "--input-heads: only a RIMs model has input attention",
+            "--input-heads: a RIMs setting, given for a dense gru model",
         ),
         train_case(
             &["--model", "lstm", "--variant", "dido"],
             1,
-            "--variant: dido is a RIMs setting; a dense lstm has none",
+            "--variant: a RIMs setting, given for a dense lstm model",
         ),
         train_case(&["--dropout", "1"], 1, "--dropout: 1 is not in [0, 1)"),
         train_case(&["--dropout", "-0.1"], 1, "--dropout: -0.1"),

@@ -34,6 +34,20 @@ pub const TINY: [&str; 20] = [
     "1",
 ];
 
+/// TINY's flags, less those `extra` sets itself, and less the RIMs ones when `extra` asks for
+/// a dense model (which refuses them).
+pub fn tiny_flags<'a>(extra: &[&str]) -> impl Iterator<Item = &'a str> {
+    let dense = extra
+        .windows(2)
+        .any(|w| w[0] == "--model" && w[1] != "rims");
+    let set: Vec<String> = extra.iter().map(|x| x.to_string()).collect();
+    TINY.chunks(2)
+        .filter(move |kv| !set.contains(&kv[0].to_string()))
+        .filter(move |kv| !(dense && ["--mechanisms", "--active"].contains(&kv[0])))
+        .flatten()
+        .copied()
+}
+
 /// What a finished `rims` process said.
 #[derive(Debug)]
 pub struct Outcome {
@@ -127,12 +141,7 @@ pub fn train_tiny(out: &Path, epochs: usize, extra: &[&str]) {
         "--iterations",
         "2",
     ];
-    // TINY's flags, less those `extra` sets itself.
-    args.extend(
-        TINY.chunks(2)
-            .filter(|kv| !extra.contains(&kv[0]))
-            .flatten(),
-    );
+    args.extend(tiny_flags(extra));
     args.extend(extra);
     let o = rims(&args);
     assert_eq!(o.code, 0, "training {out:?} failed: {o:?}");

@@ -98,50 +98,6 @@ fn at(i: usize, shape: &[usize]) -> String {
     format!("{idx:?}")
 }
 
-/// `path` made absolute where it (or its directory) exists, to compare two spellings.
-fn resolved(path: &Path) -> PathBuf {
-    if let Ok(p) = path.canonicalize() {
-        return p;
-    }
-    match (path.parent(), path.file_name()) {
-        (Some(dir), Some(name)) => rims::io::parent_dir(path)
-            .canonicalize()
-            .map(|d| d.join(name))
-            .unwrap_or_else(|_| dir.join(name)),
-        _ => path.to_path_buf(),
-    }
-}
-
-/// --out may replace neither the input nor a file of the checkpoint.
-fn check_out(args: &InferArgs) -> Result<()> {
-    let out = resolved(&args.out);
-    let refuse = |what: String| {
-        Error::config(
-            "--out",
-            format!("{} is {what}; choose another path", args.out.display()),
-        )
-    };
-    if out == resolved(&args.input) {
-        return Err(refuse("the input file (--input)".into()));
-    }
-    let mut dirs = vec![resolved(&args.checkpoint)];
-    if let Ok(set) = checkpoint::current(&args.checkpoint) {
-        dirs.push(resolved(&set));
-    }
-    let files = [
-        checkpoint::MODEL_FILE,
-        checkpoint::OPTIMIZER_FILE,
-        checkpoint::STATE_FILE,
-        checkpoint::METRICS_FILE,
-        checkpoint::LATEST_FILE,
-    ];
-    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if files.contains(&name) && out.parent().is_some_and(|p| dirs.iter().any(|d| d == p)) {
-        return Err(refuse("a file of the checkpoint (--checkpoint)".into()));
-    }
-    Ok(())
-}
-
 /// Refuses a tensor holding NaN or an infinity: the run would only carry it into every output.
 fn finite(path: &Path, name: &str, shape: &[usize], v: &[f32]) -> Result<()> {
     match v.iter().position(|x| !x.is_finite()) {
@@ -158,7 +114,8 @@ fn finite(path: &Path, name: &str, shape: &[usize], v: &[f32]) -> Result<()> {
 }
 
 pub fn run_infer(args: &InferArgs) -> Result<()> {
-    check_out(args)?;
+    // --out may replace neither the input nor a file of the checkpoint.
+    checkpoint::check_output(&args.out, &[&args.input, &args.checkpoint])?;
     let state = checkpoint::read_state(&args.checkpoint)?;
     let cfg = state.config.model()?;
     let bytes = rims::io::read_regular(&args.input, rims::io::Link::Follow)?;

@@ -158,12 +158,7 @@ pub fn run_export(args: &ExportArgs) -> Result<()> {
             ),
         ));
     }
-    if args.out.starts_with(&args.checkpoint) {
-        return Err(Error::config(
-            "out",
-            "write the export outside the run directory",
-        ));
-    }
+    rims::train::checkpoint::check_output(&args.out, &[&args.checkpoint])?;
     let ctx = args.device.open()?;
     let ck = run::read_checkpoint(&ctx, &args.checkpoint, code)?;
     let mut model = ck.model;

@@ -45,7 +45,7 @@ impl DeviceArg {
 
 /// Opens `kind` (or the environment's or the default choice when None).
 pub fn open_device(kind: Option<DeviceKind>) -> Result<Context> {
-    Context::new(DeviceRequest::from_env()?.with_device(kind))
+    Context::new(DeviceRequest::from_env_for(kind)?)
 }
 
 /// Refuses a `--task` that is not the task `trained` (a checkpoint's) was trained on: the flag

@@ -4,6 +4,12 @@
 //! one configuration; each row gives mean ± standard deviation (n − 1) over its seeds of the
 //! last evaluation's loss and accuracy at every evaluated size. This is how the tables of
 //! docs/experiments.md are made from the run directories of `tools/experiments.sh`.
+//!
+//! A row is only as good as its pooling, so what would make it lie is refused: runs of one name
+//! whose settings differ beyond the seed (a copying and an adding run), one run given twice
+//! (under any spelling of its path), two runs of one seed, a name that is nothing but a seed
+//! tag, and a path that does not exist. Files among the paths (a glob's logs) are skipped with a
+//! note.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,15 +30,22 @@ pub struct SummaryArgs {
 
 /// One finished (or interrupted) run.
 struct Run {
+    dir: PathBuf,
     group: String,
+    /// Its settings but the seed and where the data was read from: equal for seeds of one
+    /// configuration.
+    settings: serde_json::Map<String, serde_json::Value>,
+    seed: u64,
     params: usize,
     steps: u64,
     seconds: f64,
     last: EvalRecord,
 }
 
-/// The directory name without a trailing seed tag: `copy-rims-s2` → `copy-rims`.
+/// The directory name without a trailing seed tag: `copy-rims-s2` → `copy-rims` (`.` and
+/// `..` stand for the directory they name).
 pub fn group_name(dir: &Path) -> String {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let name = dir.file_name().map_or_else(
         || dir.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -46,6 +59,21 @@ pub fn group_name(dir: &Path) -> String {
         }
     }
     name
+}
+
+/// The settings of `state` that seeds of one configuration share.
+fn shared_settings(
+    dir: &Path,
+    state: &checkpoint::State,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::to_value(&state.config) {
+        Ok(serde_json::Value::Object(mut m)) => {
+            m.remove("seed");
+            m.remove("mnist_dir");
+            Ok(m)
+        }
+        _ => Err(Error::file(dir, "its settings cannot be compared")),
+    }
 }
 
 fn read_run(dir: &Path) -> Result<Run> {
@@ -64,8 +92,18 @@ fn read_run(dir: &Path) -> Result<Run> {
         .filter(|p| p.trainable)
         .map(|p| p.shape.iter().product::<usize>())
         .sum();
+    let group = group_name(dir);
+    if group.is_empty() {
+        return Err(Error::file(
+            dir,
+            "its name is only a seed tag: name run directories NAME-sSEED, e.g. copy-rims-s1",
+        ));
+    }
     Ok(Run {
-        group: group_name(dir),
+        dir: dir.to_path_buf(),
+        settings: shared_settings(dir, &state)?,
+        seed: state.config.seed,
+        group,
         params,
         steps: state.progress.step,
         seconds: state.progress.seconds,
@@ -84,16 +122,91 @@ fn mean_std(v: &[f64], digits: usize) -> String {
     format!("{mean:.digits$} ± {:.digits$}", var.sqrt())
 }
 
-pub fn run_summary(args: &SummaryArgs) -> Result<()> {
+/// A setting as the user gave it: the config's f32 values without f64 digits.
+fn setting(v: &serde_json::Value) -> String {
+    match v.as_f64() {
+        Some(x) if v.is_f64() => (x as f32).to_string(),
+        _ => v.to_string(),
+    }
+}
+
+/// Refuses a group that would pool what is not seeds of one configuration.
+fn check_group(name: &str, members: &[&Run]) -> Result<()> {
+    let first = members[0];
+    for (i, r) in members.iter().enumerate().skip(1) {
+        let differ: Vec<String> = first
+            .settings
+            .iter()
+            .filter(|(k, v)| r.settings.get(*k) != Some(*v))
+            .map(|(k, v)| {
+                let other = r.settings.get(k).map_or("-".into(), setting);
+                format!("{k} {} vs {other}", setting(v))
+            })
+            .collect();
+        if !differ.is_empty() {
+            return Err(Error::config(
+                "runs",
+                format!(
+                    "{} and {} share the name '{name}' but not their settings ({}): seeds of one \
+                     configuration differ only in --seed; rename one",
+                    first.dir.display(),
+                    r.dir.display(),
+                    differ.join(", ")
+                ),
+            ));
+        }
+        if let Some(twin) = members[..i].iter().find(|m| m.seed == r.seed) {
+            return Err(Error::config(
+                "runs",
+                format!(
+                    "{} and {} are both seed {} of '{name}': a row pools different seeds",
+                    twin.dir.display(),
+                    r.dir.display(),
+                    r.seed
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The run directories among `paths`, each once: a missing path is an error, a file (a log a
+/// glob matched) is skipped with a note, and one directory given twice is refused.
+fn run_dirs(paths: &[PathBuf]) -> Result<Vec<&PathBuf>> {
+    if let Some(missing) = paths.iter().find(|p| std::fs::metadata(p).is_err()) {
+        return Err(Error::file(missing, "does not exist"));
+    }
     // A shell glob over a runs folder also matches its files (logs): they are no runs.
-    let (dirs, files): (Vec<&PathBuf>, Vec<&PathBuf>) = args.runs.iter().partition(|p| p.is_dir());
+    let (dirs, files): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| p.is_dir());
     if !files.is_empty() {
         eprintln!(
-            "rims summary: skipped {} path(s) that are not directories, e.g. {}",
+            "rims summary: skipped {} path(s) that are files, not run directories, e.g. {}",
             files.len(),
             files[0].display()
         );
     }
+    let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
+    for d in &dirs {
+        let real = d
+            .canonicalize()
+            .map_err(Error::io_on(d, "cannot resolve"))?;
+        if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
+            return Err(Error::config(
+                "runs",
+                format!(
+                    "{} and {} are the same run directory: each run counts once",
+                    first.display(),
+                    d.display()
+                ),
+            ));
+        }
+        seen.push((real, d));
+    }
+    Ok(dirs)
+}
+
+pub fn run_summary(args: &SummaryArgs) -> Result<()> {
+    let dirs = run_dirs(&args.runs)?;
     if dirs.is_empty() {
         return Err(Error::config(
             "runs",
@@ -126,6 +239,9 @@ pub fn run_summary(args: &SummaryArgs) -> Result<()> {
     let mut groups: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
     for r in &runs {
         groups.entry(&r.group).or_default().push(r);
+    }
+    for (name, members) in &groups {
+        check_group(name, members)?;
     }
     let head: Vec<String> = columns
         .iter()

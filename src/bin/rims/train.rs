@@ -214,6 +214,8 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     };
     let flag_names = flags::train_flags(&cfg.model);
     let resume = args.resume.is_some();
+    // Refused before the banner: a run directory is never put inside another.
+    checkpoint::check_run_place(&out).map_err(|e| flags::name_flag(e, flag_names))?;
     let ctx = args.device.open()?;
     let task = match cfg.task {
         Task::Copying => format!(

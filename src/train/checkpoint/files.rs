@@ -88,7 +88,7 @@ fn fresh_name(epoch: usize, previous: Option<&str>, dir: &Path) -> String {
 /// run's leftover sets from a user's directory or a checkpoint copied in from another run,
 /// which it keeps. A run's token is made when its first set is written and carried by every
 /// later one (a copied or resumed run keeps it).
-const SET_MARK: &str = ".rims-set";
+pub(super) const SET_MARK: &str = ".rims-set";
 
 /// The token of the run in `dir`: the mark of its current set (None for a new run, or a
 /// set written before marks existed).

@@ -19,8 +19,10 @@ pub struct RunLock {
     _file: File,
 }
 
-/// Creates `dir` if needed and takes its lock, or says which process holds it.
+/// Creates `dir` if needed and takes its lock, or says which process holds it. A `dir` inside
+/// another run directory is refused before anything is created.
 pub fn lock_run(dir: &Path) -> Result<RunLock> {
+    super::check_run_place(dir)?;
     std::fs::create_dir_all(dir).map_err(Error::io_on(dir, "cannot create the directory"))?;
     let path = dir.join(LOCK_FILE);
     let mut options = OpenOptions::new();

@@ -12,6 +12,9 @@
 //! DIR/.rims.lock        locked by the one process writing the run (`lock.rs`)
 //! ```
 //!
+//! Nothing else writes into a run directory: an output of another command, or a new run, is
+//! refused anywhere inside one (`outputs.rs`).
+//!
 //! [`save`] writes a whole new set into a temporary directory, flushes it, renames it into
 //! place and then switches `latest` to it with one rename (the steps are [`SAVE_STEPS`]). A
 //! crash before that rename leaves the previous checkpoint current and untouched; a crash after
@@ -30,10 +33,12 @@
 
 mod files;
 mod lock;
+mod outputs;
 
 use files::install;
 pub use files::{copy_run, open_run, publish_metrics, read_metrics};
 pub use lock::{LOCK_FILE, RunLock, lock_run};
+pub use outputs::{check_output, check_run_place, enclosing_run, is_run_dir};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -134,6 +139,12 @@ fn pointer(dir: &Path) -> Result<Option<String>> {
 pub fn current(dir: &Path) -> Result<PathBuf> {
     if let Some(name) = pointer(dir)? {
         let set = dir.join(&name);
+        if is_absent(&set) {
+            return Err(Error::file(
+                dir.join(LATEST_FILE),
+                format!("names {name}, which does not exist: the run's current checkpoint is gone"),
+            ));
+        }
         if !set.join(STATE_FILE).is_file() {
             return Err(Error::file(
                 dir.join(LATEST_FILE),

@@ -127,6 +127,7 @@ pub fn new_run(preset: Preset, given: &Map<String, Value>) -> Result<TrainConfig
     }
     let mut c: TrainConfig = serde_json::from_value(merged)
         .map_err(|e| Error::config("settings", format!("a setting has the wrong type: {e}")))?;
+    refuse_rims_settings_of_dense(&c, &given)?;
     if given.get("clip").and_then(Value::as_f64) == Some(0.0) {
         c.clip = None;
     }
@@ -141,6 +142,44 @@ pub fn new_run(preset: Preset, given: &Map<String, Value>) -> Result<TrainConfig
     }
     c.validate()?;
     Ok(c)
+}
+
+/// Settings only a RIMs model has.
+const RIMS_ONLY: [&str; 9] = [
+    "mechanisms",
+    "active",
+    "variant",
+    "input_heads",
+    "input_key",
+    "input_value",
+    "comm_heads",
+    "comm_key",
+    "comm_value",
+];
+
+/// Refuses a RIMs setting given for a dense model (named, or taken from an `init` run), which
+/// would otherwise be ignored or fail a RIMs check that has nothing to do with the run.
+fn refuse_rims_settings_of_dense(c: &TrainConfig, given: &Map<String, Value>) -> Result<()> {
+    if c.model == "rims" {
+        return Ok(());
+    }
+    let Some(field) = RIMS_ONLY.into_iter().find(|f| given.contains_key(*f)) else {
+        return Ok(());
+    };
+    let whence = match &c.init {
+        Some(init) if !given.contains_key("model") => {
+            format!(" (the init run {} is a dense {})", init.display(), c.model)
+        }
+        _ => String::new(),
+    };
+    Err(Error::config(
+        field,
+        format!(
+            "a RIMs setting, given for a dense {} model{whence}, which has no mechanisms or \
+             attention",
+            c.model
+        ),
+    ))
 }
 
 fn json_error(e: serde_json::Error) -> Error {

@@ -127,6 +127,9 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
     if args.repeats == 0 {
         return Err(Error::config("repeats", "must be at least 1"));
     }
+    if let Some(path) = &args.out {
+        rims::train::checkpoint::check_output(path, &[])?;
+    }
     let kinds = match args.device {
         Some(BenchDevice::Cpu) => vec![DeviceKind::Cpu],
         Some(BenchDevice::Gpu) => vec![DeviceKind::Gpu],

@@ -6,11 +6,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
-use rims::train::{self, EvalRecord, EvalResult};
+use rims::train::{self, EvalRecord, EvalResult, checkpoint};
 use rims::{Error, Result};
 
 use super::VizArgs;
-use super::draw::{Area, Drawn, WIDTH, draw_error, render, text, write_png};
+use super::draw::{Area, Drawn, WIDTH, beside_run, draw_error, render, text, write_png};
 
 /// A named curve of (step, value) points.
 pub(super) struct Series {
@@ -81,7 +81,11 @@ pub(super) fn curves_of(records: &[EvalRecord]) -> (Vec<Series>, Vec<Series>) {
 pub(super) fn curves(args: &VizArgs, dir: &Path) -> Result<()> {
     let path = dir.join("metrics.jsonl");
     let records = train::read_records(&path)?;
-    let out = args.out.clone().unwrap_or_else(|| dir.join("curves.png"));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| beside_run(dir, "curves.png"));
+    checkpoint::check_output(&out, &[dir])?;
     let (losses, accuracy) = curves_of(&records);
     let title = format!(
         "training curves: {} ({} evaluations, {} steps)",
@@ -116,6 +120,8 @@ pub(super) fn compare(args: &VizArgs, dirs: &[PathBuf]) -> Result<()> {
         .out
         .clone()
         .ok_or_else(|| Error::config("out", "a comparison of several runs needs --out FILE.png"))?;
+    let inputs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    checkpoint::check_output(&out, &inputs)?;
     let (mut losses, mut accuracy) = (Vec::new(), Vec::new());
     let mut sizes: Vec<(String, usize)> = Vec::new();
     let mut steps = 0;

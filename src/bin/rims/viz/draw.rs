@@ -55,6 +55,17 @@ pub(super) fn render(
     Ok(buf)
 }
 
+/// Where a picture of the run in `dir` goes by default: beside the run, never inside it (a run
+/// directory holds only what its run writes), e.g. `runs/copy-s1-curves.png` for
+/// `runs/copy-s1`.
+pub(super) fn beside_run(dir: &Path, what: &str) -> std::path::PathBuf {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    match (dir.parent(), dir.file_name()) {
+        (Some(parent), Some(name)) => parent.join(format!("{}-{what}", name.to_string_lossy())),
+        _ => std::path::PathBuf::from(what),
+    }
+}
+
 pub(super) fn draw_error(out: &Path, e: &dyn StdError) -> Error {
     Error::file(out, format!("cannot draw the picture: {e}"))
 }

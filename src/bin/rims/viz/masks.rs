@@ -13,7 +13,7 @@ use rims::train::{self, Task, TrainConfig, checkpoint};
 use rims::{Context, Error, Result, Tensor};
 
 use super::VizArgs;
-use super::draw::{draw_error, render, write_png};
+use super::draw::{beside_run, draw_error, render, write_png};
 use super::mask_picture::draw_masks;
 
 /// Everything the mask picture shows, gathered from one forward pass.
@@ -74,7 +74,8 @@ pub(super) fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| dir.join(format!("masks_{}.png", cfg.task.name())));
+        .unwrap_or_else(|| beside_run(dir, &format!("masks_{}.png", cfg.task.name())));
+    checkpoint::check_output(&out, &[dir])?;
     let ctx = args.device.open()?;
     // The figure's batch, length and resolution, sized before anything is allocated.
     let (len, res) = (args.length.unwrap_or(cfg.train_len), args.resolution);

@@ -43,7 +43,8 @@ pub struct VizArgs {
     /// draw their runs on one picture, one colour per run.
     #[arg(long, num_args = 1..)]
     metrics: Vec<PathBuf>,
-    /// Output PNG [default: DIR/masks_<task>.png or DIR/curves.png].
+    /// Output PNG, outside every run directory [default: beside the run, DIR-masks_<task>.png
+    /// or DIR-curves.png].
     #[arg(long)]
     out: Option<PathBuf>,
     /// copying or smnist (must match the checkpoint) [default: the checkpoint's task].
