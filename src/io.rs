@@ -173,6 +173,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::file(path, "not a file path"))?;
+    check_replaceable(path)?;
+    let tmp = dir.join(temporary_name(&name.to_string_lossy()));
+    let result = create_new_synced(&tmp, path, bytes).and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(Error::io_on(path, "cannot rename into place"))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    sync_dir(dir)
+}
+
+/// Refuses a `path` that [`write_atomic`] would not replace: one that exists and is not a
+/// regular file (a symbolic link, a directory, a device, a FIFO, a socket). A command checks
+/// its output with it before the work, so it fails at once rather than after.
+pub fn check_replaceable(path: &Path) -> Result<()> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         let what = if meta.file_type().is_symlink() {
             Some("a symbolic link; give the path of the file itself")
@@ -190,15 +206,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             ));
         }
     }
-    let tmp = dir.join(temporary_name(&name.to_string_lossy()));
-    let result = create_new_synced(&tmp, path, bytes).and_then(|()| {
-        std::fs::rename(&tmp, path).map_err(Error::io_on(path, "cannot rename into place"))
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
-    sync_dir(dir)
+    Ok(())
 }
 
 /// The safetensors bytes of f32 tensors given as (name, shape, values), with `metadata`. The

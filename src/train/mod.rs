@@ -259,26 +259,38 @@ pub fn parse_records(text: &str, path: &Path) -> Result<Vec<EvalRecord>> {
 /// otherwise draw such a record as if it were a result.
 fn impossible(r: &EvalRecord) -> Option<String> {
     let loss = |x: f64| x.is_finite() && x >= 0.0;
+    // 1e300 rather than its 301 digits.
+    let shown = |x: f64| {
+        if x != 0.0 && !(1e-4..1e6).contains(&x.abs()) {
+            format!("{x:e}")
+        } else {
+            x.to_string()
+        }
+    };
     if !loss(r.train_loss) {
         return Some(format!(
             "train_loss {} is not a loss (finite, at least 0)",
-            r.train_loss
+            shown(r.train_loss)
         ));
     }
     if !(r.seconds.is_finite() && r.seconds >= 0.0) {
-        return Some(format!("seconds {} is not a time", r.seconds));
+        return Some(format!("seconds {} is not a time", shown(r.seconds)));
     }
     for e in &r.eval {
         if !loss(e.loss) {
             return Some(format!(
                 "{}@{}: loss {} is not a loss (finite, at least 0)",
-                e.split, e.size, e.loss
+                e.split,
+                e.size,
+                shown(e.loss)
             ));
         }
         if !(0.0..=1.0).contains(&e.accuracy) {
             return Some(format!(
                 "{}@{}: accuracy {} is not a fraction in [0, 1]",
-                e.split, e.size, e.accuracy
+                e.split,
+                e.size,
+                shown(e.accuracy)
             ));
         }
     }

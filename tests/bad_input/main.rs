@@ -12,7 +12,10 @@ mod support;
 
 // The cases, by subcommand; they share the fixture and `check` below.
 mod eval_infer;
+mod files;
+mod lock;
 mod resume;
+mod run_safety;
 mod train;
 
 use std::collections::BTreeMap;

@@ -48,10 +48,12 @@ pub fn check_run_place(dir: &Path) -> Result<()> {
     }
 }
 
-/// Refuses an output file `out` (a command's `--out`) that lies inside a run directory, or that is (same device and
-/// inode, following links) one of the files of `inputs`: input files, or run directories
-/// whose files and checkpoint sets count.
+/// Refuses an output file `out` (a command's `--out`) that [`crate::io::write_atomic`] would
+/// not replace (a link, a device, ...), that lies inside a run directory, or that is (same
+/// device and inode) one of the files of `inputs`: input files, or run directories whose files
+/// and checkpoint sets count.
 pub fn check_output(out: &Path, inputs: &[&Path]) -> Result<()> {
+    crate::io::check_replaceable(out)?;
     if let Some(run) = enclosing_run(out) {
         return Err(Error::config(
             "--out",

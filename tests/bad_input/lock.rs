@@ -2,11 +2,9 @@
 //! directory (new or `--resume`) is refused at once, naming the holder's pid, and the first
 //! run finishes complete; once it has ended, the directory can be resumed.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use super::*;
 
 #[test]
 fn a_second_writer_on_a_live_run_is_refused_and_the_first_run_is_complete() {

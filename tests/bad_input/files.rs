@@ -2,14 +2,12 @@
 //! at once instead of blocking forever, and a symbolic link planted inside a run directory is
 //! not followed: rims neither prints the target's contents nor appends to it.
 
-mod support;
-
 #[cfg(unix)]
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::*;
+use super::*;
 
 /// Runs the binary, failing the test (not hanging it) if it has not finished in 60 s.
 fn rims_bounded(args: &[&str]) -> Outcome {
