@@ -121,6 +121,19 @@ def test_runner_inputs_are_checked(tmp_path):
         rims.Runner(out, batch=0)
 
 
+def test_a_run_is_never_started_inside_another_or_with_rims_settings_for_a_dense_model(tmp_path):
+    out = tmp_path / "run"
+    tiny = dict(progress=False, mechanisms=2, active=1, hidden=3, embed=4, batch=2, epochs=1,
+                iterations=1, symbols=2, train_len=3, test_len=3)
+    rims.train(out, "copying", **tiny)
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(rims.RimsError, match="lies inside the run directory"):
+        rims.train(out / "epoch-000099", "copying", **tiny)
+    assert sorted(p.name for p in out.iterdir()) == before
+    with pytest.raises(rims.RimsError, match="mechanisms: a RIMs setting, given for a dense lstm"):
+        rims.train(tmp_path / "dense", "copying", model="lstm", **tiny)
+
+
 def test_progress_callback_errors_stop_the_run_and_are_raised(tmp_path):
     seen = []
 
