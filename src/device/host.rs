@@ -10,7 +10,7 @@ use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
 use crate::kernels::args::MAX_BINDINGS;
-use crate::kernels::{Binding, CpuKernel, KernelArgs};
+use crate::kernels::{Binding, CpuKernel, KernelArgs, Team};
 
 /// Alignment of host buffers: a cache line, which also suits every SIMD width in use.
 const ALIGN: usize = 64;
@@ -187,19 +187,30 @@ pub(crate) type Bound<'a> = (&'a HostMemory, usize, usize, bool);
 /// device lives ([`HostDevice::set_threads`]), so a long-lived context (a Python process's)
 /// can change its thread count, or get threads again in a forked child.
 pub(crate) struct HostDevice {
-    pool: std::sync::Mutex<std::sync::Arc<rayon::ThreadPool>>,
+    pool: std::sync::Mutex<std::sync::Arc<Workers>>,
     pub(crate) summary: std::sync::Mutex<CpuSummary>,
 }
 
-fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
+/// The threads of the CPU device: the team that splits a twin's loop (the caller and
+/// spinning helpers, see `kernels::team`) and a rayon pool for the `gemm` crate's split of one
+/// large product.
+struct Workers {
+    team: Team,
+    pool: rayon::ThreadPool,
+}
+
+fn thread_pool(threads: usize) -> Result<Workers> {
+    let failed = |e: String| Error::DeviceRequest {
+        adapter: "CPU".into(),
+        reason: format!("could not start {threads} threads: {e}"),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("rims-cpu-{i}"))
         .build()
-        .map_err(|e| Error::DeviceRequest {
-            adapter: "CPU".into(),
-            reason: format!("could not start {threads} threads: {e}"),
-        })
+        .map_err(|e| failed(e.to_string()))?;
+    let team = Team::new(threads).map_err(|e| failed(e.to_string()))?;
+    Ok(Workers { team, pool })
 }
 
 impl HostDevice {
@@ -229,8 +240,8 @@ impl HostDevice {
         Ok(())
     }
 
-    /// The current pool (a dispatch holds it for its run).
-    fn current_pool(&self) -> std::sync::Arc<rayon::ThreadPool> {
+    /// The current threads (a dispatch holds them for its run).
+    fn current_pool(&self) -> std::sync::Arc<Workers> {
         super::context::lock(&self.pool).clone()
     }
 
@@ -291,8 +302,16 @@ impl HostDevice {
         }
         // SAFETY: the bindings are valid for this call (the caller holds the buffers and the
         // execution lock) and no writable one overlaps another (checked above).
-        let pool = self.current_pool();
-        let args = unsafe { KernelArgs::new(params, groups, &bindings[..bound.len()], &pool) };
+        let workers = self.current_pool();
+        let args = unsafe {
+            KernelArgs::new(
+                params,
+                groups,
+                &bindings[..bound.len()],
+                &workers.pool,
+                &workers.team,
+            )
+        };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| twin(&args))).map_err(|e| {
             let why = e
                 .downcast_ref::<String>()

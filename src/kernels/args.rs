@@ -36,6 +36,7 @@ pub struct KernelArgs<'a> {
     /// Bit i set once writable binding i has been handed out.
     taken: Cell<u64>,
     pool: &'a rayon::ThreadPool,
+    team: &'a super::Team,
     _slices: PhantomData<&'a mut [u32]>,
 }
 
@@ -50,6 +51,7 @@ impl<'a> KernelArgs<'a> {
         groups: [u32; 3],
         bindings: &'a [Binding],
         pool: &'a rayon::ThreadPool,
+        team: &'a super::Team,
     ) -> Self {
         assert!(
             bindings.len() <= MAX_BINDINGS,
@@ -61,6 +63,7 @@ impl<'a> KernelArgs<'a> {
             bindings,
             taken: Cell::new(0),
             pool,
+            team,
             _slices: PhantomData,
         }
     }
@@ -151,7 +154,13 @@ impl<'a> KernelArgs<'a> {
         self.threads() > 1 && work >= PARALLEL_MIN_WORK
     }
 
-    /// Runs `f` inside the device's thread pool, so rayon iterators in it use that pool.
+    /// The device's team, which [`par_for`] splits loops over.
+    pub fn team(&self) -> &'a super::Team {
+        self.team
+    }
+
+    /// Runs `f` inside the device's rayon pool, so rayon iterators in it (the `gemm` crate's
+    /// split of one large product) use that pool.
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         self.pool.install(f)
     }
@@ -167,8 +176,7 @@ pub fn par_for(
     body: impl Fn(usize) + Sync + Send,
 ) {
     if parallel && n > 1 {
-        use rayon::iter::{IntoParallelIterator, ParallelIterator};
-        args.install(|| (0..n).into_par_iter().for_each(&body));
+        args.team().run(n, &body);
     } else {
         (0..n).for_each(body);
     }

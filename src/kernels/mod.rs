@@ -20,8 +20,10 @@ pub mod optim;
 pub mod recurrent;
 pub mod reduce;
 pub mod squared_error;
+pub mod team;
 
 pub use args::{Binding, KernelArgs, Rows, par_for};
+pub use team::Team;
 
 /// A CPU twin of one WGSL entry point.
 pub type CpuKernel = fn(&KernelArgs<'_>);
