@@ -26,7 +26,7 @@ pub const MAX_BINDINGS: usize = 16;
 
 /// Work (in multiply-adds or element visits) below which a twin runs on the calling thread:
 /// waking the pool costs a few microseconds, about this much arithmetic on one core.
-pub const PARALLEL_MIN_WORK: usize = 1 << 18;
+pub const PARALLEL_MIN_WORK: usize = 1 << 15;
 
 /// The arguments of one CPU dispatch. See the module docs.
 pub struct KernelArgs<'a> {

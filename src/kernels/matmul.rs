@@ -141,16 +141,36 @@ fn run(args: &KernelArgs<'_>, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32])
     }
     let c_ptr = SendPtr(c.as_mut_ptr());
     let work = m * n * k.max(1);
-    let one = |bt: usize, parallelism: gemm::Parallelism| {
+    let threads = args.threads();
+    // A large product is cut into one part per thread along its longer side, each part a
+    // `gemm` call of its own on the device's team (no rayon hand-off). A product of a few rows
+    // (a batch-1 step) is bound by streaming B once: splitting it costs more than it gains.
+    let parts = if threads > 1 && work >= SPLIT_ONE_PRODUCT && m.max(n) >= MIN_ROWS_TO_SPLIT {
+        threads
+    } else {
+        1
+    };
+    let by_rows = m >= n;
+    // Part `part` of matrix `bt`: its rows and columns.
+    let part_of = |part: usize| {
+        let cut = |len: usize| len * part / parts..len * (part + 1) / parts;
+        if by_rows { (cut(m), 0..n) } else { (0..m, cut(n)) }
+    };
+    let one = |bt: usize, part: usize| {
         let (ao, bo, co, so) = offsets(bt);
+        let (rows, cols) = part_of(part);
+        let (pm, pn) = (rows.len(), cols.len());
+        if pm == 0 || pn == 0 {
+            return;
+        }
         let c_base = c_ptr;
-        let c0 = unsafe { c_base.0.add(co) };
+        // SAFETY: in bounds by the checks above; this block of this matrix belongs to this call.
+        let c0 = unsafe { c_base.0.add(co + rows.start * p.c_rs as usize + cols.start) };
         if has_bias {
             // C = bias (+ C): then the product adds onto it.
-            for i in 0..m {
-                // SAFETY: in bounds by the checks above; this matrix belongs to this call.
-                let row = unsafe { std::slice::from_raw_parts_mut(c0.add(i * p.c_rs as usize), n) };
-                let bias = &bias[so..so + n];
+            let bias = &bias[so + cols.start..so + cols.end];
+            for i in 0..pm {
+                let row = unsafe { std::slice::from_raw_parts_mut(c0.add(i * p.c_rs as usize), pn) };
                 if accumulate {
                     row.iter_mut().zip(bias).for_each(|(c, b)| *c += b);
                 } else {
@@ -160,28 +180,30 @@ fn run(args: &KernelArgs<'_>, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32])
         }
         if k == 0 {
             if !has_bias && !accumulate {
-                for i in 0..m {
-                    unsafe { std::slice::from_raw_parts_mut(c0.add(i * p.c_rs as usize), n) }
+                for i in 0..pm {
+                    unsafe { std::slice::from_raw_parts_mut(c0.add(i * p.c_rs as usize), pn) }
                         .fill(0.0);
                 }
             }
             return;
         }
+        let a0 = ao + rows.start * p.a_rs as usize;
+        let b0 = bo + cols.start * p.b_cs as usize;
         // SAFETY: every index is in bounds (checked above); C does not overlap A or B (the
         // device refuses a writable binding that overlaps another one).
         unsafe {
             gemm::gemm(
-                m,
-                n,
+                pm,
+                pn,
                 k,
                 c0,
                 1,
                 p.c_rs as isize,
                 has_bias || accumulate,
-                a.as_ptr().add(ao),
+                a.as_ptr().add(a0),
                 p.a_cs as isize,
                 p.a_rs as isize,
-                b.as_ptr().add(bo),
+                b.as_ptr().add(b0),
                 p.b_cs as isize,
                 p.b_rs as isize,
                 1.0,
@@ -189,23 +211,11 @@ fn run(args: &KernelArgs<'_>, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32])
                 false,
                 false,
                 false,
-                parallelism,
+                gemm::Parallelism::None,
             );
         }
     };
-    let threads = args.threads();
-    // A product of a few rows (a batch-1 step) is bound by streaming B once: splitting it
-    // costs more in wake-ups than it gains.
-    if threads > 1 && work >= SPLIT_ONE_PRODUCT && m >= MIN_ROWS_TO_SPLIT {
-        // Big matrices: gemm splits each one over the pool.
-        args.install(|| (0..batch).for_each(|bt| one(bt, gemm::Parallelism::Rayon(threads))));
-    } else {
-        // Small matrices: one per iteration, spread over the pool when there is enough in all.
-        par_for(
-            args,
-            args.parallel(work * batch) && batch > 1,
-            batch,
-            |bt| one(bt, gemm::Parallelism::None),
-        );
-    }
+    // One iteration per (matrix, part), spread over the team when there is enough in all.
+    let parallel = parts > 1 || (args.parallel(work * batch) && batch > 1);
+    par_for(args, parallel, batch * parts, |q| one(q / parts, q % parts));
 }
