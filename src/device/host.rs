@@ -10,6 +10,7 @@ use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
 use crate::kernels::args::MAX_BINDINGS;
+use crate::kernels::split::SplitPolicy;
 use crate::kernels::{Binding, CpuKernel, KernelArgs, Team};
 
 /// Alignment of host buffers: a cache line, which also suits every SIMD width in use.
@@ -191,12 +192,12 @@ pub(crate) struct HostDevice {
     pub(crate) summary: std::sync::Mutex<CpuSummary>,
 }
 
-/// The threads of the CPU device: the team that splits a twin's loop (the caller and
-/// spinning helpers, see `kernels::team`) and a rayon pool for the `gemm` crate's split of one
-/// large product.
+/// The threads of the CPU device: the team that splits a twin's loops (the caller and
+/// spinning helpers, see `kernels::team`), and the choices of which loops to split
+/// (`kernels::split`), measured anew for each team.
 struct Workers {
     team: Team,
-    pool: rayon::ThreadPool,
+    split: SplitPolicy,
 }
 
 fn thread_pool(threads: usize) -> Result<Workers> {
@@ -204,13 +205,11 @@ fn thread_pool(threads: usize) -> Result<Workers> {
         adapter: "CPU".into(),
         reason: format!("could not start {threads} threads: {e}"),
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("rims-cpu-{i}"))
-        .build()
-        .map_err(|e| failed(e.to_string()))?;
     let team = Team::new(threads).map_err(|e| failed(e.to_string()))?;
-    Ok(Workers { team, pool })
+    Ok(Workers {
+        team,
+        split: SplitPolicy::default(),
+    })
 }
 
 impl HostDevice {
@@ -308,8 +307,9 @@ impl HostDevice {
                 params,
                 groups,
                 &bindings[..bound.len()],
-                &workers.pool,
                 &workers.team,
+                label,
+                &workers.split,
             )
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| twin(&args))).map_err(|e| {

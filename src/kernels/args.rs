@@ -6,6 +6,8 @@
 //! so handing out `&mut [f32]` for it is sound; a twin asks for each writable binding once.
 
 use std::cell::Cell;
+
+use super::split::{self, Plan, SplitPolicy};
 use std::marker::PhantomData;
 use std::ops::Range;
 
@@ -24,10 +26,6 @@ pub struct Binding {
 /// entry point binds 9, see `max_storage_buffers_per_shader_stage` in the device layer).
 pub const MAX_BINDINGS: usize = 16;
 
-/// Work (in multiply-adds or element visits) below which a twin runs on the calling thread:
-/// waking the pool costs a few microseconds, about this much arithmetic on one core.
-pub const PARALLEL_MIN_WORK: usize = 1 << 15;
-
 /// The arguments of one CPU dispatch. See the module docs.
 pub struct KernelArgs<'a> {
     params: &'a [u8],
@@ -35,8 +33,12 @@ pub struct KernelArgs<'a> {
     bindings: &'a [Binding],
     /// Bit i set once writable binding i has been handed out.
     taken: Cell<u64>,
-    pool: &'a rayon::ThreadPool,
     team: &'a super::Team,
+    /// The dispatch's kernel, which the split policy's choices are kept by.
+    label: &'a str,
+    split: &'a SplitPolicy,
+    /// The work last given to [`KernelArgs::parallel`]: the size of the loop about to run.
+    work: Cell<usize>,
     _slices: PhantomData<&'a mut [u32]>,
 }
 
@@ -50,8 +52,9 @@ impl<'a> KernelArgs<'a> {
         params: &'a [u8],
         groups: [u32; 3],
         bindings: &'a [Binding],
-        pool: &'a rayon::ThreadPool,
         team: &'a super::Team,
+        label: &'a str,
+        split: &'a SplitPolicy,
     ) -> Self {
         assert!(
             bindings.len() <= MAX_BINDINGS,
@@ -62,8 +65,10 @@ impl<'a> KernelArgs<'a> {
             groups,
             bindings,
             taken: Cell::new(0),
-            pool,
             team,
+            label,
+            split,
+            work: Cell::new(0),
             _slices: PhantomData,
         }
     }
@@ -144,30 +149,28 @@ impl<'a> KernelArgs<'a> {
         Rows::new(&mut self.write(i)[range], row_len)
     }
 
-    /// Threads of the device's pool.
+    /// Threads of the device's team.
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.team.threads()
     }
 
-    /// Whether `work` is worth spreading over the pool (and the pool has more than one thread).
+    /// Whether a loop of `work` (multiply-adds or element visits) may be split over the team:
+    /// false for small work or one thread. The loop that follows ([`par_for`]) then asks the
+    /// device's [`SplitPolicy`] whether splitting a loop of this size pays for this kernel.
     pub fn parallel(&self, work: usize) -> bool {
-        self.threads() > 1 && work >= PARALLEL_MIN_WORK
+        self.work.set(work);
+        self.threads() > 1 && work >= split::NEVER_BELOW
     }
 
     /// The device's team, which [`par_for`] splits loops over.
     pub fn team(&self) -> &'a super::Team {
         self.team
     }
-
-    /// Runs `f` inside the device's rayon pool, so rayon iterators in it (the `gemm` crate's
-    /// split of one large product) use that pool.
-    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        self.pool.install(f)
-    }
 }
 
-/// Runs `body(i)` for every i < n, spread over the pool when `parallel`, in order on the calling
-/// thread otherwise. Each i runs exactly once, and twins compute every output element from one
+/// Runs `body(i)` for every i < n: when `parallel` (from [`KernelArgs::parallel`]), split over
+/// the team if the device's [`SplitPolicy`] finds it pays for this kernel and size; in order on
+/// the calling thread otherwise. Each i runs exactly once, and twins compute every output element from one
 /// i in a fixed order, so results do not depend on the thread count.
 pub fn par_for(
     args: &KernelArgs<'_>,
@@ -175,10 +178,21 @@ pub fn par_for(
     n: usize,
     body: impl Fn(usize) + Sync + Send,
 ) {
-    if parallel && n > 1 {
-        args.team().run(n, &body);
-    } else {
-        (0..n).for_each(body);
+    if !parallel || n < 2 {
+        return (0..n).for_each(body);
+    }
+    match args.split.plan(args.label, args.work.get(), args.threads()) {
+        Plan::Decided(true) => args.team().run(n, &body),
+        Plan::Decided(false) => (0..n).for_each(body),
+        Plan::Measure { split, key } => {
+            let started = std::time::Instant::now();
+            if split {
+                args.team().run(n, &body);
+            } else {
+                (0..n).for_each(&body);
+            }
+            args.split.record(key, split, started);
+        }
     }
 }
 

@@ -51,9 +51,9 @@ pub const FLAG_BIAS: u32 = 1;
 /// Add the product to C's contents instead of overwriting them.
 pub const FLAG_ACCUMULATE: u32 = 2;
 
-/// Multiply-adds per matrix from which one product is split over the pool by `gemm` itself.
-const SPLIT_ONE_PRODUCT: usize = 1 << 20;
-/// Rows below which a product is never split over the pool.
+/// Multiply-adds per matrix from which one product is cut into parts, one per thread.
+const SPLIT_ONE_PRODUCT: usize = crate::kernels::split::ALWAYS_FROM;
+/// Rows (or columns) below which a product is never cut into parts.
 const MIN_ROWS_TO_SPLIT: usize = 8;
 
 /// The twin of each entry point.
@@ -143,7 +143,7 @@ fn run(args: &KernelArgs<'_>, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32])
     let work = m * n * k.max(1);
     let threads = args.threads();
     // A large product is cut into one part per thread along its longer side, each part a
-    // `gemm` call of its own on the device's team (no rayon hand-off). A product of a few rows
+    // `gemm` call of its own on the device's team. A product of a few rows
     // (a batch-1 step) is bound by streaming B once: splitting it costs more than it gains.
     let parts = if threads > 1 && work >= SPLIT_ONE_PRODUCT && m.max(n) >= MIN_ROWS_TO_SPLIT {
         threads
@@ -154,7 +154,11 @@ fn run(args: &KernelArgs<'_>, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32])
     // Part `part` of matrix `bt`: its rows and columns.
     let part_of = |part: usize| {
         let cut = |len: usize| len * part / parts..len * (part + 1) / parts;
-        if by_rows { (cut(m), 0..n) } else { (0..m, cut(n)) }
+        if by_rows {
+            (cut(m), 0..n)
+        } else {
+            (0..m, cut(n))
+        }
     };
     let one = |bt: usize, part: usize| {
         let (ao, bo, co, so) = offsets(bt);
@@ -170,7 +174,8 @@ fn run(args: &KernelArgs<'_>, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32])
             // C = bias (+ C): then the product adds onto it.
             let bias = &bias[so + cols.start..so + cols.end];
             for i in 0..pm {
-                let row = unsafe { std::slice::from_raw_parts_mut(c0.add(i * p.c_rs as usize), pn) };
+                let row =
+                    unsafe { std::slice::from_raw_parts_mut(c0.add(i * p.c_rs as usize), pn) };
                 if accumulate {
                     row.iter_mut().zip(bias).for_each(|(c, b)| *c += b);
                 } else {
@@ -216,6 +221,7 @@ fn run(args: &KernelArgs<'_>, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32])
         }
     };
     // One iteration per (matrix, part), spread over the team when there is enough in all.
-    let parallel = parts > 1 || (args.parallel(work * batch) && batch > 1);
+    // (At parts > 1 the work is past `split::ALWAYS_FROM`: always split.)
+    let parallel = args.parallel(work * batch) && (parts > 1 || batch > 1);
     par_for(args, parallel, batch * parts, |q| one(q / parts, q % parts));
 }

@@ -19,6 +19,7 @@ pub mod merge;
 pub mod optim;
 pub mod recurrent;
 pub mod reduce;
+pub mod split;
 pub mod squared_error;
 pub mod team;
 

@@ -236,9 +236,8 @@ fn helper(s: &Shared) {
         if let Some(job) = job {
             // SAFETY: the caller keeps `body` alive until this helper counts itself finished.
             let body = unsafe { &*job.body };
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                claim(s, job.n, body)
-            }));
+            let r =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| claim(s, job.n, body)));
             if let Err(e) = r {
                 let msg = e
                     .downcast_ref::<String>()
@@ -269,7 +268,10 @@ mod tests {
                 team.run(n, &|i| {
                     hits[i].fetch_add(1, Ordering::Relaxed);
                 });
-                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "{threads} {n}");
+                assert!(
+                    hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
+                    "{threads} {n}"
+                );
             }
         }
     }

@@ -325,3 +325,62 @@ fn the_cpu_devices_thread_count_can_change_and_results_do_not() {
     assert_eq!(ctx.cpu().unwrap().threads, 2);
     assert_eq!(product(&ctx), one);
 }
+
+/// Products large enough to be cut into one part per thread (along rows, and along columns
+/// when there are more of them), with a bias and accumulated onto, give the same bits on 1, 2
+/// and 3 threads: each output is one `gemm` call's k-sum whatever the part it falls in.
+#[test]
+fn large_products_give_the_same_bits_on_any_thread_count() {
+    use rims::ops::matmul::{self, Gemm, MatView};
+    let ctx = Context::new(rims::DeviceRequest::cpu(Some(1))).unwrap();
+    let mut rng = rims::rng::Rng::new(11);
+    for (m, n, k) in [(517, 300, 71), (37, 1531, 64), (2048, 513, 3)] {
+        let a = Tensor::from_slice(&ctx, &[m, k], &rng.vec_f32(m * k, -1.0, 1.0)).unwrap();
+        // B as [n, k], read transposed.
+        let b = Tensor::from_slice(&ctx, &[n, k], &rng.vec_f32(n * k, -1.0, 1.0)).unwrap();
+        let bias = Tensor::from_slice(&ctx, &[n], &rng.vec_f32(n, -1.0, 1.0)).unwrap();
+        let start = rng.vec_f32(m * n, -1.0, 1.0);
+        let view = |rows: usize, cols: usize, transposed: bool| MatView {
+            offset: 0,
+            batch_stride: 0,
+            row_stride: if transposed { 1 } else { cols },
+            col_stride: if transposed { rows } else { 1 },
+            inner_stride: 0,
+        };
+        let product = |ctx: &Context| {
+            let c = Tensor::from_slice(ctx, &[m, n], &start).unwrap();
+            let g = Gemm {
+                batch: 1,
+                inner: 1,
+                m,
+                n,
+                k,
+                a: view(m, k, false),
+                b: MatView {
+                    row_stride: 1,
+                    col_stride: k,
+                    ..view(k, n, false)
+                },
+                c: view(m, n, false),
+                bias: Some(view(1, n, false)),
+                accumulate: true,
+            };
+            matmul::gemm(ctx, &g, &a, &b, Some(&bias), &c).unwrap();
+            c.to_vec(ctx).unwrap()
+        };
+        ctx.set_threads(1).unwrap();
+        let one = product(&ctx);
+        for threads in [2, 3] {
+            ctx.set_threads(threads).unwrap();
+            let got = product(&ctx);
+            let same = got
+                .iter()
+                .zip(&one)
+                .all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(
+                same,
+                "{m}x{n}x{k} on {threads} threads differs from 1 thread"
+            );
+        }
+    }
+}
