@@ -312,7 +312,10 @@ impl HostDevice {
                 &workers.split,
             )
         };
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| twin(&args))).map_err(|e| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::kernels::team::flushing_subnormals(|| twin(&args))
+        }))
+        .map_err(|e| {
             let why = e
                 .downcast_ref::<String>()
                 .map(String::as_str)
