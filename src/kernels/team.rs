@@ -339,6 +339,18 @@ mod tests {
     }
 
     #[test]
+    fn subnormals_are_flushed_inside_and_the_mode_restored_after() {
+        let tiny = std::hint::black_box(1e-39f32);
+        assert!(tiny > 0.0 && !tiny.is_normal());
+        let inside = flushing_subnormals(|| std::hint::black_box(tiny) * std::hint::black_box(1.5));
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(inside, 0.0);
+        let after = std::hint::black_box(tiny) * std::hint::black_box(1.5);
+        assert_eq!(after, 1.5e-39, "the caller's mode is back");
+        let _ = inside;
+    }
+
+    #[test]
     fn a_nested_loop_runs_on_its_thread() {
         let team = Team::new(2).unwrap();
         let count = AtomicUsize::new(0);
