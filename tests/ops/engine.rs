@@ -326,15 +326,22 @@ fn the_cpu_devices_thread_count_can_change_and_results_do_not() {
     assert_eq!(product(&ctx), one);
 }
 
-/// Products large enough to be cut into one part per thread (along rows, and along columns
-/// when there are more of them), with a bias and accumulated onto, give the same bits on 1, 2
-/// and 3 threads: each output is one `gemm` call's k-sum whatever the part it falls in.
+/// Products cut into one part per thread (along rows, and along columns when there are more of
+/// them), with a bias and accumulated onto, give the same bits on 1, 2 and 3 threads: each
+/// output is one `gemm` call's k-sum whatever the part it falls in.
 #[test]
 fn large_products_give_the_same_bits_on_any_thread_count() {
     use rims::ops::matmul::{self, Gemm, MatView};
     let ctx = Context::new(rims::DeviceRequest::cpu(Some(1))).unwrap();
     let mut rng = rims::rng::Rng::new(11);
-    for (m, n, k) in [(517, 300, 71), (37, 1531, 64), (2048, 513, 3)] {
+    for (m, n, k) in [
+        (517, 300, 71),
+        (37, 1531, 64),
+        (2048, 513, 3),
+        (40, 64, 33),
+        (9, 300, 700),
+        (96, 256, 64),
+    ] {
         let a = Tensor::from_slice(&ctx, &[m, k], &rng.vec_f32(m * k, -1.0, 1.0)).unwrap();
         // B as [n, k], read transposed.
         let b = Tensor::from_slice(&ctx, &[n, k], &rng.vec_f32(n * k, -1.0, 1.0)).unwrap();
