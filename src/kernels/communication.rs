@@ -1,7 +1,7 @@
 //! CPU twins of `shaders/communication.wgsl`: the RIMs communication attention of one time
 //! step (every mechanism attends to every mechanism, per head) and its backward in two passes,
 //! rows (dS and dQ) then columns (dK and dV). The GPU runs one thread per (b, head, i); here
-//! one iteration per batch row b does every (head, i) of it, spread over the pool when the
+//! one iteration per batch row b does every (head, i) of it, spread over the team when the
 //! batch is large enough; each output element is computed by one iteration, with the WGSL's
 //! order of operations. Wrapper: `ops::communication`; oracle: `reference::communication`.
 //!

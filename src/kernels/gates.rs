@@ -6,7 +6,7 @@
 //!
 //! Also what the twins of cell, merge and recurrent share to run fast: the helpers that cut a
 //! row of G·H gate values into its
-//! blocks of H, and [`for_rows`], which runs a [`RowKernel`] once per row (over the pool when
+//! blocks of H, and [`for_rows`], which runs a [`RowKernel`] once per row (over the team when
 //! the work pays), compiled for the widest vector extension the CPU has. IEEE arithmetic gives
 //! every variant the same bits, and Rust never contracts a·b + c into an FMA, so the results do
 //! not depend on the CPU either.
@@ -30,7 +30,7 @@ pub trait RowKernel: Sync {
     unsafe fn row(&self, q: usize);
 }
 
-/// Runs `kernel.row(q)` once for every q < `rows`, over the pool when `parallel` (see
+/// Runs `kernel.row(q)` once for every q < `rows`, over the team when `parallel` (see
 /// [`par_for`]), compiled for AVX-512 or AVX2 when the CPU has them.
 pub fn for_rows<K: RowKernel>(args: &KernelArgs<'_>, parallel: bool, rows: usize, kernel: &K) {
     let simd = Simd::detect();

@@ -1,6 +1,6 @@
 //! CPU twins of `shaders/input_attention.wgsl`: the RIMs input attention of one time step,
 //! fused with the queries and the top-k mask, and its backward. One iteration per batch row
-//! (the GPU's workgroup), spread over the pool when the batch is large enough; every output
+//! (the GPU's workgroup), spread over the team when the batch is large enough; every output
 //! element is computed by one iteration, with the WGSL's order of operations.
 //! Wrapper: `ops::input_attention`; oracle: `reference::input_attention` (variant D's:
 //! `reference::rims_dido`).

@@ -113,7 +113,7 @@ fn rows_done(args: &KernelArgs<'_>, rows: u32) -> usize {
     (rows as usize).min(gx as usize * gy as usize)
 }
 
-/// Rows per parallel block, and whether to spread the blocks over the pool.
+/// Rows per parallel block, and whether to spread the blocks over the team.
 fn blocks(args: &KernelArgs<'_>, rows: usize, cols: usize) -> (usize, bool) {
     ((BLOCK / cols.max(1)).max(1), args.parallel(rows * cols))
 }
