@@ -1,4 +1,4 @@
-//! The CPU device's side of the device layer: host memory for tensors, the thread pool, what
+//! The CPU device's side of the device layer: host memory for tensors, the threads, what
 //! the processor offers (for `rims info`), and running one dispatch through a kernel's CPU twin.
 //!
 //! The CPU device runs each dispatch when it is recorded (there is no queue to fill), under
@@ -96,7 +96,7 @@ pub struct CpuSummary {
     pub model: String,
     /// Logical cores the OS reports.
     pub cores: usize,
-    /// Threads of the device's pool (`RIMS_THREADS`, default: all cores).
+    /// Threads of the device's team (`RIMS_THREADS`, default: all cores).
     pub threads: usize,
     /// SIMD features the process can use (detected at run time).
     pub simd: Vec<&'static str>,
@@ -184,11 +184,11 @@ pub fn threads_from_env() -> Result<usize> {
 /// One storage binding of a host dispatch: (memory, first word, words, writable).
 pub(crate) type Bound<'a> = (&'a HostMemory, usize, usize, bool);
 
-/// The CPU device: its thread pool and what it runs on. The pool can be replaced while the
+/// The CPU device: its threads and what it runs on. The threads can be replaced while the
 /// device lives ([`HostDevice::set_threads`]), so a long-lived context (a Python process's)
 /// can change its thread count, or get threads again in a forked child.
 pub(crate) struct HostDevice {
-    pool: std::sync::Mutex<std::sync::Arc<Workers>>,
+    workers: std::sync::Mutex<std::sync::Arc<Workers>>,
     pub(crate) summary: std::sync::Mutex<CpuSummary>,
 }
 
@@ -200,7 +200,7 @@ struct Workers {
     split: SplitPolicy,
 }
 
-fn thread_pool(threads: usize) -> Result<Workers> {
+fn start_workers(threads: usize) -> Result<Workers> {
     let failed = |e: String| Error::DeviceRequest {
         adapter: "CPU".into(),
         reason: format!("could not start {threads} threads: {e}"),
@@ -215,14 +215,14 @@ fn thread_pool(threads: usize) -> Result<Workers> {
 impl HostDevice {
     pub(crate) fn new(threads: usize) -> Result<Self> {
         Ok(HostDevice {
-            pool: std::sync::Mutex::new(std::sync::Arc::new(thread_pool(threads)?)),
+            workers: std::sync::Mutex::new(std::sync::Arc::new(start_workers(threads)?)),
             summary: std::sync::Mutex::new(CpuSummary::detect(threads)),
         })
     }
 
-    /// Runs the device on a new pool of `threads` threads from the next dispatch on. With
-    /// `after_fork`, the old pool is leaked rather than dropped: in a forked child its threads
-    /// do not exist, and nothing of it may be waited for.
+    /// Runs the device on new workers of `threads` threads from the next dispatch on. With
+    /// `after_fork`, the old ones are leaked rather than dropped: in a forked child their
+    /// threads do not exist, and nothing of them may be waited for.
     pub(crate) fn set_threads(&self, threads: usize, after_fork: bool) -> Result<()> {
         if !(1..=1024).contains(&threads) {
             return Err(Error::config(
@@ -230,8 +230,8 @@ impl HostDevice {
                 format!("{threads} is not a thread count from 1 to 1024"),
             ));
         }
-        let new = std::sync::Arc::new(thread_pool(threads)?);
-        let old = std::mem::replace(&mut *super::context::lock(&self.pool), new);
+        let new = std::sync::Arc::new(start_workers(threads)?);
+        let old = std::mem::replace(&mut *super::context::lock(&self.workers), new);
         if after_fork {
             std::mem::forget(old);
         }
@@ -240,8 +240,8 @@ impl HostDevice {
     }
 
     /// The current threads (a dispatch holds them for its run).
-    fn current_pool(&self) -> std::sync::Arc<Workers> {
-        super::context::lock(&self.pool).clone()
+    fn current_workers(&self) -> std::sync::Arc<Workers> {
+        super::context::lock(&self.workers).clone()
     }
 
     /// Runs `twin` over `bound`, one entry per storage binding (all `Some`). Refuses a
@@ -301,7 +301,7 @@ impl HostDevice {
         }
         // SAFETY: the bindings are valid for this call (the caller holds the buffers and the
         // execution lock) and no writable one overlaps another (checked above).
-        let workers = self.current_pool();
+        let workers = self.current_workers();
         let args = unsafe {
             KernelArgs::new(
                 params,

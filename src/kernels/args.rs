@@ -6,10 +6,10 @@
 //! so handing out `&mut [f32]` for it is sound; a twin asks for each writable binding once.
 
 use std::cell::Cell;
-
-use super::split::{self, Plan, SplitPolicy};
 use std::marker::PhantomData;
 use std::ops::Range;
+
+use super::split::{self, Plan, SplitPolicy};
 
 /// One storage binding: `len` 32-bit words at `ptr`.
 #[derive(Clone, Copy, Debug)]
@@ -161,17 +161,13 @@ impl<'a> KernelArgs<'a> {
         self.work.set(work);
         self.threads() > 1 && work >= split::NEVER_BELOW
     }
-
-    /// The device's team, which [`par_for`] splits loops over.
-    pub fn team(&self) -> &'a super::Team {
-        self.team
-    }
 }
 
-/// Runs `body(i)` for every i < n: when `parallel` (from [`KernelArgs::parallel`]), split over
-/// the team if the device's [`SplitPolicy`] finds it pays for this kernel and size; in order on
-/// the calling thread otherwise. Each i runs exactly once, and twins compute every output element from one
-/// i in a fixed order, so results do not depend on the thread count.
+/// Runs `body(i)` for every i < n: when `parallel` (from [`KernelArgs::parallel`], called for
+/// this loop), split over the team if the device's [`SplitPolicy`] finds it pays for this kernel
+/// and size; in order on the calling thread otherwise. Each i runs exactly once, and twins
+/// compute every output element from one i in a fixed order, so results do not depend on the
+/// thread count.
 pub fn par_for(
     args: &KernelArgs<'_>,
     parallel: bool,
@@ -182,12 +178,12 @@ pub fn par_for(
         return (0..n).for_each(body);
     }
     match args.split.plan(args.label, args.work.get(), args.threads()) {
-        Plan::Decided(true) => args.team().run(n, &body),
+        Plan::Decided(true) => args.team.run(n, &body),
         Plan::Decided(false) => (0..n).for_each(body),
         Plan::Measure { split, key } => {
             let started = std::time::Instant::now();
             if split {
-                args.team().run(n, &body);
+                args.team.run(n, &body);
             } else {
                 (0..n).for_each(&body);
             }

@@ -142,9 +142,9 @@ fn run(args: &KernelArgs<'_>, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32])
     let c_ptr = SendPtr(c.as_mut_ptr());
     let work = m * n * k.max(1);
     let threads = args.threads();
-    // A large product is cut into one part per thread along its longer side, each part a
-    // `gemm` call of its own on the device's team. A product of a few rows
-    // (a batch-1 step) is bound by streaming B once: splitting it costs more than it gains.
+    // A large product is cut into one part per thread along its longer side (rows, or the
+    // columns of a batch-1 step's product), each part a `gemm` call of its own on the device's
+    // team; a product narrower than MIN_ROWS_TO_SPLIT both ways is left whole.
     let parts = if threads > 1 && work >= SPLIT_ONE_PRODUCT && m.max(n) >= MIN_ROWS_TO_SPLIT {
         threads
     } else {
@@ -220,8 +220,8 @@ fn run(args: &KernelArgs<'_>, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32])
             );
         }
     };
-    // One iteration per (matrix, part), spread over the team when there is enough in all.
-    // (At parts > 1 the work is past `split::ALWAYS_FROM`: always split.)
+    // One iteration per (matrix, part), spread over the team when there is enough in all
+    // (at parts > 1 the work is past `split::ALWAYS_FROM`: always split).
     let parallel = args.parallel(work * batch) && (parts > 1 || batch > 1);
     par_for(args, parallel, batch * parts, |q| one(q / parts, q % parts));
 }

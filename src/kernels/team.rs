@@ -11,6 +11,9 @@
 //! Iterations are claimed one at a time from a shared counter, so each runs exactly once,
 //! on whichever thread claims it; twins compute every output from one iteration in a fixed
 //! order, so the results do not depend on which thread that was.
+//!
+//! Also here: the floating-point mode every kernel of the CPU device runs in, on the caller
+//! and the helpers alike ([`flushing_subnormals`]).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -310,15 +310,7 @@ fn cleaning_a_run_directory_removes_only_its_own_leftovers() {
     let other = root.join("other");
     train_tiny(&other, 2, &[]);
     copy_dir(&other.join("epoch-000002"), &dir.join("epoch-000007"));
-    let o = rims(&[
-        "train",
-        "--device",
-        "cpu",
-        "--resume",
-        s(&dir),
-        "--epochs",
-        "2",
-    ]);
+    let o = resume_to(&dir, "2");
     assert_eq!(o.code, 0, "{o:?}");
     assert!(
         dir.join("epoch-000007/model.safetensors").is_file(),

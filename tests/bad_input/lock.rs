@@ -6,21 +6,27 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+/// `rims train --out DIR --epochs E --iterations I` with the tiny flags.
+fn tiny_train<'a>(dir: &'a std::path::Path, epochs: &'a str, iterations: &'a str) -> Vec<&'a str> {
+    let mut args = vec![
+        "train",
+        "--out",
+        s(dir),
+        "--epochs",
+        epochs,
+        "--iterations",
+        iterations,
+    ];
+    args.extend(TINY);
+    args
+}
+
 #[test]
 fn a_second_writer_on_a_live_run_is_refused_and_the_first_run_is_complete() {
     let root = scratch("run-lock");
     let dir = root.join("run");
     // Two epochs of a few seconds each: long enough to race the second writer against.
-    let mut args = vec![
-        "train",
-        "--out",
-        s(&dir),
-        "--epochs",
-        "2",
-        "--iterations",
-        "6000",
-    ];
-    args.extend(TINY);
+    let args = tiny_train(&dir, "2", "6000");
     let mut first = command(&args, &[]).spawn().expect("rims starts");
     let pid = first.id().to_string();
     // Wait until the first run has saved its first checkpoint (it holds the lock from its
@@ -38,16 +44,7 @@ fn a_second_writer_on_a_live_run_is_refused_and_the_first_run_is_complete() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut second = vec![
-        "train",
-        "--out",
-        s(&dir),
-        "--epochs",
-        "1",
-        "--iterations",
-        "2",
-    ];
-    second.extend(TINY);
+    let second = tiny_train(&dir, "1", "2");
     let o = rims(&second);
     assert!(
         first.try_wait().unwrap().is_none(),
@@ -94,16 +91,7 @@ fn a_lock_file_that_is_a_symlink_is_not_followed() {
     std::fs::write(&target, "keep me").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(&target, dir.join(rims::train::checkpoint::LOCK_FILE)).unwrap();
-    let mut args = vec![
-        "train",
-        "--out",
-        s(&dir),
-        "--epochs",
-        "1",
-        "--iterations",
-        "2",
-    ];
-    args.extend(TINY);
+    let args = tiny_train(&dir, "1", "2");
     let o = rims(&args);
     assert_eq!(o.code, 1, "{o:?}");
     assert!(o.stderr.contains(".rims.lock"), "{o:?}");
@@ -116,16 +104,7 @@ fn sigint_and_sigterm_stop_a_run_cleanly_and_say_which_checkpoint_is_kept() {
     for signal in ["INT", "TERM"] {
         let root = scratch(&format!("interrupt-{signal}"));
         let dir = root.join("run");
-        let mut args = vec![
-            "train",
-            "--out",
-            s(&dir),
-            "--epochs",
-            "2",
-            "--iterations",
-            "6000",
-        ];
-        args.extend(TINY);
+        let args = tiny_train(&dir, "2", "6000");
         let child = command(&args, &[])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

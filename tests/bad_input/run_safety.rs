@@ -19,6 +19,38 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 
+/// `rims export --to authors --checkpoint RUN --out OUT --force`.
+fn export(run: &str, out: &str) -> Vec<String> {
+    strings(&[
+        "export",
+        "--to",
+        "authors",
+        "--checkpoint",
+        run,
+        "--out",
+        out,
+        "--force",
+    ])
+}
+
+/// `rims viz --metrics RUN --out OUT`.
+fn viz(run: &str, out: &str) -> Vec<String> {
+    strings(&["viz", "--metrics", run, "--out", out])
+}
+
+/// `rims infer` of the fixture's x.safetensors with the run in `run`, to `out`.
+fn infer(run: &str, out: &str) -> Vec<String> {
+    strings(&[
+        "infer",
+        "--checkpoint",
+        run,
+        "--input",
+        s(&fixture().path("x.safetensors")),
+        "--out",
+        out,
+    ])
+}
+
 #[cfg(unix)]
 #[test]
 fn outputs_inside_a_run_or_over_a_file_it_reads_are_refused() {
@@ -41,27 +73,14 @@ fn outputs_inside_a_run_or_over_a_file_it_reads_are_refused() {
     std::fs::hard_link(f.run.join("metrics.jsonl"), &hard).unwrap();
     let nested = format!("{run}/epoch-000099");
     let inside = "lies inside the run directory";
-    let export = |out: &str| {
-        strings(&[
-            "export",
-            "--to",
-            "authors",
-            "--checkpoint",
-            run,
-            "--out",
-            out,
-            "--force",
-        ])
-    };
-    let viz = |out: &str| strings(&["viz", "--metrics", run, "--out", out]);
     let cases = [
-        case(&export(&dotted), 1, inside),
-        case(&export(&in_set), 1, inside),
-        case(&export(&through_link), 1, inside),
-        case(&viz(&dotted), 1, inside),
-        case(&viz(&climbed), 1, inside),
-        case(&viz(&in_set), 1, inside),
-        case(&viz(s(&hard)), 1, "which this command reads"),
+        case(&export(run, &dotted), 1, inside),
+        case(&export(run, &in_set), 1, inside),
+        case(&export(run, &through_link), 1, inside),
+        case(&viz(run, &dotted), 1, inside),
+        case(&viz(run, &climbed), 1, inside),
+        case(&viz(run, &in_set), 1, inside),
+        case(&viz(run, s(&hard)), 1, "which this command reads"),
         case(
             &[
                 "viz",
@@ -73,19 +92,7 @@ fn outputs_inside_a_run_or_over_a_file_it_reads_are_refused() {
             1,
             inside,
         ),
-        case(
-            &[
-                "infer",
-                "--checkpoint",
-                run,
-                "--input",
-                s(&f.path("x.safetensors")),
-                "--out",
-                &format!("{run}/y.safetensors"),
-            ],
-            1,
-            inside,
-        ),
+        case(&infer(run, &format!("{run}/y.safetensors")), 1, inside),
         case(
             &[
                 "bench",
@@ -183,58 +190,31 @@ fn a_symbolic_link_at_out_is_refused_by_every_writer() {
     let link = here.join("out-link");
     std::os::unix::fs::symlink(&victim, &link).unwrap();
     let out = s(&link);
-    let writers = [
-        strings(&["viz", "--metrics", run, "--out", out]),
-        strings(&["viz", "--checkpoint", run, "--out", out]),
-        strings(&[
-            "export",
-            "--to",
-            "authors",
-            "--checkpoint",
-            run,
-            "--out",
-            out,
-            "--force",
-        ]),
-        strings(&[
-            "infer",
-            "--checkpoint",
-            run,
-            "--input",
-            s(&f.path("x.safetensors")),
-            "--out",
-            out,
-        ]),
-        strings(&[
-            "bench",
-            "--device",
-            "cpu",
-            "--quick",
-            "--config",
-            "small",
-            "--repeats",
-            "1",
-            "--out",
-            out,
-        ]),
+    let bench = [
+        "bench",
+        "--device",
+        "cpu",
+        "--quick",
+        "--config",
+        "small",
+        "--repeats",
+        "1",
+        "--out",
+        out,
     ];
-    for args in &writers {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = rims(&a);
-        assert_eq!(o.code, 1, "{a:?}: {o:?}");
-        assert!(o.stderr.contains("symbolic link"), "{a:?}: {o:?}");
-        assert_eq!(
-            std::fs::read_to_string(&victim).unwrap(),
-            "the user's file",
-            "{a:?}"
-        );
-        assert!(
-            std::fs::symlink_metadata(&link)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
-    }
+    let link_refused = "symbolic link";
+    let writers = [
+        case(&viz(run, out), 1, link_refused),
+        case(&["viz", "--checkpoint", run, "--out", out], 1, link_refused),
+        case(&export(run, out), 1, link_refused),
+        case(&infer(run, out), 1, link_refused),
+        case(&bench, 1, link_refused),
+    ];
+    // The snapshot of `here` reads the victim through the link too: neither may change.
+    check(&writers, &[&here]);
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(meta.file_type().is_symlink(), "the link was replaced");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "the user's file");
     // A run directory's writers: a lock file or metrics.jsonl planted as a link is not
     // followed (tests/bad_input/files.rs and lock.rs cover them in detail).
     let planted = here.join("planted");

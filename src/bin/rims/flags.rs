@@ -150,7 +150,7 @@ pub fn name_flag(e: Error, flag_of: fn(&str) -> Option<&'static str>) -> Error {
 
 /// A config value as the user would write it (the config's reals are f32: 0.005, not the
 /// f64 0.004999999888241291 JSON values hold).
-fn shown(v: &serde_json::Value) -> String {
+pub fn shown(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Null => "none".into(),
         serde_json::Value::String(s) => s.clone(),

@@ -15,8 +15,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use rims::train::{self, EvalRecord, checkpoint};
+use rims::train::{self, EvalRecord, TrainConfig, checkpoint};
 use rims::{Error, Result};
+
+use crate::flags::shown;
 
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
@@ -32,10 +34,7 @@ pub struct SummaryArgs {
 struct Run {
     dir: PathBuf,
     group: String,
-    /// Its settings but the seed and where the data was read from: equal for seeds of one
-    /// configuration.
-    settings: serde_json::Map<String, serde_json::Value>,
-    seed: u64,
+    config: TrainConfig,
     params: usize,
     steps: u64,
     seconds: f64,
@@ -59,21 +58,6 @@ pub fn group_name(dir: &Path) -> String {
         }
     }
     name
-}
-
-/// The settings of `state` that seeds of one configuration share.
-fn shared_settings(
-    dir: &Path,
-    state: &checkpoint::State,
-) -> Result<serde_json::Map<String, serde_json::Value>> {
-    match serde_json::to_value(&state.config) {
-        Ok(serde_json::Value::Object(mut m)) => {
-            m.remove("seed");
-            m.remove("mnist_dir");
-            Ok(m)
-        }
-        _ => Err(Error::file(dir, "its settings cannot be compared")),
-    }
 }
 
 fn read_run(dir: &Path) -> Result<Run> {
@@ -101,8 +85,7 @@ fn read_run(dir: &Path) -> Result<Run> {
     }
     Ok(Run {
         dir: dir.to_path_buf(),
-        settings: shared_settings(dir, &state)?,
-        seed: state.config.seed,
+        config: state.config,
         group,
         params,
         steps: state.progress.step,
@@ -122,26 +105,18 @@ fn mean_std(v: &[f64], digits: usize) -> String {
     format!("{mean:.digits$} ± {:.digits$}", var.sqrt())
 }
 
-/// A setting as the user gave it: the config's f32 values without f64 digits.
-fn setting(v: &serde_json::Value) -> String {
-    match v.as_f64() {
-        Some(x) if v.is_f64() => (x as f32).to_string(),
-        _ => v.to_string(),
-    }
-}
-
 /// Refuses a group that would pool what is not seeds of one configuration.
 fn check_group(name: &str, members: &[&Run]) -> Result<()> {
     let first = members[0];
     for (i, r) in members.iter().enumerate().skip(1) {
+        // Seeds of one configuration differ in the seed, where the data was read from, and
+        // how far they ran (the steps column shows that).
         let differ: Vec<String> = first
-            .settings
-            .iter()
-            .filter(|(k, v)| r.settings.get(*k) != Some(*v))
-            .map(|(k, v)| {
-                let other = r.settings.get(k).map_or("-".into(), setting);
-                format!("{k} {} vs {other}", setting(v))
-            })
+            .config
+            .differing_fields(&r.config)
+            .into_iter()
+            .filter(|(k, _, _)| !["seed", "mnist_dir"].contains(&k.as_str()))
+            .map(|(k, v, other)| format!("{k} {} vs {}", shown(&v), shown(&other)))
             .collect();
         if !differ.is_empty() {
             return Err(Error::config(
@@ -155,14 +130,15 @@ fn check_group(name: &str, members: &[&Run]) -> Result<()> {
                 ),
             ));
         }
-        if let Some(twin) = members[..i].iter().find(|m| m.seed == r.seed) {
+        let seed = r.config.seed;
+        if let Some(twin) = members[..i].iter().find(|m| m.config.seed == seed) {
             return Err(Error::config(
                 "runs",
                 format!(
                     "{} and {} are both seed {} of '{name}': a row pools different seeds",
                     twin.dir.display(),
                     r.dir.display(),
-                    r.seed
+                    seed
                 ),
             ));
         }

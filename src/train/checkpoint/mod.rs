@@ -38,7 +38,7 @@ mod outputs;
 use files::install;
 pub use files::{copy_run, open_run, publish_metrics, read_metrics};
 pub use lock::{LOCK_FILE, RunLock, lock_run};
-pub use outputs::{check_output, check_run_place, enclosing_run, is_run_dir};
+pub use outputs::{check_output, check_run_place};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

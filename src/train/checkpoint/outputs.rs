@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 
 /// Whether `dir` is a run directory or one of its checkpoint sets: it holds `latest`, the
 /// run's lock file, a `train.json` (a checkpoint, or a run of the older layout) or a set's mark.
-pub fn is_run_dir(dir: &Path) -> bool {
+fn is_run_dir(dir: &Path) -> bool {
     [LATEST_FILE, LOCK_FILE, STATE_FILE, SET_MARK]
         .iter()
         .any(|f| std::fs::symlink_metadata(dir.join(f)).is_ok())
@@ -19,11 +19,16 @@ pub fn is_run_dir(dir: &Path) -> bool {
 
 /// The run directory that `path` lies in, `path` itself not counted: the nearest of its
 /// existing ancestors, after following links, that [`is_run_dir`].
-pub fn enclosing_run(path: &Path) -> Option<PathBuf> {
+fn enclosing_run(path: &Path) -> Option<PathBuf> {
     let mut dir = crate::io::parent_dir(path);
-    // The deepest ancestor that exists: a new output may be several directories deep.
+    // The deepest ancestor that exists: a new output may be several directories deep, and a
+    // relative path none of whose directories exist yet lies in the working directory.
     while std::fs::metadata(dir).is_err() {
-        dir = dir.parent().filter(|p| !p.as_os_str().is_empty())?;
+        let up = crate::io::parent_dir(dir);
+        if up == dir {
+            return None; // not even the working directory exists
+        }
+        dir = up;
     }
     let dir = dir.canonicalize().ok()?;
     dir.ancestors()
@@ -124,4 +129,25 @@ fn input_files(input: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_several_missing_directories_deep_in_a_run_is_refused() {
+        let root = std::env::temp_dir().join(format!("rims-outputs-{}", std::process::id()));
+        let run = root.join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join(LATEST_FILE), "epoch-000001\n").unwrap();
+        let deep = run.join("new").join("deeper").join("out.png");
+        let e = check_output(&deep, &[]).unwrap_err().to_string();
+        assert!(e.contains("lies inside the run directory"), "{e}");
+        assert!(check_run_place(&run.join("a").join("b")).is_err());
+        // Beside the run is fine, and so is the run itself as a place for its own run.
+        assert!(check_output(&root.join("out.png"), &[&run]).is_ok());
+        assert!(check_run_place(&run).is_ok());
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
