@@ -1,4 +1,6 @@
-//! Engine benchmarks: matmul GFLOP/s per kernel and the cost of a dispatch.
+//! Engine benchmarks: matmul GFLOP/s per kernel, the cost of a dispatch, and how fast one
+//! host thread reads a buffer of a given size (the bound of the CPU device's batch-1 step, which
+//! reads each active mechanism's weights once).
 //!
 //! Every measurement synchronises with the device before the clock is read (`iter_custom`).
 //! Throughput is in elements = floating-point operations, so criterion's "Gelem/s" reads as
@@ -141,10 +143,41 @@ fn bench_dispatch(c: &mut Criterion) {
     group.finish();
 }
 
+/// Sums `data` with 32 independent accumulators, so the loop is bound by the loads, not by
+/// the latency of one chain of additions.
+fn read_all(data: &[f32]) -> f32 {
+    let mut acc = [0f32; 32];
+    for chunk in data.chunks_exact(32) {
+        for (a, x) in acc.iter_mut().zip(chunk) {
+            *a += x;
+        }
+    }
+    acc.iter().sum()
+}
+
+/// Host read bandwidth at sizes around the paper batch-1 step's ≈ 4.4 MB of weights: what one
+/// core can stream from its caches, the bound docs/perf.md compares that step with.
+fn bench_read_bandwidth(c: &mut Criterion) {
+    let mut group = c.benchmark_group("host read, one thread");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    for megabytes in [0.5f64, 2.0, 4.4, 32.0] {
+        let len = (megabytes * 1e6 / 4.0) as usize / 32 * 32;
+        let data: Vec<f32> = (0..len).map(|i| (i % 7) as f32).collect();
+        group.throughput(Throughput::Bytes((len * 4) as u64));
+        group.bench_function(BenchmarkId::from_parameter(format!("{megabytes} MB")), |bch| {
+            bch.iter(|| read_all(std::hint::black_box(&data)))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     // No plots: criterion's plotting needs system fonts the build machines may lack.
     config = Criterion::default().without_plots();
-    targets = bench_matmul, bench_dispatch
+    targets = bench_matmul, bench_dispatch, bench_read_bandwidth
 }
 criterion_main!(benches);

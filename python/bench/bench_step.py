@@ -130,11 +130,16 @@ def main():
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--dido-src", type=Path, help="a directory with dido1998's RIM.py")
     p.add_argument("--only", choices=["authors", "dido-rims", "dido", "runner"], action="append")
+    p.add_argument("--flush-denormal", action="store_true",
+                   help="torch.set_flush_denormal(True), as the engine's CPU device does inside its kernels")
     args = p.parse_args()
     c = CONFIGS[args.config]
     torch.set_num_threads(args.threads)
     rims.set_num_threads(args.threads)
+    if args.flush_denormal and not torch.set_flush_denormal(True):
+        raise SystemExit("this CPU cannot flush subnormals in torch (no SSE3)")
     print(f"config {args.config}: {c}; torch {torch.__version__} on {torch.get_num_threads()} threads; "
+          f"subnormals {'flushed' if args.flush_denormal else 'kept'}; "
           f"engine: {rims.device_info('cpu')}")
     rows = []
     want = set(args.only or ["authors", "dido-rims", "dido", "runner"])
