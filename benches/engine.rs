@@ -167,9 +167,10 @@ fn bench_read_bandwidth(c: &mut Criterion) {
         let len = (megabytes * 1e6 / 4.0) as usize / 32 * 32;
         let data: Vec<f32> = (0..len).map(|i| (i % 7) as f32).collect();
         group.throughput(Throughput::Bytes((len * 4) as u64));
-        group.bench_function(BenchmarkId::from_parameter(format!("{megabytes} MB")), |bch| {
-            bch.iter(|| read_all(std::hint::black_box(&data)))
-        });
+        group.bench_function(
+            BenchmarkId::from_parameter(format!("{megabytes} MB")),
+            |bch| bch.iter(|| read_all(std::hint::black_box(&data))),
+        );
     }
     group.finish();
 }

@@ -1,7 +1,7 @@
 //! CPU twins of `shaders/elementwise.wgsl`: fill, unary and binary maps, in-place accumulation.
 //! Wrapper: `ops::elementwise`; oracle: `reference::elementwise`.
 
-use crate::kernels::common::{sigmoid, tanh};
+use crate::kernels::common::{exp_neg, sigmoid, tanh};
 use crate::kernels::{CpuKernel, KernelArgs, Rows, par_for};
 
 /// The uniform struct of every entry point of `elementwise.wgsl`.
@@ -29,6 +29,10 @@ pub mod unary_op {
     pub const TANH: u32 = 1;
     /// alpha · x.
     pub const SCALE: u32 = 2;
+    /// max(x, 0).
+    pub const RELU: u32 = 3;
+    /// x above 0, alpha · (e^x − 1) below.
+    pub const ELU: u32 = 4;
 }
 
 /// Codes of the `binary` entry point's maps (`op`).
@@ -45,6 +49,10 @@ pub mod binary_op {
     pub const TANH_BACKWARD: u32 = 4;
     /// a + alpha · b.
     pub const ADD_SCALED: u32 = 5;
+    /// b where a > 0, else 0: a is a relu output.
+    pub const RELU_BACKWARD: u32 = 6;
+    /// b where a > 0, else b · (a + alpha): a is an elu output.
+    pub const ELU_BACKWARD: u32 = 7;
 }
 
 /// Elements per parallel chunk of a map.
@@ -86,9 +94,19 @@ fn unary(args: &KernelArgs<'_>) {
         match p.op {
             unary_op::SIGMOID => o.iter_mut().zip(a).for_each(|(o, &x)| *o = sigmoid(x)),
             unary_op::TANH => o.iter_mut().zip(a).for_each(|(o, &x)| *o = tanh(x)),
+            unary_op::RELU => o.iter_mut().zip(a).for_each(|(o, &x)| *o = x.max(0.0)),
+            unary_op::ELU => o.iter_mut().zip(a).for_each(|(o, &x)| *o = elu(p.alpha, x)),
             _ => o.iter_mut().zip(a).for_each(|(o, &x)| *o = p.alpha * x),
         }
     });
+}
+
+/// ELU as the WGSL writes it; [`exp_neg`] of min(x, 0) so the branch not taken cannot
+/// overflow and the loop vectorises.
+#[inline(always)]
+fn elu(alpha: f32, x: f32) -> f32 {
+    let below = alpha * (exp_neg(x.min(0.0)) - 1.0);
+    if x > 0.0 { x } else { below }
 }
 
 fn binary(args: &KernelArgs<'_>) {
@@ -102,6 +120,20 @@ fn binary(args: &KernelArgs<'_>) {
         binary_op::MUL => x * y,
         binary_op::SIGMOID_BACKWARD => y * x * (1.0 - x),
         binary_op::TANH_BACKWARD => y * (1.0 - x * x),
+        binary_op::RELU_BACKWARD => {
+            if x > 0.0 {
+                y
+            } else {
+                0.0
+            }
+        }
+        binary_op::ELU_BACKWARD => {
+            if x > 0.0 {
+                y
+            } else {
+                y * (x + p.alpha)
+            }
+        }
         _ => x + p.alpha * y,
     };
     chunked(args, out, |start, o| {

@@ -1,4 +1,4 @@
-//! Elementwise family: fill, sigmoid, tanh, scale, add, sub, mul, add-scaled, and the
+//! Elementwise family: fill, sigmoid, tanh, scale, relu, elu, add, sub, mul, add-scaled, and the
 //! activation derivatives. Kernels: `shaders/elementwise.wgsl`; oracle: `reference::elementwise`.
 
 use crate::device::{Context, grid};
@@ -18,6 +18,18 @@ fn elements(op: &'static str, t: &Tensor) -> Result<u32> {
     })
 }
 
+/// ELU's alpha, which must be finite (a NaN would poison every negative input silently).
+fn finite_alpha(op: &'static str, alpha: f32) -> Result<f32> {
+    if alpha.is_finite() {
+        Ok(alpha)
+    } else {
+        Err(Error::invalid(
+            op,
+            format!("elu's alpha must be finite, got {alpha}"),
+        ))
+    }
+}
+
 /// Sets every element of `t` to `value` (recorded).
 pub fn fill(ctx: &Context, t: &Tensor, value: f32) -> Result<()> {
     elements("fill", t)?;
@@ -31,6 +43,8 @@ pub fn unary(ctx: &Context, op: Unary, x: &Tensor) -> Result<Tensor> {
         Unary::Sigmoid => (0, 0.0),
         Unary::Tanh => (1, 0.0),
         Unary::Scale(s) => (2, s),
+        Unary::Relu => (3, 0.0),
+        Unary::Elu(alpha) => (4, finite_alpha("unary", alpha)?),
     };
     let out = Tensor::uninit(ctx, x.shape())?;
     let k = ctx.kernel("elementwise", "unary", &[])?;
@@ -70,6 +84,8 @@ pub fn binary(ctx: &Context, op: Binary, a: &Tensor, b: &Tensor) -> Result<Tenso
         Binary::SigmoidBackward => (3, 0.0),
         Binary::TanhBackward => (4, 0.0),
         Binary::AddScaled(s) => (5, s),
+        Binary::ReluBackward => (6, 0.0),
+        Binary::EluBackward(alpha) => (7, finite_alpha("binary", alpha)?),
     };
     let out = Tensor::uninit(ctx, a.shape())?;
     let k = ctx.kernel("elementwise", "binary", &[])?;

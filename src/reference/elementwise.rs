@@ -14,6 +14,14 @@ pub fn unary(op: Unary, x: &[f64]) -> Vec<f64> {
             Unary::Sigmoid => sigmoid(v),
             Unary::Tanh => v.tanh(),
             Unary::Scale(s) => s as f64 * v,
+            Unary::Relu => v.max(0.0),
+            Unary::Elu(alpha) => {
+                if v > 0.0 {
+                    v
+                } else {
+                    alpha as f64 * v.exp_m1()
+                }
+            }
         })
         .collect()
 }
@@ -31,6 +39,20 @@ pub fn binary(op: Binary, a: &[f64], b: &[f64]) -> Vec<f64> {
                 Binary::AddScaled(s) => x + s as f64 * y,
                 Binary::SigmoidBackward => y * x * (1.0 - x),
                 Binary::TanhBackward => y * (1.0 - x * x),
+                Binary::ReluBackward => {
+                    if x > 0.0 {
+                        y
+                    } else {
+                        0.0
+                    }
+                }
+                Binary::EluBackward(alpha) => {
+                    if x > 0.0 {
+                        y
+                    } else {
+                        y * (x + alpha as f64)
+                    }
+                }
             }
         })
         .collect()

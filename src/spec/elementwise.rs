@@ -10,6 +10,11 @@ pub enum Unary {
     Tanh,
     /// Multiply by a constant.
     Scale(f32),
+    /// max(x, 0).
+    Relu,
+    /// x for x > 0, alpha·(e^x − 1) below (Clevert et al.; PyTorch's `elu`, alpha 1 there by
+    /// default).
+    Elu(f32),
 }
 
 /// Maps of two tensors. `b` may be shorter than `a` if its shape equals a's trailing dims
@@ -28,4 +33,9 @@ pub enum Binary {
     SigmoidBackward,
     /// `a` = tanh output y, `b` = dy: returns dy·(1−y²).
     TanhBackward,
+    /// `a` = relu output y, `b` = dy: returns dy where y > 0, else 0.
+    ReluBackward,
+    /// `a` = elu output y (with this alpha), `b` = dy: returns dy where y > 0, else
+    /// dy·(y + alpha), the derivative alpha·e^x written through the output.
+    EluBackward(f32),
 }

@@ -346,22 +346,31 @@ impl Tape {
 
     /// Logistic sigmoid.
     pub fn sigmoid(&mut self, ctx: &Context, a: Var) -> Result<Var> {
-        let y = elementwise::unary(ctx, Unary::Sigmoid, self.value(a))?;
-        let node = ActivationNode {
-            a,
-            y: y.clone(),
-            derivative: Binary::SigmoidBackward,
-        };
-        Ok(self.record(y, &[a], Box::new(node)))
+        self.activation(ctx, a, Unary::Sigmoid, Binary::SigmoidBackward)
     }
 
     /// Hyperbolic tangent.
     pub fn tanh(&mut self, ctx: &Context, a: Var) -> Result<Var> {
-        let y = elementwise::unary(ctx, Unary::Tanh, self.value(a))?;
+        self.activation(ctx, a, Unary::Tanh, Binary::TanhBackward)
+    }
+
+    /// max(x, 0).
+    pub fn relu(&mut self, ctx: &Context, a: Var) -> Result<Var> {
+        self.activation(ctx, a, Unary::Relu, Binary::ReluBackward)
+    }
+
+    /// ELU with the given alpha (1 in PyTorch's default and R-NEM's networks).
+    pub fn elu(&mut self, ctx: &Context, a: Var, alpha: f32) -> Result<Var> {
+        self.activation(ctx, a, Unary::Elu(alpha), Binary::EluBackward(alpha))
+    }
+
+    /// An activation whose derivative is `derivative(output, dy)`.
+    fn activation(&mut self, ctx: &Context, a: Var, map: Unary, derivative: Binary) -> Result<Var> {
+        let y = elementwise::unary(ctx, map, self.value(a))?;
         let node = ActivationNode {
             a,
             y: y.clone(),
-            derivative: Binary::TanhBackward,
+            derivative,
         };
         Ok(self.record(y, &[a], Box::new(node)))
     }

@@ -14,7 +14,14 @@ fn unary_ops_match_reference(ctx: &Context) {
     for &n in SIZES {
         let x = rng.vec_f32(n, -6.0, 6.0);
         let t = Tensor::from_slice(ctx, &[n], &x).unwrap();
-        for op in [Unary::Sigmoid, Unary::Tanh, Unary::Scale(-2.5)] {
+        for op in [
+            Unary::Sigmoid,
+            Unary::Tanh,
+            Unary::Scale(-2.5),
+            Unary::Relu,
+            Unary::Elu(1.0),
+            Unary::Elu(0.3),
+        ] {
             let y = elementwise::unary(ctx, op, &t)
                 .unwrap()
                 .to_vec(ctx)
@@ -28,6 +35,74 @@ fn unary_ops_match_reference(ctx: &Context) {
             );
         }
     }
+}
+
+/// The reference's derivatives through the output are the maps' derivatives: central
+/// differences of `reference::unary` at points away from relu's kink.
+#[test]
+fn reference_derivatives_through_the_output_are_the_maps_derivatives() {
+    let mut rng = Rng::new(4);
+    let x: Vec<f64> = rng
+        .vec_f32(200, -5.0, 5.0)
+        .iter()
+        .map(|&v| if v.abs() < 1e-3 { 0.5 } else { v as f64 })
+        .collect();
+    let dy: Vec<f64> = rng
+        .vec_f32(200, -1.0, 1.0)
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    let h = 1e-6;
+    for (map, derivative) in [
+        (Unary::Relu, Binary::ReluBackward),
+        (Unary::Elu(1.0), Binary::EluBackward(1.0)),
+        (Unary::Elu(0.3), Binary::EluBackward(0.3)),
+        (Unary::Tanh, Binary::TanhBackward),
+        (Unary::Sigmoid, Binary::SigmoidBackward),
+    ] {
+        let y = reference::unary(map, &x);
+        let got = reference::binary(derivative, &y, &dy);
+        let up: Vec<f64> = x.iter().map(|v| v + h).collect();
+        let down: Vec<f64> = x.iter().map(|v| v - h).collect();
+        let (yu, yd) = (reference::unary(map, &up), reference::unary(map, &down));
+        for i in 0..x.len() {
+            let want = dy[i] * (yu[i] - yd[i]) / (2.0 * h);
+            assert!(
+                (got[i] - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "{map:?} at x = {}: {} against {want}",
+                x[i],
+                got[i]
+            );
+        }
+    }
+}
+
+device_test!(relu_and_elu_are_exact_at_their_edges);
+fn relu_and_elu_are_exact_at_their_edges(ctx: &Context) {
+    let x = [-200.0f32, -1.0, -0.0, 0.0, 1e-30, 2.5, 1e30];
+    let t = Tensor::from_slice(ctx, &[x.len()], &x).unwrap();
+    let relu = elementwise::unary(ctx, Unary::Relu, &t).unwrap();
+    assert_eq!(
+        relu.to_vec(ctx).unwrap(),
+        vec![0.0, 0.0, 0.0, 0.0, 1e-30, 2.5, 1e30]
+    );
+    let elu = elementwise::unary(ctx, Unary::Elu(1.0), &t)
+        .unwrap()
+        .to_vec(ctx)
+        .unwrap();
+    assert_eq!(elu[0], -1.0, "elu saturates at -alpha");
+    assert!(
+        (elu[1] - (-0.632_120_56)).abs() < 1e-6,
+        "elu(-1) = {}",
+        elu[1]
+    );
+    assert_eq!(
+        &elu[2..],
+        &[0.0, 0.0, 1e-30, 2.5, 1e30],
+        "elu is x from 0 up"
+    );
+    let bad = elementwise::unary(ctx, Unary::Elu(f32::NAN), &t);
+    assert!(matches!(bad, Err(Error::InvalidArgument { .. })), "{bad:?}");
 }
 
 device_test!(tanh_and_sigmoid_saturate_without_nan);
@@ -64,6 +139,9 @@ fn binary_ops_match_reference_with_broadcast(ctx: &Context) {
             Binary::AddScaled(0.25),
             Binary::SigmoidBackward,
             Binary::TanhBackward,
+            Binary::ReluBackward,
+            Binary::EluBackward(1.0),
+            Binary::EluBackward(0.3),
         ];
         for op in ops {
             let got = elementwise::binary(ctx, op, &ta, &tb)

@@ -222,6 +222,24 @@ fn tape_elementwise_ops_match_reference(ctx: &Context) {
         1e-6,
         1e-5,
     );
+    let (out, r, g) = tape_grads(ctx, &mut rng, &xs, |ctx, t, v| t.relu(ctx, v[0]).unwrap());
+    assert_close(
+        "relu",
+        &g[0],
+        &ref_ew::binary(Binary::ReluBackward, &to_f64(&out), &r),
+        1e-6,
+        1e-6,
+    );
+    let (out, r, g) = tape_grads(ctx, &mut rng, &xs, |ctx, t, v| {
+        t.elu(ctx, v[0], 0.7).unwrap()
+    });
+    assert_close(
+        "elu",
+        &g[0],
+        &ref_ew::binary(Binary::EluBackward(0.7), &to_f64(&out), &r),
+        1e-6,
+        1e-5,
+    );
     let (_, r, g) = tape_grads(ctx, &mut rng, &xs, |ctx, t, v| {
         t.scale(ctx, v[0], 0.3).unwrap()
     });
