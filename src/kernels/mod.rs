@@ -5,6 +5,7 @@
 //! function of its [`KernelArgs`].
 
 pub mod args;
+pub mod binary_cross_entropy;
 pub mod cell;
 pub mod common;
 pub mod communication;
@@ -32,6 +33,7 @@ pub type CpuKernel = fn(&KernelArgs<'_>);
 /// The CPU twin of `shader`'s entry point `entry`, if it has one.
 pub fn cpu_twin(shader: &str, entry: &str) -> Option<CpuKernel> {
     match shader {
+        "binary_cross_entropy" => binary_cross_entropy::twin(entry),
         "cell" => cell::twin(entry),
         "communication" => communication::twin(entry),
         "cross_entropy" => cross_entropy::twin(entry),
@@ -51,6 +53,10 @@ pub fn cpu_twin(shader: &str, entry: &str) -> Option<CpuKernel> {
 
 /// Every shader file of the engine, by name (the file is `shaders/<name>.wgsl`).
 pub static SHADERS: &[(&str, &str)] = &[
+    (
+        "binary_cross_entropy",
+        include_str!("../../shaders/binary_cross_entropy.wgsl"),
+    ),
     ("cell", include_str!("../../shaders/cell.wgsl")),
     (
         "communication",

@@ -2,33 +2,15 @@
 //! kernel. Kernels: `shaders/squared_error.wgsl`; oracle: `reference::squared_error`.
 
 use crate::device::{Context, grid};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernels::squared_error::{Params, WG};
 use crate::ops::elementwise::{self, Unary};
-use crate::ops::reduce;
-use crate::tensor::{DType, Tensor};
+use crate::ops::{elementwise_loss_operands, finite_grad_scale, reduce};
+use crate::tensor::Tensor;
 
 /// Checks the operands and returns the element count.
 fn check(op: &'static str, pred: &Tensor, target: &Tensor) -> Result<u32> {
-    pred.expect_dtype(op, DType::F32)?;
-    target.expect_dtype(op, DType::F32)?;
-    if pred.shape() != target.shape() {
-        return Err(Error::shape(
-            op,
-            format!(
-                "target {:?} must have the shape of pred {:?}",
-                target.shape(),
-                pred.shape()
-            ),
-        ));
-    }
-    pred.expect_nonempty(op, "pred")?;
-    let n = pred.len();
-    u32::try_from(n).map_err(|_| Error::DeviceLimit {
-        what: format!("{op} over {n} elements"),
-        requested: n as u64,
-        limit: u32::MAX as u64,
-    })
+    elementwise_loss_operands(op, pred, target, ("pred", "target"))
 }
 
 /// Elementwise squared error and its gradient, recorded as one dispatch.
@@ -43,12 +25,7 @@ pub fn squared_error(
 ) -> Result<(Tensor, Tensor)> {
     const OP: &str = "squared_error";
     let n = check(OP, pred, target)?;
-    if !grad_scale.is_finite() {
-        return Err(Error::invalid(
-            OP,
-            format!("grad_scale must be finite, got {grad_scale}"),
-        ));
-    }
+    let grad_scale = finite_grad_scale(OP, grad_scale)?;
     let loss = Tensor::uninit(ctx, pred.shape())?;
     let dpred = Tensor::uninit(ctx, pred.shape())?;
     let k = ctx.kernel("squared_error", "squared_error", &[])?;

@@ -1,6 +1,7 @@
 //! The CPU oracle: every op's forward (and, later, backward) in plain f64 loops, written to be
 //! obviously correct rather than fast. GPU results are compared with these at named tolerances.
 
+pub mod binary_cross_entropy;
 pub mod cell;
 pub mod communication;
 pub mod cross_entropy;

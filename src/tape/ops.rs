@@ -5,7 +5,7 @@ use crate::device::Context;
 use crate::error::{Error, Result};
 use crate::ops::elementwise::{self, Binary, Unary};
 use crate::ops::matmul::{self, Gemm, MatView};
-use crate::ops::{cross_entropy, reduce, squared_error};
+use crate::ops::{binary_cross_entropy, cross_entropy, reduce, squared_error};
 use crate::tensor::Tensor;
 
 /// Column sums of a [rows, cols] gradient, as a product with a vector of ones (one dispatch;
@@ -398,6 +398,29 @@ impl Tape {
             &[pred],
             Box::new(FusedLossNode {
                 input: pred,
+                dinput,
+            }),
+        ))
+    }
+
+    /// Binary cross-entropy of `logits` against a constant `targets` in [0, 1] of the same
+    /// shape, summed within each of `rows` equal rows and averaged over the rows, as [1] (a
+    /// frame's summed pixel loss averaged over frames); one fused kernel gives the loss and its
+    /// gradient (`ops::binary_cross_entropy`).
+    pub fn binary_cross_entropy(
+        &mut self,
+        ctx: &Context,
+        logits: Var,
+        targets: &Tensor,
+        rows: usize,
+    ) -> Result<Var> {
+        let (loss, dinput) =
+            binary_cross_entropy::mean_row_sum_with_logits(ctx, self.value(logits), targets, rows)?;
+        Ok(self.record(
+            loss,
+            &[logits],
+            Box::new(FusedLossNode {
+                input: logits,
                 dinput,
             }),
         ))

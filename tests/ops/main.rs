@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 mod adding;
+mod binary_cross_entropy;
 mod cell;
 mod communication;
 mod cross_entropy;
