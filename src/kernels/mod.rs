@@ -15,6 +15,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod gates;
 pub mod input_attention;
+pub mod layer_norm;
 pub mod matmul;
 pub mod merge;
 pub mod optim;
@@ -23,6 +24,7 @@ pub mod reduce;
 pub mod split;
 pub mod squared_error;
 pub mod team;
+pub mod upsample;
 
 pub use args::{Binding, KernelArgs, Rows, par_for};
 pub use team::Team;
@@ -41,12 +43,14 @@ pub fn cpu_twin(shader: &str, entry: &str) -> Option<CpuKernel> {
         "elementwise" => elementwise::twin(entry),
         "embedding" => embedding::twin(entry),
         "input_attention" => input_attention::twin(entry),
+        "layer_norm" => layer_norm::twin(entry),
         "matmul" => matmul::twin(entry),
         "merge" => merge::twin(entry),
         "optim" => optim::twin(entry),
         "recurrent" => recurrent::twin(entry),
         "reduce" => reduce::twin(entry),
         "squared_error" => squared_error::twin(entry),
+        "upsample" => upsample::twin(entry),
         _ => None,
     }
 }
@@ -66,6 +70,7 @@ pub static SHADERS: &[(&str, &str)] = &[
         "input_attention",
         include_str!("../../shaders/input_attention.wgsl"),
     ),
+    ("layer_norm", include_str!("../../shaders/layer_norm.wgsl")),
     ("merge", include_str!("../../shaders/merge.wgsl")),
     (
         "cross_entropy",
@@ -85,6 +90,7 @@ pub static SHADERS: &[(&str, &str)] = &[
         "squared_error",
         include_str!("../../shaders/squared_error.wgsl"),
     ),
+    ("upsample", include_str!("../../shaders/upsample.wgsl")),
 ];
 
 /// Function libraries a shader can pull in with a line `//#include <name>` (WGSL has no

@@ -70,7 +70,7 @@ pub(crate) fn workgroup_sum(wg: usize, x: &[f32], f: impl Fn(f32) -> f32) -> f32
 #[inline(always)]
 fn lanes_sum<const N: usize>(wg: usize, x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut sh = [0.0f32; N];
-    let mut used = x.len().min(wg);
+    let used = x.len().min(wg);
     let lanes = &mut sh[..used];
     // Element i goes to thread i % wg; when fewer than wg, each thread gets at most one.
     for c in x.chunks(wg) {
@@ -78,6 +78,41 @@ fn lanes_sum<const N: usize>(wg: usize, x: &[f32], f: impl Fn(f32) -> f32) -> f3
             *l += f(v);
         }
     }
+    tree_sum(wg, lanes)
+}
+
+/// Σ f(i) for i < len, added as [`workgroup_sum`] adds Σ f(x[i]): for sums of a function of
+/// several rows (layer normalisation's backward adds dy·gain·x̂).
+#[inline]
+pub(crate) fn workgroup_sum_indexed(wg: usize, len: usize, f: impl Fn(usize) -> f32) -> f32 {
+    debug_assert!(wg.is_power_of_two() && wg <= MAX_WG);
+    match len.min(wg) {
+        0..=16 => lanes_sum_indexed::<16>(wg, len, f),
+        17..=64 => lanes_sum_indexed::<64>(wg, len, f),
+        _ => lanes_sum_indexed::<MAX_WG>(wg, len, f),
+    }
+}
+
+/// [`workgroup_sum_indexed`] with room for `N >= min(len, wg)` threads' partials.
+#[inline(always)]
+fn lanes_sum_indexed<const N: usize>(wg: usize, len: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut sh = [0.0f32; N];
+    let used = len.min(wg);
+    let lanes = &mut sh[..used];
+    for start in (0..len).step_by(wg) {
+        let end = (start + used).min(len);
+        for (l, i) in lanes.iter_mut().zip(start..end) {
+            *l += f(i);
+        }
+    }
+    tree_sum(wg, lanes)
+}
+
+/// The tree of `workgroup_sum` in lib/workgroup_reduce.wgsl over the first `lanes.len()`
+/// threads' partials of a `wg`-thread workgroup (the others hold +0 and are left out).
+#[inline(always)]
+fn tree_sum(wg: usize, lanes: &mut [f32]) -> f32 {
+    let mut used = lanes.len();
     let mut s = wg / 2;
     while s > 0 {
         let k = used.saturating_sub(s);

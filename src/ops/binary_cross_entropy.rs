@@ -59,7 +59,7 @@ pub fn mean_row_sum_with_logits(
 ) -> Result<(Tensor, Tensor)> {
     const OP: &str = "mean_row_sum_binary_cross_entropy";
     let n = elementwise_loss_operands(OP, logits, targets, ("logits", "targets"))? as usize;
-    if rows == 0 || n % rows != 0 {
+    if rows == 0 || !n.is_multiple_of(rows) {
         return Err(crate::Error::shape(
             OP,
             format!("{n} logits do not split into {rows} rows"),

@@ -9,12 +9,14 @@ pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
 pub mod input_attention;
+pub mod layer_norm;
 pub mod matmul;
 pub mod merge;
 pub mod optim;
 pub mod recurrent;
 pub mod reduce;
 pub mod squared_error;
+pub mod upsample;
 
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor};

@@ -9,6 +9,7 @@ pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
 pub mod input_attention;
+pub mod layer_norm;
 pub mod matmul;
 pub mod merge;
 pub mod optim;
@@ -17,6 +18,7 @@ pub mod reduce;
 pub mod rims;
 pub mod rims_dido;
 pub mod squared_error;
+pub mod upsample;
 
 /// Central finite differences of a scalar function, for checking gradients: returns
 /// d f / d x_i for every i, with step `h`.
