@@ -78,8 +78,9 @@ fn one_collision_matches_the_textbook_formula() {
         mass: 3.0,
     };
     assert!(balls::physics::collide(&mut a, &mut b));
-    let va = (1.0 - 3.0) / 4.0 * 1.0 + 2.0 * 3.0 / 4.0 * -1.0;
-    let vb = 2.0 * 1.0 / 4.0 * 1.0 + (3.0 - 1.0) / 4.0 * -1.0;
+    let (m1, m2, v1, v2) = (1.0, 3.0, 1.0, -1.0);
+    let va = (m1 - m2) / (m1 + m2) * v1 + 2.0 * m2 / (m1 + m2) * v2;
+    let vb = 2.0 * m1 / (m1 + m2) * v1 + (m2 - m1) / (m1 + m2) * v2;
     assert!((a.vel[0] - va).abs() < 1e-15 && (b.vel[0] - vb).abs() < 1e-15);
     assert_eq!((a.vel[1], b.vel[1]), (0.0, 0.0));
     // Pushed apart to touching, the heavier one moving a third as far.
@@ -227,7 +228,7 @@ fn frames_are_in_range_and_a_ball_covers_its_area() {
     };
     let d = balls::generate(&cfg, 2, Split::Train, 3, |_| {}).unwrap();
     assert!(d.frames.iter().all(|&x| (0.0..=1.0).contains(&x)));
-    assert!(d.frames.iter().any(|&x| x == 1.0));
+    assert!(d.frames.contains(&1.0));
     for (size, r) in [(32, 0.1), (64, 0.1), (32, 0.15), (64, 0.07)] {
         let mut rng = Rng::new(size as u64);
         for _ in 0..10 {

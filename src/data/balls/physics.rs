@@ -217,18 +217,18 @@ pub fn collide(a: &mut Ball, b: &mut Ball) -> bool {
     let (wa, wb) = (1.0 / a.mass, 1.0 / b.mass);
     // Positional correction: apart by the overlap, the lighter one moving more.
     let share_a = wa / (wa + wb);
-    for k in 0..2 {
-        a.pos[k] -= overlap * share_a * n[k];
-        b.pos[k] += overlap * (1.0 - share_a) * n[k];
+    for (k, nk) in n.iter().enumerate() {
+        a.pos[k] -= overlap * share_a * nk;
+        b.pos[k] += overlap * (1.0 - share_a) * nk;
     }
     let closing = (a.vel[0] - b.vel[0]) * n[0] + (a.vel[1] - b.vel[1]) * n[1];
     if closing <= 0.0 {
         return false; // already separating: bouncing now would pull them back together
     }
     let impulse = 2.0 * closing / (wa + wb);
-    for k in 0..2 {
-        a.vel[k] -= impulse * wa * n[k];
-        b.vel[k] += impulse * wb * n[k];
+    for (k, nk) in n.iter().enumerate() {
+        a.vel[k] -= impulse * wa * nk;
+        b.vel[k] += impulse * wb * nk;
     }
     true
 }
