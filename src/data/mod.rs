@@ -8,15 +8,20 @@
 //!   batched `[T, B]` with seeded per-epoch shuffling ([`SmnistBatches`]).
 //! - [`copying`]: the copying task (S symbols, a gap of `T`, a marker, recall).
 //! - [`adding`]: the adding problem (sum the two marked values of a length-`T` sequence).
+//! - [`balls`]: bouncing balls: elastic discs in the unit box rendered to `S×S` frames, a ball
+//!   count or range per sequence, an optional occluding curtain; seeded per sequence, with
+//!   disjoint train / val / test streams ([`BallsStream`]) and a file's worth ([`balls::generate`]).
 //!
 //! All batches are time-major: step `t` of example `b` is element `t * batch + b`.
 
 pub mod adding;
+pub mod balls;
 pub mod copying;
 pub mod idx;
 pub mod smnist;
 
 pub use adding::{Batch as AddingBatch, adding_batch};
+pub use balls::{BallsConfig, BallsStream, Batch as BallsBatch, Split as BallsSplit};
 pub use copying::{Batch as CopyingBatch, Copying};
 pub use idx::{
     Images, Mnist, MnistSource, MnistSplit, bundled_mnist_dir, load_mnist, load_mnist_with_seed,

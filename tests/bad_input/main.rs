@@ -11,6 +11,7 @@
 mod support;
 
 // The cases, by subcommand; they share the fixture and `check` below.
+mod data;
 mod eval_infer;
 mod files;
 mod lock;

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod balls;
 mod idx;
 mod mnist;
 mod smnist;

@@ -1,6 +1,6 @@
 //! `rims`: the command-line front end of the engine.
 //!
-//! One subcommand per job: `info`, `train`, `eval`, `infer`, `verify` (bench and viz join
+//! One subcommand per job: `info`, `train`, `eval`, `infer`, `verify`, `data` (bench and viz join
 //! [`Command`] as they are built). Every failure ends the process with a nonzero exit code and
 //! a one-line `error: ...` on stderr; nothing here panics on user input.
 
@@ -14,6 +14,7 @@ use rims::{Context, Error, Result};
 use serde::Serialize;
 
 mod bench;
+mod data;
 mod eval;
 mod flags;
 mod infer;
@@ -72,6 +73,8 @@ enum Command {
     /// Write a checkpoint as the state_dict the PyTorch module loads with
     /// load_state_dict(strict=True).
     Export(interop::ExportArgs),
+    /// Write a data set to a file: `rims data balls` draws bouncing-balls sequences.
+    Data(data::DataArgs),
 }
 
 #[derive(Debug, Args)]
@@ -84,10 +87,15 @@ struct InfoArgs {
 }
 
 /// The command line's definition. Every flag that takes a value also takes a negative number,
-/// so that `--lr -0.01` reaches the flag's own check instead of reading as an unknown flag `-0`.
+/// so that `--lr -0.01` reaches the flag's own check instead of reading as an unknown flag `-0`,
+/// in nested subcommands (`rims data balls --speed -1`) too.
 fn cli_command() -> clap::Command {
-    Cli::command().mut_subcommands(|sub| {
-        sub.mut_args(|a| {
+    negative_numbers(Cli::command())
+}
+
+fn negative_numbers(cmd: clap::Command) -> clap::Command {
+    cmd.mut_subcommands(|sub| {
+        negative_numbers(sub).mut_args(|a| {
             let takes = a.get_action().takes_values();
             a.allow_negative_numbers(takes)
         })
@@ -119,6 +127,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Summary(args) => summary::run_summary(&args),
         Command::Import(args) => interop::run_import(&args),
         Command::Export(args) => interop::run_export(&args),
+        Command::Data(args) => data::run_data(&args),
     }
 }
 
@@ -468,6 +477,24 @@ mod tests {
             .expect("parses");
         let cli = Cli::from_arg_matches(&m).expect("builds");
         assert!(matches!(cli.command, Command::Train(_)));
+        // A nested subcommand's flags too.
+        let m = cli_command()
+            .try_get_matches_from([
+                "rims",
+                "data",
+                "balls",
+                "--speed",
+                "-1",
+                "--sequences",
+                "1",
+                "--length",
+                "1",
+                "--out",
+                "x",
+            ])
+            .expect("parses");
+        let cli = Cli::from_arg_matches(&m).expect("builds");
+        assert!(matches!(cli.command, Command::Data(_)));
     }
 
     #[test]
