@@ -8,6 +8,7 @@ pub mod args;
 pub mod cell;
 pub mod common;
 pub mod communication;
+pub mod conv2d;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod elementwise;
@@ -34,6 +35,7 @@ pub fn cpu_twin(shader: &str, entry: &str) -> Option<CpuKernel> {
     match shader {
         "cell" => cell::twin(entry),
         "communication" => communication::twin(entry),
+        "conv2d" => conv2d::twin(entry),
         "cross_entropy" => cross_entropy::twin(entry),
         "dropout" => dropout::twin(entry),
         "elementwise" => elementwise::twin(entry),
@@ -61,6 +63,7 @@ pub static SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/input_attention.wgsl"),
     ),
     ("merge", include_str!("../../shaders/merge.wgsl")),
+    ("conv2d", include_str!("../../shaders/conv2d.wgsl")),
     (
         "cross_entropy",
         include_str!("../../shaders/cross_entropy.wgsl"),

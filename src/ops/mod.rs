@@ -3,6 +3,7 @@
 
 pub mod cell;
 pub mod communication;
+pub mod conv2d;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod elementwise;

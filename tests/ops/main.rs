@@ -6,6 +6,7 @@ mod common;
 mod adding;
 mod cell;
 mod communication;
+mod conv2d;
 mod cross_entropy;
 mod devices;
 mod dropout;

@@ -5,6 +5,7 @@
 
 mod cell;
 mod communication;
+mod conv2d;
 mod input_attention;
 mod merge;
 mod recurrent;
