@@ -142,7 +142,23 @@ fn bench_conv2d(c: &mut Criterion) {
                 })
             })
         });
-        // dx and dweight are a product as large as the forward each.
+        // dx and dweight are a product as large as the forward each: timed alone, then all
+        // three gradients together.
+        let (xs, ws) = (x.shape(), w.shape());
+        group.bench_function(BenchmarkId::new("dx", &name), |bch| {
+            bch.iter_custom(|iters| {
+                timed(&ctx, iters, || {
+                    conv2d::backward_input(&ctx, &dy, &w, xs, spec).unwrap();
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("dweight", &name), |bch| {
+            bch.iter_custom(|iters| {
+                timed(&ctx, iters, || {
+                    conv2d::backward_weight(&ctx, &x, &dy, ws, spec).unwrap();
+                })
+            })
+        });
         group.throughput(Throughput::Elements(4 * macs));
         group.bench_function(BenchmarkId::new("backward", &name), |bch| {
             bch.iter_custom(|iters| {

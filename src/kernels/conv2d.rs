@@ -6,8 +6,9 @@
 //! input gradient and the weight gradient are products of it through the `gemm` crate. On the
 //! encoder's shapes (4×4 kernels, stride 2, 1→16→32→64 channels, 512 frames) this ran
 //! 30–70× faster than the WGSL's direct loops written in Rust (split over images and weight
-//! rows the same way) on a shared 2-core AVX-512 machine, `cargo bench --bench engine --
-//! conv2d`: forward 40–90 GFLOP/s against 1.2–1.4, backward 33–35 against 0.5. The windows are copied a chunk of output rows
+//! rows the same way), in back-to-back runs of `cargo bench --bench engine -- conv2d` on a
+//! shared 2-core AVX-512 machine: forward 39–94 GFLOP/s against 1.2–1.4, backward (dx, dw,
+//! db) 34–35 against 0.5. The windows are copied a chunk of output rows
 //! at a time into a scratch each thread keeps (at most [`SCRATCH_FLOATS`] for sane shapes),
 //! so no dispatch allocates once a thread has seen the largest chunk; the WGSL reflection binds
 //! only what an entry point uses, so a pool-allocated scratch binding would have to be touched
@@ -64,8 +65,11 @@ const SCRATCH_FLOATS: usize = 1 << 18;
 
 /// Most column blocks the weight gradient is cut into (its work split over the team).
 const WEIGHT_PARTS: usize = 8;
-/// Fewest columns of a weight-gradient block: narrower products waste the `gemm` kernels.
-const MIN_WEIGHT_COLS: usize = 16;
+/// Fewest columns of a weight-gradient block: narrower products waste the `gemm` kernels (8
+/// splits the encoder's first layer, 16 columns, in two: 38 → 47 GFLOP/s on two threads).
+/// Putting several small images side by side so each product sums over more positions was
+/// tried and gained under 10% on 8×8 outputs; not kept.
+const MIN_WEIGHT_COLS: usize = 8;
 
 /// The twin of each entry point.
 pub fn twin(entry: &str) -> Option<CpuKernel> {
@@ -476,8 +480,10 @@ unsafe fn backward_weight_block(g: &Geom, x: &[f32], dy: &[f32], cols: Range<usi
     });
 }
 
-/// Bindings: dy, db. Each channel sums its images in order, each image's plane in order, as
-/// the WGSL's thread does.
+/// Bindings: dy, db. Each channel sums its images in order; each image's plane is summed in
+/// [`LANES`] interleaved partial sums, added in a fixed order at its end (one running sum, as
+/// the WGSL's thread keeps, is a chain of dependent adds: the first layer's 2·10⁶ took longer
+/// than its weight gradient's product).
 fn backward_bias(args: &KernelArgs<'_>) {
     let p: Params = args.params();
     let g = Geom::of(&p);
@@ -489,12 +495,33 @@ fn backward_bias(args: &KernelArgs<'_>) {
         let mut acc = 0.0f32;
         for n in 0..g.n {
             let start = (n * g.c_out + co) * positions;
-            for &v in &dy[start..start + positions] {
-                acc += v;
-            }
+            acc += plane_sum(&dy[start..start + positions]);
         }
         // SAFETY: par_for visits each channel once.
         let db = unsafe { db.row(co) };
         db[0] = acc;
     });
+}
+
+/// Partial sums of the bias gradient's planes.
+const LANES: usize = 8;
+
+/// Σ v: element i into partial sum i mod [`LANES`], the partial sums then added in order, then
+/// the tail.
+fn plane_sum(v: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let mut chunks = v.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l += x;
+        }
+    }
+    let mut acc = 0.0;
+    for l in lanes {
+        acc += l;
+    }
+    for &x in chunks.remainder() {
+        acc += x;
+    }
+    acc
 }

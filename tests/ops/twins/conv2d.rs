@@ -50,9 +50,11 @@ fn twins_match_the_wgsl() {
 fn results_do_not_depend_on_the_thread_count() {
     let (one, two) = one_and_two_threads();
     let spec = Conv2dSpec::new(2, 1);
-    // The encoder's second layer on 16 frames (2·10⁶ multiply-adds: split), and an image
-    // whose windows take more than one chunk of output rows.
+    // The encoder's first and second layers (4·10⁶ and 8·10⁶ multiply-adds: split; the first
+    // one's weight gradient in two column blocks, the second's in eight), and an image whose
+    // windows take more than one chunk of output rows.
     for (x, w) in [
+        ([64, 1, 32, 32], [16, 1, 4, 4]),
         ([16, 16, 16, 16], [32, 16, 4, 4]),
         ([2, 64, 66, 66], [4, 64, 3, 3]),
     ] {
