@@ -8,11 +8,11 @@
 //! 30–70× faster than the WGSL's direct loops written in Rust (split over images and weight
 //! rows the same way), in back-to-back runs of `cargo bench --bench engine -- conv2d` on a
 //! shared 2-core AVX-512 machine: forward 39–94 GFLOP/s against 1.2–1.4, backward (dx, dw,
-//! db) 34–35 against 0.5. The windows are copied a chunk of output rows
-//! at a time into a scratch each thread keeps (at most [`SCRATCH_FLOATS`] for sane shapes),
-//! so no dispatch allocates once a thread has seen the largest chunk; the WGSL reflection binds
-//! only what an entry point uses, so a pool-allocated scratch binding would have to be touched
-//! by the shaders for nothing.
+//! db) 34–35 against 0.5. The windows are copied a chunk of output rows at a time into a
+//! scratch each thread keeps (about 1 MiB, `SCRATCH_FLOATS`, for sane shapes), so no dispatch
+//! allocates once a thread has seen the largest chunk. It is not a pool-allocated binding
+//! because the device binds only what the WGSL entry point uses (naga reflection): the
+//! shaders would have to touch a buffer they do not need, and the GPU hold it for nothing.
 //!
 //! Determinism: forward and the input gradient are split over images, the weight gradient over
 //! fixed column blocks of the weight (never over the images its sums run over); the chunking

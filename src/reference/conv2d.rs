@@ -82,8 +82,8 @@ impl Sizes {
     }
 }
 
-/// y [n, c_out, h_out, w_out] = bias[co] + Σ x[n, ci, oh·s + ky − pad, ow·s + kx − pad] ·
-/// weight[co, ci, ky, kx] over the taps inside the input.
+/// `y[n, co, oh, ow] = bias[co] + Σ x[n, ci, oh·s + ky − pad, ow·s + kx − pad] ·
+/// weight[co, ci, ky, kx]` over the taps inside the input (y is [n, c_out, h_out, w_out]).
 pub fn forward(
     s: Sizes,
     x: &[f64],
