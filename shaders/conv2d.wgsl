@@ -80,7 +80,8 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 }
 
 // dx: one thread per input element, summed over co, then ky, then kx, over the outputs whose
-// window covers it (ih + pad − ky a multiple of the stride, inside [0, h_out)).
+// window covers it: ih + pad − ky a multiple of the stride (so ky steps by the stride from
+// (ih + pad) mod stride), the output row inside [0, h_out); columns likewise.
 @compute @workgroup_size(WG)
 fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
@@ -92,25 +93,19 @@ fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let ih = (i / p.w) % p.h;
     let ci = (i / (p.w * p.h)) % p.c_in;
     let n = i / (p.w * p.h * p.c_in);
+    let ty = ih + p.pad;
+    let tx = iw + p.pad;
     var acc = 0.0;
     for (var co = 0u; co < p.c_out; co++) {
         let dy_plane = (n * p.c_out + co) * p.h_out * p.w_out;
         let w_plane = (co * p.c_in + ci) * p.kh * p.kw;
-        for (var ky = 0u; ky < p.kh; ky++) {
-            let ty = i32(ih + p.pad) - i32(ky);
-            if (ty < 0 || ty % i32(p.stride) != 0) {
-                continue;
-            }
-            let oh = u32(ty) / p.stride;
+        for (var ky = ty % p.stride; ky < p.kh && ky <= ty; ky += p.stride) {
+            let oh = (ty - ky) / p.stride;
             if (oh >= p.h_out) {
                 continue;
             }
-            for (var kx = 0u; kx < p.kw; kx++) {
-                let tx = i32(iw + p.pad) - i32(kx);
-                if (tx < 0 || tx % i32(p.stride) != 0) {
-                    continue;
-                }
-                let ow = u32(tx) / p.stride;
+            for (var kx = tx % p.stride; kx < p.kw && kx <= tx; kx += p.stride) {
+                let ow = (tx - kx) / p.stride;
                 if (ow >= p.w_out) {
                     continue;
                 }
