@@ -1,4 +1,5 @@
-//! Engine benchmarks: matmul GFLOP/s per kernel, the cost of a dispatch, and how fast one
+//! Engine benchmarks: matmul GFLOP/s per kernel, the convolutions of the bouncing-balls
+//! encoder (forward and backward, GFLOP/s), the cost of a dispatch, and how fast one
 //! host thread reads a buffer of a given size (the bound of the CPU device's batch-1 step, which
 //! reads each active mechanism's weights once).
 //!
@@ -9,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rims::ops::conv2d::{self, Conv2dShape, Conv2dSpec};
 use rims::ops::elementwise;
 use rims::ops::matmul::{self, Gemm, Kernel, MatView};
 use rims::rng::Rng;
@@ -111,6 +113,64 @@ fn bench_matmul(c: &mut Criterion) {
     group.finish();
 }
 
+/// The encoder's three convolutions (4×4, stride 2, padding 1): 1→16 channels at 32×32,
+/// 16→32 at 16×16, 32→64 at 8×8, over 512 frames (16 on a software GPU, where 512 would take
+/// minutes). Forward, and backward as all three gradients (dx, dweight, dbias).
+fn bench_conv2d(c: &mut Criterion) {
+    let ctx = context();
+    let mut rng = Rng::new(0);
+    let frames = if ctx.is_software_gpu() { 16 } else { 512 };
+    let spec = Conv2dSpec::new(2, 1);
+    let mut group = c.benchmark_group("conv2d");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for (c_in, c_out, side) in [(1usize, 16usize, 32usize), (16, 32, 16), (32, 64, 8)] {
+        let x = random(&ctx, &mut rng, &[frames, c_in, side, side]);
+        let w = random(&ctx, &mut rng, &[c_out, c_in, 4, 4]);
+        let b = random(&ctx, &mut rng, &[c_out]);
+        let shape = Conv2dShape::new(x.shape(), w.shape(), spec).unwrap();
+        let dy = random(&ctx, &mut rng, &shape.output());
+        let macs = shape.multiply_adds() as u64;
+        let name = format!("{frames}x{c_in}->{c_out} @{side}x{side}");
+        group.throughput(Throughput::Elements(2 * macs));
+        group.bench_function(BenchmarkId::new("forward", &name), |bch| {
+            bch.iter_custom(|iters| {
+                timed(&ctx, iters, || {
+                    conv2d::forward(&ctx, &x, &w, Some(&b), spec).unwrap();
+                })
+            })
+        });
+        // dx and dweight are a product as large as the forward each: timed alone, then all
+        // three gradients together.
+        let (xs, ws) = (x.shape(), w.shape());
+        group.bench_function(BenchmarkId::new("dx", &name), |bch| {
+            bch.iter_custom(|iters| {
+                timed(&ctx, iters, || {
+                    conv2d::backward_input(&ctx, &dy, &w, xs, spec).unwrap();
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("dweight", &name), |bch| {
+            bch.iter_custom(|iters| {
+                timed(&ctx, iters, || {
+                    conv2d::backward_weight(&ctx, &x, &dy, ws, spec).unwrap();
+                })
+            })
+        });
+        group.throughput(Throughput::Elements(4 * macs));
+        group.bench_function(BenchmarkId::new("backward", &name), |bch| {
+            bch.iter_custom(|iters| {
+                timed(&ctx, iters, || {
+                    conv2d::backward(&ctx, &x, &w, &dy, true, spec).unwrap();
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 fn bench_dispatch(c: &mut Criterion) {
     let ctx = context();
     let t = Tensor::zeros(&ctx, &[64]).unwrap();
@@ -179,6 +239,6 @@ criterion_group! {
     name = benches;
     // No plots: criterion's plotting needs system fonts the build machines may lack.
     config = Criterion::default().without_plots();
-    targets = bench_matmul, bench_dispatch, bench_read_bandwidth
+    targets = bench_matmul, bench_conv2d, bench_dispatch, bench_read_bandwidth
 }
 criterion_main!(benches);

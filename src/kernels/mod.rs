@@ -9,6 +9,7 @@ pub mod binary_cross_entropy;
 pub mod cell;
 pub mod common;
 pub mod communication;
+pub mod conv2d;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod elementwise;
@@ -38,6 +39,7 @@ pub fn cpu_twin(shader: &str, entry: &str) -> Option<CpuKernel> {
         "binary_cross_entropy" => binary_cross_entropy::twin(entry),
         "cell" => cell::twin(entry),
         "communication" => communication::twin(entry),
+        "conv2d" => conv2d::twin(entry),
         "cross_entropy" => cross_entropy::twin(entry),
         "dropout" => dropout::twin(entry),
         "elementwise" => elementwise::twin(entry),
@@ -72,6 +74,7 @@ pub static SHADERS: &[(&str, &str)] = &[
     ),
     ("layer_norm", include_str!("../../shaders/layer_norm.wgsl")),
     ("merge", include_str!("../../shaders/merge.wgsl")),
+    ("conv2d", include_str!("../../shaders/conv2d.wgsl")),
     (
         "cross_entropy",
         include_str!("../../shaders/cross_entropy.wgsl"),

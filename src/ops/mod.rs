@@ -4,6 +4,7 @@
 pub mod binary_cross_entropy;
 pub mod cell;
 pub mod communication;
+pub mod conv2d;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod elementwise;

@@ -11,6 +11,7 @@
 //! their gradients accumulate straight into the store's flat gradient buffer, which the
 //! optimizer then updates in one dispatch.
 
+mod conv2d;
 mod image;
 mod ops;
 

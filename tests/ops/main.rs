@@ -7,6 +7,7 @@ mod adding;
 mod binary_cross_entropy;
 mod cell;
 mod communication;
+mod conv2d;
 mod cross_entropy;
 mod devices;
 mod dropout;

@@ -5,6 +5,7 @@
 
 mod cell;
 mod communication;
+mod conv2d;
 mod image;
 mod input_attention;
 mod merge;
