@@ -100,6 +100,13 @@ pub fn write_run(
                  token embedding",
             ));
         }
+        (Some(_), InputLayer::Frames(_)) => {
+            return Err(Error::config(
+                "task",
+                "the balls task reads frames through a convolutional encoder; this state_dict \
+                 holds a token embedding",
+            ));
+        }
         (None, InputLayer::Embedding)
             if imported.rims.variant == Variant::Dido
                 && cfg.task == Task::Smnist
@@ -115,6 +122,7 @@ pub fn write_run(
             match model.cfg.input {
                 InputLayer::Embedding => "embedding",
                 InputLayer::Linear => "input",
+                InputLayer::Frames(_) => "frame encoder",
             },
             cfg.seed
         )),

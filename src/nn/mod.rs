@@ -1,6 +1,7 @@
 //! Models and their parameters.
 
 pub mod config;
+pub mod frames;
 pub mod model;
 pub mod params;
 pub mod recurrent;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::device::Context;
 use crate::error::{Error, Result};
 use crate::nn::config::RimsConfig;
+use crate::nn::frames::{self, FrameNet};
 use crate::nn::params::{Init, ParamSpec, ParamStore};
 use crate::nn::recurrent::Recurrent;
 use crate::nn::rims::{self, Rims, RimsOptions};
@@ -45,6 +46,10 @@ pub enum InputLayer {
     /// f32 features [T, B, F] with F = `vocab`, through a linear layer `x·in_w + in_b`,
     /// `in_w` [F, D] (the adding task's value and marker channels).
     Linear,
+    /// f32 frames [T, B, S, S] through the convolutional encoder of [`frames`]; the decoder is
+    /// then that module's convolutional decoder, `classes` and `vocab` are S² (one logit per
+    /// pixel of the next frame) and the readout is every step (the bouncing-balls video).
+    Frames(FrameNet),
 }
 
 /// A model: embedding (or a linear input layer) → dropout → RIMs (or a dense LSTM/GRU) →
@@ -93,6 +98,26 @@ impl ModelConfig {
         if self.classes == 0 {
             return Err(Error::config("classes", "must be at least 1"));
         }
+        if let InputLayer::Frames(net) = self.input {
+            net.validate()?;
+            if (self.vocab, self.classes) != (net.pixels(), net.pixels()) {
+                return Err(Error::config(
+                    "classes",
+                    format!(
+                        "a frame model reads and predicts {} pixels, not {} and {}",
+                        net.pixels(),
+                        self.vocab,
+                        self.classes
+                    ),
+                ));
+            }
+            if self.readout != Readout::All {
+                return Err(Error::config(
+                    "readout",
+                    "a frame model predicts the next frame at every step",
+                ));
+            }
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::config(
                 "dropout",
@@ -131,10 +156,12 @@ impl ModelConfig {
     }
 
     /// Every parameter: the backbone's tensors (the cell's canonical names for RIMs, `lstm_*`
-    /// or `gru_*` for a dense layer) plus `embed` (or `in_w`, `in_b`), `dec_w`, `dec_b`.
+    /// or `gru_*` for a dense layer) plus `embed` (or `in_w`, `in_b`), `dec_w`, `dec_b`; a frame
+    /// model has the encoder's and decoder's tensors of [`FrameNet::param_specs`] instead.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
         let nh = self.state_width();
         let mut specs = match self.input {
+            InputLayer::Frames(_) => Vec::new(),
             InputLayer::Embedding => vec![ParamSpec::new(
                 "embed",
                 &[self.vocab, self.rims.input],
@@ -157,6 +184,10 @@ impl ModelConfig {
         match self.dense() {
             None => specs.extend(rims::param_specs(&self.rims)),
             Some(layer) => specs.extend(layer.param_specs(dense_prefix(self.rims.cell))),
+        }
+        if let InputLayer::Frames(net) = self.input {
+            specs.extend(net.param_specs(self.rims.input, nh));
+            return specs;
         }
         specs.push(ParamSpec::new(
             "dec_w",
@@ -382,11 +413,8 @@ impl Model {
         let s = x.shape();
         let (t_len, b) = (s[0], s[1]);
         let nh = self.cfg.state_width();
-        let (dec_w, dec_b) = (
-            tape.param(&self.store, "dec_w")?,
-            tape.param(&self.store, "dec_b")?,
-        );
-        let logits = tape.matmul(ctx, out.h, dec_w, Some(dec_b))?;
+        let logits = self.decode(ctx, &mut tape, out.h)?;
+        let logits = tape.reshape(logits, &[t_len, b, self.cfg.classes])?;
         let c = match &out.cells {
             Some(c) => Some(c.slice_copy(ctx, b * nh, &[t_len, b, nh])?),
             None => None,
@@ -397,6 +425,21 @@ impl Model {
             masks: out.masks,
             logits: tape.value(logits).clone(),
         })
+    }
+
+    /// The decoder on states `h` [..., N·H]: logits [rows, V], rows the leading dimensions
+    /// flattened.
+    fn decode(&self, ctx: &Context, tape: &mut Tape, h: Var) -> Result<Var> {
+        if let InputLayer::Frames(net) = self.cfg.input {
+            let rows = tape.value(h).len() / self.cfg.state_width();
+            let h = tape.reshape(h, &[rows, self.cfg.state_width()])?;
+            return frames::decode(ctx, tape, &self.store, &net, h);
+        }
+        let (dec_w, dec_b) = (
+            tape.param(&self.store, "dec_w")?,
+            tape.param(&self.store, "dec_b")?,
+        );
+        tape.matmul(ctx, h, dec_w, Some(dec_b))
     }
 
     /// Checks that `inputs` fit the input layer; returns (T, B).
@@ -418,6 +461,17 @@ impl Model {
                         format!(
                             "features must be [T, B, {}] with T, B > 0, got {s:?}",
                             self.cfg.vocab
+                        ),
+                    ));
+                }
+            }
+            InputLayer::Frames(net) => {
+                if s.len() != 4 || s[0] == 0 || s[1] == 0 || s[2..] != [net.size, net.size] {
+                    return Err(Error::shape(
+                        "model",
+                        format!(
+                            "frames must be [T, B, {0}, {0}] with T, B > 0, got {s:?}",
+                            net.size
                         ),
                     ));
                 }
@@ -463,6 +517,11 @@ impl Model {
                 let x = tape.matmul(ctx, v, w, Some(bias))?;
                 tape.reshape(x, &[t_len, b, self.cfg.rims.input])?
             }
+            InputLayer::Frames(net) => {
+                let v = tape.constant(inputs.clone());
+                let x = frames::encode(ctx, tape, &self.store, &net, v)?;
+                tape.reshape(x, &[t_len, b, self.cfg.rims.input])?
+            }
         };
         let x = tape.dropout(
             ctx,
@@ -503,11 +562,7 @@ impl Model {
                 p,
             },
         )?;
-        let (dec_w, dec_b) = (
-            tape.param(&self.store, "dec_w")?,
-            tape.param(&self.store, "dec_b")?,
-        );
-        let logits = tape.matmul(ctx, h, dec_w, Some(dec_b))?;
+        let logits = self.decode(ctx, tape, h)?;
         let rows = match self.cfg.readout {
             Readout::Last => b,
             Readout::All => t_len * b,

@@ -8,7 +8,7 @@
 
 use crate::device::{Context, DeviceKind};
 use crate::error::{Error, Result};
-use crate::nn::model::{Backbone, ModelConfig, Readout};
+use crate::nn::model::{Backbone, InputLayer, ModelConfig, Readout};
 use crate::train::config::{Task, TrainConfig};
 
 /// What a model run keeps in memory, in bytes.
@@ -57,6 +57,13 @@ fn task_sizes(cfg: &TrainConfig, training: bool) -> (u128, u128) {
                 .unwrap_or(cfg.resolution) as u128;
             (s * s, batch * s * s * word)
         }
+        Task::Balls => {
+            let given = crate::train::balls::ROLLOUT_GIVEN;
+            let longest = cfg.train_len.max(given + cfg.test_len) as u128;
+            // One batch of frames at a time, drawn fresh each step.
+            let pixels = (cfg.frame_size * cfg.frame_size) as u128;
+            (longest, batch * longest * pixels * word)
+        }
     }
 }
 
@@ -82,6 +89,9 @@ pub fn need(model: &ModelConfig, t_len: usize, batch: usize, training: bool, dat
     } + match model.readout {
         Readout::All => model.classes as u128,
         Readout::Last => 0,
+    } + match model.input {
+        InputLayer::Frames(net) => net.activations_per_frame() as u128,
+        _ => 0,
     };
     // A training step keeps them for the backward pass and writes their gradients.
     let passes = if training { 4 } else { 1 };

@@ -6,6 +6,7 @@
 //! (taken at an epoch boundary) repeats exactly what the uninterrupted run would have done on
 //! the same device.
 
+pub mod balls;
 pub mod bench;
 pub mod budget;
 pub mod checkpoint;
@@ -153,7 +154,7 @@ pub fn train(
     let mut metrics = checkpoint::open_run(out, resume)?;
     let mnist = match cfg.task {
         Task::Smnist => Some(load_mnist(cfg)?),
-        Task::Copying | Task::Adding => None,
+        Task::Copying | Task::Adding | Task::Balls => None,
     };
     let per_epoch = match &mnist {
         Some(m) => (m.train.labels.len() / cfg.batch) as u64,
@@ -177,6 +178,7 @@ pub fn train(
         let train_loss = match (cfg.task, &mnist) {
             (Task::Copying, _) => copying_epoch(&mut st, epoch)?,
             (Task::Adding, _) => adding_epoch(&mut st, epoch)?,
+            (Task::Balls, _) => balls::balls_epoch(&mut st, epoch)?,
             (Task::Smnist, Some(mnist)) => smnist_epoch(&mut st, epoch, mnist)?,
             (Task::Smnist, None) => return Err(Error::invalid("train", "MNIST is not loaded")),
         };
@@ -186,6 +188,7 @@ pub fn train(
             let eval = match cfg.task {
                 Task::Copying => evaluate_copying(ctx, cfg, &model)?,
                 Task::Adding => evaluate_adding(ctx, cfg, &model)?,
+                Task::Balls => balls::evaluate_balls(ctx, cfg, &model)?,
                 Task::Smnist => evaluate_smnist(
                     ctx,
                     cfg,

@@ -19,6 +19,9 @@ pub enum Target<'a> {
     Classes(&'a Tensor),
     /// f32 values shaped like the outputs: mean squared error.
     Values(&'a Tensor),
+    /// f32 frames in [0, 1] shaped like the pixel logits [rows, S²]: binary cross-entropy,
+    /// summed over each frame's pixels and averaged over the frames.
+    Frames(&'a Tensor),
 }
 
 impl Target<'_> {
@@ -27,6 +30,10 @@ impl Target<'_> {
         match self {
             Target::Classes(t) => tape.cross_entropy(ctx, outputs, t),
             Target::Values(t) => tape.mse(ctx, outputs, t),
+            Target::Frames(t) => {
+                let rows = t.shape().first().copied().unwrap_or(0);
+                tape.binary_cross_entropy(ctx, outputs, t, rows)
+            }
         }
     }
 }

@@ -82,6 +82,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
     let eval = match cfg.task {
         Task::Copying => train::evaluate_copying(&ctx, &cfg, &model)?,
         Task::Adding => train::evaluate_adding(&ctx, &cfg, &model)?,
+        Task::Balls => train::balls::evaluate_balls(&ctx, &cfg, &model)?,
         Task::Smnist => {
             let m = train::load_mnist(&cfg)?;
             train::evaluate_smnist(&ctx, &cfg, &model, &m, &["test"])?
@@ -97,12 +98,14 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// Prints evaluation results as the paper's table: one row per split, one column per size.
+/// Prints evaluation results as the paper's table: one row per split, one column per size
+/// (balls: the binary cross-entropy of each rollout frame, summed over its pixels).
 pub fn print_table(cfg: &TrainConfig, eval: &[EvalResult]) {
     let what = match cfg.task {
         Task::Copying => "gap T",
         Task::Smnist => "resolution",
         Task::Adding => "length T (within 0.04 of the sum)",
+        Task::Balls => "rollout frame",
     };
     let mut sizes: Vec<usize> = eval.iter().map(|e| e.size).collect();
     sizes.sort_unstable();
@@ -118,12 +121,19 @@ pub fn print_table(cfg: &TrainConfig, eval: &[EvalResult]) {
         .map(|s| {
             if cfg.task == Task::Smnist {
                 format!("{s}x{s}")
+            } else if cfg.task == Task::Balls {
+                format!("frame {s}")
             } else {
                 format!("T={s}")
             }
         })
         .collect();
-    println!("\naccuracy (%) by {what}:");
+    let balls = cfg.task == Task::Balls;
+    if balls {
+        println!("\nbinary cross-entropy per frame (nats, summed over its pixels) by {what}:");
+    } else {
+        println!("\naccuracy (%) by {what}:");
+    }
     println!("| split | {} |", head.join(" | "));
     println!("|---|{}", "---|".repeat(sizes.len()));
     for split in splits {
@@ -132,7 +142,13 @@ pub fn print_table(cfg: &TrainConfig, eval: &[EvalResult]) {
             .map(|s| {
                 eval.iter()
                     .find(|e| e.split == split && e.size == *s)
-                    .map_or("-".into(), |e| format!("{:.1}", 100.0 * e.accuracy))
+                    .map_or("-".into(), |e| {
+                        if balls {
+                            format!("{:.1}", e.loss)
+                        } else {
+                            format!("{:.1}", 100.0 * e.accuracy)
+                        }
+                    })
             })
             .collect();
         println!("| {split} | {} |", row.join(" | "));

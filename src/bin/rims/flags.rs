@@ -67,6 +67,19 @@ pub fn finite(text: &str) -> Result<f32, String> {
     }
 }
 
+/// The parser of `--frame-channels`: three positive widths, `c1,c2,c3`.
+pub fn channels(text: &str) -> Result<[usize; 3], String> {
+    let widths: Vec<usize> = text
+        .split(',')
+        .map(|w| w.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{e} (three widths: c1,c2,c3)"))?;
+    match widths[..] {
+        [a, b, c] if a > 0 && b > 0 && c > 0 => Ok([a, b, c]),
+        _ => Err(format!("{text} is not three positive widths c1,c2,c3")),
+    }
+}
+
 /// `--preset`: the starting point of a new run.
 pub use rims::train::config::new_run::Preset;
 
@@ -104,6 +117,10 @@ pub fn train_flag(field: &str) -> Option<&'static str> {
         "resolution" => "--resolution",
         "limit" => "--limit",
         "mnist_dir" => "--mnist-dir",
+        "balls" => "--balls",
+        "frame_size" => "--frame-size",
+        "channels" | "frame_channels" => "--frame-channels",
+        "dense" | "frame_dense" => "--frame-dense",
         "seed" => "--seed",
         "out" => "--out",
         "resume" => "--resume",

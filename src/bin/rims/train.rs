@@ -119,12 +119,27 @@ struct ConfigFlags {
     /// Copying: symbols to copy (the paper's task copies 10).
     #[arg(long)]
     symbols: Option<usize>,
-    /// Copying: training gap T; adding: training sequence length T.
+    /// Copying: training gap T; adding: training sequence length T; balls: frames per
+    /// training sequence.
     #[arg(long)]
     train_len: Option<usize>,
-    /// Copying: test gap T; adding: test sequence length T.
+    /// Copying: test gap T; adding: test sequence length T; balls: frames a rollout predicts
+    /// after the 15 given (15, or 35 for the longer rollout).
     #[arg(long)]
     test_len: Option<usize>,
+    /// Balls: balls per training sequence, `4` or a range `6-8` [default: 4].
+    #[arg(long)]
+    balls: Option<String>,
+    /// Balls: frames are S×S pixels, S a multiple of 8 [default: 32].
+    #[arg(long)]
+    frame_size: Option<usize>,
+    /// Balls: the encoder's convolution channels `c1,c2,c3`, the decoder's in reverse
+    /// (R-NEM's: 16,32,64) [small preset: 8,16,32].
+    #[arg(long, value_parser = flags::channels)]
+    frame_channels: Option<[usize; 3]>,
+    /// Balls: units of the decoder's first dense layer (R-NEM's: 512) [small preset: 128].
+    #[arg(long)]
+    frame_dense: Option<usize>,
     /// sMNIST: training resolution S (S×S pixels).
     #[arg(long)]
     resolution: Option<usize>,
@@ -233,6 +248,11 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         Task::Adding => format!(
             "adding problem, length {} (also tested at {})",
             cfg.train_len, cfg.test_len
+        ),
+        Task::Balls => format!(
+            "bouncing balls ({} per sequence), {1}x{1} frames, {2} per sequence; rollouts of \
+             15 given + {3} predicted frames; encoder channels {4:?}",
+            cfg.balls, cfg.frame_size, cfg.train_len, cfg.test_len, cfg.frame_channels
         ),
     };
     let model = if cfg.model == "rims" {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Copying, adding};
 use crate::error::{Error, Result};
+use crate::nn::frames::FrameNet;
 use crate::nn::model::{Backbone, InputLayer, ModelConfig, Readout};
 use crate::nn::{CellKind, RimsConfig};
 
@@ -26,6 +27,9 @@ pub enum Task {
     /// The adding problem: sum the two marked values of a sequence of length T (real-valued
     /// inputs through a linear layer, a regression head, mean squared error).
     Adding,
+    /// Bouncing balls: next-frame prediction of S×S frames through a convolutional encoder
+    /// and decoder around the recurrent core, rolled out on 4, 6–8 and curtained balls.
+    Balls,
 }
 
 impl Task {
@@ -35,6 +39,7 @@ impl Task {
             Task::Copying => "copying",
             Task::Smnist => "smnist",
             Task::Adding => "adding",
+            Task::Balls => "balls",
         }
     }
 }
@@ -76,10 +81,29 @@ fn one_head() -> usize {
     1
 }
 
+fn default_balls() -> String {
+    "4".into()
+}
+
+fn default_frame_size() -> usize {
+    FrameNet::R_NEM.size
+}
+
+fn default_frame_channels() -> [usize; 3] {
+    FrameNet::R_NEM.channels
+}
+
+fn default_frame_dense() -> usize {
+    FrameNet::R_NEM.dense
+}
+
 /// The settings that decide the model's parameters and what they compute: a run started with
 /// `init` must agree with its source in all of them.
-pub const MODEL_FIELDS: [&str; 14] = [
+pub const MODEL_FIELDS: [&str; 17] = [
     "task",
+    "frame_size",
+    "frame_channels",
+    "frame_dense",
     "model",
     "cell",
     "variant",
@@ -167,11 +191,24 @@ pub struct TrainConfig {
     #[serde(default = "default_symbols")]
     pub symbols: usize,
     /// Copying: the gap T for training and for the second evaluation; adding: the training
-    /// sequence length T.
+    /// sequence length T; balls: frames per training sequence.
     pub train_len: usize,
     /// Copying: the gap T tested for generalisation, evaluated alongside `train_len`; adding:
-    /// the longer sequence length tested.
+    /// the longer sequence length tested; balls: the frames a rollout predicts after the 15
+    /// given ones.
     pub test_len: usize,
+    /// Balls: balls per training sequence, `"4"` or a range `"lo-hi"` drawn per sequence.
+    #[serde(default = "default_balls")]
+    pub balls: String,
+    /// Balls: frames are S×S, S a multiple of 8.
+    #[serde(default = "default_frame_size")]
+    pub frame_size: usize,
+    /// Balls: the encoder's convolution channels c1, c2, c3 (the decoder's in reverse).
+    #[serde(default = "default_frame_channels")]
+    pub frame_channels: [usize; 3],
+    /// Balls: units of the decoder's first dense layer.
+    #[serde(default = "default_frame_dense")]
+    pub frame_dense: usize,
     /// sMNIST: training resolution and the evaluation resolutions.
     pub resolution: usize,
     /// sMNIST: resolutions evaluated after each `eval_every` epochs.
@@ -223,6 +260,10 @@ impl Default for TrainConfig {
             input_gain: 20.0,
             init: None,
             symbols: crate::data::copying::PAPER_SYMBOLS,
+            balls: default_balls(),
+            frame_size: default_frame_size(),
+            frame_channels: default_frame_channels(),
+            frame_dense: default_frame_dense(),
             train_len: 20,
             test_len: 80,
             resolution: 14,
@@ -287,6 +328,19 @@ impl TrainConfig {
                 iterations: 200,
                 train_len: 50,
                 test_len: 200,
+                ..common
+            },
+            // R-NEM's frame networks at 32×32 around the paper's RIMs core; 15 frames given
+            // and 15 predicted, as fig. 6 shows. Hours on a GPU.
+            Task::Balls => TrainConfig {
+                lr: 1e-3,
+                dropout: 0.0,
+                cell_dropout: 0.0,
+                epochs: 100,
+                iterations: 200,
+                batch: 32,
+                train_len: 30,
+                test_len: 15,
                 ..common
             },
             Task::Smnist => TrainConfig {
@@ -354,6 +408,15 @@ impl TrainConfig {
             Task::Smnist => (2, 10, Readout::Last, InputLayer::Embedding),
             // Two input channels (value, marker) and one regression output.
             Task::Adding => (adding::CHANNELS, 1, Readout::Last, InputLayer::Linear),
+            Task::Balls => {
+                let net = FrameNet {
+                    size: self.frame_size,
+                    channels: self.frame_channels,
+                    dense: self.frame_dense,
+                };
+                let pixels = net.pixels();
+                (pixels, pixels, Readout::All, InputLayer::Frames(net))
+            }
         };
         let m = ModelConfig {
             backbone,
@@ -478,6 +541,16 @@ impl TrainConfig {
                     self.train_len, self.test_len
                 ),
             ));
+        }
+        if self.task == Task::Balls {
+            if self.train_len < 2 {
+                return Err(Error::config(
+                    "train_len",
+                    "next-frame training needs sequences of at least 2 frames",
+                ));
+            }
+            let balls = crate::data::balls::Span::parse(&self.balls, "balls")?;
+            super::balls::data_config(self, balls, self.train_len).validate()?;
         }
         if self.eval_resolutions.contains(&0) {
             return Err(Error::config("eval_resolutions", "a resolution of 0"));

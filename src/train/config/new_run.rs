@@ -62,6 +62,29 @@ pub fn small_preset(task: Task) -> TrainConfig {
             forget_bias: 1.0,
             ..c
         },
+        // A laptop-scale video model (docs/experiments.md): the frame networks at half R-NEM's
+        // channels and a quarter of its dense width, 6 mechanisms of 32 units with 4 active.
+        Task::Balls => TrainConfig {
+            mechanisms: 6,
+            active: 4,
+            hidden: 32,
+            embed: 128,
+            input_key: 32,
+            input_value: 64,
+            comm_key: 16,
+            comm_value: 16,
+            frame_channels: [8, 16, 32],
+            frame_dense: 128,
+            batch: 16,
+            train_len: 30,
+            test_len: 15,
+            epochs: 10,
+            iterations: 100,
+            eval_every: 5,
+            lr: 1e-3,
+            input_gain: 1.0,
+            ..c
+        },
     }
 }
 
@@ -90,7 +113,7 @@ pub fn new_run(preset: Preset, given: &Map<String, Value>) -> Result<TrainConfig
         Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
             Error::config(
                 "task",
-                format!("unknown task {v} (copying, smnist or adding)"),
+                format!("unknown task {v} (copying, smnist, adding or balls)"),
             )
         })?,
         None => Task::Copying,

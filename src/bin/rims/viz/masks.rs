@@ -59,10 +59,14 @@ pub(super) fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
         Task::Smnist if args.length.is_some() => {
             return Err(Error::config("length", "is for copying checkpoints"));
         }
-        Task::Adding => {
+        Task::Adding | Task::Balls => {
             return Err(Error::config(
                 "checkpoint",
-                "mask pictures are drawn for copying and smnist runs; for an adding run's curves use rims viz --metrics",
+                format!(
+                    "mask pictures are drawn for copying and smnist runs; for a {} run's curves \
+                     use rims viz --metrics",
+                    cfg.task.name()
+                ),
             ));
         }
         Task::Copying | Task::Smnist => {}
@@ -93,10 +97,10 @@ pub(super) fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
     let mut fig = match cfg.task {
         Task::Copying => copying_figure(&ctx, &cfg, &model, args, batch)?,
         Task::Smnist => smnist_figure(&ctx, &cfg, &model, args, batch)?,
-        Task::Adding => {
+        Task::Adding | Task::Balls => {
             return Err(Error::config(
                 "checkpoint",
-                "adding runs have no mask picture",
+                format!("{} runs have no mask picture", cfg.task.name()),
             ));
         }
     };
