@@ -367,3 +367,69 @@ fn data_balls_writes_a_reproducible_file() {
     let (_, meta) = safetensors::SafeTensors::read_metadata(&curtain).unwrap();
     assert_eq!(meta.metadata().as_ref().unwrap()["curtain"], "0.375-0.625");
 }
+
+/// The tiny bouncing-balls settings: 8×8 frames, two channels per convolution.
+const TINY_BALLS: [&str; 14] = [
+    "--task",
+    "balls",
+    "--frame-size",
+    "8",
+    "--frame-channels",
+    "2,2,2",
+    "--frame-dense",
+    "4",
+    "--iterations",
+    "2",
+    "--train-len",
+    "3",
+    "--test-len",
+    "5",
+];
+
+#[test]
+fn balls_trains_and_evaluates_rollouts_from_the_command_line() {
+    let dir = support::scratch("balls-cli");
+    let run = dir.join("run");
+    let mut args: Vec<&str> = vec!["train", "--epochs", "1", "--out", support::s(&run)];
+    args.extend(TINY_BALLS);
+    args.extend(support::tiny_flags(&args.clone()));
+    let (code, out, err) = rims(&args);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("bouncing balls (4 per sequence), 8x8 frames"),
+        "{out}"
+    );
+    let (code, out, err) = rims(&["eval", "--device", "cpu", "--checkpoint", support::s(&run)]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("binary cross-entropy per frame"), "{out}");
+    for row in ["| val |", "| test-4 |", "| test-6-8 |", "| test-curtain |"] {
+        assert!(out.contains(row), "no {row} in {out}");
+    }
+    assert!(out.contains("frame 1 | frame 5 |"), "{out}");
+    assert!(
+        !out.contains("frame 10"),
+        "a 5-frame rollout reports frames 1 and 5: {out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn balls_settings_that_cannot_work_are_named() {
+    // TINY_BALLS with `extra`'s flag in place of its own.
+    let with = |extra: &[&'static str]| {
+        let mut a: Vec<&str> = vec!["train"];
+        let kept = TINY_BALLS.chunks(2).filter(|kv| kv[0] != extra[0]);
+        a.extend(kept.flatten());
+        a.extend(extra);
+        a
+    };
+    assert_one_line_error(&with(&["--frame-size", "12"]), "--frame-size");
+    assert_one_line_error(&with(&["--frame-channels", "2,2"]), "three positive widths");
+    assert_one_line_error(
+        &with(&["--frame-channels", "2,0,2"]),
+        "three positive widths",
+    );
+    assert_one_line_error(&with(&["--balls", "8-6"]), "balls");
+    assert_one_line_error(&with(&["--balls", "40"]), "balls");
+    assert_one_line_error(&with(&["--train-len", "1"]), "--train-len");
+}

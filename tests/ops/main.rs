@@ -14,6 +14,7 @@ mod dropout;
 mod elementwise;
 mod embedding;
 mod engine;
+mod frames;
 mod grad;
 mod input_attention;
 mod layer_norm;

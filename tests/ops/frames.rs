@@ -1,0 +1,145 @@
+//! The frame model (the bouncing-balls task's encoder → core → decoder, `nn::frames`): its
+//! gradients through every layer against central differences of its own forward, and its
+//! shape checks.
+
+use rims::nn::frames::FrameNet;
+use rims::nn::model::{Backbone, InputLayer, Model, ModelConfig, Pass, Readout};
+use rims::nn::{CellKind, RimsConfig};
+use rims::rng::Rng;
+use rims::tape::Tape;
+use rims::{Context, Error, Tensor};
+
+const NET: FrameNet = FrameNet {
+    size: 16,
+    channels: [2, 3, 2],
+    dense: 5,
+};
+
+fn tiny(ctx: &Context, backbone: Backbone) -> Model {
+    let pixels = NET.pixels();
+    let cfg = ModelConfig {
+        vocab: pixels,
+        input: InputLayer::Frames(NET),
+        classes: pixels,
+        rims: RimsConfig {
+            mechanisms: 2,
+            active: 1,
+            hidden: 4,
+            input: 6,
+            input_key: 4,
+            input_value: 4,
+            comm_heads: 1,
+            comm_key: 4,
+            comm_value: 4,
+            cell: CellKind::Lstm,
+            ..RimsConfig::default()
+        },
+        dropout: 0.0,
+        readout: Readout::All,
+        backbone,
+    };
+    Model::new(ctx, cfg, 5).unwrap()
+}
+
+/// Frames [T, B, S, S] in [0, 1] and next-frame targets [T·B, S²].
+fn batch(ctx: &Context, t: usize, b: usize) -> (Tensor, Tensor) {
+    let mut rng = Rng::new(9);
+    let n = t * b * NET.pixels();
+    let x = Tensor::from_slice(ctx, &[t, b, NET.size, NET.size], &rng.vec_f32(n, 0.0, 1.0));
+    let y = Tensor::from_slice(ctx, &[t * b, NET.pixels()], &rng.vec_f32(n, 0.0, 1.0));
+    (x.unwrap(), y.unwrap())
+}
+
+/// The loss, and with `grads` every parameter's gradient by name.
+fn loss(ctx: &Context, model: &Model, x: &Tensor, y: &Tensor, tracked: bool) -> f32 {
+    let mut tape = if tracked {
+        Tape::new()
+    } else {
+        Tape::untracked()
+    };
+    if tracked {
+        model.store.zero_grads(ctx).unwrap();
+    }
+    let out = model
+        .forward(ctx, &mut tape, x, None, Pass::default())
+        .unwrap();
+    let rows = y.shape()[0];
+    let l = tape.binary_cross_entropy(ctx, out.logits, y, rows).unwrap();
+    let value = tape.value(l).to_vec(ctx).unwrap()[0];
+    if tracked {
+        tape.backward(ctx, l).unwrap();
+    }
+    value
+}
+
+device_test!(frame_model_gradients_match_central_differences);
+fn frame_model_gradients_match_central_differences(ctx: &Context) {
+    // A dense core: RIMs' top-k choice is not differentiable, and the frame networks are what
+    // is checked here (the RIMs layer's gradients have tests of their own).
+    let model = tiny(ctx, Backbone::Dense { hidden: 5 });
+    let (x, y) = batch(ctx, 3, 2);
+    loss(ctx, &model, &x, &y, true);
+    let base = loss(ctx, &model, &x, &y, false);
+    let h = 2e-3f32;
+    let (mut worst, mut checked, mut kinked) = ((0.0f32, String::new()), 0, Vec::new());
+    for spec in model.cfg.param_specs() {
+        let name = &spec.name;
+        let grad = model.store.grad(name).unwrap().to_vec(ctx).unwrap();
+        let values = model.store.value(name).unwrap().to_vec(ctx).unwrap();
+        for i in [0, values.len() / 2, values.len() - 1] {
+            let mut v = values.clone();
+            v[i] = values[i] + h;
+            model.store.set(ctx, name, &v).unwrap();
+            let up = loss(ctx, &model, &x, &y, false);
+            v[i] = values[i] - h;
+            model.store.set(ctx, name, &v).unwrap();
+            let down = loss(ctx, &model, &x, &y, false);
+            model.store.set(ctx, name, &values).unwrap();
+            // A ReLU within h of its kink makes the one-sided slopes disagree: no central
+            // difference is a derivative there.
+            let (right, left) = ((up - base) / h, (base - down) / h);
+            if (right - left).abs() > 0.02 + 0.2 * right.abs().max(left.abs()) {
+                kinked.push(format!("{name}[{i}]"));
+                continue;
+            }
+            let fd = (up - down) / (2.0 * h);
+            let err = (grad[i] - fd).abs() / (0.02 + 0.05 * fd.abs().max(grad[i].abs()));
+            if err > worst.0 {
+                worst = (err, format!("{name}[{i}]: tape {} against {fd}", grad[i]));
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        kinked.len() * 10 <= checked,
+        "too many points at a kink: {kinked:?}"
+    );
+    assert!(worst.0 <= 1.0, "worst gradient: {}", worst.1);
+}
+
+device_test!(frame_model_refuses_frames_of_another_size);
+fn frame_model_refuses_frames_of_another_size(ctx: &Context) {
+    let model = tiny(ctx, rims::nn::model::Backbone::Rims);
+    let x = Tensor::zeros(ctx, &[2, 1, 8, 8]).unwrap();
+    let mut tape = Tape::untracked();
+    let err = model
+        .forward(ctx, &mut tape, &x, None, Pass::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+    assert!(err.to_string().contains("[T, B, 16, 16]"), "{err}");
+}
+
+#[test]
+fn frame_sizes_are_checked() {
+    let bad = FrameNet { size: 12, ..NET };
+    let err = bad.validate().unwrap_err();
+    assert!(err.to_string().contains("frame_size"), "{err}");
+    let bad = FrameNet {
+        channels: [2, 0, 2],
+        ..NET
+    };
+    assert!(bad.validate().unwrap_err().to_string().contains("channels"));
+    let bad = FrameNet { dense: 0, ..NET };
+    assert!(bad.validate().unwrap_err().to_string().contains("dense"));
+}
