@@ -199,14 +199,7 @@ pub fn evaluate(
             rims::train::budget::check(ctx, &cfg, false)?;
             let model = Model::new(ctx, cfg.model()?, cfg.seed)?;
             checkpoint::load(ctx, &checkpoint, &model, None)?;
-            match cfg.task {
-                Task::Copying => engine_train::evaluate_copying(ctx, &cfg, &model),
-                Task::Adding => engine_train::evaluate_adding(ctx, &cfg, &model),
-                Task::Smnist => {
-                    let m = engine_train::load_mnist(&cfg)?;
-                    engine_train::evaluate_smnist(ctx, &cfg, &model, &m, &["test"])
-                }
-            }
+            engine_train::evaluate_checkpoint(ctx, &cfg, &model)
         })
         .map_err(engine_error)?;
     to_json(&results)

@@ -458,6 +458,25 @@ pub fn evaluate_adding(ctx: &Context, cfg: &TrainConfig, model: &Model) -> Resul
     Ok(results)
 }
 
+/// The evaluation of a trained model that `rims eval` and Python's `rims.evaluate` report:
+/// copying and adding at the training and test lengths, sMNIST on its test split at every
+/// evaluation resolution, bouncing balls' rollouts on the validation and test sets.
+pub fn evaluate_checkpoint(
+    ctx: &Context,
+    cfg: &TrainConfig,
+    model: &Model,
+) -> Result<Vec<EvalResult>> {
+    match cfg.task {
+        Task::Copying => evaluate_copying(ctx, cfg, model),
+        Task::Adding => evaluate_adding(ctx, cfg, model),
+        Task::Balls => balls::evaluate_balls(ctx, cfg, model),
+        Task::Smnist => {
+            let m = load_mnist(cfg)?;
+            evaluate_smnist(ctx, cfg, model, &m, &["test"])
+        }
+    }
+}
+
 /// The index of the largest value (the first of equals; 0 for an empty slice): a prediction
 /// from a row of logits.
 pub fn argmax(v: &[f32]) -> usize {

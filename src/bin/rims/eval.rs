@@ -79,15 +79,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         .map_err(|e| flags::name_flag(e, flags::eval_flag))?;
     let model = Model::new(&ctx, cfg.model()?, cfg.seed)?;
     checkpoint::load(&ctx, &args.checkpoint, &model, None)?;
-    let eval = match cfg.task {
-        Task::Copying => train::evaluate_copying(&ctx, &cfg, &model)?,
-        Task::Adding => train::evaluate_adding(&ctx, &cfg, &model)?,
-        Task::Balls => train::balls::evaluate_balls(&ctx, &cfg, &model)?,
-        Task::Smnist => {
-            let m = train::load_mnist(&cfg)?;
-            train::evaluate_smnist(&ctx, &cfg, &model, &m, &["test"])?
-        }
-    };
+    let eval = train::evaluate_checkpoint(&ctx, &cfg, &model)?;
     println!(
         "checkpoint {} (epoch {}, step {})",
         args.checkpoint.display(),

@@ -266,8 +266,15 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
             cfg.model, cfg.hidden, cfg.embed
         )
     };
+    let parameters: usize = cfg
+        .model()?
+        .param_specs()
+        .iter()
+        .map(|p| p.shape.iter().product::<usize>())
+        .sum();
     println!(
-        "rims train: {task}; {model}, batch {}, {} epochs, on {}; writing to {}",
+        "rims train: {task}; {model}, {parameters} parameters, batch {}, {} epochs, on {}; \
+         writing to {}",
         cfg.batch,
         cfg.epochs,
         ctx.describe(),
