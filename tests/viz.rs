@@ -189,3 +189,70 @@ fn bad_input_is_a_one_line_error() {
     // A place that cannot hold the picture.
     check(&[], "/dev/null/x.png");
 }
+
+#[test]
+fn draws_a_balls_rollout_and_names_what_does_not_apply() {
+    let dir = temp("balls");
+    let run = dir.join("run");
+    support::train_tiny(
+        &run,
+        1,
+        &[
+            "--task",
+            "balls",
+            "--frame-size",
+            "8",
+            "--frame-channels",
+            "2,2,2",
+            "--frame-dense",
+            "4",
+            "--train-len",
+            "3",
+            "--test-len",
+            "4",
+        ],
+    );
+    let png = dir.join("rollout.png");
+    let args = [
+        "viz",
+        "--checkpoint",
+        s(&run),
+        "--set",
+        "test-curtain",
+        "--example",
+        "5",
+    ];
+    let (code, out, err) = rims(&[&args[..], &["--out", s(&png)]].concat());
+    assert_eq!(code, 0, "{out}\n{err}");
+    // 15 given frames and 4 predicted: the model ran 18 steps.
+    assert!(
+        out.contains("4 rollout frames of test-curtain sequence 5"),
+        "{out}"
+    );
+    assert!(out.contains("3 mechanisms x 18 steps"), "{out}");
+    assert_picture(&png);
+    // The default goes beside the run.
+    let (code, out, err) = rims(&["viz", "--checkpoint", s(&run)]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_picture(&dir.join("run-rollout_test-4.png"));
+
+    let run_s = s(&run);
+    assert_one_line_error(
+        &["viz", "--checkpoint", run_s, "--set", "train"],
+        "unknown set 'train'",
+    );
+    assert_one_line_error(
+        &["viz", "--checkpoint", run_s, "--example", "64"],
+        "64 is not below",
+    );
+    assert_one_line_error(
+        &["viz", "--checkpoint", run_s, "--length", "5"],
+        "--set and --example",
+    );
+    let copying = run_dir();
+    assert_one_line_error(
+        &["viz", "--checkpoint", s(copying), "--set", "test-4"],
+        "for balls checkpoints",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

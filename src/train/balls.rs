@@ -27,7 +27,7 @@ pub const EVAL_SEQUENCES: usize = 64;
 
 /// The seed of every evaluation set's sequences: the same for every run, so that runs of
 /// different seeds and models are scored on the same sequences.
-const EVAL_DATA_SEED: u64 = 0xBA11_5EED;
+pub const EVAL_DATA_SEED: u64 = 0xBA11_5EED;
 
 /// One set the rollout is scored on.
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +63,15 @@ pub fn eval_sets(cfg: &TrainConfig) -> Result<Vec<EvalSet>> {
             Some(Curtain::MIDDLE),
         ),
     ])
+}
+
+/// The sequences of evaluation set `set`: the run's frame size, 15 given frames and
+/// `test_len` to predict.
+pub fn set_data(cfg: &TrainConfig, set: &EvalSet) -> BallsConfig {
+    BallsConfig {
+        curtain: set.curtain,
+        ..data_config(cfg, set.balls, ROLLOUT_GIVEN + cfg.test_len)
+    }
 }
 
 /// The data of a run: its balls and frame size, sequences of `length` frames.
@@ -192,12 +201,7 @@ pub fn rollout(
 pub fn evaluate_balls(ctx: &Context, cfg: &TrainConfig, model: &Model) -> Result<Vec<EvalResult>> {
     let mut results = Vec::new();
     for set in eval_sets(cfg)? {
-        let length = ROLLOUT_GIVEN + cfg.test_len;
-        let data = BallsConfig {
-            curtain: set.curtain,
-            ..data_config(cfg, set.balls, length)
-        };
-        let mut stream = BallsStream::new(data, EVAL_DATA_SEED, set.split)?;
+        let mut stream = BallsStream::new(set_data(cfg, &set), EVAL_DATA_SEED, set.split)?;
         let b = stream.next_batch(EVAL_SEQUENCES)?;
         let r = rollout(ctx, model, &b.frames, b.batch, ROLLOUT_GIVEN, cfg.test_len)?;
         for k in REPORTED_FRAMES.into_iter().filter(|&k| k <= cfg.test_len) {

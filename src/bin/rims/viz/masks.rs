@@ -52,6 +52,19 @@ pub(super) fn masks(args: &VizArgs, dir: &Path) -> Result<()> {
     let state = checkpoint::read_state(dir)?;
     let cfg = state.config.clone();
     crate::shared::check_task(args.task, cfg.task)?;
+    if cfg.task == Task::Balls {
+        if args.length.is_some() || args.resolution.is_some() || args.batch.is_some() {
+            return Err(Error::config(
+                "set",
+                "a balls picture takes --set and --example (--length, --resolution and --batch \
+                 are for copying and smnist)",
+            ));
+        }
+        return super::rollout::picture(args, dir, &cfg, state.progress.epoch);
+    }
+    if args.set.is_some() {
+        return Err(Error::config("set", "is for balls checkpoints"));
+    }
     match cfg.task {
         Task::Copying if args.resolution.is_some() => {
             return Err(Error::config("resolution", "is for smnist checkpoints"));

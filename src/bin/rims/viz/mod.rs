@@ -6,6 +6,9 @@
 //!   mechanism is active (grey levels). Copying marks the phases of the sequence and prints the
 //!   example's input and predicted tokens (green where right, red where wrong); sMNIST draws the
 //!   image row boundaries, the pixel strip and the digit, with its label in the title.
+//! - `rims viz --checkpoint DIR` on a bouncing-balls run: one sequence of an evaluation set
+//!   (`--set`, `--example`) rolled out, the true and the predicted frames in two rows and the
+//!   mechanisms active at each step below (`rollout.rs`).
 //! - `rims viz --metrics DIR`: training curves from `DIR/metrics.jsonl`: train and eval loss
 //!   against the step (left), eval accuracy for every (split, size) series (right).
 //!   `--metrics DIR1 DIR2 ...` draws several runs on one picture (e.g. RIMs against an LSTM):
@@ -22,6 +25,7 @@ mod curves;
 mod draw;
 mod mask_picture;
 mod masks;
+mod rollout;
 #[cfg(test)]
 mod tests;
 
@@ -62,6 +66,10 @@ pub struct VizArgs {
     /// Copying: the gap T [default: the training gap].
     #[arg(long, conflicts_with = "metrics")]
     length: Option<usize>,
+    /// Balls: the evaluation set whose sequence --example is rolled out: val, test-4,
+    /// test-6-8 or test-curtain [default: test-4].
+    #[arg(long, conflicts_with = "metrics")]
+    set: Option<String>,
 }
 
 pub fn run_viz(args: &VizArgs) -> Result<()> {
