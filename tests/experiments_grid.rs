@@ -91,3 +91,18 @@ fn a_run_with_a_checkpoint_is_resumed_and_bad_arguments_are_usage_errors() {
     assert_eq!(code, 2);
     assert!(err.contains("unknown argument 'nonsense'"), "{err}");
 }
+
+#[test]
+fn the_balls_grid_is_three_seeds_of_rims_and_a_matched_lstm() {
+    let runs = std::env::temp_dir().join(format!("rims-grid-balls-{}", std::process::id()));
+    let (code, lines, err) = grid(&["--list", "--runs", runs.to_str().unwrap(), "balls"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+    for l in &lines {
+        assert_eq!(flag(l, "--task"), "balls", "{l}");
+        assert_eq!(flag(l, "--balls"), "4", "trained on 4 balls only: {l}");
+    }
+    let models: Vec<&str> = lines.iter().map(|l| flag(l, "--model")).collect();
+    assert_eq!(models.iter().filter(|m| **m == "rims").count(), 3);
+    assert_eq!(models.iter().filter(|m| **m == "lstm").count(), 3);
+}

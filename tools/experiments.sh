@@ -3,7 +3,7 @@
 #
 #   tools/experiments.sh [--list] [--jobs J] [--seeds "1 2 3"] [--runs DIR] [GRID...]
 #
-# GRID names one or more of: copying, smnist, hypotheses (default: copying smnist).
+# GRID names one or more of: copying, smnist, hypotheses, balls (default: copying smnist).
 # Every run is one clean job: `rims train ... --seed S --out DIR/NAME-sS`. Running the script
 # again resumes unfinished runs from their last checkpoint and leaves finished ones alone, so
 # it can be stopped at any time. With --jobs J, J runs go at once (each on RIMS_THREADS=1; the
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
         --seeds) seeds=$2; shift ;;
         --runs) runs=$2; shift ;;
         -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-        copying|smnist|hypotheses) grids+=("$1") ;;
+        copying|smnist|hypotheses|balls) grids+=("$1") ;;
         *) echo "experiments.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -68,6 +68,18 @@ declare -A hypotheses=(
     [hyp-both-lr5e-3]="${hyp_common/--lr 2e-3/--lr 5e-3} --forget-bias 1 --input-gain 20"
     [hyp-lr5e-3]="${hyp_common/--lr 2e-3/--lr 5e-3} --forget-bias 0 --input-gain 1"
     [hyp-lstm]="$hyp_data --model lstm --hidden 96 --forget-bias 0"
+)
+
+# Bouncing balls (the paper's fig. 6 at laptop scale, docs/experiments.md): 32x32 frames, the
+# small preset's frame networks (channels 8, 16, 32; dense 128), trained on 4 balls for 3,000
+# steps, rolled out 15 frames on 4, 6-8 and curtained balls. RIMs N=6 k=4 H=32 against an LSTM of
+# 122 units: 306k parameters each.
+balls_common="--task balls --balls 4 --frame-size 32 --frame-channels 8,16,32 --frame-dense 128 \
+--embed 128 --batch 16 --train-len 30 --test-len 15 --epochs 30 --iterations 100 --eval-every 10 \
+--lr 3e-3 --lr-schedule cosine --input-gain 1"
+declare -A balls=(
+    [balls-rims]="$balls_common --model rims --mechanisms 6 --active 4 --hidden 32"
+    [balls-lstm]="$balls_common --model lstm --hidden 122"
 )
 
 commands=()
