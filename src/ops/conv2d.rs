@@ -34,6 +34,10 @@ pub struct Conv2dShape {
     pub spec: Conv2dSpec,
 }
 
+/// Most floats of one output row's windows (C_in·KH·KW × W_out, 1 GiB): the CPU twin's
+/// scratch holds at least one such row.
+const MAX_ROW_WINDOWS: u64 = 1 << 28;
+
 impl Conv2dShape {
     /// The sizes of x `[N, C_in, H, W]` convolved with a weight `[C_out, C_in, KH, KW]`, or the
     /// error naming what does not fit: a rank, a zero size, a stride of 0, the channels, a
@@ -116,6 +120,17 @@ impl Conv2dShape {
                     limit: u32::MAX as u64,
                 });
             }
+        }
+        // The CPU twin unfolds at least one output row's windows at a time into a scratch
+        // buffer that a thread keeps; a row needing more than this is refused here, where it
+        // can be an error, rather than failing to allocate inside a kernel (an abort).
+        let row_windows = (self.c_in * self.kh * self.kw) as u64 * self.w_out as u64;
+        if row_windows > MAX_ROW_WINDOWS {
+            return Err(Error::DeviceLimit {
+                what: "conv2d: one output row's windows (C_in·KH·KW × W_out)".into(),
+                requested: row_windows,
+                limit: MAX_ROW_WINDOWS,
+            });
         }
         let padded =
             self.h.max(self.w) as u64 + self.spec.pad_before as u64 + self.spec.pad_after as u64;
