@@ -2,12 +2,17 @@
 //! gradients through every layer against central differences of its own forward, and its
 //! shape checks.
 
+use rims::device::DeviceKind;
 use rims::nn::frames::FrameNet;
 use rims::nn::model::{Backbone, InputLayer, Model, ModelConfig, Pass, Readout};
 use rims::nn::{CellKind, RimsConfig};
+use rims::ops::optim::{Adam, AdamConfig};
 use rims::rng::Rng;
 use rims::tape::Tape;
+use rims::train::{Target, record_step};
 use rims::{Context, Error, Tensor};
+
+use crate::common::fresh;
 
 const NET: FrameNet = FrameNet {
     size: 16,
@@ -142,4 +147,60 @@ fn frame_sizes_are_checked() {
     assert!(bad.validate().unwrap_err().to_string().contains("channels"));
     let bad = FrameNet { dense: 0, ..NET };
     assert!(bad.validate().unwrap_err().to_string().contains("dense"));
+}
+
+/// Dispatches of one training step (forward, loss, backward, Adam) on `t` frames, after the
+/// step has run once (pipelines compiled).
+fn step_dispatches(ctx: &Context, model: &Model, adam: &mut Adam, t: usize) -> u64 {
+    let (x, y) = batch(ctx, t, 2);
+    let mut step = || {
+        let before = ctx.recorder_stats();
+        let done = record_step(
+            ctx,
+            model,
+            adam,
+            &x,
+            Target::Frames(&y),
+            None,
+            Pass::default(),
+        );
+        let loss = done.unwrap().loss.to_vec(ctx).unwrap()[0];
+        assert!(loss.is_finite());
+        ctx.recorder_stats().dispatches - before.dispatches
+    };
+    step();
+    step()
+}
+
+device_test!(frame_model_step_budget_and_no_allocation_per_step, fresh);
+fn frame_model_step_budget_and_no_allocation_per_step(kind: DeviceKind) {
+    let Some(ctx) = fresh(kind) else {
+        return;
+    };
+    let model = tiny(&ctx, Backbone::Rims);
+    let mut adam = Adam::new(&ctx, model.store.trainable_len(), AdamConfig::default()).unwrap();
+    // The frame networks run once over all T·B frames: only the core's per-step dispatches
+    // (8 forward and at most 14 backward, tests/ops/rims.rs) grow with T.
+    let (d3, d6) = (
+        step_dispatches(&ctx, &model, &mut adam, 3),
+        step_dispatches(&ctx, &model, &mut adam, 6),
+    );
+    let per_step = (d6 - d3) / 3;
+    eprintln!("{kind:?}: a frame-model step is {d3} dispatches at T = 3, {per_step} more per step");
+    assert!(per_step <= 22, "{per_step} dispatches per time step");
+    // The pool serves every step once the shapes have been seen.
+    step_dispatches(&ctx, &model, &mut adam, 6);
+    let seen = ctx.pool_stats();
+    for _ in 0..3 {
+        step_dispatches(&ctx, &model, &mut adam, 6);
+    }
+    let now = ctx.pool_stats();
+    assert_eq!(
+        now.allocations, seen.allocations,
+        "no buffer created per step"
+    );
+    assert_eq!(
+        now.bytes_live, seen.bytes_live,
+        "nothing kept from step to step"
+    );
 }
