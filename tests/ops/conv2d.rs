@@ -179,9 +179,9 @@ fn conv2d_refuses_operands_that_do_not_fit(ctx: &Context) {
     };
     // One output row's windows past the CPU twin's scratch bound, sized without allocating.
     let wide = conv2d::Conv2dShape::new(&[1, 4096, 1, 70_000], &[1, 4096, 1, 1], spec);
-    let e = wide
-        .err()
-        .expect("a row of 4096 x 70000 windows is refused");
+    let Err(e) = wide else {
+        panic!("a row of 4096 x 70000 windows is refused")
+    };
     assert!(matches!(e, Error::DeviceLimit { .. }), "{e}");
     assert!(e.to_string().contains("one output row"), "{e}");
     // Channels, bias length, rank, a kernel larger than the padded input, dy's shape.
