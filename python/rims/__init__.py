@@ -3,7 +3,7 @@
 - ``rims.torch.RIMs``: a ``torch.nn.Module`` whose forward and backward the engine computes
   (drop-in for dido1998's ``RIMCell`` loop or the authors' ``BlocksCore``).
 - ``rims.Runner``: a trained checkpoint stepped one time step at a time, numpy in and out.
-- ``rims.train`` / ``rims.evaluate``: the engine's experiments (copying, sMNIST, adding) with
+- ``rims.train`` / ``rims.evaluate``: the engine's experiments (copying, sMNIST, adding, balls) with
   the CLI's settings, into crash-safe run directories.
 - ``rims.Trainer``: the engine's own model and training step on batches you make.
 - ``rims.import_weights`` / ``rims.export_weights``: the two PyTorch codes' state_dicts in and
@@ -204,8 +204,10 @@ class Trainer:
     on batches you make: ``step(inputs, targets)`` is the training step ``rims train`` takes.
 
     ``inputs``: tokens [T, B] (integers) for copying and sMNIST models, features float32
-    [T, B, F] for adding models; ``targets``: class indices (one per logits row: T*B for
-    copying, B for sMNIST) or float32 values shaped like the outputs (adding).
+    [T, B, F] for adding models, frames float32 [T, B, S, S] for balls models; ``targets``: class
+    indices (one per logits row: T*B for copying, B for sMNIST), float32 values shaped like the
+    outputs (adding), or the next frames [T, B, S, S] in [0, 1] (balls: binary cross-entropy,
+    summed over each frame's pixels and averaged over the frames).
     """
 
     def __init__(self, task: str = "copying", *, preset: str = "small", device: Optional[str] = None, **flags: Any):

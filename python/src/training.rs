@@ -174,9 +174,14 @@ pub fn evaluate(
                 "lengths are for copying and adding runs; this is an smnist run (resolutions=)",
             ));
         }
-        (Task::Copying | Task::Adding, _, Some(_)) => {
+        (Task::Copying | Task::Adding | Task::Balls, _, Some(_)) => {
             return Err(value_error(
                 "resolutions are for smnist runs; this run takes lengths=",
+            ));
+        }
+        (Task::Balls, Some(l), _) if l.len() != 1 => {
+            return Err(value_error(
+                "a balls run takes one rollout horizon, e.g. lengths=[35]",
             ));
         }
         _ => {}
@@ -186,6 +191,7 @@ pub fn evaluate(
     }
     if let Some(l) = lengths {
         match l.as_slice() {
+            [a] if cfg.task == Task::Balls => cfg.test_len = *a,
             [a] => (cfg.train_len, cfg.test_len) = (*a, *a),
             [a, b] => (cfg.train_len, cfg.test_len) = (*a, *b),
             _ => return Err(value_error("lengths: give one or two")),
@@ -260,9 +266,10 @@ impl Trainer {
     }
 
     /// One training step (the run's learning rate, dropout from its seed): `inputs` are
-    /// tokens uint32 [T, B] (copying, sMNIST) or features float32 [T, B, F] (adding);
-    /// `targets` class indices uint32 (one per logits row) or values float32 shaped like the
-    /// outputs. Returns the batch's loss (before the update).
+    /// tokens uint32 [T, B] (copying, sMNIST), features float32 [T, B, F] (adding) or frames
+    /// float32 [T, B, S, S] (balls); `targets` class indices uint32 (one per logits row), values
+    /// float32 shaped like the outputs, or (balls) the next frames [T, B, S, S] in [0, 1].
+    /// Returns the batch's loss (before the update).
     fn step(
         &self,
         py: Python<'_>,
@@ -298,10 +305,19 @@ impl Trainer {
             }
         }
         .map_err(engine_error)?;
-        let target = if classes.is_some() {
-            Target::Classes(&y)
+        // A frame model's targets are next frames, one row of S² pixels per logits row.
+        let balls = self.cfg.task == Task::Balls && classes.is_none();
+        let y = if balls {
+            let pixels = self.cfg.frame_size * self.cfg.frame_size;
+            y.reshape(&[y.len() / pixels.max(1), pixels])
+                .map_err(engine_error)?
         } else {
-            Target::Values(&y)
+            y
+        };
+        let target = match (&classes, balls) {
+            (Some(_), _) => Target::Classes(&y),
+            (None, true) => Target::Frames(&y),
+            (None, false) => Target::Values(&y),
         };
         let mut state = lock(&self.state);
         let (model, adam, steps) = &mut *state;

@@ -24,7 +24,8 @@ pub struct EvalArgs {
     /// sMNIST resolutions, e.g. 16,19,24.
     #[arg(long, value_delimiter = ',')]
     resolutions: Option<Vec<usize>>,
-    /// Copying gaps, e.g. 50,200 (the first is reported as train_len, the second as test_len).
+    /// Copying gaps, e.g. 50,200 (the first is reported as train_len, the second as test_len);
+    /// balls: the rollout horizon, e.g. 35 frames after the 15 given.
     #[arg(long, value_delimiter = ',')]
     lengths: Option<Vec<usize>>,
 }
@@ -48,6 +49,16 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
                 ),
             ));
         }
+        Task::Balls if args.resolutions.is_some() => {
+            return Err(Error::config(
+                "--resolutions",
+                format!(
+                    "is for smnist checkpoints; {} is a balls run (its rollout horizon: \
+                     --lengths 35)",
+                    args.checkpoint.display()
+                ),
+            ));
+        }
         Task::Smnist if args.lengths.is_some() => {
             return Err(Error::config(
                 "--lengths",
@@ -65,6 +76,13 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
     }
     if let Some(l) = &args.lengths {
         match l.as_slice() {
+            [a] if cfg.task == Task::Balls => cfg.test_len = *a,
+            _ if cfg.task == Task::Balls => {
+                return Err(Error::config(
+                    "--lengths",
+                    "a balls run takes one rollout horizon, e.g. --lengths 35",
+                ));
+            }
             [a] => (cfg.train_len, cfg.test_len) = (*a, *a),
             [a, b] => (cfg.train_len, cfg.test_len) = (*a, *b),
             _ => {
