@@ -21,16 +21,30 @@ pub(super) struct Series {
     dashed: bool,
 }
 
-fn series_name(split: &str, size: usize) -> String {
+fn series_name(split: &str, size: usize, rollout: bool) -> String {
     if split == "copy" {
         format!("eval T={size}")
+    } else if rollout {
+        format!("{split} frame {size}")
     } else {
         format!("{split} {size}x{size}")
     }
 }
 
-/// Train loss, eval loss per (split, size), and eval accuracy (in %) per (split, size).
+/// Train loss, eval loss per (split, size), and eval accuracy (in %) per (split, size). A
+/// balls run's records (rollouts, on sets named `test-…`) give one series per set: its last
+/// rollout frame, where the sets differ most.
 pub(super) fn curves_of(records: &[EvalRecord]) -> (Vec<Series>, Vec<Series>) {
+    let rollout = records
+        .iter()
+        .flat_map(|r| &r.eval)
+        .any(|e| e.split.starts_with("test-"));
+    let last_frame = records
+        .iter()
+        .flat_map(|r| &r.eval)
+        .map(|e| e.size)
+        .max()
+        .unwrap_or(0);
     let mut losses = vec![Series {
         name: "train (epoch mean)".into(),
         points: records
@@ -43,6 +57,9 @@ pub(super) fn curves_of(records: &[EvalRecord]) -> (Vec<Series>, Vec<Series>) {
     let mut accuracy: Vec<Series> = Vec::new();
     let (mut keys, mut splits, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
     for e in records.iter().flat_map(|r| &r.eval) {
+        if rollout && e.size != last_frame {
+            continue;
+        }
         let key = (e.split.clone(), e.size);
         if !keys.contains(&key) {
             keys.push(key);
@@ -67,10 +84,15 @@ pub(super) fn curves_of(records: &[EvalRecord]) -> (Vec<Series>, Vec<Series>) {
                 .collect()
         };
         let series = |points| Series {
-            name: series_name(&split, size),
+            name: series_name(&split, size, rollout),
             points,
-            colour: series_colour(sizes.iter().position(|&s| s == size).unwrap_or(0)),
-            dashed: splits.iter().position(|s| *s == split).unwrap_or(0) > 0,
+            // Rollouts: one size, so the sets take the colours.
+            colour: series_colour(if rollout {
+                splits.iter().position(|s| *s == split).unwrap_or(0)
+            } else {
+                sizes.iter().position(|&s| s == size).unwrap_or(0)
+            }),
+            dashed: !rollout && splits.iter().position(|s| *s == split).unwrap_or(0) > 0,
         };
         losses.push(series(of(|e| e.loss)));
         accuracy.push(series(of(|e| 100.0 * e.accuracy)));
