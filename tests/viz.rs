@@ -236,6 +236,12 @@ fn draws_a_balls_rollout_and_names_what_does_not_apply() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert_picture(&dir.join("run-rollout_test-4.png"));
 
+    // Its curves: one series per evaluation set, at the last rollout frame.
+    let curves = dir.join("curves.png");
+    let (code, out, err) = rims(&["viz", "--metrics", s(&run), "--out", s(&curves)]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("4 accuracy series"), "{out}");
+    assert_picture(&curves);
     let run_s = s(&run);
     assert_one_line_error(
         &["viz", "--checkpoint", run_s, "--set", "train"],
