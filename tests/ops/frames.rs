@@ -204,3 +204,39 @@ fn frame_model_step_budget_and_no_allocation_per_step(kind: DeviceKind) {
         "nothing kept from step to step"
     );
 }
+
+device_test!(a_carried_state_continues_the_sequence);
+fn a_carried_state_continues_the_sequence(ctx: &Context) {
+    // What a rollout relies on: frames 0..3 in one call equal frames 0..2 and then frame 2 alone
+    // from the carried state, for RIMs and for a dense core.
+    for backbone in [Backbone::Rims, Backbone::Dense { hidden: 5 }] {
+        let model = tiny(ctx, backbone);
+        let (x, _) = batch(ctx, 3, 2);
+        let frame = 2 * NET.pixels();
+        let run = |x: &Tensor, state| {
+            let mut tape = Tape::untracked();
+            let out = model
+                .forward(ctx, &mut tape, x, state, Pass::default())
+                .unwrap();
+            let logits = tape.value(out.logits).to_vec(ctx).unwrap();
+            (logits, (out.h_last, out.c_last))
+        };
+        let (whole, _) = run(&x, None);
+        let first = x.slice_copy(ctx, 0, &[2, 2, NET.size, NET.size]).unwrap();
+        let last = x
+            .slice_copy(ctx, 2 * frame, &[1, 2, NET.size, NET.size])
+            .unwrap();
+        let (_, state) = run(&first, None);
+        let (stepped, _) = run(&last, Some(state));
+        let want = &whole[2 * frame..];
+        let worst = stepped
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst < 1e-5,
+            "{backbone:?}: the stepped logits differ by {worst}"
+        );
+    }
+}
