@@ -3,8 +3,8 @@
 //!
 //! Layers, bottom up: [`kernels`] (each shader's parameters and CPU twins), [`device`] (context,
 //! pool, registry, recorder), [`tensor`], [`ops`] (the optimizers in [`ops::optim`]), [`tape`], [`nn`], [`train`];
-//! [`reference`] is the f64 oracle beside them. `docs/design.md` describes the layers and
-//! `docs/spec.md` what the model computes.
+//! [`reference`] is the f64 oracle beside them; [`rl`] holds the MiniGrid environments.
+//! `docs/design.md` describes the layers and `docs/spec.md` what the model computes.
 
 // Every public item is documented; keep it so (CI treats warnings as errors).
 #![warn(missing_docs)]
@@ -19,6 +19,7 @@ pub mod layout;
 pub mod nn;
 pub mod ops;
 pub mod reference;
+pub mod rl;
 pub mod rng;
 pub mod spec;
 pub mod tape;

@@ -24,6 +24,7 @@ const ALLOWED: &[(&str, &str, &str)] = &[];
 const STACK: &[&str] = &[
     "kernels", "device", "tensor", "ops", "tape", "nn", "train", "interop", "bin",
 ];
+// `rl` is not in the stack's line: it sits above `train`, beside `interop` (see `allowed`).
 
 /// The layer of a top-level module of the library.
 fn layer_of_module(module: &str) -> &'static str {
@@ -36,6 +37,7 @@ fn layer_of_module(module: &str) -> &'static str {
         "nn" => "nn",
         "train" => "train",
         "interop" => "interop",
+        "rl" => "rl",
         "data" => "data",
         "reference" => "reference",
         "verify" => "verify",
@@ -65,6 +67,9 @@ fn allowed(from: &str, to: &str) -> bool {
         // data uses only the utilities; train and bin use it.
         ("data", _) => false,
         (_, "data") => from == "train" || from == "bin",
+        // rl sits above train, beside interop (neither uses the other); only bin uses it.
+        ("rl", t) => rank(t).is_some_and(|r| r <= rank("train").unwrap()),
+        (_, "rl") => from == "bin",
         // verify sits at the level of nn; bin uses it.
         ("verify", t) => rank(t).is_some_and(|r| r <= rank("nn").unwrap()),
         (_, "verify") => from == "bin",
@@ -546,4 +551,11 @@ fn the_scanner_sees_groups_and_skips_comments() {
     assert!(!allowed("reference", "ops"));
     assert!(allowed("train", "data"));
     assert!(!allowed("nn", "data"));
+    assert!(allowed("rl", "train"));
+    assert!(allowed("rl", "utilities"));
+    assert!(allowed("bin", "rl"));
+    assert!(!allowed("train", "rl"));
+    assert!(!allowed("interop", "rl"));
+    assert!(!allowed("rl", "interop"));
+    assert!(!allowed("rl", "bin"));
 }
