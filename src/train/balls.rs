@@ -7,7 +7,7 @@
 use crate::data::balls::{BallsConfig, BallsStream, Batch, Curtain, Span, Split};
 use crate::device::Context;
 use crate::error::{Error, Result};
-use crate::nn::model::{Model, Pass};
+use crate::nn::model::{InputLayer, Model, Pass};
 use crate::ops::binary_cross_entropy;
 use crate::ops::elementwise::{self, Unary};
 use crate::tape::Tape;
@@ -143,8 +143,13 @@ pub fn rollout(
     given: usize,
     horizon: usize,
 ) -> Result<Rollout> {
-    let pixels = model.cfg.classes;
-    let size = (pixels as f64).sqrt() as usize;
+    let InputLayer::Frames(net) = model.cfg.input else {
+        return Err(Error::invalid(
+            "rollout",
+            "only a frame model (the balls task's) predicts frames",
+        ));
+    };
+    let (size, pixels) = (net.size, net.pixels());
     let frame = batch * pixels;
     if given == 0 || horizon == 0 || frames.len() != (given + horizon) * frame {
         return Err(Error::shape(

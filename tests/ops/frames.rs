@@ -240,3 +240,24 @@ fn a_carried_state_continues_the_sequence(ctx: &Context) {
         );
     }
 }
+
+device_test!(only_a_frame_model_rolls_out);
+fn only_a_frame_model_rolls_out(ctx: &Context) {
+    let frames = tiny(ctx, Backbone::Rims);
+    let tokens = Model::new(
+        ctx,
+        ModelConfig {
+            vocab: 4,
+            input: InputLayer::Embedding,
+            classes: 4,
+            ..frames.cfg.clone()
+        },
+        1,
+    )
+    .unwrap();
+    let err = rims::train::balls::rollout(ctx, &tokens, &[0.0; 16], 1, 2, 2).unwrap_err();
+    assert!(err.to_string().contains("only a frame model"), "{err}");
+    // Frames that are not given + horizon frames of the model's size are refused too.
+    let err = rims::train::balls::rollout(ctx, &frames, &[0.0; 100], 1, 2, 2).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+}
