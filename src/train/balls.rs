@@ -172,7 +172,6 @@ pub fn rollout(
     for k in 0..horizon {
         let mut tape = Tape::untracked();
         let run = model.forward(ctx, &mut tape, &input, state.take(), Pass::default())?;
-        out.masks.extend(run.masks.to_vec(ctx)?);
         state = Some((run.h_last, run.c_last));
         // The last step's logits predict frame given + k.
         let steps = tape.value(run.logits).shape()[0] / batch;
@@ -183,7 +182,9 @@ pub fn rollout(
         let target = Tensor::from_slice(ctx, &[batch, pixels], truth)?;
         let (loss, _) = binary_cross_entropy::with_logits(ctx, &logits, &target, 1.0)?;
         let predicted = elementwise::unary(ctx, Unary::Sigmoid, &logits)?;
+        // Read back once everything of the step is recorded: one submit per rollout step.
         let (loss, probs) = (loss.to_vec(ctx)?, predicted.to_vec(ctx)?);
+        out.masks.extend(run.masks.to_vec(ctx)?);
         for e in 0..batch {
             let rows = e * pixels..(e + 1) * pixels;
             out.loss
