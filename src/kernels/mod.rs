@@ -20,6 +20,7 @@ pub mod layer_norm;
 pub mod matmul;
 pub mod merge;
 pub mod optim;
+pub mod ppo_loss;
 pub mod recurrent;
 pub mod reduce;
 pub mod split;
@@ -49,6 +50,7 @@ pub fn cpu_twin(shader: &str, entry: &str) -> Option<CpuKernel> {
         "matmul" => matmul::twin(entry),
         "merge" => merge::twin(entry),
         "optim" => optim::twin(entry),
+        "ppo_loss" => ppo_loss::twin(entry),
         "recurrent" => recurrent::twin(entry),
         "reduce" => reduce::twin(entry),
         "squared_error" => squared_error::twin(entry),
@@ -87,6 +89,7 @@ pub static SHADERS: &[(&str, &str)] = &[
     ("embedding", include_str!("../../shaders/embedding.wgsl")),
     ("matmul", include_str!("../../shaders/matmul.wgsl")),
     ("optim", include_str!("../../shaders/optim.wgsl")),
+    ("ppo_loss", include_str!("../../shaders/ppo_loss.wgsl")),
     ("recurrent", include_str!("../../shaders/recurrent.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
     (

@@ -14,6 +14,7 @@ pub mod layer_norm;
 pub mod matmul;
 pub mod merge;
 pub mod optim;
+pub mod ppo_loss;
 pub mod recurrent;
 pub mod reduce;
 pub mod squared_error;

@@ -14,6 +14,7 @@
 mod conv2d;
 mod image;
 mod ops;
+mod ppo;
 
 use crate::device::Context;
 use crate::error::{Error, Result};

@@ -9,5 +9,6 @@ mod conv2d;
 mod image;
 mod input_attention;
 mod merge;
+mod ppo_loss;
 mod recurrent;
 mod support;
