@@ -32,10 +32,45 @@ pub struct Recurrent {
     pub hidden: usize,
 }
 
+/// Where a sequence's state (h_0, or c_0 of an LSTM) starts.
+#[derive(Clone, Debug, Default)]
+pub enum Start {
+    /// Zeros.
+    #[default]
+    Zeros,
+    /// A tensor [B, H], not on the tape: no gradient reaches it.
+    Given(Tensor),
+    /// A tape value of B·H values: dL/dh_0 (dL/dc_0) is added to it, so a sequence can start
+    /// where a previous step of the tape left off (recurrent PPO steps one frame at a time and
+    /// resets the state between episodes).
+    Tape(Var),
+}
+
+impl Start {
+    /// The tensor to copy into row 0, and the tape value (with its shape) the gradient goes to.
+    fn resolve(self, tape: &Tape) -> (Option<Tensor>, Option<(Var, Vec<usize>)>) {
+        match self {
+            Start::Zeros => (None, None),
+            Start::Given(t) => (Some(t), None),
+            Start::Tape(v) => {
+                let t = tape.value(v).clone();
+                let shape = t.shape().to_vec();
+                (Some(t), Some((v, shape)))
+            }
+        }
+    }
+}
+
 /// What [`Recurrent::forward`] returns.
 pub struct RecurrentOutput {
     /// h_t for every step, [T, B, H] (on the tape).
     pub h: Var,
+    /// h_T, [B, H], on the tape as a second output: a loss on it, or on a next call started
+    /// from it with [`Start::Tape`], flows back through the sequence (its gradient adds to
+    /// that of the last row of `h`).
+    pub final_h: Var,
+    /// c_T for LSTM, [B, H], on the tape like `final_h`; None for GRU.
+    pub final_c: Option<Var>,
     /// Every state, [T+1, B, H] (h_0 first).
     pub states: Tensor,
     /// Every cell state for LSTM, [T+1, B, H] (c_0 first); None for GRU.
@@ -172,7 +207,26 @@ impl Recurrent {
         h0: Option<Tensor>,
         c0: Option<Tensor>,
     ) -> Result<RecurrentOutput> {
+        let start = |s: Option<Tensor>| s.map_or(Start::Zeros, Start::Given);
+        self.forward_from(ctx, tape, store, x, prefix, start(h0), start(c0))
+    }
+
+    /// [`Recurrent::forward`] with the initial states given as [`Start`]s: one on the tape
+    /// receives its gradient in the backward.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_from(
+        &self,
+        ctx: &Context,
+        tape: &mut Tape,
+        store: &ParamStore,
+        x: Var,
+        prefix: &str,
+        h0: Start,
+        c0: Start,
+    ) -> Result<RecurrentOutput> {
         const OP: &str = "recurrent";
+        let (h0, h0_var) = h0.resolve(tape);
+        let (c0, c0_var) = c0.resolve(tape);
         self.validate()?;
         let xt = tape.value(x).clone();
         xt.expect_dtype(OP, DType::F32)?;
@@ -267,7 +321,15 @@ impl Recurrent {
         } else {
             hs.slice_copy(ctx, b * h, &[t_len, b, h])?
         };
+        let last = |all: &Tensor| all.slice_copy(ctx, t_len * b * h, &[b, h]);
+        let final_h = tape.extra_output(last(&hs)?);
+        let final_c = match &cs {
+            Some(c) => Some(tape.extra_output(last(c)?)),
+            None => None,
+        };
         let node = RecurrentNode {
+            final_h,
+            final_c,
             dims,
             input: d,
             off,
@@ -279,10 +341,15 @@ impl Recurrent {
             cs: cs.clone(),
             pv: pv.clone(),
             pg: store.flat_grads().clone(),
+            h0_var,
+            c0_var,
         };
-        let hv = tape.record_always(out, Box::new(node));
+        let extra: Vec<Var> = std::iter::once(final_h).chain(final_c).collect();
+        let hv = tape.record_with_outputs(out, &extra, Box::new(node));
         Ok(RecurrentOutput {
             h: hv,
+            final_h,
+            final_c,
             states: hs,
             cells: cs,
         })
@@ -304,6 +371,12 @@ struct RecurrentNode {
     cs: Option<Tensor>,
     pv: Tensor,
     pg: Tensor,
+    /// The extra outputs h_T and c_T, whose gradients start the carries.
+    final_h: Var,
+    final_c: Option<Var>,
+    /// Where dL/dh_0 and dL/dc_0 go, when the initial state came from the tape.
+    h0_var: Option<(Var, Vec<usize>)>,
+    c0_var: Option<(Var, Vec<usize>)>,
 }
 
 impl Backward for RecurrentNode {
@@ -321,7 +394,14 @@ impl Backward for RecurrentNode {
             cs,
             pv,
             pg,
+            h0_var,
+            c0_var,
+            final_h,
+            final_c,
         } = *self;
+        let wanted =
+            |v: &Option<(Var, Vec<usize>)>| v.as_ref().is_some_and(|(v, _)| grads.wants(*v));
+        let want_h0 = wanted(&h0_var);
         let (t_len, b, h) = (dims.steps, dims.batch, dims.hidden);
         let gw = dims.gate_width();
         let rows = t_len * b;
@@ -336,12 +416,14 @@ impl Backward for RecurrentNode {
             ));
         }
         let lstm = dims.kind == CellKind::Lstm;
-        let dh = Tensor::zeros(ctx, &[b, h])?;
-        let dc = if lstm {
-            Some(Tensor::zeros(ctx, &[b, h])?)
-        } else {
-            None
+        // The carries start from what the consumers of h_T and c_T left (copies: the backward
+        // accumulates into them), or zeros.
+        let mut carry = |v: Option<Var>| match v.and_then(|v| grads.take(v)) {
+            Some(g) => g.reshape(&[b, h])?.duplicate(ctx),
+            None => Tensor::zeros(ctx, &[b, h]),
         };
+        let dh = carry(Some(final_h))?;
+        let dc = if lstm { Some(carry(final_c)?) } else { None };
         // Gate gradients dzx, and for GRU dzh (for LSTM they are equal).
         let dz = Tensor::uninit(ctx, &[t_len, b, gw])?;
         let dzh_own = if lstm {
@@ -363,8 +445,8 @@ impl Backward for RecurrentNode {
                 dzh: dzh_own.as_ref(),
             };
             recurrent::backward(ctx, dims, t, &step)?;
-            // dh_{t-1} (+)= dzh_t·Whᵀ; nothing wants dh_0 (h_0 is not on the tape).
-            if t > 0 {
+            // dh_{t-1} (+)= dzh_t·Whᵀ; dh_0 only when h_0 came from the tape and wants it.
+            if t > 0 || want_h0 {
                 product(
                     ctx,
                     (b, h, gw),
@@ -422,6 +504,14 @@ impl Backward for RecurrentNode {
         } else {
             sums(&dz, off.bx, 1, 0)?;
             sums(dzh, off.bh, 1, 0)?;
+        }
+        // After step 0's backward, dh and dc hold dL/dh_0 and dL/dc_0.
+        for (var, g) in [(h0_var, Some(dh)), (c0_var, dc)] {
+            if let (Some((v, shape)), Some(g)) = (var, g)
+                && grads.wants(v)
+            {
+                grads.add(ctx, v, g.reshape(&shape)?)?;
+            }
         }
         if grads.wants(x) {
             // dx = dzx·Wxᵀ over all T·B rows.

@@ -58,6 +58,10 @@ pub struct EnvBatch {
     seed: u64,
     envs: Vec<Env>,
     episodes: Vec<u64>,
+    /// The actions each environment has taken in its current episode: with the episode's
+    /// index, all it takes to rebuild it ([`EnvBatch::resume`]), so a checkpoint holds no
+    /// grid.
+    histories: Vec<Vec<u8>>,
 }
 
 impl EnvBatch {
@@ -78,7 +82,50 @@ impl EnvBatch {
             seed,
             envs,
             episodes: vec![0; n_envs],
+            histories: vec![Vec::new(); n_envs],
         })
+    }
+
+    /// The batch [`EnvBatch::new`] would reach after its environments had taken the steps
+    /// that left environment `i` in episode `episodes[i]` after `histories[i]`'s actions. An
+    /// action that is not an id, or a history that ends its episode, is an error.
+    pub fn resume(
+        world: World,
+        seed: u64,
+        episodes: &[u64],
+        histories: &[Vec<u8>],
+    ) -> Result<Self> {
+        let mut batch = EnvBatch::new(world, episodes.len().max(1), seed)?;
+        if episodes.len() != histories.len() || episodes.is_empty() {
+            return Err(Error::shape(
+                "rl::EnvBatch::resume",
+                format!(
+                    "{} episode indices and {} histories (one of each per environment)",
+                    episodes.len(),
+                    histories.len()
+                ),
+            ));
+        }
+        for (i, (&k, history)) in episodes.iter().zip(histories).enumerate() {
+            let mut env = world.generate(&mut episode_rng(seed, i as u64, k))?;
+            for &a in history {
+                if env.step(Action::from_id(a as u32)?).done() {
+                    return Err(Error::invalid(
+                        "rl::EnvBatch::resume",
+                        format!("environment {i}'s history ends its episode {k}"),
+                    ));
+                }
+            }
+            batch.envs[i] = env;
+        }
+        batch.episodes = episodes.to_vec();
+        batch.histories = histories.to_vec();
+        Ok(batch)
+    }
+
+    /// The actions each environment has taken in its current episode.
+    pub fn histories(&self) -> &[Vec<u8>] {
+        &self.histories
     }
 
     /// The world.
@@ -144,7 +191,9 @@ impl EnvBatch {
             rewards[i] = out.reward;
             dones[i] = out.done();
             truncated[i] = out.truncated && !out.terminated;
+            self.histories[i].push(action.id() as u8);
             if out.done() {
+                self.histories[i].clear();
                 self.episodes[i] += 1;
                 let mut rng = episode_rng(self.seed, i as u64, self.episodes[i]);
                 self.envs[i] = self.world.generate(&mut rng)?;

@@ -394,3 +394,112 @@ fn bad_inputs_are_errors(ctx: &Context) {
     ));
     ctx.synchronize().unwrap();
 }
+
+// Recurrent PPO steps a layer one frame at a time, each call starting from the last one's
+// final state on the tape (`Start::Tape`). Chained that way, T calls of one step give the
+// states, dx and every parameter gradient of one call over the whole sequence (up to
+// summation order), for a loss on every h_t and on the final h_T and c_T.
+device_test!(steps_chained_on_the_tape_equal_one_sequence);
+fn steps_chained_on_the_tape_equal_one_sequence(ctx: &Context) {
+    use rims::nn::recurrent::Start;
+    for kind in [CellKind::Lstm, CellKind::Gru] {
+        let (t_len, b, d, h) = (4, 3, 5, 6);
+        let layer = Recurrent::new(kind, d, h).unwrap();
+        let store = ParamStore::new(ctx, &layer.param_specs(PREFIX), 7).unwrap();
+        let mut rng = Rng::new(11);
+        let mut draw = |n: usize| {
+            (0..n)
+                .map(|_| rng.uniform(-1.0, 1.0) as f32)
+                .collect::<Vec<f32>>()
+        };
+        let x = draw(t_len * b * d);
+        let weights = draw(t_len * b * h);
+        let final_weights = draw(2 * b * h);
+        let lstm = kind == CellKind::Lstm;
+        // Loss: Σ h ⊙ W + Σ h_T ⊙ F_h (+ Σ c_T ⊙ F_c).
+        let run = |chained: bool| -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+            store.zero_grads(ctx).unwrap();
+            let mut tape = Tape::new();
+            let xv = tape.input(Tensor::from_slice(ctx, &[t_len, b, d], &x).unwrap());
+            let segments: Vec<(usize, usize)> = if chained {
+                (0..t_len).map(|t| (t, 1)).collect()
+            } else {
+                vec![(0, t_len)]
+            };
+            let (mut hs, mut state) = (Vec::new(), (Start::Zeros, Start::Zeros));
+            let mut last = None;
+            for (t0, len) in segments {
+                let xs = tape.slice_rows(ctx, xv, t0, len).unwrap();
+                let out = layer
+                    .forward_from(ctx, &mut tape, &store, xs, PREFIX, state.0, state.1)
+                    .unwrap();
+                hs.push(out.h);
+                state = (
+                    Start::Tape(out.final_h),
+                    out.final_c.map_or(Start::Zeros, Start::Tape),
+                );
+                last = Some((out.final_h, out.final_c));
+            }
+            let mut loss = None;
+            let mut add = |tape: &mut Tape, v, w: &[f32]| {
+                let shape = tape.value(v).shape().to_vec();
+                let wv = tape.constant(Tensor::from_slice(ctx, &shape, w).unwrap());
+                let term = tape.mul(ctx, v, wv).unwrap();
+                let term = tape.sum(ctx, term).unwrap();
+                loss = Some(match loss {
+                    None => term,
+                    Some(l) => tape.add(ctx, l, term).unwrap(),
+                });
+            };
+            let rows = hs.len();
+            for (i, hv) in hs.iter().enumerate() {
+                let per = t_len / rows;
+                add(
+                    &mut tape,
+                    *hv,
+                    &weights[i * per * b * h..(i + 1) * per * b * h],
+                );
+            }
+            let (fh, fc) = last.unwrap();
+            add(&mut tape, fh, &final_weights[..b * h]);
+            if let Some(fc) = fc {
+                add(&mut tape, fc, &final_weights[b * h..]);
+            }
+            let states: Vec<f32> = hs
+                .iter()
+                .flat_map(|v| tape.value(*v).to_vec(ctx).unwrap())
+                .collect();
+            let grads = tape.backward(ctx, loss.unwrap()).unwrap();
+            let dx = grads.get(xv).unwrap().to_vec(ctx).unwrap();
+            (states, dx, store.flat_grads().to_vec(ctx).unwrap())
+        };
+        let (whole, chained) = (run(false), run(true));
+        let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        let what = if lstm { "lstm" } else { "gru" };
+        assert_close(
+            &format!("{what} h"),
+            &chained.0,
+            &f64s(&whole.0),
+            1e-6,
+            1e-5,
+        );
+        assert_close(
+            &format!("{what} dx"),
+            &chained.1,
+            &f64s(&whole.1),
+            1e-5,
+            1e-4,
+        );
+        assert_close(
+            &format!("{what} dparams"),
+            &chained.2,
+            &f64s(&whole.2),
+            1e-5,
+            1e-4,
+        );
+        assert!(
+            whole.2.iter().any(|g| g.abs() > 1e-3),
+            "{what}: gradients are real"
+        );
+    }
+}

@@ -20,6 +20,7 @@ mod flags;
 mod infer;
 mod interop;
 mod progress;
+mod rl;
 mod shared;
 mod summary;
 mod train;
@@ -75,6 +76,9 @@ enum Command {
     Export(interop::ExportArgs),
     /// Write a data set to a file: `rims data balls` draws bouncing-balls sequences.
     Data(data::DataArgs),
+    /// Reinforcement learning on MiniGrid worlds: `rims rl train` (recurrent PPO, RIMs or
+    /// LSTM agent) and `rims rl eval`.
+    Rl(rl::RlArgs),
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +132,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Import(args) => interop::run_import(&args),
         Command::Export(args) => interop::run_export(&args),
         Command::Data(args) => data::run_data(&args),
+        Command::Rl(args) => rl::run_rl(&args),
     }
 }
 

@@ -29,6 +29,14 @@ pub fn catch_interrupts() {
     }
 }
 
+/// The signal that asked the run to stop, by name, once one has.
+pub fn interrupted() -> Option<&'static str> {
+    match INTERRUPTED.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal_name(signal)),
+    }
+}
+
 fn signal_name(signal: i32) -> &'static str {
     match signal {
         libc::SIGINT => "SIGINT",
@@ -71,13 +79,12 @@ impl Reporter for Bar {
     }
 
     fn keep_going(&mut self) -> rims::Result<()> {
-        match INTERRUPTED.load(Ordering::SeqCst) {
-            0 => Ok(()),
-            signal => {
+        match interrupted() {
+            None => Ok(()),
+            Some(signal) => {
                 self.bar.finish_and_clear();
                 Err(rims::Error::Stopped(format!(
-                    "interrupted by {} after step {}",
-                    signal_name(signal),
+                    "interrupted by {signal} after step {}",
                     self.steps
                 )))
             }

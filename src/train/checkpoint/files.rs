@@ -139,8 +139,9 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
 }
 
 /// Makes the set of `files` (and `metrics`) the current checkpoint of `dir`: the steps of
-/// [`SAVE_STEPS`].
-pub(super) fn install(
+/// [`SAVE_STEPS`] (whatever the three files are: a training run's, or a reinforcement-learning
+/// run's with its own state file).
+pub fn install(
     dir: &Path,
     epoch: usize,
     files: &[(&str, &[u8]); 3],
@@ -283,7 +284,19 @@ pub fn read_metrics(dir: &Path) -> Result<String> {
         let text = read_regular_string(&copy, Link::Refuse)?;
         // Every record must be whole before anything is rewritten from it: a corrupt copy
         // would otherwise replace the good DIR/metrics.jsonl.
-        if !text.trim().is_empty() {
+        if text.trim().is_empty() {
+        } else if set.join(super::RL_STATE_FILE).is_file() {
+            // A reinforcement-learning run's records (`rims::rl::train::UpdateRecord`, a layer
+            // above): each line must be a whole JSON object.
+            for (i, line) in text.lines().enumerate() {
+                if !serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v.is_object()) {
+                    return Err(Error::file(
+                        &copy,
+                        format!("line {} is not a whole JSON record", i + 1),
+                    ));
+                }
+            }
+        } else {
             crate::train::parse_records(&text, &copy)?;
         }
         return Ok(text);

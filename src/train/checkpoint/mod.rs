@@ -35,8 +35,7 @@ mod files;
 mod lock;
 mod outputs;
 
-use files::install;
-pub use files::{copy_run, open_run, publish_metrics, read_metrics};
+pub use files::{copy_run, install, open_run, publish_metrics, read_metrics};
 pub use lock::{LOCK_FILE, RunLock, lock_run};
 pub use outputs::{check_output, check_run_place};
 
@@ -58,6 +57,9 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// File name of the run's config and progress inside a checkpoint.
 pub const STATE_FILE: &str = "train.json";
+/// File name of a reinforcement-learning run's config, progress and environments inside a
+/// checkpoint (`rims::rl::train`), which it holds instead of [`STATE_FILE`].
+pub const RL_STATE_FILE: &str = "rl.json";
 /// File name of the evaluation records, in a checkpoint and in the run directory.
 pub const METRICS_FILE: &str = "metrics.jsonl";
 /// File in the run directory that names the current checkpoint.
@@ -145,10 +147,10 @@ pub fn current(dir: &Path) -> Result<PathBuf> {
                 format!("names {name}, which does not exist: the run's current checkpoint is gone"),
             ));
         }
-        if !set.join(STATE_FILE).is_file() {
+        if !set.join(STATE_FILE).is_file() && !set.join(RL_STATE_FILE).is_file() {
             return Err(Error::file(
                 dir.join(LATEST_FILE),
-                format!("names {name}, which holds no {STATE_FILE}"),
+                format!("names {name}, which holds no {STATE_FILE} (nor {RL_STATE_FILE})"),
             ));
         }
         return Ok(set);
@@ -164,7 +166,14 @@ pub fn current(dir: &Path) -> Result<PathBuf> {
 
 /// Reads `train.json` of the current checkpoint of `dir`.
 pub fn read_state(dir: &Path) -> Result<State> {
-    let path = current(dir)?.join(STATE_FILE);
+    let set = current(dir)?;
+    let path = set.join(STATE_FILE);
+    if !path.exists() && set.join(RL_STATE_FILE).is_file() {
+        return Err(Error::file(
+            dir,
+            "is a reinforcement-learning run: use `rims rl eval` (or `rims rl train --resume`)",
+        ));
+    }
     let text = read_regular(&path, Link::Refuse)?;
     serde_json::from_slice(&text)
         .map_err(|e| Error::file(&path, format!("not a valid checkpoint state: {e}")))
@@ -201,39 +210,15 @@ pub fn load(ctx: &Context, dir: &Path, model: &Model, adam: Option<&mut Adam>) -
     let step = state.progress.step.to_string();
     let model_path = set.join(MODEL_FILE);
     // Check the optimizer file before touching anything.
-    let mut moments = None;
-    if adam.is_some() {
-        let path = set.join(OPTIMIZER_FILE);
-        let bytes = read_regular(&path, Link::Refuse)?;
-        let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| Error::file(&path, format!("not a valid safetensors file: {e}")))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| Error::file(&path, e.to_string()))?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        if meta.get("step") != Some(&step) {
-            return Err(Error::file(
-                &path,
-                format!(
-                    "belongs to step {:?}, train.json to step {step}",
-                    meta.get("step")
-                ),
-            ));
-        }
-        let adam_t: u64 = meta
-            .get("adam_t")
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::file(&path, "no adam_t"))?;
-        let read = |name: &str| -> Result<Vec<f32>> {
-            let t = st
-                .tensor(name)
-                .map_err(|_| Error::file(&path, format!("missing tensor '{name}'")))?;
-            // Little-endian f32, possibly unaligned in the file's buffer: copied out.
-            Ok(bytemuck::pod_collect_to_vec::<u8, f32>(t.data()))
-        };
-        let (m, v) = (read("adam.m")?, read("adam.v")?);
-        check_moments(&path, &m, &v, adam_t, state.progress.step)?;
-        moments = Some((m, v, adam_t));
-    }
+    let moments = match adam {
+        Some(_) => Some(read_optimizer(
+            &set.join(OPTIMIZER_FILE),
+            state.progress.step,
+            STATE_FILE,
+            state.progress.step,
+        )?),
+        None => None,
+    };
     let header = read_regular(&model_path, Link::Refuse)?;
     let (_, h) = safetensors::SafeTensors::read_metadata(&header)
         .map_err(|e| Error::file(&model_path, format!("not a valid safetensors file: {e}")))?;
@@ -245,19 +230,88 @@ pub fn load(ctx: &Context, dir: &Path, model: &Model, adam: Option<&mut Adam>) -
         ));
     }
     let _meta: BTreeMap<String, String> = model.store.load(ctx, &model_path)?;
-    if let (Some(adam), Some((m, v, t))) = (adam, moments) {
-        let (mt, vt) = adam.moments();
-        if m.len() != mt.len() || v.len() != vt.len() {
-            return Err(Error::file(
-                set.join(OPTIMIZER_FILE),
-                "optimizer state has the wrong size for this model",
-            ));
-        }
-        mt.write(ctx, &m)?;
-        vt.write(ctx, &v)?;
-        adam.set_steps(t);
+    if let (Some(adam), Some(moments)) = (adam, moments) {
+        restore_optimizer(ctx, &set.join(OPTIMIZER_FILE), adam, moments)?;
     }
     Ok(state)
+}
+
+/// Adam's moments m, v and step count from the optimizer file of a checkpoint at run step
+/// `step` (as the run's `state_file` says), checked ([`check_moments`], at most `most_steps`
+/// optimizer steps) before anything uses them.
+pub fn read_optimizer(
+    path: &Path,
+    step: u64,
+    state_file: &str,
+    most_steps: u64,
+) -> Result<(Vec<f32>, Vec<f32>, u64)> {
+    let step_text = step.to_string();
+    let bytes = read_regular(path, Link::Refuse)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::file(path, e.to_string()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("step") != Some(&step_text) {
+        return Err(Error::file(
+            path,
+            format!(
+                "belongs to step {:?}, {state_file} to step {step_text}",
+                meta.get("step")
+            ),
+        ));
+    }
+    let adam_t: u64 = meta
+        .get("adam_t")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::file(path, "no adam_t"))?;
+    let read = |name: &str| -> Result<Vec<f32>> {
+        let t = st
+            .tensor(name)
+            .map_err(|_| Error::file(path, format!("missing tensor '{name}'")))?;
+        // Little-endian f32, possibly unaligned in the file's buffer: copied out.
+        Ok(bytemuck::pod_collect_to_vec::<u8, f32>(t.data()))
+    };
+    let (m, v) = (read("adam.m")?, read("adam.v")?);
+    check_moments(path, &m, &v, adam_t, most_steps)?;
+    Ok((m, v, adam_t))
+}
+
+/// Puts moments read by [`read_optimizer`] into `adam`; an error (naming `path`) when their
+/// size is not the model's.
+pub fn restore_optimizer(
+    ctx: &Context,
+    path: &Path,
+    adam: &mut Adam,
+    (m, v, t): (Vec<f32>, Vec<f32>, u64),
+) -> Result<()> {
+    let (mt, vt) = adam.moments();
+    if m.len() != mt.len() || v.len() != vt.len() {
+        return Err(Error::file(
+            path,
+            "optimizer state has the wrong size for this model",
+        ));
+    }
+    mt.write(ctx, &m)?;
+    vt.write(ctx, &v)?;
+    adam.set_steps(t);
+    Ok(())
+}
+
+/// The optimizer file of a checkpoint at run step `step`: Adam's moments and step count.
+pub fn encode_optimizer(ctx: &Context, adam: &Adam, step: u64, dir: &Path) -> Result<Vec<u8>> {
+    let (m, v) = adam.moments();
+    let (m, v) = (m.to_vec(ctx)?, v.to_vec(ctx)?);
+    let meta = [
+        ("step".to_string(), step.to_string()),
+        ("adam_t".to_string(), adam.steps().to_string()),
+    ]
+    .into();
+    crate::io::encode_f32_safetensors(
+        &[("adam.m", &[m.len()], &m), ("adam.v", &[v.len()], &v)],
+        &meta,
+    )
+    .map_err(|e| Error::file(dir, format!("cannot encode the optimizer state: {e}")))
 }
 
 /// Adam's state as a run can have left it: no more optimiser steps than the run took, finite
@@ -314,18 +368,7 @@ pub fn save(
         .encode(ctx, &meta)
         .map_err(|e| Error::file(dir.join(MODEL_FILE), e.to_string()))?;
 
-    let (m, v) = adam.moments();
-    let (m, v) = (m.to_vec(ctx)?, v.to_vec(ctx)?);
-    let meta = [
-        ("step".to_string(), progress.step.to_string()),
-        ("adam_t".to_string(), adam.steps().to_string()),
-    ]
-    .into();
-    let optimizer_bytes = crate::io::encode_f32_safetensors(
-        &[("adam.m", &[m.len()], &m), ("adam.v", &[v.len()], &v)],
-        &meta,
-    )
-    .map_err(|e| Error::file(dir, format!("cannot encode the optimizer state: {e}")))?;
+    let optimizer_bytes = encode_optimizer(ctx, adam, progress.step, dir)?;
 
     let state = State {
         config: config.clone(),
