@@ -433,3 +433,139 @@ fn balls_settings_that_cannot_work_are_named() {
     assert_one_line_error(&with(&["--balls", "40"]), "balls");
     assert_one_line_error(&with(&["--train-len", "1"]), "--train-len");
 }
+
+/// The flags of a tiny RL run: 4 environments × 32 frames, minibatches of 64, sequences of 16.
+const TINY_RL: [&str; 10] = [
+    "--envs",
+    "4",
+    "--steps",
+    "32",
+    "--batch",
+    "64",
+    "--recurrence",
+    "16",
+    "--device",
+    "cpu",
+];
+
+#[test]
+fn rl_trains_evaluates_and_resumes_from_the_command_line() {
+    let dir = support::scratch("rl-cli");
+    let run = dir.join("run");
+    let mut args = vec!["rl", "train", "--env", "empty-5x5", "--frames", "256"];
+    args.extend(["--out", support::s(&run)]);
+    args.extend(TINY_RL);
+    let (code, out, err) = rims(&args);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("rims rl train: empty-5x5 for 256 frames; RIMs N=4 k=3 H=16"),
+        "{out}"
+    );
+    assert!(out.contains("trained 2 updates, 256 frames"), "{out}");
+    // A second new run into the same directory is refused; resuming it further works.
+    let (code, _, err) = rims(&args);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already holds a checkpoint"), "{err}");
+    let (code, out, err) = rims(&[
+        "rl",
+        "train",
+        "--resume",
+        support::s(&run),
+        "--frames",
+        "512",
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("trained 4 updates, 512 frames"), "{out}");
+    let eval = |env: &str| {
+        rims(&[
+            "rl",
+            "eval",
+            "--device",
+            "cpu",
+            "--checkpoint",
+            support::s(&run),
+            "--env",
+            env,
+            "--episodes",
+            "20",
+            "--json",
+        ])
+    };
+    let (code, out, err) = eval("doorkey-6x6");
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["env"], "doorkey-6x6");
+    assert_eq!(v["episodes"], 20);
+    let success = v["success_rate"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&success), "{out}");
+    // The other commands say what kind of run this is; bad worlds and counts are named.
+    assert_one_line_error(
+        &["eval", "--device", "cpu", "--checkpoint", support::s(&run)],
+        "is a reinforcement-learning run: use `rims rl eval`",
+    );
+    let (code, _, err) = eval("maze-5x5");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("maze-5x5"), "{err}");
+    assert_one_line_error(
+        &[
+            "rl",
+            "eval",
+            "--device",
+            "cpu",
+            "--checkpoint",
+            support::s(&run),
+            "--episodes",
+            "0",
+        ],
+        "episodes",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rl_settings_that_cannot_work_are_named() {
+    let dir = support::scratch("rl-bad");
+    let out = dir.join("run");
+    let train = |extra: &[&str]| {
+        let mut args = vec!["rl", "train", "--frames", "256", "--out", support::s(&out)];
+        args.extend(TINY_RL);
+        args.extend(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    for (extra, needle) in [
+        (&["--recurrence", "24"][..], "recurrence"),
+        (&["--batch", "48"][..], "batch"),
+        (
+            &["--model", "transformer"][..],
+            "unknown model 'transformer'",
+        ),
+        (&["--env", "doorkey-4x4"][..], "doorkey-4x4"),
+        (&["--active", "7"][..], "active"),
+        (&["--lr", "-1"][..], "lr"),
+    ] {
+        let args = train(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_one_line_error(&args, needle);
+        assert!(!out.exists(), "{extra:?} left {}", out.display());
+    }
+    assert_one_line_error(&["rl", "train", "--device", "cpu"], "--out");
+    // A `rims train` run is not an RL run to resume.
+    let trained = dir.join("copying");
+    let mut args = vec!["train", "--epochs", "1", "--out", support::s(&trained)];
+    args.extend(support::tiny_flags(&args.clone()));
+    assert_eq!(rims(&args).0, 0);
+    assert_one_line_error(
+        &[
+            "rl",
+            "train",
+            "--device",
+            "cpu",
+            "--resume",
+            support::s(&trained),
+        ],
+        "not a reinforcement-learning one",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,8 +3,9 @@
 #
 #   tools/experiments.sh [--list] [--jobs J] [--seeds "1 2 3"] [--runs DIR] [GRID...]
 #
-# GRID names one or more of: copying, smnist, hypotheses, balls (default: copying smnist).
-# Every run is one clean job: `rims train ... --seed S --out DIR/NAME-sS`. Running the script
+# GRID names one or more of: copying, smnist, hypotheses, balls, rl, rl-memory (default: copying
+# smnist). Every run is one clean job: `rims train ... --seed S --out DIR/NAME-sS` (the rl grids:
+# `rims rl train`, then `rims rl eval --json` on each test world into DIR/NAME-sS/eval.jsonl). Running the script
 # again resumes unfinished runs from their last checkpoint and leaves finished ones alone, so
 # it can be stopped at any time. With --jobs J, J runs go at once (each on RIMS_THREADS=1; the
 # small models here run faster on one thread each than on all cores).
@@ -13,7 +14,8 @@
 # run the same grid, e.g. in a Slurm array job:
 #   cmd=$(tools/experiments.sh --list | sed -n "${SLURM_ARRAY_TASK_ID}p"); eval "$cmd"
 #
-# Afterwards `rims summary DIR/copy-*` (or smnist-*) prints the mean ± std tables.
+# Afterwards `rims summary DIR/copy-*` (or smnist-*) prints the mean ± std tables;
+# `python3 tools/rl_summary.py DIR/dk-* DIR/mem-*` those of the rl grids.
 set -euo pipefail
 
 rims=${RIMS:-target/release/rims}
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
         --seeds) seeds=$2; shift ;;
         --runs) runs=$2; shift ;;
         -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-        copying|smnist|hypotheses|balls) grids+=("$1") ;;
+        copying|smnist|hypotheses|balls|rl|rl-memory) grids+=("${1/-/_}") ;;
         *) echo "experiments.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -82,6 +84,23 @@ declare -A balls=(
     [balls-lstm]="$balls_common --model lstm --hidden 122"
 )
 
+# Reinforcement learning (docs/experiments.md): recurrent PPO with torch_ac's settings (16 envs x
+# 128 frames, 4 epochs, batch 256, recurrence 32, lr 1e-4), RIMs 4 x 16 with k = 3 against an
+# LSTM of 64 units, trained on DoorKey-5x5 for 300k frames and evaluated on 5x5 to 16x16 (500
+# episodes each); and the memory task, trained on Memory-S7 and evaluated on S7, S9 and S13.
+declare -A rl=(
+    [dk-rims]="--env doorkey-5x5 --model rims --frames 300000"
+    [dk-lstm]="--env doorkey-5x5 --model lstm --frames 300000"
+)
+declare -A rl_memory=(
+    [mem-rims]="--env memory-s7 --model rims --frames 1000000"
+    [mem-lstm]="--env memory-s7 --model lstm --frames 1000000"
+)
+declare -A tests=(
+    [rl]="doorkey-5x5 doorkey-6x6 doorkey-8x8 doorkey-16x16"
+    [rl_memory]="memory-s7 memory-s9 memory-s13"
+)
+
 commands=()
 # Seed-major order: a grid stopped early has every configuration at its first seeds.
 for seed in $seeds; do
@@ -89,6 +108,20 @@ for seed in $seeds; do
         declare -n table=$grid
         for name in $(printf '%s\n' "${!table[@]}" | sort); do
             out="$runs/$name-s$seed"
+            if [ -n "${tests[$grid]:-}" ]; then
+                # RL: train (or resume), then evaluate on each test world.
+                if [ -f "$out/latest" ]; then
+                    train="$rims rl train --device cpu --resume $out"
+                else
+                    train="$rims rl train --device cpu ${table[$name]} --seed $seed --out $out"
+                fi
+                evals=""
+                for world in ${tests[$grid]}; do
+                    evals+=" && $rims rl eval --device cpu --checkpoint $out --env $world --episodes 500 --json"
+                done
+                commands+=("$train && { true$evals; } > $out/eval.jsonl.tmp && mv $out/eval.jsonl.tmp $out/eval.jsonl")
+                continue
+            fi
             # A checkpoint: latest names it (train.json directly in the directory: older runs).
             if [ -f "$out/latest" ] || [ -f "$out/train.json" ]; then
                 # Resume: flags come from the checkpoint; a finished run trains no further.
@@ -109,8 +142,8 @@ mkdir -p "$runs"
 mkdir -p "$runs/logs"
 # Each run's output goes to DIR/logs/NAME.log, so that DIR/NAME-* globs only run directories.
 printf '%s\n' "${commands[@]}" | xargs -P "$jobs" -I{} bash -c '
-    out=$(echo "{}" | sed -E "s/.*--(out|resume) ([^ ]+).*/\2/")
+    out=$(echo "{}" | sed -E "s/.*--(out|resume) ([^ ]+).*/\2/; s/ .*//")
     log="$(dirname "$out")/logs/$(basename "$out").log"
     echo "start $out"
-    if {} >> "$log" 2>&1; then echo "done  $out"; else echo "FAILED $out (see $log)"; fi
+    if ( {} ) >> "$log" 2>&1; then echo "done  $out"; else echo "FAILED $out (see $log)"; fi
 '

@@ -23,6 +23,7 @@ mod merge;
 mod model;
 mod optim;
 mod params;
+mod ppo;
 mod ppo_loss;
 mod pytorch_golden;
 mod recurrent;

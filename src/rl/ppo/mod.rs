@@ -8,4 +8,4 @@ pub mod rollout;
 pub mod update;
 
 pub use rollout::{Episode, Rollout, Running, collect, gae, log_softmax, sample};
-pub use update::{UpdateShape, UpdateStats, check_shape, update};
+pub use update::{Sequence, UpdateShape, UpdateStats, check_shape, replay, sequences, update};

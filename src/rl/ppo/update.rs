@@ -7,6 +7,7 @@
 use crate::device::Context;
 use crate::error::{Error, Result};
 use crate::nn::recurrent::Start;
+use crate::ops::elementwise::{self, Binary};
 use crate::ops::optim::Adam;
 use crate::ops::ppo_loss::{BATCH_FIELDS, PpoBatch, PpoCoefs, STATS, field};
 use crate::rl::agent::{Agent, observation_ids};
@@ -31,13 +32,15 @@ pub struct UpdateShape {
 
 /// One sequence of a minibatch: environment `env`'s frames `t0..t0 + recurrence`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Sequence {
-    env: usize,
-    t0: usize,
+pub struct Sequence {
+    /// The environment.
+    pub env: usize,
+    /// Its first frame.
+    pub t0: usize,
 }
 
 /// The sequences of a rollout, one per environment and `recurrence` frames.
-fn sequences(r: &Rollout, recurrence: usize) -> Vec<Sequence> {
+pub fn sequences(r: &Rollout, recurrence: usize) -> Vec<Sequence> {
     (0..r.steps)
         .step_by(recurrence)
         .flat_map(|t0| (0..r.envs).map(move |env| Sequence { env, t0 }))
@@ -146,22 +149,31 @@ pub fn update(
     Ok(stats)
 }
 
-/// The mean PPO loss of one minibatch of sequences, on `tape`, and the sum over its frames of
-/// the statistics' means (a [STATS] tensor).
-#[allow(clippy::too_many_arguments)]
-fn minibatch_loss(
+/// The agent re-run on the sequences `mb` of `len` frames, on `tape`: per frame, the policy
+/// logits [m, 7] and values [m] of its rows (in `mb`'s order). Each sequence starts from the
+/// state stored at its first frame; where an episode begins inside it, that row's state is
+/// multiplied by zero on the tape, as collection reset it. Before any update this gives back
+/// what collection computed.
+pub fn replay(
     ctx: &Context,
     agent: &Agent,
     tape: &mut Tape,
     r: &Rollout,
-    adv: &[f32],
-    ret: &[f32],
     mb: &[Sequence],
-    shape: &UpdateShape,
-) -> Result<(Var, Tensor)> {
-    let (m, len, e) = (mb.len(), shape.recurrence, r.envs);
+    len: usize,
+) -> Result<Vec<(Var, Var)>> {
+    let (m, e) = (mb.len(), r.envs);
     let s = agent.cfg.state_width();
     let at = |seq: &Sequence, t: usize| (seq.t0 + t) * e + seq.env;
+    if m == 0 || len == 0 || mb.iter().any(|q| q.env >= e || q.t0 + len > r.steps) {
+        return Err(Error::invalid(
+            "rl::replay",
+            format!(
+                "sequences of {len} frames outside a rollout of {} × {e}",
+                r.steps
+            ),
+        ));
+    }
     // Every frame's observation, time-major [len, m], encoded at once.
     let mut images = Vec::with_capacity(len * m * IMAGE_LEN);
     for t in 0..len {
@@ -188,8 +200,7 @@ fn minibatch_loss(
         Some(all) => Start::Given(upload(&rows_of(all))?),
         None => Start::Zeros,
     };
-    let mut total: Option<Var> = None;
-    let mut stat_sum: Option<Tensor> = None;
+    let mut out = Vec::with_capacity(len);
     for t in 0..len {
         if t > 0 {
             // A row whose episode begins at frame t starts from zeros: its state times 0.
@@ -216,8 +227,33 @@ fn minibatch_loss(
         let xt = tape.reshape(xt, &[m, agent.cfg.features])?;
         let (step, _) = agent.core_step(ctx, tape, xt, h, c)?;
         let (logits, values) = agent.heads(ctx, tape, step.h)?;
-        let values = tape.reshape(values, &[m])?;
-        let batch = frame_batch(ctx, r, adv, ret, mb.iter().map(|seq| at(seq, t)))?;
+        out.push((logits, tape.reshape(values, &[m])?));
+        h = Start::Tape(step.h);
+        c = step.c.map_or(Start::Zeros, Start::Tape);
+    }
+    Ok(out)
+}
+
+/// The mean PPO loss of one minibatch of sequences, on `tape`, and the sum over its frames of
+/// the statistics' means (a [STATS] tensor).
+#[allow(clippy::too_many_arguments)]
+fn minibatch_loss(
+    ctx: &Context,
+    agent: &Agent,
+    tape: &mut Tape,
+    r: &Rollout,
+    adv: &[f32],
+    ret: &[f32],
+    mb: &[Sequence],
+    shape: &UpdateShape,
+) -> Result<(Var, Tensor)> {
+    let len = shape.recurrence;
+    let frames = replay(ctx, agent, tape, r, mb, len)?;
+    let mut total: Option<Var> = None;
+    let mut stat_sum: Option<Tensor> = None;
+    for (t, (logits, values)) in frames.into_iter().enumerate() {
+        let ks = mb.iter().map(|seq| (seq.t0 + t) * r.envs + seq.env);
+        let batch = frame_batch(ctx, r, adv, ret, ks)?;
         let (loss, st) = tape.ppo_loss(ctx, logits, values, &batch, shape.coefs)?;
         total = Some(match total {
             None => loss,
@@ -225,15 +261,8 @@ fn minibatch_loss(
         });
         stat_sum = Some(match stat_sum {
             None => st,
-            Some(sum) => crate::ops::elementwise::binary(
-                ctx,
-                crate::ops::elementwise::Binary::Add,
-                &sum,
-                &st,
-            )?,
+            Some(sum) => elementwise::binary(ctx, Binary::Add, &sum, &st)?,
         });
-        h = Start::Tape(step.h);
-        c = step.c.map_or(Start::Zeros, Start::Tape);
     }
     let (Some(total), Some(stat_sum)) = (total, stat_sum) else {
         return Err(Error::config("recurrence", "must be at least 1"));
