@@ -25,7 +25,7 @@ fn gae_is_the_discounted_sum_of_td_errors() {
     let last: Vec<f32> = rng.vec_f32(envs, -1.0, 1.0);
     let dones: Vec<bool> = (0..n).map(|_| rng.below(4) == 0).collect();
     let (adv, ret) = gae(&rewards, &values, &dones, &last, gamma, lambda);
-    for e in 0..envs {
+    for (e, &bootstrap) in last.iter().enumerate() {
         for t in 0..steps {
             let mut want = 0.0f64;
             let mut weight = 1.0f64;
@@ -34,7 +34,7 @@ fn gae_is_the_discounted_sum_of_td_errors() {
                 let next = if u + 1 < steps {
                     values[k + envs]
                 } else {
-                    last[e]
+                    bootstrap
                 } as f64;
                 let keep = if dones[k] { 0.0 } else { 1.0 };
                 let delta = rewards[k] as f64 + gamma * next * keep - values[k] as f64;
@@ -74,10 +74,10 @@ fn tiny(model: &str, env: &str) -> RlConfig {
     }
 }
 
-/// Before any update, re-running the stored sequences (64 frames each, so that the step limit
-/// of Empty-5x5 at frame 100 ends an episode inside one) gives back every frame's value and
-/// action log-probability exactly as collection computed them, one frame at a time with the
-/// resets on the tape: RIMs with LSTM and GRU cells, and the dense LSTM.
+// Before any update, re-running the stored sequences (64 frames each, so that the step limit
+// of Empty-5x5 at frame 100 ends an episode inside one) gives back every frame's value and
+// action log-probability exactly as collection computed them, one frame at a time with the
+// resets on the tape: RIMs with LSTM and GRU cells, and the dense LSTM.
 device_test!(replayed_sequences_give_what_collection_saw);
 fn replayed_sequences_give_what_collection_saw(ctx: &Context) {
     for (model, cell) in [("rims", "lstm"), ("rims", "gru"), ("lstm", "lstm")] {
