@@ -81,6 +81,12 @@ pub struct UpdateRecord {
     pub frames: u64,
     /// Frames per second of this update (collection and update together).
     pub fps: f64,
+    /// Seconds spent collecting the rollout (acting one frame at a time, the environments).
+    #[serde(default)]
+    pub collect_seconds: f64,
+    /// Seconds spent in the PPO update (forward, backward and Adam over every minibatch).
+    #[serde(default)]
+    pub update_seconds: f64,
     /// Episodes that ended during its rollout.
     pub episodes: usize,
     /// Their mean return (0 when none ended).
@@ -294,6 +300,7 @@ impl Live {
             cfg.steps,
             &mut update_rng(cfg.seed, u, 0),
         )?;
+        let collect_seconds = started.elapsed().as_secs_f64();
         let (adv, ret) = gae(
             &rollout.rewards,
             &rollout.values,
@@ -329,6 +336,8 @@ impl Live {
             update: self.progress.update,
             frames: self.progress.frames,
             fps: cfg.frames_per_update() as f64 / seconds.max(1e-9),
+            collect_seconds,
+            update_seconds: seconds - collect_seconds,
             episodes: eps.len(),
             mean_return: mean(&|e| e.ret as f64),
             success_rate: mean(&|e| if e.success { 1.0 } else { 0.0 }),

@@ -160,7 +160,7 @@ fn a_resumed_run_repeats_the_uninterrupted_one() {
             .unwrap()
             .into_iter()
             .map(|mut r| {
-                r.fps = 0.0;
+                (r.fps, r.collect_seconds, r.update_seconds) = (0.0, 0.0, 0.0);
                 r
             })
             .collect::<Vec<_>>()
