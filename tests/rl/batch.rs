@@ -126,3 +126,40 @@ fn episode_streams_do_not_collide() {
         }
     }
 }
+
+/// A batch rebuilt from each environment's episode index and the actions of its unfinished
+/// episode (what an RL checkpoint keeps) steps on exactly as the original; histories that
+/// cannot be (wrong counts, a bad id, one that ends its episode) are errors.
+#[test]
+fn a_batch_resumes_from_its_episodes_and_histories() {
+    for name in ["doorkey-5x5", "memory-s7", "empty-5x5"] {
+        let mut batch = EnvBatch::new(world(name), 5, 3).unwrap();
+        let mut rng = Rng::new(4);
+        let mut actions = || (0..5).map(|_| rng.below(7) as u32).collect::<Vec<u32>>();
+        for _ in 0..400 {
+            batch.step(&actions()).unwrap();
+        }
+        assert!(
+            batch.episodes().iter().any(|&k| k > 0),
+            "{name}: episodes ended"
+        );
+        for (env, h) in batch.envs().iter().zip(batch.histories()) {
+            assert_eq!(env.step_count() as usize, h.len(), "{name}");
+        }
+        let mut resumed =
+            EnvBatch::resume(world(name), 3, batch.episodes(), batch.histories()).unwrap();
+        assert_eq!(resumed.observe(), batch.observe(), "{name}");
+        for _ in 0..300 {
+            let a = actions();
+            assert_eq!(resumed.step(&a).unwrap(), batch.step(&a).unwrap(), "{name}");
+        }
+    }
+    let w = world("empty-5x5");
+    let err = EnvBatch::resume(w, 1, &[0, 0], &[vec![]]).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+    assert!(EnvBatch::resume(w, 1, &[0], &[vec![9]]).is_err());
+    // Empty-5x5 from (1, 1) facing right: forward, forward, right, forward, forward reaches
+    // the goal, so that history cannot be an unfinished episode.
+    let err = EnvBatch::resume(w, 1, &[0], &[vec![2, 2, 1, 2, 2]]).unwrap_err();
+    assert!(err.to_string().contains("ends its episode"), "{err}");
+}
