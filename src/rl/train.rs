@@ -134,7 +134,7 @@ pub struct RlSummary {
 
 /// The generator of update `update`'s sampling (`salt` 0) or shuffling (`salt` 1).
 fn update_rng(seed: u64, update: u64, salt: u64) -> Rng {
-    let key = Rng::new(seed ^ 0x5EED_0F_99C0).next_u64();
+    let key = Rng::new(seed ^ 0x005E_ED0F_99C0).next_u64();
     Rng::new(Rng::new(key ^ update.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64() ^ salt)
 }
 

@@ -152,7 +152,7 @@ impl RlReporter for RlBar {
             100.0 * r.success_rate,
             r.entropy
         ));
-        if self.bar.is_hidden() && r.update % 10 == 0 {
+        if self.bar.is_hidden() && r.update.is_multiple_of(10) {
             println!(
                 "update {:>5}  frames {:>8}  {:>6.0} frames/s  return {:.3}  success {:.1}%  \
                  length {:.1}  entropy {:.3}",
