@@ -262,3 +262,195 @@ fn draws_a_balls_rollout_and_names_what_does_not_apply() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A tiny reinforcement-learning run of `model` on empty-5x5 (four updates of 128 frames),
+/// made once per model, in a directory named after the model (so that a comparison of the two
+/// does not take them for seeds of one configuration).
+fn rl_run(model: &'static str) -> &'static Path {
+    static RIMS: OnceLock<PathBuf> = OnceLock::new();
+    static LSTM: OnceLock<PathBuf> = OnceLock::new();
+    let cell = if model == "rims" { &RIMS } else { &LSTM };
+    cell.get_or_init(|| {
+        let run = temp(&format!("rl-{model}")).join(model);
+        let mut args = vec![
+            "rl",
+            "train",
+            "--env",
+            "empty-5x5",
+            "--model",
+            model,
+            "--frames",
+            "512",
+            "--envs",
+            "4",
+            "--steps",
+            "32",
+            "--batch",
+            "64",
+            "--recurrence",
+            "16",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            s(&run),
+        ];
+        args.extend(if model == "rims" {
+            ["--hidden", "8"]
+        } else {
+            ["--hidden", "16"]
+        });
+        let (code, out, err) = rims(&args);
+        assert_eq!(code, 0, "rl train {model}: {out}\n{err}");
+        run
+    })
+}
+
+/// The episode picture: the frame rows and the mechanism map make it taller than wide only
+/// for long episodes; it is always the pictures' width.
+fn assert_episode_picture(path: &Path) {
+    assert_picture(path);
+    let (w, h, _) = decode(path);
+    assert_eq!(w, 1200, "{}", path.display());
+    assert!((250..3000).contains(&h), "{}: {w}x{h}", path.display());
+}
+
+#[test]
+fn draws_an_rl_episode_with_its_mechanisms() {
+    let dir = temp("episode");
+    for (model, n) in [("rims", 4), ("lstm", 1)] {
+        let run = rl_run(model);
+        let png = dir.join(format!("{model}.png"));
+        let (code, out, err) = rims(&["viz", "--checkpoint", s(run), "--out", s(&png)]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert!(out.contains("episode 0 of empty-5x5"), "{out}");
+        assert!(out.contains(&format!("; {n} mechanisms x ")), "{out}");
+        assert_episode_picture(&png);
+    }
+    // Another world, episode and policy; the default output goes beside the run.
+    let run = rl_run("rims");
+    let (code, out, err) = rims(&[
+        "viz",
+        "--checkpoint",
+        s(run),
+        "--env",
+        "doorkey-6x6",
+        "--example",
+        "3",
+        "--greedy",
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("episode 3 of doorkey-6x6"), "{out}");
+    assert_episode_picture(&run.with_file_name("rims-episode_doorkey-6x6.png"));
+}
+
+#[test]
+fn draws_rl_curves_of_one_run_and_of_several() {
+    let (rims_run, lstm_run) = (rl_run("rims"), rl_run("lstm"));
+    let dir = temp("rl-curves");
+    let png = dir.join("curves.png");
+    let (code, out, err) = rims(&["viz", "--metrics", s(rims_run), "--out", s(&png)]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("1 runs, 4 updates, 512 frames"), "{out}");
+    assert_picture(&png);
+    let both = dir.join("both.png");
+    let (code, out, err) = rims(&[
+        "viz",
+        "--metrics",
+        s(rims_run),
+        s(lstm_run),
+        "--out",
+        s(&both),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("2 runs, 4 updates"), "{out}");
+    assert_picture(&both);
+    // The metrics file alone (no checkpoint beside it) is recognised by its records.
+    let alone = dir.join("alone");
+    std::fs::create_dir_all(&alone).unwrap();
+    std::fs::copy(rims_run.join("metrics.jsonl"), alone.join("metrics.jsonl")).unwrap();
+    let (code, out, err) = rims(&[
+        "viz",
+        "--metrics",
+        s(&alone),
+        "--out",
+        s(&dir.join("alone.png")),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("4 updates"), "{out}");
+}
+
+#[test]
+fn bad_rl_input_is_a_one_line_error() {
+    let run = rl_run("rims");
+    let dir = temp("rl-bad");
+    let png = dir.join("x.png");
+    let viz = |extra: &[&str]| {
+        let mut a = vec!["viz", "--checkpoint", s(run), "--out", s(&png)];
+        a.extend_from_slice(extra);
+        a.iter().map(|x| x.to_string()).collect::<Vec<_>>()
+    };
+    let check = |extra: &[&str], needle: &str| {
+        let a = viz(extra);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        assert_one_line_error(&a, needle);
+    };
+    check(&["--example", "65536"], "--example: 65536 is out of range");
+    check(
+        &["--env", "sudoku-5x5"],
+        "--env: 'sudoku-5x5' names no world family",
+    );
+    check(&["--env", "doorkey-3x3"], "--env");
+    check(
+        &["--task", "copying"],
+        "--task: is not for reinforcement-learning runs",
+    );
+    check(
+        &["--set", "test-4"],
+        "--set: is not for reinforcement-learning runs",
+    );
+    check(&["--length", "4"], "--length");
+    // rims train checkpoints have no episodes to play.
+    let copying = run_dir();
+    assert_one_line_error(
+        &["viz", "--checkpoint", s(copying), "--env", "empty-5x5"],
+        "--env: is for reinforcement-learning runs",
+    );
+    assert_one_line_error(
+        &["viz", "--checkpoint", s(copying), "--greedy"],
+        "--greedy: is for reinforcement-learning runs",
+    );
+    assert_usage_error(&["viz", "--metrics", s(run), "--greedy"]);
+    assert_usage_error(&["viz", "--metrics", s(run), "--env", "empty-5x5"]);
+    // Metrics: one kind of run at a time, several need --out, a broken record is named.
+    assert_one_line_error(
+        &["viz", "--metrics", s(run), s(copying), "--out", s(&png)],
+        "compare runs of one kind",
+    );
+    assert_one_line_error(
+        &["viz", "--metrics", s(run), s(rl_run("lstm"))],
+        "needs --out",
+    );
+    let broken = dir.join("broken");
+    support::copy_dir(run, &broken);
+    let good = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let first = good.lines().next().unwrap();
+    std::fs::write(
+        broken.join("metrics.jsonl"),
+        format!("{first}\n{{\"update\": 2}}\n"),
+    )
+    .unwrap();
+    assert_one_line_error(
+        &["viz", "--metrics", s(&broken), "--out", s(&png)],
+        "line 2 is not an update record",
+    );
+    std::fs::write(broken.join("metrics.jsonl"), "").unwrap();
+    assert_one_line_error(
+        &["viz", "--metrics", s(&broken), "--out", s(&png)],
+        "no records",
+    );
+    assert!(!png.exists());
+}

@@ -17,8 +17,10 @@ pub(super) struct Series {
     pub(super) name: String,
     pub(super) points: Vec<(f64, f64)>,
     /// One colour per size (the train loss is black); a second split is dashed.
-    colour: RGBColor,
-    dashed: bool,
+    pub(super) colour: RGBColor,
+    pub(super) dashed: bool,
+    /// A dot at every point (off for long, dense curves).
+    pub(super) markers: bool,
 }
 
 fn series_name(split: &str, size: usize, rollout: bool) -> String {
@@ -53,6 +55,7 @@ pub(super) fn curves_of(records: &[EvalRecord]) -> (Vec<Series>, Vec<Series>) {
             .collect(),
         colour: BLACK,
         dashed: false,
+        markers: true,
     }];
     let mut accuracy: Vec<Series> = Vec::new();
     let (mut keys, mut splits, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
@@ -93,6 +96,7 @@ pub(super) fn curves_of(records: &[EvalRecord]) -> (Vec<Series>, Vec<Series>) {
                 sizes.iter().position(|&s| s == size).unwrap_or(0)
             }),
             dashed: !rollout && splits.iter().position(|s| *s == split).unwrap_or(0) > 0,
+            markers: true,
         };
         losses.push(series(of(|e| e.loss)));
         accuracy.push(series(of(|e| 100.0 * e.accuracy)));
@@ -129,7 +133,7 @@ pub(super) fn curves(args: &VizArgs, dir: &Path) -> Result<()> {
 }
 
 /// A run's name on a comparison picture: its directory's last component.
-fn run_name(dir: &Path) -> String {
+pub(super) fn run_name(dir: &Path) -> String {
     dir.file_name().map_or_else(
         || dir.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -208,7 +212,7 @@ pub(super) fn compare(args: &VizArgs, dirs: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-fn series_colour(i: usize) -> RGBColor {
+pub(super) fn series_colour(i: usize) -> RGBColor {
     // A qualitative palette (ColorBrewer Dark2); the train loss is black.
     const COLOURS: [RGBColor; 8] = [
         RGBColor(27, 158, 119),
@@ -275,7 +279,7 @@ pub(super) fn draw_curves(
     Ok(())
 }
 
-fn draw_lines<'a, 'b: 'a, X, Y>(
+pub(super) fn draw_lines<'a, 'b: 'a, X, Y>(
     chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<X, Y>>,
     series: &[Series],
 ) -> Drawn
@@ -285,11 +289,13 @@ where
 {
     for s in series {
         let style = s.colour.stroke_width(2);
-        chart.draw_series(
-            s.points
-                .iter()
-                .map(|&p| Circle::new(p, 3, s.colour.filled())),
-        )?;
+        if s.markers {
+            chart.draw_series(
+                s.points
+                    .iter()
+                    .map(|&p| Circle::new(p, 3, s.colour.filled())),
+            )?;
+        }
         let drawn = if s.dashed {
             chart.draw_series(DashedLineSeries::new(s.points.clone(), 8, 5, style))?
         } else {
