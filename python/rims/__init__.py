@@ -6,6 +6,8 @@
 - ``rims.train`` / ``rims.evaluate``: the engine's experiments (copying, sMNIST, adding, balls) with
   the CLI's settings, into crash-safe run directories.
 - ``rims.Trainer``: the engine's own model and training step on batches you make.
+- ``rims.rl_train`` / ``rims.rl_evaluate``: reinforcement learning (recurrent PPO with a RIMs or
+  LSTM agent on MiniGrid-style worlds), as ``rims rl train`` and ``rims rl eval``.
 - ``rims.import_weights`` / ``rims.export_weights``: the two PyTorch codes' state_dicts in and
   out of the canonical layout (docs/spec.md §4).
 
@@ -17,6 +19,7 @@ threads (default: the ``RIMS_THREADS`` variable, else every core).
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sys
 from pathlib import Path
@@ -36,6 +39,8 @@ __all__ = [
     "export_weights",
     "get_num_threads",
     "import_weights",
+    "rl_evaluate",
+    "rl_train",
     "set_num_threads",
     "train",
 ]
@@ -196,6 +201,108 @@ def evaluate(
         None if resolutions is None else [int(v) for v in resolutions],
         device,
     )
+    return json.loads(text)
+
+
+class _DefaultStr(str):
+    """A default argument value, told apart from the same value given (``resume=True``)."""
+
+
+class _DefaultInt(int):
+    """A default argument value, told apart from the same value given (``resume=True``)."""
+
+
+_RL_ENV = _DefaultStr("doorkey-5x5")
+_RL_MODEL = _DefaultStr("rims")
+_RL_FRAMES = _DefaultInt(300_000)
+_RL_SEED = _DefaultInt(1)
+
+
+def _json_value(value: Any) -> Any:
+    """numpy scalars and paths as JSON values (``json.dumps``'s ``default``)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"a setting cannot be a {type(value).__name__} ({value!r})")
+
+
+def _print_update(record: Dict[str, Any]) -> None:
+    print(
+        f"update {record['update']:5d}  frames {record['frames']:8d}  {record['fps']:6.0f} frames/s  "
+        f"return {record['mean_return']:.3f}  success {100 * record['success_rate']:.1f}%  "
+        f"length {record['mean_length']:.1f}  entropy {record['entropy']:.3f}"
+    )
+
+
+def rl_train(
+    out: PathLike,
+    *,
+    env: str = _RL_ENV,
+    model: str = _RL_MODEL,
+    frames: int = _RL_FRAMES,
+    seed: int = _RL_SEED,
+    resume: bool = False,
+    device: Optional[str] = None,
+    progress: Union[None, bool, Callable[[Dict[str, Any]], None]] = None,
+    **settings: Any,
+) -> List[Dict[str, Any]]:
+    """Trains an agent with recurrent PPO on a world into the run directory ``out``, as
+    ``rims rl train --out OUT`` does, and returns the records of the updates this call made
+    (dicts, as ``metrics.jsonl`` holds them: ``update``, ``frames``, ``fps``, ``episodes``,
+    ``mean_return``, ``success_rate``, ``mean_length``, ``policy_loss``, ``value_loss``,
+    ``entropy``, ``approx_kl``, ``clipped``, ``grad_norm``, ...).
+
+    ``env`` is ``empty-NxN``, ``doorkey-NxN`` (N >= 5) or ``memory-sN``; ``model`` is ``rims``,
+    ``lstm`` or ``gru``. Other settings go by their names in the run's ``rl.json`` (``envs``,
+    ``steps``, ``epochs``, ``batch``, ``recurrence``, ``lr``, ``gamma``, ``lambda``, ``clip``,
+    ``value_coef``, ``entropy_coef``, ``max_grad_norm``, ``mechanisms``, ``active``, ``hidden``,
+    ``cell``, ``variant``, ``embed``, ``features``, ``head_hidden``, ``checkpoint_every``); the
+    rest are the CLI's defaults (torch_ac's PPO; RIMs 4 x 16 with k = 3, or 64 LSTM units). An
+    unknown name, a value of the wrong type or a setting that cannot work raises ``RimsError``.
+
+    ``resume=True`` continues the run in ``out`` with its own settings: ``frames`` may raise its
+    length, and any other setting given must be the run's. ``progress`` is None or False
+    (quiet), True (a line per update) or a callable that receives each update's record as a
+    dict; an exception it raises, or Ctrl-C, stops the run after that update with the last
+    checkpoint kept (every ``checkpoint_every`` updates, and the last) and is raised again here.
+    """
+    given: Dict[str, Any] = {}
+    for key, value, default in (
+        ("env", env, _RL_ENV),
+        ("model", model, _RL_MODEL),
+        ("frames", frames, _RL_FRAMES),
+        ("seed", seed, _RL_SEED),
+    ):
+        if value is None or isinstance(value, (_DefaultStr, _DefaultInt)):
+            if resume:
+                continue  # not given: the run's own
+            value = str(default) if isinstance(default, str) else int(default)
+        given[key] = value
+    given.update(settings)
+    callback: Optional[Callable[[str], None]] = None
+    if progress is True:
+        callback = lambda text: _print_update(json.loads(text))  # noqa: E731
+    elif progress:
+        user = progress
+        callback = lambda text: user(json.loads(text))  # noqa: E731
+    text = _rims.rl_train(os.fspath(out), json.dumps(given, default=_json_value), resume, device, callback)
+    return json.loads(text)
+
+
+def rl_evaluate(
+    checkpoint: PathLike,
+    env: Optional[str] = None,
+    episodes: int = 500,
+    greedy: bool = False,
+    device: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Plays the agent of the run directory ``checkpoint`` on ``env`` (default: the world it
+    trained on), as ``rims rl eval`` does: the first episode of each of ``episodes``
+    environments (1 to 65536), on layouts no training run sees, actions sampled from the
+    policy or, with ``greedy=True``, the most likely ones. Returns ``dict(env, episodes,
+    mean_return, success_rate, mean_length)``."""
+    text = _rims.rl_evaluate(os.fspath(checkpoint), env, operator.index(episodes), bool(greedy), device)
     return json.loads(text)
 
 

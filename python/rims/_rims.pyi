@@ -82,6 +82,20 @@ def evaluate(
     resolutions: Optional[List[int]] = None,
     device: Optional[str] = None,
 ) -> str: ...
+def rl_train(
+    out: str,
+    settings_json: str,
+    resume: bool,
+    device: Optional[str] = None,
+    progress: Optional[Callable[[str], None]] = None,
+) -> str: ...
+def rl_evaluate(
+    checkpoint: str,
+    env: Optional[str] = None,
+    episodes: int = 500,
+    greedy: bool = False,
+    device: Optional[str] = None,
+) -> str: ...
 def import_weights(
     state: Dict[str, npt.NDArray[np.float64]],
     source: str,

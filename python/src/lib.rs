@@ -5,8 +5,9 @@
 //!
 //! Files: `engine.rs` (the shared contexts, threads, fork), `errors.rs`, `arrays.rs` (numpy
 //! in and out), `layer.rs` (the torch layer's forward and backward), `runner.rs` (stepping a
-//! trained model), `training.rs` (`train`, `evaluate`, `Trainer`), `weights.rs` (the PyTorch
-//! codes' state_dicts in and out).
+//! trained model), `training.rs` (`train`, `evaluate`, `Trainer`), `rl.rs` (`rl_train`,
+//! `rl_evaluate`: reinforcement learning), `weights.rs` (the PyTorch codes' state_dicts in and
+//! out).
 
 use pyo3::prelude::*;
 
@@ -14,6 +15,7 @@ mod arrays;
 mod engine;
 mod errors;
 mod layer;
+mod rl;
 mod runner;
 mod training;
 mod weights;
@@ -31,6 +33,8 @@ fn _rims(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<training::Trainer>()?;
     m.add_function(wrap_pyfunction!(training::train, m)?)?;
     m.add_function(wrap_pyfunction!(training::evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(rl::rl_train, m)?)?;
+    m.add_function(wrap_pyfunction!(rl::rl_evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(weights::import_weights, m)?)?;
     m.add_function(wrap_pyfunction!(weights::export_weights, m)?)?;
     Ok(())

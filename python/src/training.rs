@@ -24,7 +24,7 @@ use crate::arrays::{f32_array, finite_values, to_numpy, u32_array};
 use crate::engine::{Device, device, parse_device};
 use crate::errors::{engine_error, value_error};
 
-fn settings(json: &str) -> PyResult<serde_json::Map<String, serde_json::Value>> {
+pub(crate) fn settings(json: &str) -> PyResult<serde_json::Map<String, serde_json::Value>> {
     match serde_json::from_str(json) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
         _ => Err(value_error(
@@ -33,20 +33,28 @@ fn settings(json: &str) -> PyResult<serde_json::Map<String, serde_json::Value>> 
     }
 }
 
-fn to_json<T: ?Sized + Serialize>(v: &T) -> PyResult<String> {
+pub(crate) fn to_json<T: ?Sized + Serialize>(v: &T) -> PyResult<String> {
     serde_json::to_string(v).map_err(|e| value_error(format!("cannot encode: {e}")))
 }
 
 /// Calls the Python progress callback (if any) with the GIL held, and stops the run when the
-/// callback raised or a signal (Ctrl-C) is pending.
-struct PyReporter {
+/// callback raised or a signal (Ctrl-C) is pending. `rl.rs` reports through it too.
+pub(crate) struct PyReporter {
     callback: Option<Py<PyAny>>,
     /// The first Python error, raised when `train` returns.
-    error: Option<PyErr>,
+    pub(crate) error: Option<PyErr>,
 }
 
 impl PyReporter {
-    fn call(&mut self, event: impl FnOnce(Python<'_>) -> PyResult<Bound<'_, PyDict>>) {
+    pub(crate) fn new(callback: Option<Py<PyAny>>) -> Self {
+        PyReporter {
+            callback,
+            error: None,
+        }
+    }
+
+    /// Calls the callback with the argument `event` makes, unless an earlier call failed.
+    pub(crate) fn call(&mut self, event: impl FnOnce(Python<'_>) -> PyResult<Bound<'_, PyAny>>) {
         if self.error.is_some() {
             return;
         }
@@ -60,6 +68,14 @@ impl PyReporter {
             }
         });
     }
+
+    /// The engine's `keep_going`: an error once Python raised.
+    pub(crate) fn check(&self) -> rims::Result<()> {
+        match &self.error {
+            None => Ok(()),
+            Some(_) => Err(rims::Error::Stopped("stopped from Python".into())),
+        }
+    }
 }
 
 impl Reporter for PyReporter {
@@ -68,7 +84,7 @@ impl Reporter for PyReporter {
             let d = PyDict::new(py);
             d.set_item("event", "started")?;
             d.set_item("steps", steps)?;
-            Ok(d)
+            Ok(d.into_any())
         });
     }
 
@@ -80,7 +96,7 @@ impl Reporter for PyReporter {
             d.set_item("iteration", iteration)?;
             d.set_item("of", of)?;
             d.set_item("loss", loss)?;
-            Ok(d)
+            Ok(d.into_any())
         });
     }
 
@@ -90,15 +106,12 @@ impl Reporter for PyReporter {
             let d = PyDict::new(py);
             d.set_item("event", "evaluated")?;
             d.set_item("record", json)?;
-            Ok(d)
+            Ok(d.into_any())
         });
     }
 
     fn keep_going(&mut self) -> rims::Result<()> {
-        match &self.error {
-            None => Ok(()),
-            Some(_) => Err(rims::Error::Stopped("stopped from Python".into())),
-        }
+        self.check()
     }
 }
 
@@ -123,10 +136,7 @@ pub fn train(
     };
     let dev = self::device(parse_device(device, DeviceKind::Cpu)?)?;
     let ctx = dev.ctx()?;
-    let mut reporter = PyReporter {
-        callback: progress,
-        error: None,
-    };
+    let mut reporter = PyReporter::new(progress);
     let result = py.detach(|| engine_train::train(ctx, &cfg, &out, resume, &mut reporter));
     if let Some(e) = reporter.error {
         return Err(e);
