@@ -209,24 +209,85 @@ pub fn check_replaceable(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The safetensors bytes of f32 tensors given as (name, shape, values), with `metadata`. The
-/// error is the format library's message; callers say which file it was for.
+/// The safetensors bytes of f32 tensors given as (name, shape, values), with `metadata`.
+///
+/// Written here rather than by the format library, whose header takes the metadata as a
+/// `HashMap` and so orders its keys differently in every process: the same tensors and
+/// metadata give the same bytes (the header's keys sorted, the tensors' data in the order
+/// given, the header padded with spaces to a multiple of 8 bytes as the library pads it).
+/// Names must be distinct and not `__metadata__`; each shape must hold its values.
 pub fn encode_f32_safetensors(
     tensors: &[(&str, &[usize], &[f32])],
     metadata: &std::collections::BTreeMap<String, String>,
 ) -> std::result::Result<Vec<u8>, String> {
-    let views = tensors
-        .iter()
-        .map(|(name, shape, values)| {
-            safetensors::tensor::TensorView::new(
-                safetensors::Dtype::F32,
-                shape.to_vec(),
-                bytemuck::cast_slice(values),
-            )
-            .map(|v| (name.to_string(), v))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let meta: std::collections::HashMap<String, String> = metadata.clone().into_iter().collect();
-    safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
+    use serde_json::{Map, Value, json};
+    let mut header = Map::new();
+    if !metadata.is_empty() {
+        header.insert("__metadata__".into(), json!(metadata));
+    }
+    let mut offset = 0usize;
+    for (name, shape, values) in tensors {
+        if shape.iter().product::<usize>() != values.len() {
+            return Err(format!(
+                "tensor '{name}' has shape {shape:?} but {} values",
+                values.len()
+            ));
+        }
+        let end = offset + 4 * values.len();
+        let entry = json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]});
+        if *name == "__metadata__" || header.insert(name.to_string(), entry).is_some() {
+            return Err(format!("tensor name '{name}' is reserved or given twice"));
+        }
+        offset = end;
+    }
+    let mut text = Value::Object(header).to_string().into_bytes();
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + offset);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    for (_, _, values) in tensors {
+        for v in *values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_f32_safetensors;
+
+    /// The same tensors and metadata give the same bytes every time (the format library's
+    /// own writer orders the metadata by a per-map random hash), and the library reads them
+    /// back: values, shapes and metadata.
+    #[test]
+    fn safetensors_bytes_are_deterministic_and_readable() {
+        let meta: std::collections::BTreeMap<String, String> = (0..12)
+            .map(|i| (format!("key{i}"), format!("value {i}")))
+            .collect();
+        let (a, b) = (
+            [1.0f32, -2.5, 3.25, 0.0, 7.0, 8.0],
+            [f32::MAX, f32::MIN_POSITIVE],
+        );
+        let tensors = [("w", &[2usize, 3][..], &a[..]), ("b", &[2][..], &b[..])];
+        let bytes = encode_f32_safetensors(&tensors, &meta).unwrap();
+        for _ in 0..8 {
+            assert_eq!(encode_f32_safetensors(&tensors, &meta).unwrap(), bytes);
+        }
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let w = st.tensor("w").unwrap();
+        assert_eq!(w.shape(), [2, 3]);
+        assert_eq!(bytemuck::pod_collect_to_vec::<u8, f32>(w.data()), a);
+        let bt = st.tensor("b").unwrap();
+        assert_eq!(bytemuck::pod_collect_to_vec::<u8, f32>(bt.data()), b);
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let read: std::collections::BTreeMap<_, _> =
+            header.metadata().clone().unwrap().into_iter().collect();
+        assert_eq!(read, meta);
+        assert!(encode_f32_safetensors(&[("w", &[4][..], &a[..])], &meta).is_err());
+        assert!(
+            encode_f32_safetensors(&[("w", &[1][..], &a[..1]), ("w", &[1][..], &a[..1])], &meta)
+                .is_err()
+        );
+    }
 }

@@ -478,6 +478,17 @@ fn rl_trains_evaluates_and_resumes_from_the_command_line() {
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("trained 4 updates, 512 frames"), "{out}");
+    // Without --frames a resume keeps the run's length: a finished run trains no further.
+    let (code, out, err) = rims(&[
+        "rl",
+        "train",
+        "--resume",
+        support::s(&run),
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("trained 4 updates, 512 frames"), "{out}");
     let eval = |env: &str| {
         rims(&[
             "rl",

@@ -47,9 +47,10 @@ pub struct TrainArgs {
     /// The agent's core: rims, lstm or gru.
     #[arg(long, default_value = "rims")]
     model: String,
-    /// Frames to train for, all environments together.
-    #[arg(long, default_value_t = 300_000)]
-    frames: u64,
+    /// Frames to train for, all environments together (default 300000; on --resume, the
+    /// run's own unless given, and only ever raised).
+    #[arg(long)]
+    frames: Option<u64>,
     /// Seeds the parameters, the environments and the sampling.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -120,7 +121,7 @@ impl TrainArgs {
             recurrence: self.recurrence,
             lr: self.lr,
             entropy_coef: self.entropy,
-            frames: self.frames,
+            frames: self.frames.unwrap_or(base.frames),
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             ..base
@@ -207,7 +208,7 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     };
     let cfg = if resume {
         let mut run = read_rl_state(&out)?.config;
-        run.frames = run.frames.max(args.frames);
+        run.frames = run.frames.max(args.frames.unwrap_or(0));
         run
     } else {
         let cfg = args.config();
