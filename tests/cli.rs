@@ -66,6 +66,24 @@ fn bad_flags_and_files_are_one_line_errors() {
 }
 
 #[test]
+fn dist_mpi_is_refused_by_a_build_without_mpi_or_outside_a_launcher() {
+    let out = temp("dist").join("run");
+    let args = ["train", "--dist", "mpi", "--out", out.to_str().unwrap()];
+    if cfg!(feature = "mpi") {
+        // Tests run without a launcher (`.ci/mpi-test.sh` runs the MPI build under one).
+        assert_one_line_error(&args, "mpiexec -n P rims train --dist mpi");
+    } else {
+        assert_one_line_error(
+            &args,
+            "this rims was built without MPI: cargo build --release --features mpi",
+        );
+    }
+    assert!(!out.exists(), "nothing was written");
+    assert_one_line_error(&["train", "--dist", "slurm"], "'--dist <DIST>'");
+    std::fs::remove_dir_all(out.parent().unwrap()).unwrap();
+}
+
+#[test]
 fn variant_and_input_heads_reach_the_run_and_its_resume_checks() {
     let dir = temp("variant");
     let run = dir.join("run");

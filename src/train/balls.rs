@@ -101,15 +101,18 @@ fn teacher_forced(ctx: &Context, b: &Batch) -> Result<(Tensor, Tensor)> {
 }
 
 /// One epoch of `cfg.iterations` steps, each on fresh sequences: step `i` of the run draws
-/// training sequences `i·B .. (i+1)·B`, so a resumed run sees what the uninterrupted one would.
+/// training sequences `i·B .. (i+1)·B`, so a resumed run sees what the uninterrupted one would
+/// (and a rank of a distributed run draws only its shard of them, sequences being seeded one
+/// by one).
 pub(super) fn balls_epoch(st: &mut Stepper<'_>, epoch: usize) -> Result<f64> {
     let (ctx, cfg) = (st.ctx, st.cfg);
     let data = data_config(cfg, Span::parse(&cfg.balls, "balls")?, cfg.train_len);
     let mut stream = BallsStream::new(data, cfg.seed, Split::Train)?;
-    stream.seek(st.progress.step * cfg.batch as u64);
+    let rows = st.rows.clone();
     let mut total = 0.0;
     for it in 0..cfg.iterations {
-        let b = stream.next_batch(cfg.batch)?;
+        stream.seek(st.progress.step * cfg.batch as u64 + rows.start as u64);
+        let b = stream.next_batch(rows.len())?;
         let (x, y) = teacher_forced(ctx, &b)?;
         let step = (it + 1, cfg.iterations);
         total += st.step(epoch, step, &x, Target::Frames(&y), None)?.0 as f64;

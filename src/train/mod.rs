@@ -5,12 +5,18 @@
 //! dropout masks are keyed by (run seed, optimiser step), so a run resumed from a checkpoint
 //! (taken at an epoch boundary) repeats exactly what the uninterrupted run would have done on
 //! the same device.
+//!
+//! Data parallelism ([`train_dist`], [`dist`]): P ranks split each global batch into equal
+//! shards and average their gradients, so a run on P ranks takes the steps of a one-process
+//! run on the whole batch (up to the order of the sums; dropout masks excepted, see
+//! [`dist`]), and resumes with any P.
 
 pub mod balls;
 pub mod bench;
 pub mod budget;
 pub mod checkpoint;
 pub mod config;
+pub mod dist;
 pub mod step;
 
 use std::path::Path;
@@ -28,6 +34,7 @@ use crate::tape::Tape;
 use crate::tensor::Tensor;
 use checkpoint::Progress;
 pub use config::{LrSchedule, Task, TrainConfig};
+use dist::{Dist, rows_of};
 use step::Stepper;
 pub use step::{Target, record_step};
 
@@ -123,12 +130,140 @@ pub fn train(
     resume: bool,
     reporter: &mut dyn Reporter,
 ) -> Result<Summary> {
-    cfg.validate()?;
-    budget::check(ctx, cfg, true)?;
+    train_dist(ctx, cfg, out, resume, reporter, &Dist::single())
+}
+
+/// [`train`] as one rank of a data-parallel job: every rank of `dist` calls it with the same
+/// `cfg` (checked first: ranks that differ all fail, naming the fields). Rank 0 reads `out`
+/// (the checkpoint of a resumed run, an `init` run) and sends the parameters, Adam's state and
+/// the progress to the others; each rank trains on its shard of every global batch
+/// ([`dist::shard_rows`]), the gradients averaged over the ranks each step; every rank
+/// evaluates the same parameters on the same data, and rank 0 alone writes checkpoints and
+/// metrics and should report (the others' `reporter` hears of steps and evaluations too, and is
+/// asked [`Reporter::keep_going`]: any rank's stop stops all of them after the same step).
+/// A failure on one rank is every rank's error ([`Dist::agree`]), so none is left waiting.
+pub fn train_dist(
+    ctx: &Context,
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    reporter: &mut dyn Reporter,
+    dist: &Dist,
+) -> Result<Summary> {
+    dist.agree_config(cfg)?;
+    let rows = dist.agree(
+        cfg.validate()
+            .and_then(|()| budget::check(ctx, cfg, true))
+            .and_then(|()| dist::shard_rows(cfg.batch, dist.rank(), dist.size())),
+    )?;
+    let (model, mut adam) = dist.agree(build(ctx, cfg))?;
+    // Rank 0 alone reads and writes the run directory.
+    let opened = match dist.is_root() {
+        true => open_run_dir(ctx, cfg, out, resume, &model, &mut adam),
+        false => Ok((Progress::default(), None, String::new())),
+    };
+    let (mut progress, _lock, mut metrics) = dist.agree(opened)?;
+    if dist.size() > 1 {
+        dist.agree(share_start(ctx, dist, &model, &mut adam, &mut progress))?;
+    }
+    let mnist = dist.agree(match cfg.task {
+        Task::Smnist => load_mnist(cfg).map(Some),
+        Task::Copying | Task::Adding | Task::Balls => Ok(None),
+    })?;
+    let per_epoch = match &mnist {
+        Some(m) => (m.train.labels.len() / cfg.batch) as u64,
+        None => cfg.iterations as u64,
+    };
+    let total_steps = per_epoch * cfg.epochs as u64;
+    reporter.started(per_epoch * cfg.epochs.saturating_sub(progress.epoch) as u64);
+    let mut history = Vec::new();
+    let started = Instant::now();
+    let base_seconds = progress.seconds;
+    let mut exchange = Vec::new();
+    for epoch in progress.epoch..cfg.epochs {
+        let mut st = Stepper {
+            ctx,
+            cfg,
+            model: &model,
+            adam: &mut adam,
+            total_steps,
+            progress: &mut progress,
+            reporter,
+            dist,
+            rows: rows.clone(),
+            exchange: &mut exchange,
+        };
+        let train_loss = match (cfg.task, &mnist) {
+            (Task::Copying, _) => copying_epoch(&mut st, epoch)?,
+            (Task::Adding, _) => adding_epoch(&mut st, epoch)?,
+            (Task::Balls, _) => balls::balls_epoch(&mut st, epoch)?,
+            (Task::Smnist, Some(mnist)) => smnist_epoch(&mut st, epoch, mnist)?,
+            (Task::Smnist, None) => return Err(Error::invalid("train", "MNIST is not loaded")),
+        };
+        progress.epoch = epoch + 1;
+        progress.seconds = base_seconds + started.elapsed().as_secs_f64();
+        if progress.epoch % cfg.eval_every == 0 || progress.epoch == cfg.epochs {
+            // Every rank evaluates the same parameters on the same data: no exchange needed,
+            // and no rank idles meanwhile longer than rank 0 takes.
+            let eval = match cfg.task {
+                Task::Copying => evaluate_copying(ctx, cfg, &model),
+                Task::Adding => evaluate_adding(ctx, cfg, &model),
+                Task::Balls => balls::evaluate_balls(ctx, cfg, &model),
+                Task::Smnist => evaluate_smnist(
+                    ctx,
+                    cfg,
+                    &model,
+                    mnist.as_ref().expect("loaded"),
+                    &["val", "test"],
+                ),
+            };
+            let record = dist.agree(eval.and_then(|eval| {
+                let record = EvalRecord {
+                    epoch: progress.epoch,
+                    step: progress.step,
+                    seconds: progress.seconds,
+                    train_loss,
+                    eval,
+                };
+                check_eval(&record)?;
+                Ok(record)
+            }))?;
+            if dist.is_root() {
+                metrics.push_str(&metrics_line(&out.join(checkpoint::METRICS_FILE), &record)?);
+            }
+            let saved = match dist.is_root() {
+                true => checkpoint::save(ctx, out, cfg, &model, &adam, &progress, Some(&metrics)),
+                false => Ok(()),
+            };
+            dist.agree(saved)?;
+            reporter.evaluated(&record);
+            history.push(record);
+        }
+    }
+    Ok(Summary { progress, history })
+}
+
+/// The model of `cfg` at its initial parameters, and a fresh optimizer for it.
+fn build(ctx: &Context, cfg: &TrainConfig) -> Result<(Model, Adam)> {
     let model = Model::new(ctx, cfg.model()?, cfg.seed)?;
     model.add_forget_bias(ctx, cfg.forget_bias)?;
     model.scale_input_attention(ctx, cfg.input_gain)?;
-    let mut adam = Adam::new(ctx, model.store.trainable_len(), adam_config(cfg))?;
+    let adam = Adam::new(ctx, model.store.trainable_len(), adam_config(cfg))?;
+    Ok((model, adam))
+}
+
+/// What a run does to its directory before the first step (rank 0 of a distributed run, alone):
+/// the checkpoint of a resumed run loaded into `model` and `adam`, an `init` run's parameters,
+/// the directory locked for the whole run and opened. Returns where the run stands, the lock
+/// and the records so far.
+fn open_run_dir(
+    ctx: &Context,
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    model: &Model,
+    adam: &mut Adam,
+) -> Result<(Progress, Option<checkpoint::RunLock>, String)> {
     let mut progress = Progress::default();
     if resume {
         let state = checkpoint::read_state(out)?;
@@ -143,75 +278,44 @@ pub fn train(
                 ),
             ));
         }
-        progress = checkpoint::load(ctx, out, &model, Some(&mut adam))?.progress;
+        progress = checkpoint::load(ctx, out, model, Some(adam))?.progress;
     }
     if let (Some(init), false) = (&cfg.init, resume) {
-        start_from(ctx, cfg, &model, init)?;
+        start_from(ctx, cfg, model, init)?;
     }
     // One writer per run directory, for the whole run.
-    let _lock = checkpoint::lock_run(out)?;
+    let lock = checkpoint::lock_run(out)?;
     // The records of the run so far; each checkpoint carries a copy (see `checkpoint`).
-    let mut metrics = checkpoint::open_run(out, resume)?;
-    let mnist = match cfg.task {
-        Task::Smnist => Some(load_mnist(cfg)?),
-        Task::Copying | Task::Adding | Task::Balls => None,
-    };
-    let per_epoch = match &mnist {
-        Some(m) => (m.train.labels.len() / cfg.batch) as u64,
-        None => cfg.iterations as u64,
-    };
-    let total_steps = per_epoch * cfg.epochs as u64;
-    reporter.started(per_epoch * cfg.epochs.saturating_sub(progress.epoch) as u64);
-    let mut history = Vec::new();
-    let started = Instant::now();
-    let base_seconds = progress.seconds;
-    for epoch in progress.epoch..cfg.epochs {
-        let mut st = Stepper {
-            ctx,
-            cfg,
-            model: &model,
-            adam: &mut adam,
-            total_steps,
-            progress: &mut progress,
-            reporter,
-        };
-        let train_loss = match (cfg.task, &mnist) {
-            (Task::Copying, _) => copying_epoch(&mut st, epoch)?,
-            (Task::Adding, _) => adding_epoch(&mut st, epoch)?,
-            (Task::Balls, _) => balls::balls_epoch(&mut st, epoch)?,
-            (Task::Smnist, Some(mnist)) => smnist_epoch(&mut st, epoch, mnist)?,
-            (Task::Smnist, None) => return Err(Error::invalid("train", "MNIST is not loaded")),
-        };
-        progress.epoch = epoch + 1;
-        progress.seconds = base_seconds + started.elapsed().as_secs_f64();
-        if progress.epoch % cfg.eval_every == 0 || progress.epoch == cfg.epochs {
-            let eval = match cfg.task {
-                Task::Copying => evaluate_copying(ctx, cfg, &model)?,
-                Task::Adding => evaluate_adding(ctx, cfg, &model)?,
-                Task::Balls => balls::evaluate_balls(ctx, cfg, &model)?,
-                Task::Smnist => evaluate_smnist(
-                    ctx,
-                    cfg,
-                    &model,
-                    mnist.as_ref().expect("loaded"),
-                    &["val", "test"],
-                )?,
-            };
-            let record = EvalRecord {
-                epoch: progress.epoch,
-                step: progress.step,
-                seconds: progress.seconds,
-                train_loss,
-                eval,
-            };
-            check_eval(&record)?;
-            metrics.push_str(&metrics_line(&out.join(checkpoint::METRICS_FILE), &record)?);
-            checkpoint::save(ctx, out, cfg, &model, &adam, &progress, Some(&metrics))?;
-            reporter.evaluated(&record);
-            history.push(record);
+    let metrics = checkpoint::open_run(out, resume)?;
+    Ok((progress, Some(lock), metrics))
+}
+
+/// Rank 0's start on every rank: the parameters (its initial ones, an `init` run's or a
+/// checkpoint's), Adam's moments and step count, and the progress. Initialisation is seeded,
+/// so the parameters would agree anyway; what rank 0 read from disk would not.
+fn share_start(
+    ctx: &Context,
+    dist: &Dist,
+    model: &Model,
+    adam: &mut Adam,
+    progress: &mut Progress,
+) -> Result<()> {
+    for t in [
+        model.store.flat_values(),
+        adam.moments().0,
+        adam.moments().1,
+    ] {
+        let mut values = t.to_vec(ctx)?;
+        dist.broadcast_f32(&mut values)?;
+        if !dist.is_root() {
+            t.write(ctx, &values)?;
         }
     }
-    Ok(Summary { progress, history })
+    let (p, t) =
+        dist.broadcast_json(dist.is_root().then_some(&(progress.clone(), adam.steps())))?;
+    *progress = p;
+    adam.set_steps(t);
+    Ok(())
 }
 
 /// Loads the parameters of the current checkpoint in `init` into `model` (a fine-tuning start:
@@ -328,19 +432,32 @@ fn check_eval(record: &EvalRecord) -> Result<()> {
     }
 }
 
+/// Rows `rows` of a copying batch (a rank's shard).
+fn copying_shard(b: &data::CopyingBatch, rows: std::ops::Range<usize>) -> data::CopyingBatch {
+    data::CopyingBatch {
+        inputs: rows_of(&b.inputs, b.t_len, b.batch, 1, rows.clone()),
+        targets: rows_of(&b.targets, b.t_len, b.batch, 1, rows.clone()),
+        batch: rows.len(),
+        ..b.clone()
+    }
+}
+
 fn copying_epoch(st: &mut Stepper<'_>, epoch: usize) -> Result<f64> {
     let (ctx, cfg) = (st.ctx, st.cfg);
     let mut rng = epoch_rng(cfg.seed, epoch, 1);
     // The authors regenerate a pool of batches each epoch and draw iterations from it.
     let task = cfg.copying(cfg.train_len)?;
+    // Every rank draws the whole pool, so the batches do not depend on the number of ranks.
     let pool: Vec<data::CopyingBatch> = (0..cfg.pool)
         .map(|_| task.batch(&mut rng, cfg.batch))
         .collect::<Result<_>>()?;
-    // The hidden state is zeroed at the start of an epoch and carried (detached) across batches.
+    // The hidden state is zeroed at the start of an epoch and carried (detached) across batches
+    // (each rank carries its rows' state: a row is on the same rank in every batch).
     let mut state = None;
     let mut total = 0.0;
     for it in 0..cfg.iterations {
-        let b = &pool[rng.below(cfg.pool as u64) as usize];
+        let whole = &pool[rng.below(cfg.pool as u64) as usize];
+        let b = &copying_shard(whole, st.rows.clone());
         let x = tokens(ctx, b.t_len, b.batch, &b.inputs)?;
         let y = Tensor::from_u32(ctx, &[b.t_len * b.batch], &b.targets)?;
         let step = (it + 1, cfg.iterations);
@@ -410,14 +527,31 @@ fn adding_tensors(ctx: &Context, b: &data::AddingBatch) -> Result<(Tensor, Tenso
     Ok((x, y))
 }
 
+/// Rows `rows` of an adding batch (a rank's shard).
+fn adding_shard(b: &data::AddingBatch, rows: std::ops::Range<usize>) -> data::AddingBatch {
+    data::AddingBatch {
+        inputs: rows_of(
+            &b.inputs,
+            b.t_len,
+            b.batch,
+            data::adding::CHANNELS,
+            rows.clone(),
+        ),
+        targets: b.targets[rows.clone()].to_vec(),
+        markers: b.markers[rows.clone()].to_vec(),
+        t_len: b.t_len,
+        batch: rows.len(),
+    }
+}
+
 fn adding_epoch(st: &mut Stepper<'_>, epoch: usize) -> Result<f64> {
     let (ctx, cfg) = (st.ctx, st.cfg);
     // A fresh batch every step: the task has no finite training set.
     let mut rng = epoch_rng(cfg.seed, epoch, 3);
     let mut total = 0.0;
     for it in 0..cfg.iterations {
-        let b = data::adding_batch(&mut rng, cfg.train_len, cfg.batch)?;
-        let (x, y) = adding_tensors(ctx, &b)?;
+        let whole = data::adding_batch(&mut rng, cfg.train_len, cfg.batch)?;
+        let (x, y) = adding_tensors(ctx, &adding_shard(&whole, st.rows.clone()))?;
         let step = (it + 1, cfg.iterations);
         total += st.step(epoch, step, &x, Target::Values(&y), None)?.0 as f64;
     }
@@ -540,8 +674,12 @@ fn smnist_epoch(st: &mut Stepper<'_>, epoch: usize, mnist: &data::Mnist) -> Resu
     let (ctx, cfg) = (st.ctx, st.cfg);
     let batches = SmnistBatches::new(&mnist.train, cfg.resolution, cfg.batch, Some(cfg.seed))?;
     let n = batches.batches_per_epoch();
+    let order = batches.epoch_order(epoch as u64);
+    let rows = st.rows.clone();
     let mut total = 0.0;
-    for (i, b) in batches.epoch(epoch as u64).enumerate() {
+    for i in 0..n {
+        // This rank's rows of the i-th batch of the epoch's order.
+        let b = batches.batch_of(&order[i * cfg.batch + rows.start..i * cfg.batch + rows.end]);
         let x = tokens(ctx, b.t_len, b.batch, &b.tokens)?;
         let y = Tensor::from_u32(ctx, &[b.batch], &b.labels)?;
         total += st.step(epoch, (i + 1, n), &x, Target::Classes(&y), None)?.0 as f64;

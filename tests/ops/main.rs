@@ -10,6 +10,7 @@ mod communication;
 mod conv2d;
 mod cross_entropy;
 mod devices;
+mod dist;
 mod dropout;
 mod elementwise;
 mod embedding;

@@ -41,6 +41,11 @@ impl DeviceArg {
     pub fn open(&self) -> Result<Context> {
         open_device(self.device.map(DeviceChoice::kind))
     }
+
+    /// The request [`DeviceArg::open`] opens: the flag over the environment.
+    pub fn request(&self) -> Result<DeviceRequest> {
+        DeviceRequest::from_env_for(self.device.map(DeviceChoice::kind))
+    }
 }
 
 /// Opens `kind` (or the environment's or the default choice when None).

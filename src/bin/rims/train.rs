@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use clap::Args;
 use rims::train::config::new_run::new_run;
-use rims::train::{self, Task, TrainConfig, checkpoint};
-use rims::{Error, Result};
+use rims::train::dist::{self, Dist};
+use rims::train::{self, EvalRecord, Reporter, Task, TrainConfig, checkpoint};
+use rims::{Context, Error, Result};
 use serde::Serialize;
 
 use super::flags::{self, CellArg, ModelArg, Preset, VariantArg};
@@ -50,6 +51,32 @@ pub struct TrainArgs {
     /// sizes) come from it; flags that name them must agree with it.
     #[arg(long, conflicts_with = "resume")]
     init: Option<PathBuf>,
+    /// Data-parallel training: `mpi` makes this process one rank of an MPI job, started as
+    /// `mpiexec -n P rims train --dist mpi ...` with the same flags on every rank (a build
+    /// with `--features mpi`). --batch is the global batch, split into P equal shards; rank 0
+    /// writes the run directory and reports.
+    #[arg(long, value_enum, default_value_t = DistArg::None)]
+    dist: DistArg,
+}
+
+/// `--dist`: whether this process is one rank of a data-parallel job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DistArg {
+    /// One process trains on the whole batch.
+    None,
+    /// One rank of an MPI job (needs `mpiexec` and a build with `--features mpi`).
+    Mpi,
+}
+
+/// What `rims train` runs: a run, or nothing (a finished run resumed without more epochs).
+#[derive(Debug)]
+enum Plan {
+    Run {
+        cfg: Box<TrainConfig>,
+        out: PathBuf,
+        copy_from: Option<PathBuf>,
+    },
+    Finished,
 }
 
 /// The flags that set the [`TrainConfig`] field of the same name. Each is None unless given on
@@ -215,23 +242,164 @@ impl TrainArgs {
 }
 
 pub fn run_train(args: &TrainArgs) -> Result<()> {
-    let (cfg, out, copy_from) = match &args.resume {
-        Some(dir) => match resumed(args, dir)? {
-            Some(plan) => plan,
-            None => return Ok(()),
-        },
-        None => (
-            args.config()
-                .map_err(|e| flags::name_flag(e, args.flag_names()))?,
-            args.out(),
-            None,
-        ),
+    let dist = open_dist(args.dist)?;
+    if dist.size() == 1 {
+        return run(args, &dist);
+    }
+    let Err(e) = run(args, &dist) else {
+        return Ok(());
+    };
+    // Every rank holds an error. One the ranks agreed on is printed once, by rank 0, and all
+    // of them end normally; one they did not (a rank may be waiting for this one) is printed
+    // here and ends the whole job.
+    match (dist.failed_together(), dist.is_root()) {
+        (true, true) => Err(e),
+        (true, false) => {
+            drop(dist);
+            std::process::exit(1)
+        }
+        (false, _) => {
+            eprintln!(
+                "error: rank {}: {}",
+                dist.rank(),
+                super::shared::one_line(&e.to_string())
+            );
+            dist.abort(1)
+        }
+    }
+}
+
+/// The ranks this process trains with: itself alone, or the MPI job it belongs to.
+fn open_dist(asked: DistArg) -> Result<Dist> {
+    match asked {
+        DistArg::None => Ok(Dist::single()),
+        #[cfg(feature = "mpi")]
+        DistArg::Mpi => {
+            let dist = Dist::mpi()?;
+            dist.abort_on_panic();
+            Ok(dist)
+        }
+        #[cfg(not(feature = "mpi"))]
+        DistArg::Mpi => Err(Error::config(
+            "--dist",
+            "this rims was built without MPI: cargo build --release --features mpi",
+        )),
+    }
+}
+
+/// The plan of this process: rank 0 (or a lone process) makes it from the flags and, resuming,
+/// the checkpoint; the other ranks from their flags too, or, resuming, from rank 0's config
+/// with their flags applied (they do not read the run directory, which need not be on their
+/// machine). Ranks whose plans differ fail together, naming the settings.
+fn plan(args: &TrainArgs, dist: &Dist) -> Result<Plan> {
+    let own = |args: &TrainArgs| -> Result<Plan> {
+        match &args.resume {
+            Some(dir) => Ok(match resumed(args, dir)? {
+                Some((cfg, out, copy_from)) => Plan::Run {
+                    cfg: Box::new(cfg),
+                    out,
+                    copy_from,
+                },
+                None => Plan::Finished,
+            }),
+            None => Ok(Plan::Run {
+                cfg: Box::new(
+                    args.config()
+                        .map_err(|e| flags::name_flag(e, args.flag_names()))?,
+                ),
+                out: args.out(),
+                copy_from: None,
+            }),
+        }
+    };
+    if dist.size() == 1 {
+        return own(args);
+    }
+    let mine = match (dist.is_root(), &args.resume) {
+        (false, Some(_)) => Ok(None),
+        _ => own(args).map(Some),
+    };
+    let mine = dist.agree(mine)?;
+    // Rank 0's config (None: its run has finished) and whether it resumes.
+    let root_cfg = match (&mine, dist.is_root()) {
+        (Some(Plan::Run { cfg, .. }), true) => Some(Some(cfg.as_ref().clone())),
+        (_, true) => Some(None),
+        (_, false) => None,
+    };
+    let (root_cfg, root_resumes): (Option<TrainConfig>, bool) =
+        dist.broadcast_json(root_cfg.map(|c| (c, args.resume.is_some())).as_ref())?;
+    let Some(root_cfg) = root_cfg else {
+        return Ok(Plan::Finished);
+    };
+    let mine = match mine {
+        _ if root_resumes != args.resume.is_some() => Err(Error::config(
+            "--resume",
+            format!(
+                "rank 0 {} and rank {} {}: give every rank the same flags",
+                if root_resumes {
+                    "resumes a run"
+                } else {
+                    "starts a new run"
+                },
+                dist.rank(),
+                if root_resumes {
+                    "starts a new run"
+                } else {
+                    "resumes one"
+                }
+            ),
+        )),
+        Some(plan) => Ok(plan),
+        None => args
+            .apply(&root_cfg)
+            .map_err(|e| flags::name_flag(e, args.flag_names()))
+            .map(|cfg| Plan::Run {
+                cfg: Box::new(cfg),
+                out: args.out(),
+                copy_from: None,
+            }),
+    };
+    let mine = dist.agree(mine)?;
+    if let Plan::Run { cfg, .. } = &mine {
+        dist.agree_config(cfg)?;
+        dist.agree(
+            dist::shard_rows(cfg.batch, dist.rank(), dist.size())
+                .map(drop)
+                .map_err(|e| flags::name_flag(e, flags::train_flags(&cfg.model))),
+        )?;
+    }
+    Ok(mine)
+}
+
+/// The device of this rank: `--device` over the environment; on the CPU device without
+/// `RIMS_THREADS`, the machine's cores shared among the job's ranks on it.
+fn open_device(args: &TrainArgs, dist: &Dist) -> Result<Context> {
+    let mut request = args.device.request()?;
+    if request.threads.is_none() && dist.local_ranks() > 1 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        request.threads = Some((cores / dist.local_ranks()).max(1));
+    }
+    Context::new(request)
+}
+
+fn run(args: &TrainArgs, dist: &Dist) -> Result<()> {
+    let (cfg, out, copy_from) = match plan(args, dist)? {
+        Plan::Run {
+            cfg,
+            out,
+            copy_from,
+        } => (*cfg, out, copy_from),
+        Plan::Finished => return Ok(()),
     };
     let flag_names = flags::train_flags(&cfg.model);
     let resume = args.resume.is_some();
-    // Refused before the banner: a run directory is never put inside another.
-    checkpoint::check_run_place(&out).map_err(|e| flags::name_flag(e, flag_names))?;
-    let ctx = args.device.open()?;
+    // Refused before the banner: a run directory is never put inside another. Only rank 0
+    // writes one.
+    dist.agree(match dist.is_root() {
+        true => checkpoint::check_run_place(&out).map_err(|e| flags::name_flag(e, flag_names)),
+        false => Ok(()),
+    })?;
+    let ctx = dist.agree(open_device(args, dist))?;
     let task = match cfg.task {
         Task::Copying => format!(
             "copying {} symbols, gap {} (also tested at {}), state {}",
@@ -272,22 +440,47 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         .iter()
         .map(|p| p.shape.iter().product::<usize>())
         .sum();
-    println!(
-        "rims train: {task}; {model}, {parameters} parameters, batch {}, {} epochs, on {}; \
-         writing to {}",
-        cfg.batch,
-        cfg.epochs,
-        ctx.describe(),
-        out.display()
-    );
-    rims::train::budget::check(&ctx, &cfg, true).map_err(|e| flags::name_flag(e, flag_names))?;
-    if let Some(from) = copy_from {
-        checkpoint::copy_run(&from, &out)?;
+    let ranks = match dist.size() {
+        1 => String::new(),
+        p => format!(
+            " ({p} ranks over {}, {} rows each)",
+            dist.transport(),
+            cfg.batch / p
+        ),
+    };
+    if dist.is_root() {
+        println!(
+            "rims train: {task}; {model}, {parameters} parameters, batch {}{ranks}, {} epochs, \
+             on {}; writing to {}",
+            cfg.batch,
+            cfg.epochs,
+            ctx.describe(),
+            out.display()
+        );
     }
+    dist.agree(
+        rims::train::budget::check(&ctx, &cfg, true).map_err(|e| flags::name_flag(e, flag_names)),
+    )?;
+    if let (Some(from), true) = (copy_from, dist.is_root()) {
+        dist.agree(checkpoint::copy_run(&from, &out).map(drop))?;
+    } else {
+        dist.agree(Ok(()))?;
+    }
+    let timing = std::env::var("RIMS_DIST_TIMING").is_ok_and(|v| !v.is_empty() && v != "0");
+    dist.set_timing(timing);
     let mut bar = Bar::new();
+    let mut follower = Follower;
+    let reporter: &mut dyn Reporter = match dist.is_root() {
+        true => &mut bar,
+        false => &mut follower,
+    };
     super::progress::catch_interrupts();
     let started = Instant::now();
-    let summary = train::train(&ctx, &cfg, &out, resume, &mut bar).map_err(|e| match e {
+    let trained = train::train_dist(&ctx, &cfg, &out, resume, reporter, dist);
+    if !dist.is_root() {
+        return trained.map(drop);
+    }
+    let summary = trained.map_err(|e| match e {
         Error::Diverged { step, what } => Error::Diverged {
             step,
             what: format!("{what}; {}", kept(&out)),
@@ -306,6 +499,9 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         summary.progress.step,
         started.elapsed().as_secs_f64()
     );
+    if let Some(t) = dist.timing() {
+        print_timing(&t, dist.size());
+    }
     if let Some(last) = summary.history.last() {
         super::eval::print_table(&cfg, &last.eval);
     }
@@ -315,6 +511,42 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         out.join("metrics.jsonl").display()
     );
     Ok(())
+}
+
+/// `RIMS_DIST_TIMING`'s report: medians over the steps of this call.
+fn print_timing(t: &dist::Timing, ranks: usize) {
+    let ms = |v: &[f64]| 1e3 * dist::median(v);
+    let mut line = format!(
+        "timing: {} steps on {ranks} rank{}: step {:.2} ms (median)",
+        t.step.len(),
+        if ranks == 1 { "" } else { "s" },
+        ms(&t.step)
+    );
+    if !t.allreduce.is_empty() {
+        line += &format!(
+            ", gradient allreduce {:.3} ms of {:.2} MB, host copies {:.3} ms",
+            ms(&t.allreduce),
+            t.bytes as f64 / 1e6,
+            ms(&t.host)
+        );
+    }
+    println!("{line}");
+}
+
+/// The reporter of ranks other than rank 0: silent, but a signal stops it (and so the job).
+struct Follower;
+
+impl Reporter for Follower {
+    fn step(&mut self, _: usize, _: usize, _: usize, _: f32, _: usize) {}
+
+    fn evaluated(&mut self, _: &EvalRecord) {}
+
+    fn keep_going(&mut self) -> Result<()> {
+        match super::progress::interrupted() {
+            None => Ok(()),
+            Some(signal) => Err(Error::Stopped(format!("interrupted by {signal}"))),
+        }
+    }
 }
 
 /// What `--resume DIR` runs: the checkpoint's config with the flags given checked against it,
