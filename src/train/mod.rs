@@ -137,12 +137,12 @@ pub fn train(
 /// `cfg` (checked first: ranks that differ all fail, naming the fields). Rank 0 reads `out`
 /// (the checkpoint of a resumed run, an `init` run) and sends the parameters, Adam's state and
 /// the progress to the others; each rank trains on its shard of every global batch
-/// ([`dist::shard_rows`]), the gradients averaged over the ranks each step; each rank
-/// evaluates its rows of each evaluation batch and
-/// the parts are added up, so every rank holds the same records; rank 0 alone writes checkpoints and
-/// metrics and should report (the others' `reporter` hears of steps and evaluations too, and is
-/// asked [`Reporter::keep_going`]: any rank's stop stops all of them after the same step).
-/// A failure on one rank is every rank's error ([`Dist::agree`]), so none is left waiting.
+/// ([`dist::shard_rows`]), the gradients averaged over the ranks each step, and evaluates its
+/// rows of every evaluation batch, the parts added up so that every rank holds the same
+/// records. Rank 0 alone writes checkpoints and metrics and should report (the others'
+/// `reporter` hears of steps and evaluations too, and is asked [`Reporter::keep_going`]: any
+/// rank's stop stops all of them after the same step). A failure on one rank is every rank's
+/// error ([`Dist::agree`]), so none is left waiting.
 pub fn train_dist(
     ctx: &Context,
     cfg: &TrainConfig,
@@ -217,11 +217,13 @@ pub fn train_dist(
                 check_eval(&record)?;
                 Ok(record)
             }))?;
-            if dist.is_root() {
-                metrics.push_str(&metrics_line(&out.join(checkpoint::METRICS_FILE), &record)?);
-            }
             let saved = match dist.is_root() {
-                true => checkpoint::save(ctx, out, cfg, &model, &adam, &progress, Some(&metrics)),
+                true => {
+                    metrics_line(&out.join(checkpoint::METRICS_FILE), &record).and_then(|line| {
+                        metrics.push_str(&line);
+                        checkpoint::save(ctx, out, cfg, &model, &adam, &progress, Some(&metrics))
+                    })
+                }
                 false => Ok(()),
             };
             dist.agree(saved)?;
