@@ -74,12 +74,12 @@ fail() {
 # A tiny copying run, its state carried across batches, no dropout (each rank's masks would be
 # keyed by its own rows' indices), checkpointed every epoch. SHORT is 20 steps: the ranks' sums
 # round differently from one process's, and over hundreds of steps such differences grow as
-# between any two runs (a top-k choice flips), so parameters are compared early. LONG is 900
+# between any two runs (a top-k choice flips), so parameters are compared early. LONG is 1800
 # steps, long enough to kill it mid-run.
 TINY=(--device cpu --mechanisms 3 --active 2 --hidden 16 --embed 8 --batch 8 --symbols 5
     --train-len 4 --test-len 8 --eval-every 1 --dropout 0 --carry --lr-schedule constant)
 SHORT=(--iterations 10 --epochs 2)
-LONG=(--iterations 150 --epochs 6)
+LONG=(--iterations 300 --epochs 6)
 
 # Every epoch of 1..$2 recorded exactly once in $1/metrics.jsonl.
 epochs_once() {
@@ -165,7 +165,7 @@ done_epochs=$(grep -c . "$WORK/killed/metrics.jsonl")
 echo "ok: killed rank 1 after $done_epochs epoch(s); mpiexec exited $rc"
 timeout 120 "$RIMS" train --resume "$WORK/killed" >/dev/null || fail "resume on one process"
 epochs_once "$WORK/killed" 6 || fail "the resumed run's records"
-last_step "$WORK/killed" 900 || fail "the resumed run's steps"
+last_step "$WORK/killed" 1800 || fail "the resumed run's steps"
 
 echo "== 2b. SIGTERM stops every rank after the same step; 2 ranks resume"
 timeout -k 5 120 mpiexec -n 2 "$MPI_RIMS" train --dist mpi "${TINY[@]}" "${LONG[@]}" \
@@ -183,7 +183,7 @@ echo "ok: $(grep '^error:' "$WORK/term.log")"
 "${MPIEXEC[@]}" -n 2 "$MPI_RIMS" train --dist mpi --resume "$WORK/term" >/dev/null \
     || fail "resume on 2 ranks"
 epochs_once "$WORK/term" 6 || fail "the SIGTERM run's records"
-last_step "$WORK/term" 900 || fail "the SIGTERM run's steps"
+last_step "$WORK/term" 1800 || fail "the SIGTERM run's steps"
 
 echo "== 3. bad input: one line, exit 1, no hang"
 NEEDLE="this rims was built without MPI: cargo build --release --features mpi"

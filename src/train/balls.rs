@@ -13,8 +13,9 @@ use crate::ops::elementwise::{self, Unary};
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 
+use super::dist::Part;
 use super::step::{Stepper, Target};
-use super::{EvalResult, TrainConfig};
+use super::{EvalResult, Sums, TrainConfig};
 
 /// True frames a rollout starts from (the paper's fig. 6: 15 given, 15 predicted).
 pub const ROLLOUT_GIVEN: usize = 15;
@@ -208,21 +209,39 @@ pub fn rollout(
 /// The rollout of `model` on each evaluation set: the mean loss and pixel accuracy of rollout
 /// frames 1, 5, 10, 15 (and 35), those within `cfg.test_len`; `size` is the rollout frame.
 pub fn evaluate_balls(ctx: &Context, cfg: &TrainConfig, model: &Model) -> Result<Vec<EvalResult>> {
+    Ok(Sums::results(&balls_sums(ctx, cfg, model, Part::WHOLE)?))
+}
+
+/// [`evaluate_balls`]'s sums over `part`'s sequences of each evaluation set.
+pub(super) fn balls_sums(
+    ctx: &Context,
+    cfg: &TrainConfig,
+    model: &Model,
+    part: Part,
+) -> Result<Vec<Sums>> {
     let mut results = Vec::new();
+    let frames: Vec<usize> = REPORTED_FRAMES
+        .into_iter()
+        .filter(|&k| k <= cfg.test_len)
+        .collect();
     for set in eval_sets(cfg)? {
-        let mut stream = BallsStream::new(set_data(cfg, &set), EVAL_DATA_SEED, set.split)?;
-        let b = stream.next_batch(EVAL_SEQUENCES)?;
-        let r = rollout(ctx, model, &b.frames, b.batch, ROLLOUT_GIVEN, cfg.test_len)?;
-        for k in REPORTED_FRAMES.into_iter().filter(|&k| k <= cfg.test_len) {
-            let rows = (k - 1) * b.batch..k * b.batch;
-            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-            results.push(EvalResult {
-                split: set.name.into(),
-                size: k,
-                loss: mean(&r.loss[rows.clone()]),
-                accuracy: mean(&r.accuracy[rows]),
-            });
+        let mut sums: Vec<Sums> = frames.iter().map(|&k| Sums::new(set.name, k)).collect();
+        let rows = part.rows(EVAL_SEQUENCES);
+        if !rows.is_empty() {
+            // Sequences are seeded one by one: a part draws only its own.
+            let mut stream = BallsStream::new(set_data(cfg, &set), EVAL_DATA_SEED, set.split)?;
+            stream.seek(rows.start as u64);
+            let b = stream.next_batch(rows.len())?;
+            let r = rollout(ctx, model, &b.frames, b.batch, ROLLOUT_GIVEN, cfg.test_len)?;
+            for (s, &k) in sums.iter_mut().zip(&frames) {
+                let rows = (k - 1) * b.batch..k * b.batch;
+                s.loss = r.loss[rows.clone()].iter().sum();
+                s.losses = b.batch as f64;
+                s.correct = r.accuracy[rows].iter().sum();
+                s.counted = b.batch as f64;
+            }
         }
+        results.extend(sums);
     }
     Ok(results)
 }

@@ -100,6 +100,27 @@ pub fn rows_of<T: Copy>(
     out
 }
 
+/// Which share of some work a rank does: part `index` of `count` (an evaluation's rows of a
+/// batch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// This part, from 0.
+    pub index: usize,
+    /// Parts in all (at least 1).
+    pub count: usize,
+}
+
+impl Part {
+    /// All of the work.
+    pub const WHOLE: Part = Part { index: 0, count: 1 };
+
+    /// Rows `[index·n/count, (index+1)·n/count)` of `n`: the parts cover the rows once, in
+    /// order, their sizes differing by at most one.
+    pub fn rows(&self, n: usize) -> Range<usize> {
+        n * self.index / self.count..n * (self.index + 1) / self.count
+    }
+}
+
 /// What a run's steps cost, recorded when [`Dist::set_timing`] asked for it (`RIMS_DIST_TIMING`
 /// in `rims train`): one entry per optimiser step, in seconds.
 #[derive(Clone, Debug, Default)]
@@ -303,6 +324,31 @@ impl Dist {
             }
             #[cfg(feature = "mpi")]
             Comm::Mpi(w) => w.allreduce_sum(buf),
+        }
+    }
+
+    /// [`Dist::allreduce_sum`] of f64 values (an evaluation's sums).
+    pub fn allreduce_sum_f64(&self, buf: &mut [f64]) -> Result<()> {
+        match &self.comm {
+            Comm::Single => Ok(()),
+            Comm::Threads(g) => {
+                let sum = g.exchange(self.rank, bytemuck::cast_slice(buf).to_vec(), |parts| {
+                    let mut acc = vec![0f64; parts[0].len() / 8];
+                    for p in parts {
+                        // Each part's bytes, copied to f64 alignment.
+                        let values: Vec<f64> = bytemuck::pod_collect_to_vec(p);
+                        for (a, x) in acc.iter_mut().zip(values) {
+                            *a += x;
+                        }
+                    }
+                    bytemuck::cast_slice(&acc).to_vec()
+                })?;
+                let values: Vec<f64> = bytemuck::pod_collect_to_vec(&sum);
+                buf.copy_from_slice(&values);
+                Ok(())
+            }
+            #[cfg(feature = "mpi")]
+            Comm::Mpi(w) => w.allreduce_sum_f64(buf),
         }
     }
 
@@ -633,6 +679,20 @@ mod mpi_comm {
             Ok(())
         }
 
+        pub(super) fn allreduce_sum_f64(&self, buf: &mut [f64]) -> Result<()> {
+            if i32::try_from(buf.len()).is_err() {
+                return Err(Error::invalid(
+                    "Dist::allreduce_sum_f64",
+                    format!("{} values are more than one MPI call carries", buf.len()),
+                ));
+            }
+            let mut sum = vec![0f64; buf.len()];
+            self.world
+                .all_reduce_into(&buf[..], &mut sum[..], SystemOperation::sum());
+            buf.copy_from_slice(&sum);
+            Ok(())
+        }
+
         pub(super) fn broadcast(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()> {
             let root = self.world.process_at_rank(root as i32);
             let mut len = bytes.len() as u64;
@@ -680,6 +740,21 @@ mod tests {
         assert!(e.contains("batch") && e.contains("4 equal shards"), "{e}");
         assert!(shard_rows(8, 2, 2).is_err());
         assert!(shard_rows(0, 0, 1).is_err());
+    }
+
+    #[test]
+    fn parts_cover_the_rows_once_in_order() {
+        for (n, count) in [(64, 1), (64, 3), (5, 4), (2, 4)] {
+            let mut next = 0;
+            for index in 0..count {
+                let rows = Part { index, count }.rows(n);
+                assert_eq!(rows.start, next);
+                assert!(rows.len() >= n / count && rows.len() <= n / count + 1);
+                next = rows.end;
+            }
+            assert_eq!(next, n);
+        }
+        assert_eq!(Part::WHOLE.rows(7), 0..7);
     }
 
     #[test]

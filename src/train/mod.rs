@@ -34,7 +34,7 @@ use crate::tape::Tape;
 use crate::tensor::Tensor;
 use checkpoint::Progress;
 pub use config::{LrSchedule, Task, TrainConfig};
-use dist::{Dist, rows_of};
+use dist::{Dist, Part, rows_of};
 use step::Stepper;
 pub use step::{Target, record_step};
 
@@ -137,11 +137,12 @@ pub fn train(
 /// `cfg` (checked first: ranks that differ all fail, naming the fields). Rank 0 reads `out`
 /// (the checkpoint of a resumed run, an `init` run) and sends the parameters, Adam's state and
 /// the progress to the others; each rank trains on its shard of every global batch
-/// ([`dist::shard_rows`]), the gradients averaged over the ranks each step; every rank
-/// evaluates the same parameters on the same data, and rank 0 alone writes checkpoints and
-/// metrics and should report (the others' `reporter` hears of steps and evaluations too, and is
-/// asked [`Reporter::keep_going`]: any rank's stop stops all of them after the same step).
-/// A failure on one rank is every rank's error ([`Dist::agree`]), so none is left waiting.
+/// ([`dist::shard_rows`]), the gradients averaged over the ranks each step, and evaluates its
+/// rows of every evaluation batch, the parts added up so that every rank holds the same
+/// records. Rank 0 alone writes checkpoints and metrics and should report (the others'
+/// `reporter` hears of steps and evaluations too, and is asked [`Reporter::keep_going`]: any
+/// rank's stop stops all of them after the same step). A failure on one rank is every rank's
+/// error ([`Dist::agree`]), so none is left waiting.
 pub fn train_dist(
     ctx: &Context,
     cfg: &TrainConfig,
@@ -203,20 +204,8 @@ pub fn train_dist(
         progress.epoch = epoch + 1;
         progress.seconds = base_seconds + started.elapsed().as_secs_f64();
         if progress.epoch % cfg.eval_every == 0 || progress.epoch == cfg.epochs {
-            // Every rank evaluates the same parameters on the same data: no exchange needed,
-            // and no rank idles meanwhile longer than rank 0 takes.
-            let eval = match cfg.task {
-                Task::Copying => evaluate_copying(ctx, cfg, &model),
-                Task::Adding => evaluate_adding(ctx, cfg, &model),
-                Task::Balls => balls::evaluate_balls(ctx, cfg, &model),
-                Task::Smnist => evaluate_smnist(
-                    ctx,
-                    cfg,
-                    &model,
-                    mnist.as_ref().expect("loaded"),
-                    &["val", "test"],
-                ),
-            };
+            // Each rank evaluates its part; the parts' sums are added up on every rank.
+            let eval = evaluate_run(ctx, cfg, &model, mnist.as_ref(), dist);
             let record = dist.agree(eval.and_then(|eval| {
                 let record = EvalRecord {
                     epoch: progress.epoch,
@@ -228,11 +217,13 @@ pub fn train_dist(
                 check_eval(&record)?;
                 Ok(record)
             }))?;
-            if dist.is_root() {
-                metrics.push_str(&metrics_line(&out.join(checkpoint::METRICS_FILE), &record)?);
-            }
             let saved = match dist.is_root() {
-                true => checkpoint::save(ctx, out, cfg, &model, &adam, &progress, Some(&metrics)),
+                true => {
+                    metrics_line(&out.join(checkpoint::METRICS_FILE), &record).and_then(|line| {
+                        metrics.push_str(&line);
+                        checkpoint::save(ctx, out, cfg, &model, &adam, &progress, Some(&metrics))
+                    })
+                }
                 false => Ok(()),
             };
             dist.agree(saved)?;
@@ -475,17 +466,30 @@ pub fn evaluate_copying(
     cfg: &TrainConfig,
     model: &Model,
 ) -> Result<Vec<EvalResult>> {
+    Ok(Sums::results(&copying_sums(ctx, cfg, model, Part::WHOLE)?))
+}
+
+/// [`evaluate_copying`]'s sums over `part`'s rows of each batch.
+fn copying_sums(ctx: &Context, cfg: &TrainConfig, model: &Model, part: Part) -> Result<Vec<Sums>> {
     let mut results = Vec::new();
     for t in [cfg.train_len, cfg.test_len] {
         let split = "copy";
         let task = cfg.copying(t)?;
         let mut rng = Rng::new(cfg.seed ^ 0xE7A1 ^ t as u64);
-        let (mut loss, mut correct, mut counted) = (0.0, 0usize, 0usize);
+        let mut sums = Sums::new(split, t);
         let batches = 4;
+        let rows = part.rows(cfg.batch);
         // Evaluation treats the state as training does: carried from batch to batch, or not.
         let mut state = None;
         for _ in 0..batches {
-            let b = task.batch(&mut rng, cfg.batch)?;
+            let whole = task.batch(&mut rng, cfg.batch)?;
+            // Each batch weighs 1 in the mean over batches: a part's rows their share of it.
+            let weight = rows.len() as f64 / whole.batch as f64;
+            sums.losses += weight;
+            if rows.is_empty() {
+                continue;
+            }
+            let b = &copying_shard(&whole, rows.clone());
             let x = tokens(ctx, b.t_len, b.batch, &b.inputs)?;
             let y = Tensor::from_u32(ctx, &[b.t_len * b.batch], &b.targets)?;
             let mut tape = Tape::untracked();
@@ -494,24 +498,19 @@ pub fn evaluate_copying(
                 state = Some((out.h_last.clone(), out.c_last.clone()));
             }
             let l = tape.cross_entropy(ctx, out.logits, &y)?;
-            loss += tape.value(l).to_vec(ctx)?[0] as f64;
+            sums.loss += tape.value(l).to_vec(ctx)?[0] as f64 * weight;
             let logits = tape.value(out.logits).to_vec(ctx)?;
             let classes = model.cfg.classes;
             for pos in task.copied_positions() {
                 for e in 0..b.batch {
                     let row = pos * b.batch + e;
                     let pred = argmax(&logits[row * classes..(row + 1) * classes]);
-                    correct += (pred as u32 == b.targets[row]) as usize;
-                    counted += 1;
+                    sums.correct += f64::from(u8::from(pred as u32 == b.targets[row]));
+                    sums.counted += 1.0;
                 }
             }
         }
-        results.push(EvalResult {
-            split: split.into(),
-            size: t,
-            loss: loss / batches as f64,
-            accuracy: correct as f64 / counted as f64,
-        });
+        results.push(sums);
     }
     Ok(results)
 }
@@ -562,34 +561,111 @@ fn adding_epoch(st: &mut Stepper<'_>, epoch: usize) -> Result<f64> {
 /// same every evaluation): mean squared error, and the fraction of sums predicted within
 /// [`ADDING_TOLERANCE`].
 pub fn evaluate_adding(ctx: &Context, cfg: &TrainConfig, model: &Model) -> Result<Vec<EvalResult>> {
+    Ok(Sums::results(&adding_sums(ctx, cfg, model, Part::WHOLE)?))
+}
+
+/// [`evaluate_adding`]'s sums over `part`'s rows of each batch.
+fn adding_sums(ctx: &Context, cfg: &TrainConfig, model: &Model, part: Part) -> Result<Vec<Sums>> {
     let mut results = Vec::new();
     for t in [cfg.train_len, cfg.test_len] {
         let mut rng = Rng::new(cfg.seed ^ 0xADD1 ^ t as u64);
-        let (mut loss, mut correct, mut counted) = (0.0, 0usize, 0usize);
+        let mut sums = Sums::new("add", t);
         let batches = 4;
+        let rows = part.rows(cfg.batch);
         for _ in 0..batches {
-            let b = data::adding_batch(&mut rng, t, cfg.batch)?;
+            let whole = data::adding_batch(&mut rng, t, cfg.batch)?;
+            let weight = rows.len() as f64 / whole.batch as f64;
+            sums.losses += weight;
+            if rows.is_empty() {
+                continue;
+            }
+            let b = adding_shard(&whole, rows.clone());
             let (x, y) = adding_tensors(ctx, &b)?;
             let mut tape = Tape::untracked();
             let out = model.forward(ctx, &mut tape, &x, None, Pass::default())?;
             let l = tape.mse(ctx, out.logits, &y)?;
-            loss += tape.value(l).to_vec(ctx)?[0] as f64;
+            sums.loss += tape.value(l).to_vec(ctx)?[0] as f64 * weight;
             let pred = tape.value(out.logits).to_vec(ctx)?;
-            correct += pred
+            sums.correct += pred
                 .iter()
                 .zip(&b.targets)
                 .filter(|(p, t)| (*p - *t).abs() < ADDING_TOLERANCE)
-                .count();
-            counted += b.batch;
+                .count() as f64;
+            sums.counted += b.batch as f64;
         }
-        results.push(EvalResult {
-            split: "add".into(),
-            size: t,
-            loss: loss / batches as f64,
-            accuracy: correct as f64 / counted as f64,
-        });
+        results.push(sums);
     }
     Ok(results)
+}
+
+/// One evaluation result as sums over the part of the work a rank did, which the ranks add up:
+/// the loss is `loss / losses`, the accuracy `correct / counted`.
+#[derive(Clone, Debug)]
+struct Sums {
+    split: String,
+    size: usize,
+    loss: f64,
+    losses: f64,
+    correct: f64,
+    counted: f64,
+}
+
+impl Sums {
+    fn new(split: &str, size: usize) -> Sums {
+        Sums {
+            split: split.into(),
+            size,
+            loss: 0.0,
+            losses: 0.0,
+            correct: 0.0,
+            counted: 0.0,
+        }
+    }
+
+    fn results(all: &[Sums]) -> Vec<EvalResult> {
+        all.iter()
+            .map(|s| EvalResult {
+                split: s.split.clone(),
+                size: s.size,
+                loss: s.loss / s.losses.max(1.0),
+                accuracy: s.correct / s.counted.max(1.0),
+            })
+            .collect()
+    }
+}
+
+/// The evaluation of a training run on the ranks of `dist`: each rank evaluates its rows of
+/// every evaluation batch, and one allreduce adds the parts up.
+fn evaluate_run(
+    ctx: &Context,
+    cfg: &TrainConfig,
+    model: &Model,
+    mnist: Option<&data::Mnist>,
+    dist: &Dist,
+) -> Result<Vec<EvalResult>> {
+    let part = Part {
+        index: dist.rank(),
+        count: dist.size(),
+    };
+    let local = match (cfg.task, mnist) {
+        (Task::Copying, _) => copying_sums(ctx, cfg, model, part),
+        (Task::Adding, _) => adding_sums(ctx, cfg, model, part),
+        (Task::Balls, _) => balls::balls_sums(ctx, cfg, model, part),
+        (Task::Smnist, Some(m)) => smnist_sums(ctx, cfg, model, m, &["val", "test"], part),
+        (Task::Smnist, None) => Err(Error::invalid("train", "MNIST is not loaded")),
+    };
+    let mut sums = dist.agree(local)?;
+    if dist.size() > 1 {
+        let mut flat: Vec<f64> = sums
+            .iter()
+            .flat_map(|s| [s.loss, s.losses, s.correct, s.counted])
+            .collect();
+        dist.allreduce_sum_f64(&mut flat)?;
+        for (s, v) in sums.iter_mut().zip(flat.chunks_exact(4)) {
+            (s.loss, s.losses, s.correct, s.counted) = (v[0], v[1], v[2], v[3]);
+        }
+    }
+    Ok(Sums::results(&sums))
 }
 
 /// The evaluation of a trained model that `rims eval` and Python's `rims.evaluate` report:
@@ -695,6 +771,25 @@ pub fn evaluate_smnist(
     mnist: &data::Mnist,
     splits: &[&str],
 ) -> Result<Vec<EvalResult>> {
+    Ok(Sums::results(&smnist_sums(
+        ctx,
+        cfg,
+        model,
+        mnist,
+        splits,
+        Part::WHOLE,
+    )?))
+}
+
+/// [`evaluate_smnist`]'s sums over `part`'s rows of each batch.
+fn smnist_sums(
+    ctx: &Context,
+    cfg: &TrainConfig,
+    model: &Model,
+    mnist: &data::Mnist,
+    splits: &[&str],
+    part: Part,
+) -> Result<Vec<Sums>> {
     let mut results = Vec::new();
     for &name in splits {
         let split = match name {
@@ -707,27 +802,30 @@ pub fn evaluate_smnist(
         };
         for &s in &cfg.eval_resolutions {
             let batches = SmnistBatches::new(split, s, cfg.batch.min(split.labels.len()), None)?;
-            let (mut loss, mut correct, mut counted) = (0.0, 0usize, 0usize);
-            for b in batches.epoch(0) {
+            let mut sums = Sums::new(name, s);
+            let order = batches.epoch_order(0);
+            for i in 0..batches.batches_per_epoch() {
+                let all = &order[i * batches.batch_size()..(i + 1) * batches.batch_size()];
+                let rows = part.rows(all.len());
+                if rows.is_empty() {
+                    continue;
+                }
+                let b = batches.batch_of(&all[rows]);
                 let x = tokens(ctx, b.t_len, b.batch, &b.tokens)?;
                 let y = Tensor::from_u32(ctx, &[b.batch], &b.labels)?;
                 let mut tape = Tape::untracked();
                 let out = model.forward(ctx, &mut tape, &x, None, Pass::default())?;
                 let l = tape.cross_entropy(ctx, out.logits, &y)?;
-                loss += tape.value(l).to_vec(ctx)?[0] as f64 * b.batch as f64;
+                sums.loss += tape.value(l).to_vec(ctx)?[0] as f64 * b.batch as f64;
                 let logits = tape.value(out.logits).to_vec(ctx)?;
                 for e in 0..b.batch {
-                    correct +=
-                        (argmax(&logits[e * 10..(e + 1) * 10]) as u32 == b.labels[e]) as usize;
+                    let right = argmax(&logits[e * 10..(e + 1) * 10]) as u32 == b.labels[e];
+                    sums.correct += f64::from(u8::from(right));
                 }
-                counted += b.batch;
+                sums.counted += b.batch as f64;
+                sums.losses += b.batch as f64;
             }
-            results.push(EvalResult {
-                split: name.into(),
-                size: s,
-                loss: loss / counted.max(1) as f64,
-                accuracy: correct as f64 / counted.max(1) as f64,
-            });
+            results.push(sums);
         }
     }
     Ok(results)
