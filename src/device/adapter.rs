@@ -45,16 +45,20 @@ pub fn parse_device(name: &str) -> Result<DeviceKind> {
 pub struct DeviceRequest {
     /// Force the CPU device or a wgpu adapter.
     pub device: Option<DeviceKind>,
-    /// Case-insensitive substring of the adapter name that must match (e.g. "llvmpipe", "H100").
+    /// Case-insensitive substring of the adapter name that must match (e.g. "llvmpipe", "H100"),
+    /// or `#N`: adapter N as `rims info` numbers them.
     pub adapter: Option<String>,
     /// Restrict to one backend: vulkan, metal, dx12 or gl.
     pub backend: Option<wgpu::Backends>,
     /// Threads of the CPU device (default: `RIMS_THREADS`, else every core).
     pub threads: Option<usize>,
+    /// This process's rank among one job's processes on this machine (MPI's local rank): the
+    /// machine's alike GPUs are shared out among them, one each, round robin.
+    pub node_rank: Option<usize>,
 }
 
 impl DeviceRequest {
-    /// Reads `RIMS_DEVICE` (cpu|gpu), `RIMS_ADAPTER` (name substring), `RIMS_BACKEND`
+    /// Reads `RIMS_DEVICE` (cpu|gpu), `RIMS_ADAPTER` (name substring or `#N`), `RIMS_BACKEND`
     /// (vulkan|metal|dx12|gl) and `RIMS_THREADS`.
     pub fn from_env() -> Result<Self> {
         Self::from_env_for(None)
@@ -79,6 +83,7 @@ impl DeviceRequest {
             adapter,
             backend,
             threads,
+            node_rank: None,
         })
     }
 

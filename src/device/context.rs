@@ -9,9 +9,9 @@ pub use crate::device::adapter::{
     AdapterSummary, DeviceKind, DeviceRequest, list_adapters, parse_backend, parse_device,
 };
 use crate::device::adapter::{
-    backend_rank, check_limits, cpu_limits, device_rank, enumerate, no_adapter_message,
-    required_limits,
+    check_limits, cpu_limits, enumerate, no_adapter_message, required_limits,
 };
+use crate::device::adapter_choice::choose_adapter;
 use crate::device::host::{CpuSummary, HostDevice, threads_from_env};
 use crate::device::pool::{BufferPool, PoolStats};
 use crate::device::recorder::{Recorder, RecorderStats};
@@ -135,35 +135,7 @@ impl Context {
                 &others,
             )));
         }
-        let wanted = request.adapter.as_ref().map(|s| s.to_ascii_lowercase());
-        let mut candidates: Vec<usize> = (0..adapters.len())
-            .filter(|&i| summaries[i].compute)
-            .filter(|&i| match &wanted {
-                Some(w) => summaries[i].name.to_ascii_lowercase().contains(w.as_str()),
-                None => true,
-            })
-            .collect();
-        if candidates.is_empty() {
-            let names: Vec<String> = summaries
-                .iter()
-                .map(|s| format!("{} ({:?})", s.name, s.backend))
-                .collect();
-            return Err(Error::NoAdapter(format!(
-                "none with compute shaders matches {}; found: {}",
-                wanted
-                    .map(|w| format!("RIMS_ADAPTER='{w}'"))
-                    .unwrap_or_else(|| "the request".into()),
-                names.join(", ")
-            )));
-        }
-        candidates.sort_by_key(|&i| {
-            (
-                device_rank(summaries[i].device_type),
-                backend_rank(summaries[i].backend),
-                i,
-            )
-        });
-        let chosen = candidates[0];
+        let chosen = choose_adapter(&summaries, request.adapter.as_deref(), request.node_rank)?;
         let adapter = &adapters[chosen];
         let summary = summaries[chosen].clone();
         check_limits(&summary.name, &adapter.limits())?;

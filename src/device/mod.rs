@@ -3,6 +3,7 @@
 //! ops or models.
 
 pub mod adapter;
+mod adapter_choice;
 pub mod context;
 pub mod host;
 pub mod pool;

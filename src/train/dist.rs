@@ -255,6 +255,17 @@ impl Dist {
         }
     }
 
+    /// This rank's place among the job's ranks on this machine (0 to `local_ranks() - 1`, in
+    /// the order of their ranks): which of the machine's GPUs it takes.
+    pub fn local_rank(&self) -> usize {
+        match &self.comm {
+            Comm::Single => 0,
+            Comm::Threads(_) => self.rank,
+            #[cfg(feature = "mpi")]
+            Comm::Mpi(w) => w.local_rank(),
+        }
+    }
+
     /// "one process", "MPI", "threads".
     pub fn transport(&self) -> &'static str {
         match &self.comm {
@@ -630,7 +641,8 @@ mod mpi_comm {
 
     pub(super) struct World {
         world: SimpleCommunicator,
-        local: usize,
+        /// (rank among the ranks on this machine, how many there are).
+        local: (usize, usize),
         scratch: RefCell<Vec<f32>>,
         // Dropped last: MPI_Finalize.
         _universe: mpi::environment::Universe,
@@ -642,8 +654,10 @@ mod mpi_comm {
                 Error::config("dist", "MPI was already initialised in this process")
             })?;
             let world = universe.world();
-            // The ranks that share this machine's memory, and so its cores.
-            let local = world.split_shared(world.rank()).size() as usize;
+            // The ranks that share this machine's memory, and so its cores and GPUs; keyed
+            // by world rank, so the local ranks follow the world's order.
+            let node = world.split_shared(world.rank());
+            let local = (node.rank() as usize, node.size() as usize);
             Ok(World {
                 world,
                 local,
@@ -661,7 +675,11 @@ mod mpi_comm {
         }
 
         pub(super) fn local_ranks(&self) -> usize {
-            self.local.max(1)
+            self.local.1.max(1)
+        }
+
+        pub(super) fn local_rank(&self) -> usize {
+            self.local.0
         }
 
         pub(super) fn allreduce_sum(&self, buf: &mut [f32]) -> Result<()> {

@@ -380,4 +380,15 @@ fn device_environment() {
         assert!(o.stderr.contains("metal backend"), "{o:?}");
         assert_eq!(o.stderr.lines().count(), 1, "{o:?}");
     }
+    // RIMS_ADAPTER=#N: adapter N of `rims info`'s list, or a one-line error naming what there is.
+    let o = rims_env(&["info", "--device", "gpu"], &[("RIMS_ADAPTER", "#99")]);
+    assert_eq!(o.code, 1, "{o:?}");
+    // Only a machine without any adapter (and not CI, which installs llvmpipe) lacks an adapter 0.
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if ci || !o.stderr.contains("adapter found") {
+        assert!(o.stderr.contains("RIMS_ADAPTER='#99': there is no adapter 99"), "{o:?}");
+        let o = rims_env(&["info", "--device", "gpu"], &[("RIMS_ADAPTER", "#0")]);
+        assert_eq!(o.code, 0, "{o:?}");
+        assert!(o.stdout.contains("* [0] "), "{o:?}");
+    }
 }

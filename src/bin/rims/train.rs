@@ -372,9 +372,13 @@ fn plan(args: &TrainArgs, dist: &Dist) -> Result<Plan> {
 }
 
 /// The device of this rank: `--device` over the environment; on the CPU device without
-/// `RIMS_THREADS`, the machine's cores shared among the job's ranks on it.
+/// `RIMS_THREADS`, the machine's cores shared among the job's ranks on it; on GPUs, the
+/// machine's alike cards shared out among them (`RIMS_ADAPTER=#N` names one instead).
 fn open_device(args: &TrainArgs, dist: &Dist) -> Result<Context> {
     let mut request = args.device.request()?;
+    if dist.local_ranks() > 1 {
+        request.node_rank = Some(dist.local_rank());
+    }
     if request.threads.is_none() && dist.local_ranks() > 1 {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         request.threads = Some((cores / dist.local_ranks()).max(1));
