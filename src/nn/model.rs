@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::nn::config::RimsConfig;
 use crate::nn::frames::{self, FrameNet};
 use crate::nn::params::{Init, ParamSpec, ParamStore};
-use crate::nn::recurrent::{Recurrent, Start};
+use crate::nn::recurrent::Recurrent;
 use crate::nn::rims::{self, Rims, RimsOptions};
 use crate::ops::dropout::Mask;
 use crate::tape::{Tape, Var};
@@ -78,19 +78,6 @@ fn dense_prefix(kind: crate::nn::CellKind) -> &'static str {
     match kind {
         crate::nn::CellKind::Lstm => "lstm_",
         crate::nn::CellKind::Gru => "gru_",
-    }
-}
-
-/// A dense layer's initial state from the options' tensor or tape value (at most one).
-fn start(name: &str, tensor: Option<Tensor>, var: Option<Var>) -> Result<Start> {
-    match (tensor, var) {
-        (Some(_), Some(_)) => Err(Error::invalid(
-            "model",
-            format!("give {name} or {name}_var, not both"),
-        )),
-        (Some(t), None) => Ok(Start::Given(t)),
-        (None, Some(v)) => Ok(Start::Tape(v)),
-        (None, None) => Ok(Start::Zeros),
     }
 }
 
@@ -375,15 +362,9 @@ impl Model {
             ));
         }
         let s = tape.value(x).shape().to_vec();
-        let out = layer.forward_from(
-            ctx,
-            tape,
-            &self.store,
-            x,
-            dense_prefix(self.cfg.rims.cell),
-            start("h0", opts.h0.clone(), opts.h0_var)?,
-            start("c0", opts.c0.clone(), opts.c0_var)?,
-        )?;
+        let (h0, c0) = opts.start()?;
+        let prefix = dense_prefix(self.cfg.rims.cell);
+        let out = layer.forward_from(ctx, tape, &self.store, x, prefix, h0, c0)?;
         let masks = Tensor::full(ctx, &[s[0], s[1], 1], 1.0)?;
         Ok(crate::nn::RimsOutput {
             h: out.h,

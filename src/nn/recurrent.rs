@@ -47,6 +47,29 @@ pub enum Start {
 }
 
 impl Start {
+    /// From a tensor or a tape value (the form [`RimsOptions`](crate::nn::RimsOptions) keeps
+    /// them in): at most one of the two, Zeros when neither. `name` is the state's, for the error.
+    pub fn from_parts(name: &str, tensor: Option<Tensor>, var: Option<Var>) -> Result<Start> {
+        match (tensor, var) {
+            (Some(_), Some(_)) => Err(Error::invalid(
+                "model",
+                format!("give {name} or {name}_var, not both"),
+            )),
+            (Some(t), None) => Ok(Start::Given(t)),
+            (None, Some(v)) => Ok(Start::Tape(v)),
+            (None, None) => Ok(Start::Zeros),
+        }
+    }
+
+    /// The tensor or the tape value, as [`RimsOptions`](crate::nn::RimsOptions) keeps them.
+    pub fn into_parts(self) -> (Option<Tensor>, Option<Var>) {
+        match self {
+            Start::Zeros => (None, None),
+            Start::Given(t) => (Some(t), None),
+            Start::Tape(v) => (None, Some(v)),
+        }
+    }
+
     /// The tensor to copy into row 0, and the tape value (with its shape) the gradient goes to.
     fn resolve(self, tape: &Tape) -> (Option<Tensor>, Option<(Var, Vec<usize>)>) {
         match self {

@@ -287,17 +287,7 @@ impl Agent {
         let x = tape.reshape(x, &[1, rows, self.cfg.features])?;
         match (&self.cfg.core, &self.rims) {
             (Core::Rims(_), Some(layer)) => {
-                let mut opts = RimsOptions::default();
-                match h0 {
-                    Start::Zeros => {}
-                    Start::Given(t) => opts.h0 = Some(t),
-                    Start::Tape(v) => opts.h0_var = Some(v),
-                }
-                match c0 {
-                    Start::Zeros => {}
-                    Start::Given(t) => opts.c0 = Some(t),
-                    Start::Tape(v) => opts.c0_var = Some(v),
-                }
+                let opts = RimsOptions::default().with_start(h0, c0);
                 let out = layer.forward(ctx, tape, &self.store, x, &opts)?;
                 let step = CoreStep {
                     h: out.final_h,

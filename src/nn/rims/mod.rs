@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::layout;
 use crate::nn::config::{CellKind, RimsConfig, Variant};
 use crate::nn::params::{Init, ParamSpec, ParamStore};
+use crate::nn::recurrent::Start;
 use crate::ops::matmul::{self, Gemm, MatView};
 use crate::tape::{Grads, Tape, Var};
 use crate::tensor::Tensor;
@@ -129,6 +130,31 @@ pub struct RimsOptions {
     /// Initial cell state c_0 as a tape value, LSTM only (an error for a GRU, which has no cell
     /// state): dL/dc_0 is added to it. Excludes `c0`.
     pub c0_var: Option<Var>,
+}
+
+impl RimsOptions {
+    /// These options starting from `h0` and `c0` given as the dense layers take them
+    /// ([`Start`]), replacing any initial state set before.
+    pub fn with_start(self, h0: Start, c0: Start) -> Self {
+        let (h0, h0_var) = h0.into_parts();
+        let (c0, c0_var) = c0.into_parts();
+        RimsOptions {
+            h0,
+            h0_var,
+            c0,
+            c0_var,
+            ..self
+        }
+    }
+
+    /// The initial state as the dense layers take it: `(h0, c0)`. An error when a pair gives
+    /// both a tensor and a tape value.
+    pub fn start(&self) -> Result<(Start, Start)> {
+        Ok((
+            Start::from_parts("h0", self.h0.clone(), self.h0_var)?,
+            Start::from_parts("c0", self.c0.clone(), self.c0_var)?,
+        ))
+    }
 }
 
 /// What a forward call returns. `h` starts at step 1, `states` and `cells` at step 0: for
