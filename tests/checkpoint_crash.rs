@@ -171,6 +171,43 @@ fn an_older_run_directory_resumes_and_is_converted() {
 }
 
 #[test]
+fn a_first_save_killed_before_the_switch_leaves_nothing_behind_the_next_start() {
+    // Stopped after each step of its first save that comes before `latest` exists: the
+    // directory has no checkpoint, so a new run starts there, and its first save removes the
+    // set the killed one left (it carries the token `DIR/.rims-set` kept for it).
+    let root = scratch("crash-first-save");
+    for step in 1..SWITCH_STEP {
+        let what = format!(
+            "first save killed after step {step} ({})",
+            SAVE_STEPS[step - 1]
+        );
+        let dir = root.join(format!("step-{step}"));
+        let mut args = vec![
+            "train",
+            "--out",
+            s(&dir),
+            "--epochs",
+            "1",
+            "--iterations",
+            "2",
+        ];
+        args.extend(tiny_flags(&[]));
+        let o = rims_env(&args, &[("RIMS_FAULT_SAVE", &step.to_string())]);
+        assert_eq!(o.code, FAULT_EXIT_CODE, "{what}: {o:?}");
+        assert!(checkpoint::current(&dir).is_err(), "{what}");
+        let o = rims(&args);
+        assert_eq!(o.code, 0, "{what}: the new start failed: {o:?}");
+        assert_eq!(
+            entries(&dir),
+            [".rims.lock", "epoch-000001", "latest", "metrics.jsonl"],
+            "{what}: leftovers"
+        );
+        assert_eq!(metric_epochs(&dir), [1], "{what}");
+        assert_eq!(loaded_step(&dir), 2, "{what}");
+    }
+}
+
+#[test]
 fn sigkill_at_random_moments_never_loses_the_checkpoint() {
     // One epoch is one step, an evaluation and a save: a few milliseconds, so the kills land
     // all over the save sequence.

@@ -386,7 +386,11 @@ fn device_environment() {
     // Only a machine without any adapter (and not CI, which installs llvmpipe) lacks an adapter 0.
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     if ci || !o.stderr.contains("adapter found") {
-        assert!(o.stderr.contains("RIMS_ADAPTER='#99': there is no adapter 99"), "{o:?}");
+        assert!(
+            o.stderr
+                .contains("RIMS_ADAPTER='#99': there is no adapter 99"),
+            "{o:?}"
+        );
         let o = rims_env(&["info", "--device", "gpu"], &[("RIMS_ADAPTER", "#0")]);
         assert_eq!(o.code, 0, "{o:?}");
         assert!(o.stdout.contains("* [0] "), "{o:?}");

@@ -90,10 +90,11 @@ fn fresh_name(epoch: usize, previous: Option<&str>, dir: &Path) -> String {
 /// later one (a copied or resumed run keeps it).
 pub(super) const SET_MARK: &str = ".rims-set";
 
-/// The token of the run in `dir`: the mark of its current set (None for a new run, or a
-/// set written before marks existed).
+/// The token of the run in `dir`: the mark of its current set; before the run has one, the
+/// mark its first save left in `dir` itself (None for a new run, or a set written before
+/// marks existed).
 fn run_token(dir: &Path) -> Option<String> {
-    let set = current(dir).ok()?;
+    let set = current(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mark = read_regular_string(&set.join(SET_MARK), Link::Refuse).ok()?;
     let token = mark.trim();
     (!token.is_empty()).then(|| token.to_string())
@@ -106,6 +107,22 @@ fn new_token() -> String {
         crate::io::unpredictable(),
         crate::io::unpredictable()
     )
+}
+
+/// A token for the run in `dir`, which has none yet. Before the first save (`first`), it is
+/// also written to `DIR/.rims-set` until a set is current: a save killed after its set is in
+/// place but before `latest` names it leaves a set that the next start recognises as this
+/// directory's own (by the mark) and removes, rather than keeping it for ever as a stranger's.
+fn new_token_for(dir: &Path, first: bool) -> Result<String> {
+    let token = new_token();
+    if first {
+        let mark = dir.join(SET_MARK);
+        // Unreadable as a mark (a link, a directory, garbage): ours by name, replaced.
+        remove_any(&mark).map_err(Error::io_on(&mark, "cannot remove"))?;
+        write_synced(&mark, token.as_bytes())?;
+        sync_dir(dir)?;
+    }
+    Ok(token)
 }
 
 /// Whether `set` carries `token`, the mark of this run's sets.
@@ -151,7 +168,10 @@ pub fn install(
     std::fs::create_dir_all(dir).map_err(Error::io_on(dir, "cannot create the directory"))?;
     let previous = pointer(dir)?;
     let name = fresh_name(epoch, previous.as_deref(), dir);
-    let token = run_token(dir).unwrap_or_else(new_token);
+    let token = match run_token(dir) {
+        Some(token) => token,
+        None => new_token_for(dir, previous.is_none())?,
+    };
     let set = dir.join(&name);
     let pid = std::process::id();
     let tmp = dir.join(format!(".{name}.tmp-{pid}"));
@@ -266,7 +286,8 @@ fn remove_leftovers(dir: &Path) -> Result<()> {
         }
     }
     if current.is_some() {
-        for file in [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE] {
+        // The first save's mark in the directory itself: the current set carries it now.
+        for file in [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, SET_MARK] {
             let path = dir.join(file);
             remove_any(&path).map_err(Error::io_on(&path, "cannot remove"))?;
         }

@@ -10,6 +10,7 @@
 //! DIR/metrics.jsonl     the same records, for people and `rims viz --metrics`
 //!     .rims-set               the run's token: cleaning removes only sets that carry it
 //! DIR/.rims.lock        locked by the one process writing the run (`lock.rs`)
+//! DIR/.rims-set         the token, only until the run's first set is current
 //! ```
 //!
 //! Nothing else writes into a run directory: an output of another command, or a new run, is
