@@ -218,6 +218,39 @@ impl Tensor {
         Ok(out)
     }
 
+    /// Reads several f32 tensors back at once, each as its own vector: copies into one packed
+    /// tensor are recorded, then one read-back waits for them. On a GPU every read-back is a
+    /// submit, a wait for the queue and a mapped buffer, so a loop that needs several small
+    /// results per step (an agent's action, a step's statistics) pays that once, not per tensor.
+    pub fn read_many(ctx: &Context, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+        for t in tensors {
+            t.expect_dtype("Tensor::read_many", DType::F32)?;
+        }
+        let total = tensors
+            .iter()
+            .try_fold(0usize, |n, t| n.checked_add(t.len()));
+        let total = total.ok_or_else(|| Error::shape("Tensor::read_many", "too many values"))?;
+        if total == 0 {
+            return Ok(tensors.iter().map(|_| Vec::new()).collect());
+        }
+        let packed = Self::uninit(ctx, &[total])?;
+        let mut offset = 0;
+        for t in tensors {
+            packed.copy_from(ctx, t, offset)?;
+            offset += t.len();
+        }
+        let all = packed.to_vec(ctx)?;
+        let mut rest = &all[..];
+        Ok(tensors
+            .iter()
+            .map(|t| {
+                let (mine, after) = rest.split_at(t.len());
+                rest = after;
+                mine.to_vec()
+            })
+            .collect())
+    }
+
     /// Reads back a u32 tensor.
     pub fn to_vec_u32(&self, ctx: &Context) -> Result<Vec<u32>> {
         self.expect_dtype("Tensor::to_vec_u32", DType::U32)?;

@@ -359,18 +359,25 @@ impl Agent {
         };
         let (step, masks) = self.core_step(ctx, &mut tape, x, h0, c0)?;
         let (logits, values) = self.heads(ctx, &mut tape, step.h)?;
-        let read = |v: Var| tape.value(v).to_vec(ctx);
+        let mut wanted = vec![
+            tape.value(logits),
+            tape.value(values),
+            &masks,
+            tape.value(step.h),
+        ];
+        if let Some(c) = step.c {
+            wanted.push(tape.value(c));
+        }
+        let mut read = Tensor::read_many(ctx, &wanted)?.into_iter();
+        let mut next = || read.next().unwrap_or_default();
         Ok(Act {
-            logits: read(logits)?,
-            values: read(values)?,
+            logits: next(),
+            values: next(),
+            masks: next(),
             state: HostState {
-                h: read(step.h)?,
-                c: match step.c {
-                    Some(c) => Some(read(c)?),
-                    None => None,
-                },
+                h: next(),
+                c: step.c.map(|_| next()),
             },
-            masks: masks.to_vec(ctx)?,
         })
     }
 }

@@ -391,3 +391,32 @@ fn large_products_give_the_same_bits_on_any_thread_count() {
         }
     }
 }
+
+device_test!(several_tensors_read_back_in_one_submit, fresh);
+fn several_tensors_read_back_in_one_submit(kind: DeviceKind) {
+    let Some(ctx) = fresh(kind) else { return };
+    let ctx = &ctx;
+    let values = |n: usize, base: f32| (0..n).map(|i| base + i as f32 * 0.25).collect::<Vec<_>>();
+    let (a, b, c) = (values(7, -1.0), values(1, 9.0), values(130, 3.5));
+    let ta = Tensor::from_slice(ctx, &[7], &a).unwrap();
+    let tb = Tensor::from_slice(ctx, &[1, 1], &b).unwrap();
+    let tc = Tensor::from_slice(ctx, &[13, 10], &c).unwrap();
+    let empty = Tensor::zeros(ctx, &[0]).unwrap();
+    ctx.submit().unwrap();
+    let before = ctx.recorder_stats();
+    let got = Tensor::read_many(ctx, &[&ta, &empty, &tb, &tc]).unwrap();
+    assert_eq!(got, [a.clone(), vec![], b, c]);
+    assert_eq!(
+        ctx.recorder_stats().submits,
+        before.submits + 1,
+        "one read-back"
+    );
+    // Nothing to read is not an error; a u32 tensor is refused by name.
+    assert_eq!(Tensor::read_many(ctx, &[]).unwrap(), Vec::<Vec<f32>>::new());
+    let ids = Tensor::from_u32(ctx, &[2], &[1, 2]).unwrap();
+    let e = Tensor::read_many(ctx, &[&ta, &ids])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Tensor::read_many"), "{e}");
+    assert_eq!(ta.to_vec(ctx).unwrap(), a, "the tensors read are unchanged");
+}

@@ -111,7 +111,10 @@ pub fn update(
 ) -> Result<UpdateStats> {
     check_shape(shape, r.steps, r.envs)?;
     let per_batch = shape.batch / shape.recurrence;
-    let mut stats = UpdateStats::default();
+    // Sums over the minibatches, kept on the device and read back once at the end: the
+    // minibatches follow one another without waiting for the device.
+    let mut loss_sum: Option<Tensor> = None;
+    let mut norm_sum: Option<Tensor> = None;
     let mut count = 0usize;
     for _ in 0..shape.epochs {
         let mut seqs = sequences(r, shape.recurrence);
@@ -122,19 +125,26 @@ pub fn update(
             let (loss, step_stats) = minibatch_loss(ctx, agent, &mut tape, r, adv, ret, mb, shape)?;
             tape.backward(ctx, loss)?;
             adam.step(ctx, agent.store.flat_values(), agent.store.flat_grads())?;
-            let s = step_stats.to_vec(ctx)?;
-            for (acc, v) in stats.loss.iter_mut().zip(&s) {
-                *acc += v / shape.recurrence as f32;
-            }
+            loss_sum = Some(add_to(ctx, loss_sum, &step_stats)?);
             if let Some(norm) = adam.grad_norm() {
-                stats.grad_norm += norm.to_vec(ctx)?[0];
+                norm_sum = Some(add_to(ctx, norm_sum, norm)?);
             }
             count += 1;
         }
     }
+    let mut stats = UpdateStats::default();
+    let wanted: Vec<&Tensor> = loss_sum.iter().chain(&norm_sum).collect();
+    let read = Tensor::read_many(ctx, &wanted)?;
+    // Per minibatch the statistics are summed over its frames: a mean is over both.
     let n = count.max(1) as f32;
-    stats.loss.iter_mut().for_each(|v| *v /= n);
-    stats.grad_norm /= n;
+    if let Some(sums) = loss_sum.as_ref().and(read.first()) {
+        for (mean, sum) in stats.loss.iter_mut().zip(sums) {
+            *mean = sum / (n * shape.recurrence as f32);
+        }
+    }
+    if let Some(sum) = norm_sum.as_ref().and(read.last()) {
+        stats.grad_norm = sum[0] / n;
+    }
     for v in stats.loss.iter().chain([&stats.grad_norm]) {
         if !v.is_finite() {
             return Err(Error::Diverged {
@@ -147,6 +157,14 @@ pub fn update(
         }
     }
     Ok(stats)
+}
+
+/// `sum + value`, or `value` itself when there is no sum yet.
+fn add_to(ctx: &Context, sum: Option<Tensor>, value: &Tensor) -> Result<Tensor> {
+    match sum {
+        None => value.duplicate(ctx),
+        Some(sum) => elementwise::binary(ctx, Binary::Add, &sum, value),
+    }
 }
 
 /// The agent re-run on the sequences `mb` of `len` frames, on `tape`: per frame, the policy
@@ -249,24 +267,18 @@ fn minibatch_loss(
 ) -> Result<(Var, Tensor)> {
     let len = shape.recurrence;
     let frames = replay(ctx, agent, tape, r, mb, len)?;
-    let mut total: Option<Var> = None;
-    let mut stat_sum: Option<Tensor> = None;
+    let mut total: Option<(Var, Tensor)> = None;
     for (t, (logits, values)) in frames.into_iter().enumerate() {
         let ks = mb.iter().map(|seq| (seq.t0 + t) * r.envs + seq.env);
         let batch = frame_batch(ctx, r, adv, ret, ks)?;
         let (loss, st) = tape.ppo_loss(ctx, logits, values, &batch, shape.coefs)?;
         total = Some(match total {
-            None => loss,
-            Some(sum) => tape.add(ctx, sum, loss)?,
-        });
-        stat_sum = Some(match stat_sum {
-            None => st,
-            Some(sum) => elementwise::binary(ctx, Binary::Add, &sum, &st)?,
+            None => (loss, st),
+            Some((sum, stat_sum)) => (tape.add(ctx, sum, loss)?, add_to(ctx, Some(stat_sum), &st)?),
         });
     }
-    let (Some(total), Some(stat_sum)) = (total, stat_sum) else {
-        return Err(Error::config("recurrence", "must be at least 1"));
-    };
+    // `replay` refuses a sequence of no frames, so there was one.
+    let (total, stat_sum) = total.expect("replay returns one entry per frame, at least one");
     let mean = tape.scale(ctx, total, 1.0 / len as f32)?;
     Ok((mean, stat_sum))
 }
