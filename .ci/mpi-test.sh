@@ -15,28 +15,17 @@
 #      different flags, a batch the ranks cannot share: one error line, exit 1, no hang.
 # Every mpiexec runs under `timeout`, so a hang fails the stage instead of stalling CI.
 # Idempotent: everything it writes outside target/ goes to a temporary directory.
+# `check && check || fail "..."` is meant: fail when either check does.
+# shellcheck disable=SC2015
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
-    # shellcheck disable=SC1091
-    . "$HOME/.cargo/env"
-fi
+# shellcheck source=.ci/common.sh
+. .ci/common.sh
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 # One thread per rank: 2 ranks on 2 cores (rims would pick that itself; said for the reader).
 export RIMS_THREADS=1
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        echo "error: need root (or sudo) to run: $*" >&2
-        return 1
-    fi
-}
 
 libclang_found() {
     ldconfig -p 2>/dev/null | grep 'libclang' >/dev/null \
@@ -45,9 +34,7 @@ libclang_found() {
 
 if ! command -v mpiexec >/dev/null 2>&1 || ! command -v mpicc >/dev/null 2>&1 || ! libclang_found; then
     echo "mpi: installing Debian's mpich, libmpich-dev, libclang-dev and clang"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        mpich libmpich-dev libclang-dev clang >/dev/null
+    apt_install mpich libmpich-dev libclang-dev clang
 fi
 echo "mpi: $(mpiexec --version 2>&1 | grep -m1 -i 'version' || echo 'mpiexec')"
 
@@ -120,8 +107,7 @@ rank_pid() {
 
 # Waits (at most 60 s) for the first checkpoint of run directory $1.
 await_checkpoint() {
-    local i
-    for i in $(seq 600); do
+    for _ in $(seq 600); do
         [ -s "$1/metrics.jsonl" ] && return 0
         sleep 0.1
     done

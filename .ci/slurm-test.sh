@@ -24,6 +24,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$(pwd)
+# shellcheck source=.ci/common.sh
+. .ci/common.sh
 
 W=${RIMS_SLURM_TEST_DIR:-/tmp/rims-slurm-test}
 case "$W" in /*) ;; *) W="$repo/$W" ;; esac
@@ -38,17 +40,6 @@ start=$SECONDS
 deadline=$((SECONDS + ${RIMS_SLURM_TEST_LIMIT:-420}))
 
 say() { echo "slurm-test [$((SECONDS - start)) s]: $*"; }
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        echo "slurm-test: need root (or sudo) to run: $*" >&2
-        return 1
-    fi
-}
 
 # The last lines of every log, for a failure's diagnosis.
 dump_logs() {
@@ -129,9 +120,7 @@ for cmd in munged slurmctld slurmd sbatch; do
 done
 if [ ${#need[@]} -gt 0 ]; then
     say "installing Debian's munge, slurmctld, slurmd, slurm-client (missing: ${need[*]})"
-    as_root timeout 300 apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq \
-        munge slurmctld slurmd slurm-client >/dev/null
+    apt_install munge slurmctld slurmd slurm-client || fail "could not install Slurm's packages"
 fi
 command -v python3 >/dev/null 2>&1 || fail "python3 is needed to compare checkpoints"
 

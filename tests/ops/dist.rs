@@ -9,34 +9,17 @@ use std::path::{Path, PathBuf};
 
 use rims::device::DeviceRequest;
 use rims::train::dist::Dist;
-use rims::train::{self, EvalRecord, LrSchedule, Reporter, Summary, Task, TrainConfig, checkpoint};
+use rims::train::{self, EvalRecord, Reporter, Summary, Task, TrainConfig, checkpoint};
 use rims::{Context, Error, Result};
 
 /// A tiny copying run without dropout (the ranks' masks would differ from one process's: they
 /// are keyed by element indices), its state carried across batches.
 fn tiny() -> TrainConfig {
     TrainConfig {
-        mechanisms: 3,
-        active: 2,
-        hidden: 4,
-        embed: 4,
-        input_key: 4,
-        input_value: 4,
-        comm_heads: 1,
-        comm_key: 4,
-        comm_value: 4,
         batch: 8,
-        epochs: 2,
-        iterations: 3,
-        pool: 5,
-        train_len: 2,
-        test_len: 3,
         dropout: 0.0,
         cell_dropout: 0.0,
-        carry_state: true,
-        lr_schedule: LrSchedule::Constant,
-        eval_every: 1,
-        ..TrainConfig::default()
+        ..crate::trainer::tiny()
     }
 }
 
