@@ -11,8 +11,10 @@
 #      `rims train --resume` (one process, the default build) completes it with every epoch
 #      recorded once and every step taken; a 2-rank job sent SIGTERM stops on every rank
 #      after the same step (one error line) and resumes on 2 ranks;
+#   2c. a run started from `--init DIR` where only rank 0 can read DIR;
 #   3. bad input: `--dist mpi` in the default build and outside mpiexec, ranks started with
-#      different flags, a batch the ranks cannot share: one error line, exit 1, no hang.
+#      different flags or `--init`, a batch the ranks cannot share, the same `--mnist-dir`
+#      holding other data on another rank: one error line, exit 1, no hang.
 # Every mpiexec runs under `timeout`, so a hang fails the stage instead of stalling CI.
 # Idempotent: everything it writes outside target/ goes to a temporary directory.
 # `check && check || fail "..."` is meant: fail when either check does.
@@ -47,7 +49,7 @@ cp target/release/rims target/mpi-bin/rims
 cargo build --release --bin rims # the default build back in place (no compile: it is cached)
 echo "mpi: built in $((SECONDS - start)) s"
 
-MPI_RIMS=target/mpi-bin/rims
+MPI_RIMS="$PWD/target/mpi-bin/rims" # absolute: some ranks below start in other directories
 RIMS=target/release/rims
 MPIEXEC=(timeout -k 5 120 mpiexec)
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/rims-mpi-ci.XXXXXX")"
@@ -140,8 +142,12 @@ echo "== 2. a rank killed mid-run ends the job; one process resumes it"
     >"$WORK/killed.log" 2>&1 &
 job=$!
 await_checkpoint "$WORK/killed"
+# Both ranks frozen first, so the run cannot finish between the checks and the kill.
+pid0="$(rank_pid "$WORK/killed" 0)" || fail "rank 0 not found (did the run end already?)"
 pid="$(rank_pid "$WORK/killed" 1)" || fail "rank 1 not found (did the run end already?)"
+kill -STOP "$pid0" "$pid"
 kill -KILL "$pid"
+kill -CONT "$pid0"
 rc=0
 wait "$job" || rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] \
@@ -158,7 +164,8 @@ timeout -k 5 120 mpiexec -n 2 "$MPI_RIMS" train --dist mpi "${TINY[@]}" "${LONG[
     --out "$WORK/term" >"$WORK/term.log" 2>&1 &
 job=$!
 await_checkpoint "$WORK/term"
-kill -TERM "$(pgrep -P "$job" mpiexec)"
+launcher="$(pgrep -P "$job" mpiexec)" || fail "mpiexec not found (did the run end already?)"
+kill -TERM "$launcher"
 rc=0
 wait "$job" || rc=$?
 # (mpiexec's own exit code after a signal is its business: 0 or 1 were seen.)
@@ -171,16 +178,46 @@ echo "ok: $(grep '^error:' "$WORK/term.log")"
 epochs_once "$WORK/term" 6 || fail "the SIGTERM run's records"
 last_step "$WORK/term" 1800 || fail "the SIGTERM run's steps"
 
+echo "== 2c. only rank 0 reads --init's run: rank 1 starts where that path does not exist"
+mkdir -p "$WORK/w0" "$WORK/w1"
+cp -r "$WORK/one" "$WORK/w0/pre"
+"${MPIEXEC[@]}" -n 1 -wdir "$WORK/w0" "$MPI_RIMS" train --dist mpi "${TINY[@]}" "${SHORT[@]}" \
+    --init pre --out "$WORK/init" : -n 1 -wdir "$WORK/w1" "$MPI_RIMS" train --dist mpi \
+    "${TINY[@]}" "${SHORT[@]}" --init pre --out "$WORK/init" >"$WORK/init.log" 2>&1 \
+    || fail "--init on 2 ranks: $(tail -3 "$WORK/init.log")"
+epochs_once "$WORK/init" 2 || fail "the --init run's records"
+echo "ok: a 2-rank run started from --init pre, which only rank 0's directory holds"
+
 echo "== 3. bad input: one line, exit 1, no hang"
 NEEDLE="this rims was built without MPI: cargo build --release --features mpi"
 refused timeout 60 "$RIMS" train --dist mpi --out "$WORK/bad"
 NEEDLE="run it as \`mpiexec -n P rims train --dist mpi"
-refused timeout 60 env -u PMI_RANK -u PMI_FD -u PMI_SIZE "$MPI_RIMS" train --dist mpi \
-    --out "$WORK/bad"
+# Every variable src/train/dist.rs's LAUNCHER_VARS reads (this runner may itself sit in a job).
+refused timeout 60 env -u PMI_RANK -u PMI_FD -u PMI_PORT -u PMIX_RANK -u OMPI_COMM_WORLD_SIZE \
+    -u MPI_LOCALNRANKS "$MPI_RIMS" train --dist mpi --out "$WORK/bad"
 NEEDLE="lr is 0.002 on rank 1 and 0.001 on rank 0"
 refused "${MPIEXEC[@]}" -n 1 "$MPI_RIMS" train --dist mpi "${TINY[@]}" --lr 1e-3 \
     --out "$WORK/bad" : -n 1 "$MPI_RIMS" train --dist mpi "${TINY[@]}" --lr 2e-3 --out "$WORK/bad"
 NEEDLE="7 rows do not split into 2 equal shards"
 refused "${MPIEXEC[@]}" -n 2 "$MPI_RIMS" train --dist mpi --device cpu --batch 7 --out "$WORK/bad"
+NEEDLE="rank 0 starts from --init pre and rank 1 from --init other"
+refused "${MPIEXEC[@]}" -n 1 -wdir "$WORK/w0" "$MPI_RIMS" train --dist mpi "${TINY[@]}" \
+    --init pre --out "$WORK/bad" : -n 1 -wdir "$WORK/w1" "$MPI_RIMS" train --dist mpi \
+    "${TINY[@]}" --init other --out "$WORK/bad"
+# The same --mnist-dir path holding other digits on rank 1 (every label moved by one).
+mkdir -p "$WORK/w0/mnist" "$WORK/w1/mnist"
+cp data/mnist/*.gz "$WORK/w0/mnist/"
+cp data/mnist/*images*.gz "$WORK/w1/mnist/"
+python3 - data/mnist/mnist-10k-labels-idx1-ubyte.gz "$WORK/w1/mnist/mnist-10k-labels-idx1-ubyte.gz" <<'EOF'
+import gzip, sys
+raw = bytearray(gzip.open(sys.argv[1]).read())
+raw[8:] = bytes((b + 1) % 10 for b in raw[8:])  # after the idx1 header (magic, count)
+gzip.open(sys.argv[2], "wb").write(bytes(raw))
+EOF
+SMNIST=(--device cpu --task smnist --mnist-dir mnist --limit 64 --batch 8 --epochs 1)
+NEEDLE="the MNIST data (--mnist-dir) differs between the ranks"
+refused "${MPIEXEC[@]}" -n 1 -wdir "$WORK/w0" "$MPI_RIMS" train --dist mpi "${SMNIST[@]}" \
+    --out "$WORK/bad" : -n 1 -wdir "$WORK/w1" "$MPI_RIMS" train --dist mpi "${SMNIST[@]}" \
+    --out "$WORK/bad"
 [ ! -e "$WORK/bad" ] || fail "a refused run wrote $WORK/bad"
 echo "mpi: all checks passed in $((SECONDS - start)) s"

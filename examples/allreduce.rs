@@ -32,7 +32,8 @@ fn main() -> Result<()> {
     let repeats: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(200)
+        .max(1);
     let ctx = Context::new(DeviceRequest::cpu(Some(1)))?;
     if dist.is_root() {
         println!(

@@ -146,6 +146,32 @@ pub struct MnistSplit {
     pub source_indices: Vec<usize>,
 }
 
+impl Mnist {
+    /// The splits' sizes and a hash (FNV-1a) of their labels and pixels: what tells two copies
+    /// of the data apart without sending them (ranks of one job that read the data each for
+    /// itself check that they hold the same).
+    pub fn fingerprint(&self) -> String {
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                hash = (hash ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        for split in [&self.train, &self.val, &self.test] {
+            eat(&(split.images.rows as u64).to_le_bytes());
+            eat(&(split.images.cols as u64).to_le_bytes());
+            eat(&split.labels);
+            eat(&split.images.pixels);
+        }
+        format!(
+            "{} training, {} validation and {} test digits (hash {hash:016x})",
+            self.train.len(),
+            self.val.len(),
+            self.test.len()
+        )
+    }
+}
+
 impl MnistSplit {
     /// Number of examples.
     pub fn len(&self) -> usize {

@@ -220,9 +220,11 @@ impl Dist {
         if !launched_by_mpi(|name| std::env::var(name).ok()) {
             return Err(Error::config(
                 "--dist",
-                "mpi runs under an MPI launcher, and none started this process (no PMI_RANK, \
-                 PMI_FD, PMIX_RANK or OMPI_COMM_WORLD_SIZE is set): run it as `mpiexec -n P \
-                 rims train --dist mpi ...`",
+                format!(
+                    "mpi runs under an MPI launcher, and none started this process (none of {} \
+                     is set): run it as `mpiexec -n P rims train --dist mpi ...`",
+                    LAUNCHER_VARS.join(", ")
+                ),
             ));
         }
         let world = mpi_comm::World::init()?;
@@ -486,6 +488,28 @@ impl Dist {
                 "dist",
                 format!("the ranks' settings differ: {}", shown.join("; ")),
             ))
+        });
+        self.agree(verdict)
+    }
+
+    /// Checks that every rank holds the same `what`, from `mine`, a summary of something each
+    /// rank read for itself (sizes and a hash of data files): rank 0 sends its own and all
+    /// fail together if one differs, naming both.
+    pub fn agree_same(&self, what: &str, mine: &str) -> Result<()> {
+        if self.size == 1 {
+            return Ok(());
+        }
+        let own = mine.to_string();
+        let root: Result<String> = self.broadcast_json(self.is_root().then_some(&own));
+        let verdict = root.and_then(|root| match root == own {
+            true => Ok(()),
+            false => Err(Error::config(
+                "dist",
+                format!(
+                    "{what} differs between the ranks: {own} on rank {} and {root} on rank 0",
+                    self.rank
+                ),
+            )),
         });
         self.agree(verdict)
     }

@@ -158,6 +158,15 @@ pub fn train_dist(
             .and_then(|()| dist::shard_rows(cfg.batch, dist.rank(), dist.size())),
     )?;
     let (model, mut adam) = dist.agree(build(ctx, cfg))?;
+    // The data before the run directory: a missing or disagreeing data set touches nothing.
+    let mnist = dist.agree(match cfg.task {
+        Task::Smnist => load_mnist(cfg).map(Some),
+        Task::Copying | Task::Adding | Task::Balls => Ok(None),
+    })?;
+    if let Some(m) = mnist.as_ref().filter(|_| dist.size() > 1) {
+        // Each rank reads the data itself: the same path on two machines may hold other files.
+        dist.agree_same("the MNIST data (--mnist-dir)", &m.fingerprint())?;
+    }
     // Rank 0 alone reads and writes the run directory.
     let opened = match dist.is_root() {
         true => open_run_dir(ctx, cfg, out, resume, &model, &mut adam),
@@ -167,10 +176,6 @@ pub fn train_dist(
     if dist.size() > 1 {
         dist.agree(share_start(ctx, dist, &model, &mut adam, &mut progress))?;
     }
-    let mnist = dist.agree(match cfg.task {
-        Task::Smnist => load_mnist(cfg).map(Some),
-        Task::Copying | Task::Adding | Task::Balls => Ok(None),
-    })?;
     let per_epoch = match &mnist {
         Some(m) => (m.train.labels.len() / cfg.batch) as u64,
         None => cfg.iterations as u64,
@@ -291,22 +296,29 @@ fn share_start(
     adam: &mut Adam,
     progress: &mut Progress,
 ) -> Result<()> {
+    // A rank's own failure (its device) must not skip a broadcast the others are in, or they
+    // would wait for it for ever: it is kept, every broadcast still happens, and the caller's
+    // `agree` then stops all ranks with it.
+    let mut failed: Option<Error> = None;
     for t in [
         model.store.flat_values(),
         adam.moments().0,
         adam.moments().1,
     ] {
-        let mut values = t.to_vec(ctx)?;
+        let mut values = t.to_vec(ctx).unwrap_or_else(|e| {
+            failed.get_or_insert(e);
+            vec![0.0; t.len()]
+        });
         dist.broadcast_f32(&mut values)?;
-        if !dist.is_root() {
-            t.write(ctx, &values)?;
+        if !dist.is_root() && failed.is_none() {
+            failed = t.write(ctx, &values).err();
         }
     }
     let (p, t) =
         dist.broadcast_json(dist.is_root().then_some(&(progress.clone(), adam.steps())))?;
     *progress = p;
     adam.set_steps(t);
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// Loads the parameters of the current checkpoint in `init` into `model` (a fine-tuning start:

@@ -313,3 +313,57 @@ fn a_failure_on_rank_0_alone_is_every_ranks_error() {
     assert_eq!(errors[1], format!("rank 0: {}", errors[0]));
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn ranks_holding_different_data_fail_together_naming_it() {
+    // What each rank read for itself (its MNIST files) is compared by a summary: equal on
+    // every rank passes, one that differs stops every rank with both summaries.
+    let run = |summaries: &'static [&'static str]| -> Vec<Result<()>> {
+        let dists = Dist::in_process(summaries.len()).unwrap();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = dists
+                .into_iter()
+                .map(|d| s.spawn(move || d.agree_same("the data", summaries[d.rank()])))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    assert!(run(&["10 digits (hash 1)"; 3]).iter().all(Result::is_ok));
+    let errors: Vec<String> = run(&[
+        "10 digits (hash 1)",
+        "10 digits (hash 1)",
+        "9 digits (hash 2)",
+    ])
+    .into_iter()
+    .map(|r| r.unwrap_err().to_string())
+    .collect();
+    let reason = "the data differs between the ranks: 9 digits (hash 2) on rank 2 and 10 digits \
+                  (hash 1) on rank 0";
+    assert!(errors[2].contains(reason), "{}", errors[2]);
+    assert!(errors[0].contains(reason), "{}", errors[0]);
+    assert!(errors[1].contains(reason), "{}", errors[1]);
+}
+
+#[test]
+fn the_mnist_fingerprint_tells_copies_apart() {
+    let cfg = TrainConfig {
+        task: Task::Smnist,
+        limit: Some(40),
+        ..tiny()
+    };
+    let a = train::load_mnist(&cfg).unwrap();
+    let mut b = train::load_mnist(&cfg).unwrap();
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    assert!(
+        a.fingerprint().starts_with("40 training, "),
+        "{}",
+        a.fingerprint()
+    );
+    b.val.images.pixels[7] ^= 1;
+    assert_ne!(a.fingerprint(), b.fingerprint(), "one pixel");
+    let mut c = train::load_mnist(&cfg).unwrap();
+    c.test.labels.swap(0, 1);
+    if c.test.labels[0] != c.test.labels[1] {
+        assert_ne!(a.fingerprint(), c.fingerprint(), "two labels swapped");
+    }
+}

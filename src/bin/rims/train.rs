@@ -288,9 +288,10 @@ fn open_dist(asked: DistArg) -> Result<Dist> {
 }
 
 /// The plan of this process: rank 0 (or a lone process) makes it from the flags and, resuming,
-/// the checkpoint; the other ranks from their flags too, or, resuming, from rank 0's config
-/// with their flags applied (they do not read the run directory, which need not be on their
-/// machine). Ranks whose plans differ fail together, naming the settings.
+/// the checkpoint; the other ranks from their flags too, or, resuming or starting from
+/// `--init`, from rank 0's config with their flags applied (they do not read the run
+/// directory, which need not be on their machine). Ranks whose plans differ fail together,
+/// naming the settings.
 fn plan(args: &TrainArgs, dist: &Dist) -> Result<Plan> {
     let own = |args: &TrainArgs| -> Result<Plan> {
         match &args.resume {
@@ -315,8 +316,9 @@ fn plan(args: &TrainArgs, dist: &Dist) -> Result<Plan> {
     if dist.size() == 1 {
         return own(args);
     }
-    let mine = match (dist.is_root(), &args.resume) {
-        (false, Some(_)) => Ok(None),
+    // Only rank 0 reads a run directory: the one resumed, or the `--init` run started from.
+    let mine = match (dist.is_root(), &args.resume, &args.init) {
+        (false, Some(_), _) | (false, None, Some(_)) => Ok(None),
         _ => own(args).map(Some),
     };
     let mine = dist.agree(mine)?;
@@ -350,6 +352,15 @@ fn plan(args: &TrainArgs, dist: &Dist) -> Result<Plan> {
             ),
         )),
         Some(plan) => Ok(plan),
+        None if args.resume.is_none() && args.init != root_cfg.init => Err(Error::config(
+            "--init",
+            format!(
+                "rank 0 starts from {} and rank {} from {}: give every rank the same flags",
+                shown_init(&root_cfg.init),
+                dist.rank(),
+                shown_init(&args.init)
+            ),
+        )),
         None => args
             .apply(&root_cfg)
             .map_err(|e| flags::name_flag(e, args.flag_names()))
@@ -369,6 +380,12 @@ fn plan(args: &TrainArgs, dist: &Dist) -> Result<Plan> {
         )?;
     }
     Ok(mine)
+}
+
+/// `--init`'s run directory, or that there is none, for a message.
+fn shown_init(init: &Option<PathBuf>) -> String {
+    init.as_ref()
+        .map_or("no --init".into(), |p| format!("--init {}", p.display()))
 }
 
 /// The device of this rank: `--device` over the environment; on the CPU device without
@@ -489,11 +506,15 @@ fn run(args: &TrainArgs, dist: &Dist) -> Result<()> {
             step,
             what: format!("{what}; {}", kept(&out)),
         },
-        Error::Stopped(why) => Error::Stopped(format!(
-            "{why}: {}; continue it with `rims train --resume {}`",
-            kept(&out),
-            out.display()
-        )),
+        // A resume is offered only where there is a checkpoint to continue.
+        Error::Stopped(why) => match checkpoint::read_state(&out) {
+            Ok(_) => Error::Stopped(format!(
+                "{why}: {}; continue it with `rims train --resume {}`",
+                kept(&out),
+                out.display()
+            )),
+            Err(_) => Error::Stopped(format!("{why} (no checkpoint had been written yet)")),
+        },
         other => flags::name_flag(other, flag_names),
     })?;
     bar.bar.finish_and_clear();
