@@ -10,7 +10,10 @@
 #     ends with the same parameters, optimizer state and records as the same command run here
 #     without interruption;
 #   - the same grid submitted again: every task finds its run finished and exits 0 at once,
-#     leaving the checkpoints unchanged; rims summary reads the runs.
+#     leaving the checkpoints unchanged; rims summary reads the runs;
+#   - a data-parallel run (tools/slurm/train-mpi.sbatch, 2 tasks as MPI ranks; needs the MPI
+#     build that .ci/mpi-test.sh leaves in target/mpi-bin, required under CI=true) requeued part
+#     way through ends equal to the same run uninterrupted.
 #
 # Everything lives in one directory (RIMS_SLURM_TEST_DIR, default /tmp/rims-slurm-test); what a
 # previous run there left (daemons, jobs, state) is stopped and removed first. Every process the
@@ -111,6 +114,42 @@ wait_for() {
         [ $SECONDS -lt $until ] || fail "timed out after $limit s waiting for $what"
         sleep 0.2
     done
+}
+
+# Whether two run directories hold the same final checkpoint: its set's name, every tensor
+# and the metadata of the model and the optimizer, and every record but its timing.
+same_run() {
+    python3 - "$1" "$2" <<'EOF'
+# Every tensor and the metadata of the final model and optimizer, and every record but its
+# timing, equal. (The files' bytes may differ: the metadata's order is not fixed.)
+import json, re, struct, sys
+
+def tensors(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    data = raw[8 + n:]
+    return meta, {k: (v["dtype"], v["shape"], data[v["data_offsets"][0]:v["data_offsets"][1]])
+                  for k, v in header.items()}
+
+a, b = sys.argv[1], sys.argv[2]
+latest = lambda d: open(f"{d}/latest").read().strip()
+if latest(a) != latest(b):
+    print(f"checkpoints {latest(a)} and {latest(b)}", file=sys.stderr)
+    sys.exit(1)
+for name in ["model", "optimizer"]:
+    ta, tb = (tensors(f"{d}/{latest(d)}/{name}.safetensors") for d in (a, b))
+    if ta != tb:
+        print(f"{name}.safetensors differs", file=sys.stderr)
+        sys.exit(1)
+    print(f"  {name}.safetensors: {len(ta[1])} tensors equal")
+strip = lambda d: [re.sub(r'"seconds":[^,]*,', "", l) for l in open(f"{d}/metrics.jsonl")]
+if strip(a) != strip(b):
+    print("metrics.jsonl differs", file=sys.stderr)
+    sys.exit(1)
+print(f"  metrics.jsonl: {len(strip(a))} records equal")
+EOF
 }
 
 # --- packages ---------------------------------------------------------------------------------
@@ -295,33 +334,7 @@ grep -q "interrupted by SIGTERM" "$log" || fail "task $target's first attempt wa
 
 wait "$ref_pid" || fail "the uninterrupted reference run failed (see $U/ref.log)"
 say "comparing the requeued run with the uninterrupted one"
-python3 - "$dir" "$U/ref/smoke-rims-s1" <<'EOF' || fail "the requeued run differs from the uninterrupted one"
-# Every tensor and the metadata of the final model and optimizer, and every record but its
-# timing, equal. (The files' bytes may differ: the metadata's order is not fixed.)
-import json, re, struct, sys
-
-def tensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    data = raw[8 + n:]
-    return meta, {k: (v["dtype"], v["shape"], data[v["data_offsets"][0]:v["data_offsets"][1]])
-                  for k, v in header.items()}
-
-a, b = sys.argv[1], sys.argv[2]
-for name in ["model", "optimizer"]:
-    ta, tb = (tensors(f"{d}/epoch-000030/{name}.safetensors") for d in (a, b))
-    if ta != tb:
-        print(f"{name}.safetensors differs", file=sys.stderr)
-        sys.exit(1)
-    print(f"  {name}.safetensors: {len(ta[1])} tensors equal")
-strip = lambda d: [re.sub(r'"seconds":[^,]*,', "", l) for l in open(f"{d}/metrics.jsonl")]
-if strip(a) != strip(b):
-    print("metrics.jsonl differs", file=sys.stderr)
-    sys.exit(1)
-print(f"  metrics.jsonl: {len(strip(a))} records equal")
-EOF
+same_run "$dir" "$U/ref/smoke-rims-s1" || fail "the requeued run differs from the uninterrupted one"
 
 timeout 60 "$rims" summary "$U"/runs/smoke-* > "$U/summary.txt" 2>&1 \
     || fail "rims summary failed: $(cat "$U/summary.txt")"
@@ -351,5 +364,43 @@ done
 after=$(cd "$U/runs" && find smoke-* -type f -not -name '.rims.lock' | sort | xargs md5sum)
 [ "$before" = "$after" ] || fail "the second submission changed the finished runs"
 say "second submission: 4 finished runs left as they were, in $((SECONDS - t0)) s"
+
+# --- one data-parallel run: a job of 2 tasks (MPI ranks), requeued ---------------------------------
+mpi_rims="$repo/target/mpi-bin/rims"
+if [ ! -x "$mpi_rims" ]; then
+    [ "${CI:-}" != true ] || fail "no MPI build at $mpi_rims: CI's mpi stage builds it first"
+    say "skipping the data-parallel job: no MPI build at $mpi_rims (bash .ci/mpi-test.sh makes one)"
+else
+    say "submitting a data-parallel run: tools/slurm/train-mpi.sbatch, 2 tasks"
+    DP=(--device cpu --mechanisms 3 --active 2 --hidden 16 --embed 8 --batch 8 --symbols 5
+        --train-len 4 --test-len 8 --eval-every 1 --dropout 0 --carry --lr-schedule constant
+        --iterations 300 --epochs 6)
+    dp="$U/dp"
+    dpjob=$(RIMS_SLURM_TEST_TAG="$W" RIMS_LAUNCHER="${RIMS_LAUNCHER:-}" RIMS="$mpi_rims" RIMS_REPO="$repo" timeout 60 sbatch --parsable \
+        --ntasks=2 --cpus-per-task=1 --mem-per-cpu=256M --time=10 --output="$U/dp.log" \
+        tools/slurm/train-mpi.sbatch "$dp" "${DP[@]}") || fail "sbatch train-mpi.sbatch failed"
+    # The same run, here and uninterrupted, for the comparison.
+    RIMS_SLURM_TEST_TAG="$W" RIMS_THREADS=1 timeout 300 mpiexec -n 2 "$mpi_rims" train --dist mpi \
+        --out "$U/dp-ref" "${DP[@]}" > "$U/dp-ref.log" 2>&1 &
+    dp_ref=$!
+    dp_mid_run() { [ -f "$dp/latest" ] && [ -n "$(timeout 10 squeue -h -j "$dpjob" -t RUNNING -o %i)" ]; }
+    wait_for 90 "the data-parallel job to be running with a checkpoint" dp_mid_run
+    at=$(cat "$dp/latest")
+    timeout 20 scontrol requeue "$dpjob" || fail "scontrol requeue $dpjob failed"
+    say "requeued the data-parallel job at its checkpoint $at"
+    [ "$at" != epoch-000006 ] || fail "the data-parallel job had finished before the requeue"
+    dp_ended() { [ -z "$(timeout 10 squeue -h -j "$dpjob" -o %i 2>/dev/null)" ]; }
+    wait_for 180 "the data-parallel job to end" dp_ended
+    rec=$(timeout 20 scontrol show job "$dpjob" -o) || fail "no job record for $dpjob"
+    grep -q "JobState=COMPLETED" <<< "$rec" && grep -q "ExitCode=0:0" <<< "$rec" \
+        && grep -q "Restarts=1" <<< "$rec" || fail "Slurm's record of the data-parallel job: $rec"
+    grep -q "attempt 2, 2 ranks" "$U/dp.log" && grep -q "holds a checkpoint (epoch-.*): resuming it" "$U/dp.log" \
+        || fail "the data-parallel job's log shows no second attempt resuming its run: $(cat "$U/dp.log")"
+    grep -q "interrupted by SIGTERM" "$U/dp.log" \
+        || fail "the data-parallel job's first attempt was not stopped by SIGTERM: $(cat "$U/dp.log")"
+    wait "$dp_ref" || fail "the uninterrupted data-parallel run failed: $(tail -3 "$U/dp-ref.log")"
+    same_run "$dp" "$U/dp-ref" || fail "the requeued data-parallel run differs from the uninterrupted one"
+    say "the requeued data-parallel job ended as the uninterrupted run did"
+fi
 
 say "passed"
