@@ -452,27 +452,13 @@ fn balls_settings_that_cannot_work_are_named() {
     assert_one_line_error(&with(&["--train-len", "1"]), "--train-len");
 }
 
-/// The flags of a tiny RL run: 4 environments × 32 frames, minibatches of 64, sequences of 16.
-const TINY_RL: [&str; 10] = [
-    "--envs",
-    "4",
-    "--steps",
-    "32",
-    "--batch",
-    "64",
-    "--recurrence",
-    "16",
-    "--device",
-    "cpu",
-];
-
 #[test]
 fn rl_trains_evaluates_and_resumes_from_the_command_line() {
     let dir = support::scratch("rl-cli");
     let run = dir.join("run");
     let mut args = vec!["rl", "train", "--env", "empty-5x5", "--frames", "256"];
     args.extend(["--out", support::s(&run)]);
-    args.extend(TINY_RL);
+    args.extend(support::TINY_RL);
     let (code, out, err) = rims(&args);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
@@ -559,7 +545,7 @@ fn rl_settings_that_cannot_work_are_named() {
     let out = dir.join("run");
     let train = |extra: &[&str]| {
         let mut args = vec!["rl", "train", "--frames", "256", "--out", support::s(&out)];
-        args.extend(TINY_RL);
+        args.extend(support::TINY_RL);
         args.extend(extra);
         args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
     };

@@ -281,21 +281,12 @@ fn rl_run(model: &'static str) -> &'static Path {
             model,
             "--frames",
             "512",
-            "--envs",
-            "4",
-            "--steps",
-            "32",
-            "--batch",
-            "64",
-            "--recurrence",
-            "16",
             "--epochs",
             "1",
-            "--device",
-            "cpu",
             "--out",
             s(&run),
         ];
+        args.extend(support::TINY_RL);
         args.extend(if model == "rims" {
             ["--hidden", "8"]
         } else {

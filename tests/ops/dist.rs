@@ -207,19 +207,12 @@ fn ranks_take_the_steps_of_one_process_on_smnist() {
 #[test]
 fn ranks_take_the_steps_of_one_process_on_balls() {
     let cfg = TrainConfig {
-        task: Task::Balls,
-        frame_size: 8,
-        frame_channels: [2, 2, 3],
-        frame_dense: 4,
-        balls: "2".into(),
-        train_len: 3,
-        test_len: 2,
-        carry_state: false,
         epochs: 1,
         iterations: 2,
         // On 3 ranks the 64 evaluation sequences split 21, 21, 22.
         batch: 6,
-        ..tiny()
+        cell_dropout: 0.0,
+        ..crate::trainer::tiny_balls()
     };
     assert_ranks_repeat_one_process("balls", &cfg, &[2, 3]);
 }

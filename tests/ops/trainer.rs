@@ -95,7 +95,7 @@ fn resumed_run_equals_uninterrupted_run(ctx: &Context) {
 }
 
 /// A tiny bouncing-balls run: 8×8 frames, two channels per convolution.
-fn tiny_balls() -> TrainConfig {
+pub(crate) fn tiny_balls() -> TrainConfig {
     TrainConfig {
         task: Task::Balls,
         frame_size: 8,

@@ -248,3 +248,17 @@ pub fn write_tensors(path: &Path, tensors: &[Raw], meta: Option<BTreeMap<String,
     let meta = meta.map(|m| m.into_iter().collect());
     std::fs::write(path, safetensors::serialize(views, meta).unwrap()).unwrap();
 }
+
+/// The flags of a tiny RL run: 4 environments × 32 frames, minibatches of 64, sequences of 16.
+pub const TINY_RL: [&str; 10] = [
+    "--envs",
+    "4",
+    "--steps",
+    "32",
+    "--batch",
+    "64",
+    "--recurrence",
+    "16",
+    "--device",
+    "cpu",
+];
