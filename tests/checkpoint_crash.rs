@@ -208,6 +208,36 @@ fn a_first_save_killed_before_the_switch_leaves_nothing_behind_the_next_start() 
 }
 
 #[test]
+fn a_directory_where_the_token_goes_is_never_removed() {
+    // `DIR/.rims-set` is the file a first save keeps its token in; a directory of that name is
+    // somebody else's: the run stops with a clear error and the directory stays as it was.
+    let dir = scratch("crash-token-dir").join("run");
+    std::fs::create_dir_all(dir.join(".rims-set")).unwrap();
+    std::fs::write(dir.join(".rims-set").join("notes.txt"), b"mine").unwrap();
+    let mut args = vec![
+        "train",
+        "--out",
+        s(&dir),
+        "--epochs",
+        "1",
+        "--iterations",
+        "2",
+    ];
+    args.extend(tiny_flags(&[]));
+    let o = rims(&args);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("a directory stands where the run keeps its token"),
+        "{o:?}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join(".rims-set").join("notes.txt")).unwrap(),
+        b"mine"
+    );
+}
+
+#[test]
 fn sigkill_at_random_moments_never_loses_the_checkpoint() {
     // One epoch is one step, an evaluation and a save: a few milliseconds, so the kills land
     // all over the save sequence.

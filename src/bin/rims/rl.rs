@@ -182,6 +182,18 @@ impl RlReporter for RlBar {
     }
 }
 
+/// Where a stopped run stands and, where there is a checkpoint, how to continue it.
+fn after_stop(out: &Path) -> String {
+    match read_rl_state(out) {
+        Ok(_) => format!(
+            "{}; continue it with `rims rl train --resume {}`",
+            kept(out),
+            out.display()
+        ),
+        Err(_) => kept(out),
+    }
+}
+
 /// Where a stopped run stands.
 fn kept(out: &Path) -> String {
     match read_rl_state(out) {
@@ -257,11 +269,7 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     };
     catch_interrupts();
     let summary = train(&ctx, &cfg, &out, resume, &mut reporter).map_err(|e| match e {
-        Error::Stopped(why) => Error::Stopped(format!(
-            "{why}: {}; continue it with `rims rl train --resume {}`",
-            kept(&out),
-            out.display()
-        )),
+        Error::Stopped(why) => Error::Stopped(format!("{why}: {}", after_stop(&out))),
         Error::Diverged { step, what } => Error::Diverged {
             step,
             what: format!("{what}; {}", kept(&out)),

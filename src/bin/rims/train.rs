@@ -506,15 +506,7 @@ fn run(args: &TrainArgs, dist: &Dist) -> Result<()> {
             step,
             what: format!("{what}; {}", kept(&out)),
         },
-        // A resume is offered only where there is a checkpoint to continue.
-        Error::Stopped(why) => match checkpoint::read_state(&out) {
-            Ok(_) => Error::Stopped(format!(
-                "{why}: {}; continue it with `rims train --resume {}`",
-                kept(&out),
-                out.display()
-            )),
-            Err(_) => Error::Stopped(format!("{why} (no checkpoint had been written yet)")),
-        },
+        Error::Stopped(why) => Error::Stopped(format!("{why}: {}", after_stop(&out))),
         other => flags::name_flag(other, flag_names),
     })?;
     bar.bar.finish_and_clear();
@@ -633,6 +625,18 @@ fn same_place(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
+    }
+}
+
+/// What a stopped run leaves behind and, where there is a checkpoint, how to continue it.
+fn after_stop(out: &Path) -> String {
+    match checkpoint::read_state(out) {
+        Ok(_) => format!(
+            "{}; continue it with `rims train --resume {}`",
+            kept(out),
+            out.display()
+        ),
+        Err(_) => kept(out),
     }
 }
 

@@ -117,8 +117,18 @@ fn new_token_for(dir: &Path, first: bool) -> Result<String> {
     let token = new_token();
     if first {
         let mark = dir.join(SET_MARK);
-        // Unreadable as a mark (a link, a directory, garbage): ours by name, replaced.
-        remove_any(&mark).map_err(Error::io_on(&mark, "cannot remove"))?;
+        // A file or link there that is no readable mark (a killed write) is ours by name and
+        // replaced; a directory is somebody's, and never removed.
+        match std::fs::symlink_metadata(&mark) {
+            Ok(m) if m.is_dir() => {
+                return Err(Error::file(
+                    &mark,
+                    "a directory stands where the run keeps its token: move it away",
+                ));
+            }
+            Ok(_) => std::fs::remove_file(&mark).map_err(Error::io_on(&mark, "cannot remove"))?,
+            Err(_) => {}
+        }
         write_synced(&mark, token.as_bytes())?;
         sync_dir(dir)?;
     }
@@ -286,10 +296,15 @@ fn remove_leftovers(dir: &Path) -> Result<()> {
         }
     }
     if current.is_some() {
-        // The first save's mark in the directory itself: the current set carries it now.
-        for file in [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, SET_MARK] {
+        for file in [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE] {
             let path = dir.join(file);
             remove_any(&path).map_err(Error::io_on(&path, "cannot remove"))?;
+        }
+        // The first save's token in the directory itself (the current set carries it now); a
+        // directory of that name is not ours and stays.
+        let mark = dir.join(SET_MARK);
+        if std::fs::symlink_metadata(&mark).is_ok_and(|m| !m.is_dir()) {
+            std::fs::remove_file(&mark).map_err(Error::io_on(&mark, "cannot remove"))?;
         }
     }
     Ok(())
