@@ -192,7 +192,7 @@ echo "== 3. bad input: one line, exit 1, no hang"
 NEEDLE="this rims was built without MPI: cargo build --release --features mpi"
 refused timeout 60 "$RIMS" train --dist mpi --out "$WORK/bad"
 NEEDLE="run it as \`mpiexec -n P rims train --dist mpi"
-# Every variable src/train/dist.rs's LAUNCHER_VARS reads (this runner may itself sit in a job).
+# Every variable of LAUNCHER_VARS (src/train/dist/mod.rs) (this runner may itself sit in a job).
 refused timeout 60 env -u PMI_RANK -u PMI_FD -u PMI_PORT -u PMIX_RANK -u OMPI_COMM_WORLD_SIZE \
     -u MPI_LOCALNRANKS "$MPI_RIMS" train --dist mpi --out "$WORK/bad"
 NEEDLE="lr is 0.002 on rank 1 and 0.001 on rank 0"

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use rims::Error;
 use rims::train::{self, LrSchedule, Quiet, Task, TrainConfig, checkpoint};
 
-/// A tiny copying run with dropout and a carried state (`dist.rs` takes it without dropout).
+/// A tiny copying run with dropout and a carried state (`tests/ops/dist.rs` takes it without dropout).
 pub(crate) fn tiny() -> TrainConfig {
     TrainConfig {
         mechanisms: 3,

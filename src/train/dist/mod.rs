@@ -23,7 +23,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ops::Range;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -200,14 +200,7 @@ impl Dist {
         if size == 0 {
             return Err(Error::invalid("Dist::in_process", "a job needs a rank"));
         }
-        let group = Arc::new(Group {
-            size,
-            state: Mutex::new(Round {
-                parts: vec![None; size],
-                ..Round::default()
-            }),
-            turn: Condvar::new(),
-        });
+        let group = Arc::new(Group::new(size));
         Ok((0..size)
             .map(|r| Dist::with(r, size, Comm::Threads(group.clone())))
             .collect())
@@ -251,7 +244,7 @@ impl Dist {
     pub fn local_ranks(&self) -> usize {
         match &self.comm {
             Comm::Single => 1,
-            Comm::Threads(g) => g.size,
+            Comm::Threads(g) => g.size(),
             #[cfg(feature = "mpi")]
             Comm::Mpi(w) => w.local_ranks(),
         }
@@ -587,181 +580,11 @@ fn shown(v: &serde_json::Value) -> String {
     }
 }
 
-/// Ranks as threads: every collective is one exchange, each rank's bytes in, one combination
-/// of all of them (in rank order) out.
-struct Group {
-    size: usize,
-    state: Mutex<Round>,
-    turn: Condvar,
-}
-
-#[derive(Default)]
-struct Round {
-    arrived: usize,
-    generation: u64,
-    parts: Vec<Option<Vec<u8>>>,
-    result: Arc<Vec<u8>>,
-    /// A rank has dropped its `Dist`: no collective can complete any more.
-    left: bool,
-}
-
-impl Group {
-    fn exchange(
-        &self,
-        rank: usize,
-        part: Vec<u8>,
-        combine: impl FnOnce(&[Vec<u8>]) -> Vec<u8>,
-    ) -> Result<Vec<u8>> {
-        let gone = || Error::Stopped("another rank left the job".into());
-        let mut round = self.state.lock().map_err(|_| gone())?;
-        if round.left {
-            return Err(gone());
-        }
-        round.parts[rank] = Some(part);
-        round.arrived += 1;
-        let generation = round.generation;
-        if round.arrived == self.size {
-            let parts: Vec<Vec<u8>> = round
-                .parts
-                .iter_mut()
-                .map(|p| p.take().unwrap_or_default())
-                .collect();
-            round.result = Arc::new(combine(&parts));
-            round.arrived = 0;
-            round.generation += 1;
-            self.turn.notify_all();
-            return Ok(round.result.to_vec());
-        }
-        loop {
-            round = self.turn.wait(round).map_err(|_| gone())?;
-            if round.generation != generation {
-                return Ok(round.result.to_vec());
-            }
-            if round.left {
-                return Err(gone());
-            }
-        }
-    }
-
-    fn leave(&self) {
-        if let Ok(mut round) = self.state.lock() {
-            round.left = true;
-            self.turn.notify_all();
-        }
-    }
-}
-
 #[cfg(feature = "mpi")]
-mod mpi_comm {
-    //! The MPI transport: `MPI_COMM_WORLD` of the `mpi` crate.
+mod mpi_comm;
+mod threads;
 
-    use std::cell::RefCell;
-
-    use mpi::collective::SystemOperation;
-    use mpi::topology::SimpleCommunicator;
-    use mpi::traits::*;
-
-    use crate::error::{Error, Result};
-
-    pub(super) struct World {
-        world: SimpleCommunicator,
-        /// (rank among the ranks on this machine, how many there are).
-        local: (usize, usize),
-        scratch: RefCell<Vec<f32>>,
-        // Dropped last: MPI_Finalize.
-        _universe: mpi::environment::Universe,
-    }
-
-    impl World {
-        pub(super) fn init() -> Result<World> {
-            let universe = mpi::initialize().ok_or_else(|| {
-                Error::config("dist", "MPI was already initialised in this process")
-            })?;
-            let world = universe.world();
-            // The ranks that share this machine's memory, and so its cores and GPUs; keyed
-            // by world rank, so the local ranks follow the world's order.
-            let node = world.split_shared(world.rank());
-            let local = (node.rank() as usize, node.size() as usize);
-            Ok(World {
-                world,
-                local,
-                scratch: RefCell::new(Vec::new()),
-                _universe: universe,
-            })
-        }
-
-        pub(super) fn rank(&self) -> usize {
-            self.world.rank() as usize
-        }
-
-        pub(super) fn size(&self) -> usize {
-            self.world.size() as usize
-        }
-
-        pub(super) fn local_ranks(&self) -> usize {
-            self.local.1.max(1)
-        }
-
-        pub(super) fn local_rank(&self) -> usize {
-            self.local.0
-        }
-
-        pub(super) fn allreduce_sum(&self, buf: &mut [f32]) -> Result<()> {
-            if i32::try_from(buf.len()).is_err() {
-                return Err(Error::invalid(
-                    "Dist::allreduce_sum",
-                    format!("{} values are more than one MPI call carries", buf.len()),
-                ));
-            }
-            let mut scratch = self.scratch.borrow_mut();
-            scratch.resize(buf.len(), 0.0);
-            self.world
-                .all_reduce_into(&buf[..], &mut scratch[..], SystemOperation::sum());
-            buf.copy_from_slice(&scratch);
-            Ok(())
-        }
-
-        pub(super) fn allreduce_sum_f64(&self, buf: &mut [f64]) -> Result<()> {
-            if i32::try_from(buf.len()).is_err() {
-                return Err(Error::invalid(
-                    "Dist::allreduce_sum_f64",
-                    format!("{} values are more than one MPI call carries", buf.len()),
-                ));
-            }
-            let mut sum = vec![0f64; buf.len()];
-            self.world
-                .all_reduce_into(&buf[..], &mut sum[..], SystemOperation::sum());
-            buf.copy_from_slice(&sum);
-            Ok(())
-        }
-
-        pub(super) fn broadcast(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()> {
-            let root = self.world.process_at_rank(root as i32);
-            let mut len = bytes.len() as u64;
-            root.broadcast_into(&mut len);
-            let len = usize::try_from(len)
-                .ok()
-                .filter(|&l| i32::try_from(l).is_ok())
-                .ok_or_else(|| Error::invalid("Dist::broadcast", "message too long"))?;
-            bytes.resize(len, 0);
-            root.broadcast_into(&mut bytes[..]);
-            Ok(())
-        }
-
-        pub(super) fn barrier(&self) {
-            self.world.barrier();
-        }
-
-        pub(super) fn abort(&self, code: i32) -> ! {
-            self.world.abort(code)
-        }
-    }
-
-    /// `MPI_Abort` on the world, from anywhere once MPI is initialised (a panic hook).
-    pub(super) fn abort_world(code: i32) -> ! {
-        SimpleCommunicator::world().abort(code)
-    }
-}
+use threads::Group;
 
 #[cfg(test)]
 mod tests {
